@@ -1,0 +1,88 @@
+"""The unit readers yield: a batch of (not yet validated) queries plus quarantine rows."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from data_contracts.quarantine import quarantine_row, quarantine_table
+from data_contracts.schema import QUARANTINE_SCHEMA, QUERY_SCHEMA
+
+
+@dataclass
+class QueryBatch:
+    """Queries in QUERY_SCHEMA as read, with where each came from, and rows already rejected.
+
+    Attributes:
+      queries: a table in QUERY_SCHEMA (content not yet validated).
+      locations: one `file:line` / `file#record` per query row.
+      quarantine: a table in QUARANTINE_SCHEMA of records rejected while reading.
+    """
+
+    queries: pa.Table
+    locations: list[str]
+    quarantine: pa.Table = field(default_factory=QUARANTINE_SCHEMA.empty_table)
+
+    @property
+    def records(self) -> int:
+        """Records this batch accounts for: queries plus quarantined records."""
+        return self.queries.num_rows + self.quarantine.num_rows
+
+
+def nested_float_array(matrices: Sequence, inner: pa.DataType = pa.float32()) -> pa.Array:
+    """list<list<float32>> from a sequence of 2-D arrays (None gives a null), vectorized.
+
+    A matrix that is not 2-D (ragged python lists) falls back to Arrow's own conversion so the
+    validator, not the reader, reports it.
+    """
+    mats = []
+    for m in matrices:
+        if m is None:
+            mats.append(None)
+            continue
+        arr = np.asarray(m, dtype=np.float32) if not isinstance(m, np.ndarray) else m
+        if arr.ndim != 2 and not (arr.ndim == 1 and arr.size == 0):
+            return pa.array([None if x is None else list(map(list, x)) if not isinstance(x, list)
+                             else x for x in matrices], type=pa.list_(pa.list_(inner)))
+        mats.append(arr.reshape(arr.shape[0] if arr.ndim == 2 else 0, -1))
+    rows = [0 if m is None else m.shape[0] for m in mats]
+    widths = np.concatenate([np.full(m.shape[0], m.shape[1], dtype=np.int64)
+                             for m in mats if m is not None] or [np.zeros(0, np.int64)])
+    flat = np.concatenate([m.reshape(-1).astype(np.float32) for m in mats if m is not None]
+                          or [np.zeros(0, np.float32)])
+    inner_offsets = np.concatenate([[0], np.cumsum(widths)]).astype(np.int32)
+    inner_list = pa.ListArray.from_arrays(pa.array(inner_offsets), pa.array(flat, type=inner))
+    outer_offsets = np.concatenate([[0], np.cumsum(rows)]).astype(np.int32)
+    mask = pa.array([m is None for m in mats])
+    return pa.ListArray.from_arrays(pa.array(outer_offsets), inner_list, mask=mask)
+
+
+def rows_to_batch(rows: list[dict], stray: list[dict], step: str) -> QueryBatch:
+    """Builds a QueryBatch from reader rows; a row with an `_error` becomes a quarantine row.
+
+    Args:
+      rows: dicts with QUERY_SCHEMA keys and `_location`, or `{query_id, _error: (reason,
+        location, detail, raw)}` for a record the reader could not build.
+      stray: quarantine rows for records that belong to no query.
+      step: the step name written into quarantine rows.
+    """
+    good, locations, bad = [], [], list(stray)
+    for row in rows:
+        if "_error" in row:
+            reason, location, detail, raw = row["_error"]
+            bad.append(quarantine_row(reason, step=step, location=location,
+                                      query_id=row.get("query_id"), detail=detail, raw=raw))
+        else:
+            good.append(row)
+            locations.append(row.get("_location", ""))
+    columns = {}
+    for fld in QUERY_SCHEMA:
+        values = [r.get(fld.name) for r in good]
+        if fld.name == "features":
+            columns[fld.name] = nested_float_array(values)
+        else:
+            columns[fld.name] = pa.array(values, type=fld.type)
+    table = pa.Table.from_pydict(columns, schema=QUERY_SCHEMA)
+    return QueryBatch(table, locations, quarantine_table(bad))

@@ -1,0 +1,57 @@
+"""Reader for an outside policy's rollout log (Parquet or JSONL in ROLLOUT_SCHEMA's columns)."""
+from __future__ import annotations
+
+import os
+from typing import Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from data_contracts.errors import InputError
+from data_contracts.quarantine import quarantine_row, quarantine_table
+from data_contracts.readers.tabular import read_jsonl_rows, read_parquet_rows
+from data_contracts.reasons import Reason
+from data_contracts.schema import QUARANTINE_SCHEMA, ROLLOUT_REQUIRED, ROLLOUT_SCHEMA
+
+OUTCOME_COLUMNS = ("ranking", "reward", "passed")
+
+
+def read_rollouts(path: str, *, batch_size: int = 4096, fmt: str = "auto"
+                  ) -> Iterator[tuple[pa.Table, pa.Table]]:
+    """Streams a rollout log as (rollouts in ROLLOUT_SCHEMA, quarantine) batches.
+
+    A rollout needs `query_id`, `rollout_id` and at least one of `ranking` (document ids, best
+    first), `reward` or `passed`; a log with none of those columns is unusable, a row with all of
+    them null is quarantined.
+    """
+    if fmt == "auto":
+        fmt = "jsonl" if path.endswith((".jsonl", ".json")) else "parquet"
+    if fmt not in ("parquet", "jsonl"):
+        raise InputError(path, f"unknown rollout format {fmt!r} (expected parquet or jsonl)")
+    if not os.path.exists(path):
+        raise InputError(path, "file not found")
+    reader = read_parquet_rows if fmt == "parquet" else read_jsonl_rows
+    saw_outcome_column = None
+    for table, locations, bad in reader(path, batch_size, ROLLOUT_SCHEMA, ROLLOUT_REQUIRED,
+                                        "rollout"):
+        if saw_outcome_column is None and table.num_rows:
+            present = [c for c in OUTCOME_COLUMNS if table.column(c).null_count < table.num_rows]
+            saw_outcome_column = bool(present)
+        has = pc.or_(pc.or_(pc.is_valid(table.column("ranking")),
+                            pc.is_valid(table.column("reward"))),
+                     pc.is_valid(table.column("passed"))) if table.num_rows else pa.array([], pa.bool_())
+        missing = [i for i, ok in enumerate(has.to_pylist()) if not ok]
+        rows = [quarantine_row(Reason.ROLLOUT_WITHOUT_OUTCOME, step="read", location=locations[i],
+                               query_id=table.column("query_id")[i].as_py(),
+                               record_kind="rollout",
+                               detail="none of ranking, reward, passed is given",
+                               raw=table.slice(i, 1).to_pylist()[0]) for i in missing]
+        if missing:
+            table = table.filter(has)
+        yield table, pa.concat_tables([bad, quarantine_table(rows)]) if rows else bad
+    if saw_outcome_column is False:
+        raise InputError(path, "no outcome: expected a ranking, reward or passed value",
+                         column="ranking|reward|passed")
+
+
+__all__ = ["read_rollouts", "QUARANTINE_SCHEMA"]

@@ -1,0 +1,93 @@
+"""Embedded default input: a deterministic generator of reranking data in the canonical contract.
+
+Each query has a latent relevance per document and an *intent*: which of the informative feature
+groups carries the relevance signal for it (imbalanced on purpose, so some behaviors are rare and
+demonstration diversity matters). Documents get graded labels 0-4 by quantizing the latent
+relevance; features are noisy views of it, with a per-query noise scale spread from easy to nearly
+impossible; noise features carry nothing. The teacher scores each document from the latent
+relevance plus its own noise: good but imperfect, so behavior cloning can reach the teacher and RL
+can beat it on the reward.
+
+Knobs (`SyntheticConfig`) and defaults:
+  n_queries=800, docs per query 8..40, n_groups=4 informative groups of group_width=4 features,
+  n_noise=8 noise features, 2 intent-hint features, intent_probs=(0.55, 0.25, 0.15, 0.05),
+  query noise scale log-uniform in [0.15, 3.0], teacher_noise=0.35, seed=0.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import asdict, dataclass
+from typing import Iterator
+
+import numpy as np
+import pyarrow as pa
+
+from data_contracts.readers.base import QueryBatch, rows_to_batch
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """Knobs of the embedded generator (see the module docstring for what each does)."""
+
+    n_queries: int = 800
+    min_docs: int = 8
+    max_docs: int = 40
+    n_groups: int = 4
+    group_width: int = 4
+    n_noise: int = 8
+    intent_probs: tuple = (0.55, 0.25, 0.15, 0.05)
+    noise_low: float = 0.15
+    noise_high: float = 3.0
+    teacher_noise: float = 0.35
+    seed: int = 0
+    split: str = "train"
+
+    @property
+    def n_features(self) -> int:
+        return self.n_groups * self.group_width + self.n_noise + 2
+
+
+def _query(cfg: SyntheticConfig, index: int) -> dict:
+    query_id = f"syn-{cfg.split}-{index:06d}"
+    rng = np.random.default_rng([cfg.seed, zlib.crc32(query_id.encode())])
+    n = int(rng.integers(cfg.min_docs, cfg.max_docs + 1))
+    intent = int(rng.choice(cfg.n_groups, p=np.asarray(cfg.intent_probs) / sum(cfg.intent_probs)))
+    noise = float(np.exp(rng.uniform(np.log(cfg.noise_low), np.log(cfg.noise_high))))
+    latent = rng.normal(size=n)
+    # Labels: most documents are irrelevant, a few are highly relevant (graded 0-4).
+    cuts = np.quantile(latent, [0.45, 0.7, 0.87, 0.96]) + rng.normal(0, 0.05, size=4)
+    labels = np.searchsorted(np.sort(cuts), latent).astype(np.float32)
+    features = []
+    for g in range(cfg.n_groups):
+        strength = 1.0 if g == intent else 0.15  # the intent's group carries the signal
+        block = strength * latent[:, None] + noise * rng.normal(size=(n, cfg.group_width))
+        features.append(block)
+    features.append(rng.normal(size=(n, cfg.n_noise)))
+    hint = np.zeros((n, 2))  # the intent, noisily visible at query level (like query features)
+    angle = 2 * np.pi * intent / cfg.n_groups
+    hint[:] = [np.cos(angle) + rng.normal(0, 0.2), np.sin(angle) + rng.normal(0, 0.2)]
+    features.append(hint)
+    matrix = np.concatenate(features, axis=1).astype(np.float32)
+    teacher = (latent + cfg.teacher_noise * rng.normal(size=n)).astype(np.float32)
+    return {
+        "query_id": query_id, "doc_ids": [f"{query_id}-d{d:03d}" for d in range(n)],
+        "features": matrix, "labels": labels.tolist(), "teacher_scores": teacher.tolist(),
+        "source": "synthetic", "split": cfg.split, "_location": f"synthetic:{cfg.split}#{index}",
+    }
+
+
+def generate(cfg: SyntheticConfig = SyntheticConfig(), batch_size: int = 256
+             ) -> Iterator[QueryBatch]:
+    """Yields the synthetic dataset as query batches; identical for the same config."""
+    for start in range(0, cfg.n_queries, batch_size):
+        rows = [_query(cfg, i) for i in range(start, min(cfg.n_queries, start + batch_size))]
+        yield rows_to_batch(rows, [], step="read")
+
+
+def generate_table(cfg: SyntheticConfig = SyntheticConfig()) -> pa.Table:
+    """The whole synthetic dataset as one table (for tests and small tools)."""
+    return pa.concat_tables([b.queries for b in generate(cfg)])
+
+
+def config_dict(cfg: SyntheticConfig) -> dict:
+    return asdict(cfg)

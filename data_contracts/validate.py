@@ -1,0 +1,223 @@
+"""Validation: every query record ends ok or quarantined with a reason; nothing is dropped silently.
+
+Checks run column-wise on Arrow offsets and flat numpy values, so a batch costs a few vectorized
+passes rather than a Python loop over documents. The first failing check (in the order of
+`Reason.QUERY_REASONS`) names the record's reason; `detail` says what was found.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from data_contracts.quarantine import quarantine_row, quarantine_table
+from data_contracts.readers.base import QueryBatch
+from data_contracts.reasons import Reason
+from data_contracts.schema import QUARANTINE_SCHEMA
+
+
+@dataclass
+class ValidationState:
+    """What validation remembers across the batches of one input stream.
+
+    Attributes:
+      label_min, label_max: the declared label range (inclusive).
+      feature_width: the dataset's feature width; set by the first valid query when None.
+      seen_query_ids: query ids already accepted (a repeat is quarantined, the first one kept).
+    """
+
+    label_min: float = 0.0
+    label_max: float = 4.0
+    feature_width: int | None = None
+    seen_query_ids: set = field(default_factory=set)
+
+
+def _lengths(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    return pc.fill_null(pc.list_value_length(array), -1).to_numpy(zero_copy_only=False)
+
+
+def _flat(column) -> pa.Array:
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    return pc.list_flatten(array)
+
+
+def _per_row_any(bad_flat: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """For flat per-element flags and per-row lengths (-1 for null rows), any() per row."""
+    counts = np.maximum(lengths, 0)
+    owner = np.repeat(np.arange(len(counts)), counts)
+    return np.bincount(owner[bad_flat], minlength=len(counts)) > 0
+
+
+def _detail(query_id, reason: str, **facts) -> str:
+    return json.dumps(facts, default=str)
+
+
+def validate_queries(batch: QueryBatch, state: ValidationState, step: str = "validate"
+                     ) -> tuple[pa.Table, pa.Table]:
+    """Splits a batch into (ok queries, quarantine rows).
+
+    Args:
+      batch: queries as read, with their locations and any quarantine rows from reading (which
+        are passed through).
+      state: the stream's validation state (updated: seen ids, feature width).
+      step: step name written into quarantine rows.
+
+    Returns:
+      (ok, quarantine): ok in QUERY_SCHEMA; quarantine in QUARANTINE_SCHEMA holding the batch's
+      read-time rejects plus this step's, one row per rejected record.
+    """
+    table = batch.queries
+    n = table.num_rows
+    if n == 0:
+        return table, batch.quarantine
+    reason = np.full(n, None, dtype=object)
+    detail = np.full(n, "", dtype=object)
+
+    def mark(mask: np.ndarray, code: str, message) -> None:
+        fresh = mask & (reason == None)  # noqa: E711 - elementwise on an object array
+        for i in np.flatnonzero(fresh):
+            reason[i] = code
+            detail[i] = message(i) if callable(message) else message
+
+    ids = table.column("query_id").to_pylist()
+    mark(np.array([q is None or str(q).strip() == "" for q in ids]), Reason.EMPTY_QUERY_ID,
+         "query_id is empty")
+
+    n_docs = _lengths(table.column("doc_ids"))
+    mark(n_docs <= 0, Reason.NO_DOCUMENTS, "the query has no documents")
+
+    feat_rows = _lengths(table.column("features"))
+    mark(feat_rows != n_docs, Reason.LENGTH_MISMATCH,
+         lambda i: f"{n_docs[i]} doc ids but {feat_rows[i]} feature rows")
+    for name in ("labels", "teacher_scores", "teacher_order"):
+        lengths = _lengths(table.column(name))
+        mismatch = (lengths >= 0) & (lengths != n_docs)
+        mark(mismatch, Reason.LENGTH_MISMATCH,
+             lambda i, name=name, lengths=lengths: f"{n_docs[i]} doc ids but {lengths[i]} {name}")
+
+    # Feature width: every document row of every query must have the dataset's width.
+    inner = _flat(table.column("features"))
+    widths = pc.fill_null(pc.list_value_length(inner), -1).to_numpy(zero_copy_only=False)
+    doc_owner = np.repeat(np.arange(n), np.maximum(feat_rows, 0))
+    ragged = np.zeros(n, dtype=bool)
+    if widths.size:
+        lo = np.full(n, np.iinfo(np.int64).max)
+        hi = np.full(n, -1)
+        np.minimum.at(lo, doc_owner, widths)
+        np.maximum.at(hi, doc_owner, widths)
+        has_docs = feat_rows > 0
+        ragged = has_docs & ((lo != hi) | (lo < 0))
+        mark(ragged, Reason.RAGGED_FEATURES,
+             lambda i: f"feature rows of widths {lo[i]}..{hi[i]} in one query")
+        if state.feature_width is None:
+            candidates = np.flatnonzero(has_docs & ~ragged & (reason == None))  # noqa: E711
+            if candidates.size:
+                state.feature_width = int(lo[candidates[0]])
+        if state.feature_width is not None:
+            wrong = has_docs & ~ragged & (lo != state.feature_width)
+            mark(wrong, Reason.RAGGED_FEATURES,
+                 lambda i: f"feature width {lo[i]}, the dataset's is {state.feature_width}")
+
+    values = pc.list_flatten(inner).to_numpy(zero_copy_only=False) if widths.size else np.zeros(0)
+    value_owner = np.repeat(doc_owner, np.maximum(widths, 0)) if widths.size else np.zeros(0, int)
+    non_finite = ~np.isfinite(values.astype(np.float64, copy=False))
+    if non_finite.any():
+        bad_rows = np.bincount(value_owner[non_finite], minlength=n) > 0
+        mark(bad_rows, Reason.NON_FINITE_FEATURES, "NaN or infinite feature values")
+
+    labels_len = _lengths(table.column("labels"))
+    if (labels_len > 0).any():
+        labels = _flat(table.column("labels"))
+        lab = pc.fill_null(labels, np.nan).to_numpy(zero_copy_only=False).astype(np.float64)
+        out = ~((lab >= state.label_min) & (lab <= state.label_max))
+        mark(_per_row_any(out, labels_len), Reason.LABEL_OUT_OF_RANGE,
+             f"labels outside [{state.label_min:g}, {state.label_max:g}] or missing")
+
+    teacher_len = _lengths(table.column("teacher_scores"))
+    if (teacher_len > 0).any():
+        ts = pc.fill_null(_flat(table.column("teacher_scores")), np.nan).to_numpy(
+            zero_copy_only=False).astype(np.float64)
+        mark(_per_row_any(~np.isfinite(ts), teacher_len), Reason.BAD_TEACHER,
+             "teacher_scores holds NaN, infinite or missing values")
+    order_len = _lengths(table.column("teacher_order"))
+    if (order_len > 0).any():
+        orders = table.column("teacher_order").to_pylist()
+        not_perm = np.array([o is not None and sorted(x if x is not None else -1 for x in o)
+                             != list(range(len(o))) for o in orders])
+        mark(not_perm, Reason.BAD_TEACHER, "teacher_order is not a permutation of 0..n-1")
+
+    doc_ids = table.column("doc_ids").to_pylist()
+    dup_docs = np.array([d is not None and (len(set(d)) != len(d) or any(x is None or x == ""
+                                                                        for x in d))
+                         for d in doc_ids])
+    mark(dup_docs, Reason.DUPLICATE_DOC_ID, "repeated or empty document ids within the query")
+
+    # Duplicates across the stream: the first valid occurrence wins.
+    for i, qid in enumerate(ids):
+        if reason[i] is None:
+            if qid in state.seen_query_ids:
+                reason[i] = Reason.DUPLICATE_QUERY_ID
+                detail[i] = f"query id {qid!r} was already read"
+            else:
+                state.seen_query_ids.add(qid)
+
+    ok_mask = np.array([r is None for r in reason])
+    bad_rows = [quarantine_row(reason[i], step=step, location=batch.locations[i],
+                               query_id=ids[i], detail=detail[i],
+                               raw=_summary(table, i)) for i in np.flatnonzero(~ok_mask)]
+    quarantine = batch.quarantine
+    if bad_rows:
+        quarantine = pa.concat_tables([quarantine, quarantine_table(bad_rows)])
+    return table.filter(pa.array(ok_mask)), quarantine
+
+
+def _summary(table: pa.Table, i: int) -> dict:
+    """The record, as JSON-able values (quarantine rows keep at most RAW_LIMIT characters)."""
+    return table.slice(i, 1).to_pylist()[0]
+
+
+__all__ = ["ValidationState", "validate_queries", "QUARANTINE_SCHEMA"]
+
+
+def validate_rollouts(rollouts: pa.Table, known_docs: dict, source: str,
+                      step: str = "rollouts") -> tuple[pa.Table, pa.Table]:
+    """Splits rollouts into (ok, quarantine) against the valid queries they refer to.
+
+    Args:
+      rollouts: a table in ROLLOUT_SCHEMA.
+      known_docs: query id -> that query's document ids, for every valid query.
+      source: the log's path, for quarantine locations.
+      step: step name written into quarantine rows.
+
+    A rollout is quarantined when its query is unknown, when its ranking names a document the
+    query does not have or names one twice, or when its rollout id repeats within its query.
+    """
+    rows = rollouts.to_pylist()
+    keep, bad, seen = [], [], set()
+    for i, row in enumerate(rows):
+        qid, rid, ranking = row["query_id"], row["rollout_id"], row["ranking"]
+        location = f"{source}#rollout={rid}"
+        problem = None
+        if qid not in known_docs:
+            problem = (Reason.UNKNOWN_QUERY, f"query {qid!r} is not among the valid queries")
+        elif (qid, rid) in seen:
+            problem = (Reason.DUPLICATE_ROLLOUT_ID, f"rollout id {rid!r} repeats for query {qid!r}")
+        elif ranking is not None:
+            docs = known_docs[qid]
+            docset = docs if isinstance(docs, (set, frozenset)) else set(docs)
+            unknown = [d for d in ranking if d not in docset]
+            if unknown:
+                problem = (Reason.UNKNOWN_DOCUMENT, f"ranking names unknown documents {unknown[:5]}")
+            elif len(set(ranking)) != len(ranking):
+                problem = (Reason.REPEATED_DOCUMENT, "ranking names a document more than once")
+        if problem:
+            bad.append(quarantine_row(problem[0], step=step, location=location, query_id=qid,
+                                      record_kind="rollout", detail=problem[1], raw=row))
+        else:
+            seen.add((qid, rid))
+            keep.append(i)
+    return rollouts.take(pa.array(keep, type=pa.int64())), quarantine_table(bad)

@@ -1,0 +1,171 @@
+"""The reranking policy (shared by difficulty scoring and the trainer) and how a policy is named.
+
+A policy is a permutation-equivariant scorer: an MLP over each document's features, its features
+relative to the query's mean document, and the query's mean document (pooled context). Its scores
+define a Plackett-Luce distribution over rankings.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from data_contracts.arrays import PaddedQueries
+from data_contracts.errors import InputError
+from data_contracts.teacher import TEACHER_MODES
+
+CHECKPOINT_FORMAT = "rerank-policy/1"
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Architecture of `RerankPolicy`."""
+
+    n_features: int
+    hidden: int = 64
+    context: bool = True
+
+
+class RerankPolicy(nn.Module):
+    """Scores documents; `forward(features [B,D,F], mask [B,D]) -> scores [B,D]`."""
+
+    def __init__(self, config: PolicyConfig):
+        super().__init__()
+        self.config = config
+        width = config.n_features * (3 if config.context else 1)
+        self.net = nn.Sequential(
+            nn.Linear(width, config.hidden), nn.GELU(),
+            nn.Linear(config.hidden, config.hidden), nn.GELU(),
+            nn.Linear(config.hidden, 1),
+        )
+
+    def forward(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.config.context:
+            weights = mask.unsqueeze(-1).to(features.dtype)
+            mean = (features * weights).sum(1, keepdim=True) / weights.sum(1, keepdim=True).clamp(min=1)
+            features = torch.cat([features, features - mean, mean.expand_as(features)], dim=-1)
+        return self.net(features).squeeze(-1)
+
+
+def base_policy(n_features: int, seed: int, hidden: int = 64) -> RerankPolicy:
+    """The untrained policy at a fixed seed (identical weights for the same seed and width)."""
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        return RerankPolicy(PolicyConfig(n_features=n_features, hidden=hidden))
+    finally:
+        torch.random.set_rng_state(generator_state)
+
+
+def save_policy(model: RerankPolicy, path: str, extra: dict | None = None) -> None:
+    """Saves a checkpoint loadable with `torch.load(weights_only=True)`."""
+    payload = {"format": CHECKPOINT_FORMAT, "config": asdict(model.config),
+               "state_dict": model.state_dict()}
+    payload.update(extra or {})
+    torch.save(payload, path)
+
+
+def load_checkpoint(path: str) -> dict:
+    """Loads a checkpoint safely (tensors and plain values only)."""
+    if not os.path.isfile(path):
+        raise InputError(path, "checkpoint not found (expected base, teacher or a checkpoint file)")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for corrupt or unsafe files
+        raise InputError(path, f"unreadable checkpoint ({type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0][:200]})") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise InputError(path, f"not a {CHECKPOINT_FORMAT} checkpoint")
+    return payload
+
+
+def load_policy_checkpoint(path: str) -> RerankPolicy:
+    payload = load_checkpoint(path)
+    model = RerankPolicy(PolicyConfig(**payload["config"]))
+    model.load_state_dict(payload["state_dict"])
+    return model
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """A policy as named on the command line: `base`, `teacher` or a checkpoint path.
+
+    Attributes:
+      name: the spec as given.
+      seed: seed of the `base` policy's weights.
+      teacher_mode: where `teacher` scores come from (see `data_contracts.teacher`).
+      hidden: width of the `base` policy.
+    """
+
+    name: str = "base"
+    seed: int = 0
+    teacher_mode: str = "auto"
+    hidden: int = 64
+
+    def validate(self) -> None:
+        if self.name not in ("base", "teacher"):
+            load_checkpoint(self.name)
+        if self.teacher_mode not in TEACHER_MODES:
+            raise ValueError(f"unknown teacher mode {self.teacher_mode!r}")
+
+    def fingerprint(self) -> str:
+        """Identifies the policy's behaviour: weights hash for checkpoints."""
+        if self.name == "base":
+            return f"base:seed={self.seed}:hidden={self.hidden}"
+        if self.name == "teacher":
+            return f"teacher:{self.teacher_mode}"
+        return f"checkpoint:sha256={file_sha256(self.name)}"
+
+    @property
+    def policy_id(self) -> str:
+        if self.name in ("base", "teacher"):
+            return self.name
+        return f"checkpoint:{os.path.basename(self.name)}"
+
+
+class PolicyScorer:
+    """Scores padded queries with a policy spec; the model is built once and reused.
+
+    Args:
+      spec: which policy.
+      n_features: the data's feature width (for `base`).
+    """
+
+    def __init__(self, spec: PolicySpec, n_features: int | None = None):
+        self.spec = spec
+        self.model: RerankPolicy | None = None
+        if spec.name == "base":
+            if n_features is not None:
+                self.model = base_policy(n_features, spec.seed, spec.hidden)
+        elif spec.name != "teacher":
+            self.model = load_policy_checkpoint(spec.name)
+        if self.model is not None:
+            self.model.eval()
+
+    def scores(self, batch: PaddedQueries, teacher: np.ndarray | None = None) -> np.ndarray:
+        """[B, D] float32 scores (padded positions are arbitrary; the sampler masks them)."""
+        if self.spec.name == "teacher":
+            if teacher is None:
+                raise ValueError("the teacher policy needs teacher scores")
+            return teacher.astype(np.float32)
+        if self.model is None:  # base policy whose width is first known here
+            self.model = base_policy(batch.features.shape[-1], self.spec.seed, self.spec.hidden)
+            self.model.eval()
+        if self.model.config.n_features != batch.features.shape[-1]:
+            raise InputError(self.spec.name, f"policy expects {self.model.config.n_features} "
+                                             f"features, the data has {batch.features.shape[-1]}")
+        with torch.no_grad():
+            out = self.model(torch.from_numpy(batch.features), torch.from_numpy(batch.mask))
+        return out.numpy()

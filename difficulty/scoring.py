@@ -1,0 +1,185 @@
+"""Scores a batch of queries: rollouts from a policy (or a log), rewards, and the difficulty columns.
+
+Plain numpy/torch on Arrow tables; the Beam pipeline calls these per batch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from data_contracts.arrays import pad_queries
+from data_contracts.schema import DIFFICULTY_FIELDS, SCORED_QUERY_SCHEMA
+from data_contracts.teacher import teacher_scores
+from difficulty.estimate import BandConfig, Budget, summarize
+from difficulty.policy import PolicyScorer
+from difficulty.rewards import RewardSpec, evaluate, ideal_dcg
+from difficulty.sampler import gumbel_noise, sample_rankings
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    """How queries are scored.
+
+    Attributes:
+      reward: the reward that verifies a rollout.
+      budget: rollouts per round, maximum, adaptive or not.
+      bands: the band rule.
+      temperature: Plackett-Luce temperature of the sampled rankings.
+      seed: seeds every query's stream with (seed, query id, round).
+      teacher_mode: where the `teacher` policy's scores come from.
+    """
+
+    reward: RewardSpec
+    budget: Budget = field(default_factory=Budget)
+    bands: BandConfig = field(default_factory=BandConfig)
+    temperature: float = 1.0
+    seed: int = 0
+    teacher_mode: str = "auto"
+
+
+def deterministic_outcome(labels: np.ndarray, mask: np.ndarray, n_docs: np.ndarray,
+                          spec: RewardSpec) -> list[str | None]:
+    """Per query, why every ranking gets the same reward (a stated rule), or None.
+
+    - `single_document`: only one ranking exists.
+    - `no_relevant_documents`: all labels 0, so NDCG (ideal DCG 0) and hit@1 are 0 for any ranking.
+    - `all_labels_equal`: every ranking has the same gains.
+    """
+    out: list[str | None] = []
+    idcg = ideal_dcg(labels, mask, max(spec.k, 1))
+    for i, n in enumerate(n_docs):
+        lab = labels[i, :n]
+        if n == 1:
+            out.append("single_document")
+        elif idcg[i] == 0:
+            out.append("no_relevant_documents")
+        elif np.all(lab == lab[0]):
+            out.append("all_labels_equal")
+        else:
+            out.append(None)
+    return out
+
+
+def difficulty_table(queries: pa.Table, policy_id: str, tallies: dict, rules: list[str],
+                     cfg: BandConfig, overrides: list | None = None) -> pa.Table:
+    """Joins the query columns with the difficulty columns into SCORED_QUERY_SCHEMA."""
+    columns = summarize(tallies["successes"], tallies["trials"], tallies["reward_sum"],
+                        tallies["reward_sq_sum"], cfg)
+    columns["rule"] = np.array(rules, dtype=object)
+    if overrides is not None:  # deterministic outcomes are decided with certainty
+        fixed = np.array([o is not None for o in overrides])
+        columns["decided"] = columns["decided"] | fixed
+        columns["band_confidence"] = np.where(fixed, 1.0, columns["band_confidence"])
+        columns["rule"] = np.where(fixed, [f"deterministic:{o}" for o in overrides],
+                                   columns["rule"])
+    arrays = {name: queries.column(name) for name in queries.column_names}
+    arrays["policy_id"] = pa.array([policy_id] * queries.num_rows, pa.string())
+    for fld in DIFFICULTY_FIELDS:
+        arrays[fld.name] = pa.array(columns[fld.name], type=fld.type)
+    return pa.table(arrays, schema=SCORED_QUERY_SCHEMA)
+
+
+def score_with_policy(queries: pa.Table, scorer: PolicyScorer, cfg: ScoringConfig
+                      ) -> tuple[pa.Table, int]:
+    """Samples rollouts from the policy in rounds and estimates each query's difficulty.
+
+    Args:
+      queries: validated queries (QUERY_SCHEMA).
+      scorer: the policy.
+      cfg: reward, budget, bands, temperature and seed.
+
+    Returns:
+      (table in SCORED_QUERY_SCHEMA, rollouts sampled).
+    """
+    batch = pad_queries(queries)
+    n = queries.num_rows
+    teacher = None
+    if scorer.spec.name == "teacher":
+        teacher, has = teacher_scores(queries, scorer.spec.teacher_mode)
+        teacher = np.where(has[:, None], teacher, 0.0)  # no demonstration: a uniform policy
+    scores = scorer.scores(batch, teacher)
+    tallies = {name: np.zeros(n) for name in ("successes", "trials", "reward_sum",
+                                              "reward_sq_sum")}
+    overrides = deterministic_outcome(batch.labels, batch.mask, batch.n_docs, cfg.reward)
+    open_rows = np.arange(n)
+    budget = cfg.budget
+    spent = 0
+    for round_index in range(budget.rounds):
+        if open_rows.size == 0:
+            break
+        ids = [batch.query_ids[i] for i in open_rows]
+        noise = gumbel_noise(ids, batch.n_docs[open_rows], budget.k, cfg.seed, round_index,
+                             width=batch.mask.shape[1])
+        rankings = sample_rankings(scores[open_rows], batch.mask[open_rows], noise,
+                                   cfg.temperature)
+        reward, passed = evaluate(cfg.reward, rankings, batch.labels[open_rows],
+                                  batch.mask[open_rows])
+        spent += reward.size
+        tallies["successes"][open_rows] += passed.sum(-1)
+        tallies["trials"][open_rows] += budget.k
+        tallies["reward_sum"][open_rows] += reward.sum(-1)
+        tallies["reward_sq_sum"][open_rows] += (reward ** 2).sum(-1)
+        if not budget.adaptive:
+            break
+        summary = summarize(tallies["successes"][open_rows], tallies["trials"][open_rows],
+                            tallies["reward_sum"][open_rows], tallies["reward_sq_sum"][open_rows],
+                            cfg.bands)
+        fixed = np.array([overrides[i] is not None for i in open_rows])
+        open_rows = open_rows[~(summary["decided"] | fixed)]
+    rule = cfg.bands.rule() + (f", adaptive k={budget.k}..{budget.k_max}" if budget.adaptive
+                               else f", fixed k={budget.k}")
+    table = difficulty_table(queries, scorer.spec.policy_id, tallies, [rule] * n, cfg.bands,
+                             overrides)
+    return table, spent
+
+
+def score_from_log(queries: pa.Table, rollouts: list[list[dict]], policy_id: str,
+                   cfg: ScoringConfig) -> pa.Table:
+    """Difficulty from an outside policy's (validated) rollouts, one list of rows per query.
+
+    A rollout with a ranking is verified with `cfg.reward` (unless the reward is `log` and the log
+    gives a reward or pass flag); otherwise the log's `passed` (or `reward >= log_pass_threshold`)
+    and `reward` are used as they are. A query with no rollouts has 0 trials and an undecided band.
+    """
+    batch = pad_queries(queries)
+    n = queries.num_rows
+    tallies = {name: np.zeros(n) for name in ("successes", "trials", "reward_sum",
+                                              "reward_sq_sum")}
+    spec = cfg.reward
+    doc_index = [{d: j for j, d in enumerate(ids)} for ids in queries.column("doc_ids").to_pylist()]
+    for i, rows in enumerate(rollouts):
+        for row in rows:
+            given = row.get("reward") is not None or row.get("passed") is not None
+            if row.get("ranking") is not None and not (spec.kind == "log" and given):
+                if spec.kind == "log":
+                    raise ValueError("reward `log` needs a reward or passed value in the log")
+                idx = [doc_index[i][d] for d in row["ranking"]]
+                width = batch.mask.shape[1]
+                ranking = np.zeros((1, 1, width), dtype=np.int64)
+                valid = np.zeros((1, 1, width), dtype=bool)
+                ranking[0, 0, :len(idx)] = idx
+                valid[0, 0, :len(idx)] = True
+                reward, passed = _evaluate_partial(spec, ranking, valid, batch.labels[i:i + 1],
+                                                   batch.mask[i:i + 1])
+            else:
+                reward = row["reward"] if row.get("reward") is not None else float(row["passed"])
+                passed = (row["passed"] if row.get("passed") is not None
+                          else reward >= spec.log_pass_threshold)
+            tallies["successes"][i] += float(passed)
+            tallies["trials"][i] += 1
+            tallies["reward_sum"][i] += float(reward)
+            tallies["reward_sq_sum"][i] += float(reward) ** 2
+    rule = cfg.bands.rule() + ", outside rollouts"
+    return difficulty_table(queries, policy_id, tallies, [rule] * n, cfg.bands)
+
+
+def _evaluate_partial(spec: RewardSpec, ranking, valid, labels, mask) -> tuple[float, bool]:
+    from difficulty.rewards import ndcg_of_rankings
+
+    if spec.kind == "ndcg":
+        value = float(ndcg_of_rankings(ranking, labels, mask, spec.k, spec.gain, valid)[0, 0])
+        return value, value >= spec.tau - 1e-12
+    top_ok = bool(valid[0, 0, 0]) and labels[0, ranking[0, 0, 0]] > 0
+    return float(top_ok), top_ok
