@@ -1,0 +1,27 @@
+"""Shared fixtures: the real LTR sample beside the checkout (skipped with a reason when absent)."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+YAHOO = os.path.join(os.path.dirname(REPO), "shared", "data", "ltr-yahoo-sample")
+
+
+@pytest.fixture(scope="session")
+def yahoo_dir() -> str:
+    """Folder of ../shared/data/ltr-yahoo-sample; skips the test where ../shared is absent."""
+    if not os.path.exists(os.path.join(YAHOO, "rank.train")):
+        pytest.skip(f"real LTR sample not found at {YAHOO} (../shared is absent)")
+    return YAHOO
+
+
+@pytest.fixture(scope="session")
+def yahoo_train(yahoo_dir) -> str:
+    return os.path.join(yahoo_dir, "rank.train")
+
+
+@pytest.fixture(scope="session")
+def yahoo_test(yahoo_dir) -> str:
+    return os.path.join(yahoo_dir, "rank.test")
