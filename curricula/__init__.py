@@ -1,0 +1,1 @@
+"""Curricula: route queries by band, keep demonstrations diverse, order and stage them."""

@@ -2,7 +2,8 @@
 
 Checks run column-wise on Arrow offsets and flat numpy values, so a batch costs a few vectorized
 passes rather than a Python loop over documents. The first failing check (in the order of
-`Reason.QUERY_REASONS`) names the record's reason; `detail` says what was found.
+`Reason.QUERY_REASONS`; a duplicate query id is decided last, see `validate_queries`) names the
+record's reason; `detail` says what was found.
 """
 from __future__ import annotations
 
@@ -60,6 +61,14 @@ def validate_queries(batch: QueryBatch, state: ValidationState, step: str = "val
                      ) -> tuple[pa.Table, pa.Table]:
     """Splits a batch into (ok queries, quarantine rows).
 
+    A record's reason is its first failing check in this order (that of
+    `Reason.QUERY_REASONS`): empty query id, no documents, length mismatch, ragged features
+    (within the query, then against the dataset width), non-finite features, label out of
+    range, duplicate document id, bad teacher. A duplicate query id is decided last, among
+    records that pass every other check, so an invalid record never claims an id: the first
+    valid occurrence wins. The dataset width is the width of the first valid query of the
+    stream; records before it are not held to it. The outcome does not depend on batch size.
+
     Args:
       batch: queries as read, with their locations and any quarantine rows from reading (which
         are passed through).
@@ -74,87 +83,99 @@ def validate_queries(batch: QueryBatch, state: ValidationState, step: str = "val
     n = table.num_rows
     if n == 0:
         return table, batch.quarantine
-    reason = np.full(n, None, dtype=object)
-    detail = np.full(n, "", dtype=object)
+    checks: list = []  # (reason, mask, message) in precedence order
 
-    def mark(mask: np.ndarray, code: str, message) -> None:
-        fresh = mask & (reason == None)  # noqa: E711 - elementwise on an object array
-        for i in np.flatnonzero(fresh):
-            reason[i] = code
-            detail[i] = message(i) if callable(message) else message
+    def check(code: str, mask: np.ndarray, message) -> None:
+        checks.append((code, np.asarray(mask, dtype=bool), message))
 
     ids = table.column("query_id").to_pylist()
-    mark(np.array([q is None or str(q).strip() == "" for q in ids]), Reason.EMPTY_QUERY_ID,
-         "query_id is empty")
+    check(Reason.EMPTY_QUERY_ID, np.array([q is None or str(q).strip() == "" for q in ids]),
+          "query_id is empty")
 
     n_docs = _lengths(table.column("doc_ids"))
-    mark(n_docs <= 0, Reason.NO_DOCUMENTS, "the query has no documents")
+    check(Reason.NO_DOCUMENTS, n_docs <= 0, "the query has no documents")
 
     feat_rows = _lengths(table.column("features"))
-    mark(feat_rows != n_docs, Reason.LENGTH_MISMATCH,
-         lambda i: f"{n_docs[i]} doc ids but {feat_rows[i]} feature rows")
+    check(Reason.LENGTH_MISMATCH, feat_rows != n_docs,
+          lambda i: f"{n_docs[i]} doc ids but {feat_rows[i]} feature rows")
     for name in ("labels", "teacher_scores", "teacher_order"):
         lengths = _lengths(table.column(name))
-        mismatch = (lengths >= 0) & (lengths != n_docs)
-        mark(mismatch, Reason.LENGTH_MISMATCH,
-             lambda i, name=name, lengths=lengths: f"{n_docs[i]} doc ids but {lengths[i]} {name}")
+        check(Reason.LENGTH_MISMATCH, (lengths >= 0) & (lengths != n_docs),
+              lambda i, name=name, lengths=lengths: f"{n_docs[i]} doc ids but {lengths[i]} {name}")
 
     # Feature width: every document row of every query must have the dataset's width.
     inner = _flat(table.column("features"))
     widths = pc.fill_null(pc.list_value_length(inner), -1).to_numpy(zero_copy_only=False)
     doc_owner = np.repeat(np.arange(n), np.maximum(feat_rows, 0))
-    ragged = np.zeros(n, dtype=bool)
+    has_docs = feat_rows > 0
+    lo = np.full(n, np.iinfo(np.int64).max)
+    hi = np.full(n, -1)
     if widths.size:
-        lo = np.full(n, np.iinfo(np.int64).max)
-        hi = np.full(n, -1)
         np.minimum.at(lo, doc_owner, widths)
         np.maximum.at(hi, doc_owner, widths)
-        has_docs = feat_rows > 0
-        ragged = has_docs & ((lo != hi) | (lo < 0))
-        mark(ragged, Reason.RAGGED_FEATURES,
-             lambda i: f"feature rows of widths {lo[i]}..{hi[i]} in one query")
-        if state.feature_width is None:
-            candidates = np.flatnonzero(has_docs & ~ragged & (reason == None))  # noqa: E711
-            if candidates.size:
-                state.feature_width = int(lo[candidates[0]])
-        if state.feature_width is not None:
-            wrong = has_docs & ~ragged & (lo != state.feature_width)
-            mark(wrong, Reason.RAGGED_FEATURES,
-                 lambda i: f"feature width {lo[i]}, the dataset's is {state.feature_width}")
+    ragged = has_docs & ((lo != hi) | (lo < 0))
+    check(Reason.RAGGED_FEATURES, ragged,
+          lambda i: f"feature rows of widths {lo[i]}..{hi[i]} in one query")
+    width_check = len(checks)  # the dataset-width check goes here once the width is known
 
     values = pc.list_flatten(inner).to_numpy(zero_copy_only=False) if widths.size else np.zeros(0)
     value_owner = np.repeat(doc_owner, np.maximum(widths, 0)) if widths.size else np.zeros(0, int)
     non_finite = ~np.isfinite(values.astype(np.float64, copy=False))
-    if non_finite.any():
-        bad_rows = np.bincount(value_owner[non_finite], minlength=n) > 0
-        mark(bad_rows, Reason.NON_FINITE_FEATURES, "NaN or infinite feature values")
+    check(Reason.NON_FINITE_FEATURES, np.bincount(value_owner[non_finite], minlength=n) > 0,
+          "NaN or infinite feature values")
 
     labels_len = _lengths(table.column("labels"))
     if (labels_len > 0).any():
         labels = _flat(table.column("labels"))
         lab = pc.fill_null(labels, np.nan).to_numpy(zero_copy_only=False).astype(np.float64)
         out = ~((lab >= state.label_min) & (lab <= state.label_max))
-        mark(_per_row_any(out, labels_len), Reason.LABEL_OUT_OF_RANGE,
-             f"labels outside [{state.label_min:g}, {state.label_max:g}] or missing")
-
-    teacher_len = _lengths(table.column("teacher_scores"))
-    if (teacher_len > 0).any():
-        ts = pc.fill_null(_flat(table.column("teacher_scores")), np.nan).to_numpy(
-            zero_copy_only=False).astype(np.float64)
-        mark(_per_row_any(~np.isfinite(ts), teacher_len), Reason.BAD_TEACHER,
-             "teacher_scores holds NaN, infinite or missing values")
-    order_len = _lengths(table.column("teacher_order"))
-    if (order_len > 0).any():
-        orders = table.column("teacher_order").to_pylist()
-        not_perm = np.array([o is not None and sorted(x if x is not None else -1 for x in o)
-                             != list(range(len(o))) for o in orders])
-        mark(not_perm, Reason.BAD_TEACHER, "teacher_order is not a permutation of 0..n-1")
+        check(Reason.LABEL_OUT_OF_RANGE, _per_row_any(out, labels_len),
+              f"labels outside [{state.label_min:g}, {state.label_max:g}] or missing")
 
     doc_ids = table.column("doc_ids").to_pylist()
     dup_docs = np.array([d is not None and (len(set(d)) != len(d) or any(x is None or x == ""
                                                                         for x in d))
                          for d in doc_ids])
-    mark(dup_docs, Reason.DUPLICATE_DOC_ID, "repeated or empty document ids within the query")
+    check(Reason.DUPLICATE_DOC_ID, dup_docs, "repeated or empty document ids within the query")
+
+    teacher_len = _lengths(table.column("teacher_scores"))
+    if (teacher_len > 0).any():
+        ts = pc.fill_null(_flat(table.column("teacher_scores")), np.nan).to_numpy(
+            zero_copy_only=False).astype(np.float64)
+        check(Reason.BAD_TEACHER, _per_row_any(~np.isfinite(ts), teacher_len),
+              "teacher_scores holds NaN, infinite or missing values")
+    order_len = _lengths(table.column("teacher_order"))
+    if (order_len > 0).any():
+        orders = table.column("teacher_order").to_pylist()
+        not_perm = np.array([o is not None and sorted(x if x is not None else -1 for x in o)
+                             != list(range(len(o))) for o in orders])
+        check(Reason.BAD_TEACHER, not_perm, "teacher_order is not a permutation of 0..n-1")
+
+    # The dataset width: set by the first query passing every other check; only the records
+    # after it are held to it (as if the stream were validated one record at a time).
+    held = np.ones(n, dtype=bool)
+    if state.feature_width is None:
+        failed = np.zeros(n, dtype=bool)
+        for _, mask, _ in checks:
+            failed |= mask
+        candidates = np.flatnonzero(has_docs & ~failed)
+        if candidates.size:
+            state.feature_width = int(lo[candidates[0]])
+            held = np.arange(n) > candidates[0]
+        else:
+            held[:] = False
+    width = state.feature_width
+    checks.insert(width_check, (
+        Reason.RAGGED_FEATURES, held & has_docs & ~ragged & (lo != (width or 0)),
+        lambda i: f"feature width {lo[i]}, the dataset's is {width}"))
+
+    reason = np.full(n, None, dtype=object)
+    detail = np.full(n, "", dtype=object)
+    for code, mask, message in checks:
+        fresh = mask & (reason == None)  # noqa: E711 - elementwise on an object array
+        for i in np.flatnonzero(fresh):
+            reason[i] = code
+            detail[i] = message(i) if callable(message) else message
 
     # Duplicates across the stream: the first valid occurrence wins.
     for i, qid in enumerate(ids):

@@ -8,7 +8,7 @@ from data_contracts.errors import InputError
 from data_contracts.readers.base import QueryBatch
 from data_contracts.readers.hf import read_hf
 from data_contracts.readers.rollouts import read_rollouts
-from data_contracts.readers.svmlight import read_svmlight
+from data_contracts.readers.svmlight import _first_line_has_qid, read_svmlight
 from data_contracts.readers.tabular import read_query_table_file
 
 FORMATS = ("auto", "svmlight", "lightgbm", "parquet", "jsonl", "hf")
@@ -35,8 +35,8 @@ def detect_format(path: str) -> str:
         return "parquet"
     if lower.endswith((".jsonl", ".json")):
         return "jsonl"
-    if os.path.exists(path + ".query"):
-        return "lightgbm"
+    if os.path.exists(path + ".query") and not _first_line_has_qid(path):
+        return "lightgbm"  # a file whose lines carry qid: keeps its own groups
     if lower.endswith((".txt", ".svm", ".svmlight", ".letor", ".train", ".test", ".vali")) or \
             "." not in os.path.basename(path):
         return "svmlight"

@@ -31,22 +31,44 @@ class QueryBatch:
         return self.queries.num_rows + self.quarantine.num_rows
 
 
+def _as_matrix(m) -> np.ndarray | None:
+    """`m` as a 2-D numeric array, or None when it is not one (ragged, nulls, strings, ...).
+
+    An empty list is a query with no documents: a (0, 0) matrix.
+    """
+    if isinstance(m, np.ndarray):
+        arr = m
+    else:
+        try:
+            arr = np.asarray(m)
+        except (ValueError, TypeError):  # ragged nesting: numpy refuses it
+            return None
+    if arr.dtype.kind not in "fiub":  # strings, None, mixed objects: let Arrow judge them
+        return None
+    if arr.ndim == 2:
+        return arr
+    if arr.ndim == 1 and arr.size == 0:
+        return arr.reshape(0, 0)
+    return None
+
+
 def nested_float_array(matrices: Sequence, inner: pa.DataType = pa.float32()) -> pa.Array:
     """list<list<float32>> from a sequence of 2-D arrays (None gives a null), vectorized.
 
-    A matrix that is not 2-D (ragged python lists) falls back to Arrow's own conversion so the
-    validator, not the reader, reports it.
+    A matrix that is not a 2-D numeric array (ragged python lists, null rows or values) falls
+    back to Arrow's own conversion so the validator, not the reader, reports it; a value Arrow
+    cannot convert either (a string, a scalar) raises `pa.ArrowInvalid`/`pa.ArrowTypeError`.
     """
     mats = []
     for m in matrices:
         if m is None:
             mats.append(None)
             continue
-        arr = np.asarray(m, dtype=np.float32) if not isinstance(m, np.ndarray) else m
-        if arr.ndim != 2 and not (arr.ndim == 1 and arr.size == 0):
-            return pa.array([None if x is None else list(map(list, x)) if not isinstance(x, list)
+        arr = _as_matrix(m)
+        if arr is None:
+            return pa.array([None if x is None else x.tolist() if isinstance(x, np.ndarray)
                              else x for x in matrices], type=pa.list_(pa.list_(inner)))
-        mats.append(arr.reshape(arr.shape[0] if arr.ndim == 2 else 0, -1))
+        mats.append(arr)
     rows = [0 if m is None else m.shape[0] for m in mats]
     widths = np.concatenate([np.full(m.shape[0], m.shape[1], dtype=np.int64)
                              for m in mats if m is not None] or [np.zeros(0, np.int64)])

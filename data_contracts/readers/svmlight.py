@@ -75,6 +75,15 @@ def scan_feature_ids(path: str) -> tuple[int, int]:
     return (1 if low is None else low), high
 
 
+def _first_line_has_qid(path: str) -> bool:
+    """Whether the first non-blank line carries a `qid:` token (the qid layout)."""
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if line.strip():
+                return re.search(r"(?:^|\s)qid:", line.partition("#")[0]) is not None
+    return False
+
+
 @dataclass
 class _Group:
     query_id: str
@@ -127,7 +136,7 @@ def read_svmlight(
     low, high = scan_feature_ids(path)
     offset = 0 if low == 0 else 1
     width = num_features if num_features is not None else high + 1 - offset
-    if query_file is None and os.path.exists(path + ".query"):
+    if query_file is None and os.path.exists(path + ".query") and not _first_line_has_qid(path):
         query_file = path + ".query"
     sizes = _group_sizes(query_file) if query_file else None
 

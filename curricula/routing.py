@@ -1,0 +1,87 @@
+"""Routing: every scored query gets exactly one fate (rl, imitation candidate, or dropped) and a reason.
+
+- learnable -> RL, unless its reward group has zero variance (no group-relative signal) or it has
+  no rollouts at all.
+- too_hard  -> out of RL (it teaches shortcuts); an imitation candidate when it has a teacher
+  demonstration and `hard_to_imitation` is on.
+- too_easy  -> out of RL (zero-variance groups); an imitation candidate when it has a
+  demonstration, weighted by `easy_weight`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from data_contracts.schema import DROPPED_SCHEMA, conform
+from data_contracts.teacher import teacher_scores
+
+
+@dataclass(frozen=True)
+class RoutingConfig:
+    """Attributes:
+      teacher_mode: where demonstrations come from (`auto`, `column`, `labels`, `none`).
+      hard_to_imitation: too_hard queries with a demonstration go to imitation.
+      easy_to_imitation: too_easy queries with a demonstration go to imitation.
+      easy_weight: imitation weight of too_easy demonstrations (1.0: not down-weighted).
+    """
+
+    teacher_mode: str = "auto"
+    hard_to_imitation: bool = True
+    easy_to_imitation: bool = True
+    easy_weight: float = 1.0
+
+
+@dataclass
+class Routed:
+    """One batch split three ways; `weight` is aligned with `imitation`'s rows."""
+
+    rl: pa.Table
+    imitation: pa.Table
+    imitation_weight: np.ndarray
+    dropped: pa.Table
+
+
+def route(scored: pa.Table, cfg: RoutingConfig) -> Routed:
+    """Splits scored queries (SCORED_QUERY_SCHEMA) by band into RL, imitation candidates, dropped."""
+    band = np.array(scored.column("band").to_pylist(), dtype=object)
+    zero_var = scored.column("zero_variance").to_numpy(zero_copy_only=False)
+    trials = scored.column("trials").to_numpy(zero_copy_only=False)
+    _, has_demo = teacher_scores(scored, cfg.teacher_mode)
+    n = scored.num_rows
+    fate = np.full(n, "dropped", dtype=object)
+    reason = np.full(n, "", dtype=object)
+
+    learnable = band == "learnable"
+    no_trials = trials == 0
+    fate[learnable & ~zero_var & ~no_trials] = "rl"
+    reason[learnable & no_trials] = "no_rollouts"
+    reason[learnable & zero_var & ~no_trials] = "zero_variance_group"
+
+    hard, easy = band == "too_hard", band == "too_easy"
+    for mask, allowed, name in ((hard, cfg.hard_to_imitation, "too_hard"),
+                                (easy, cfg.easy_to_imitation, "too_easy")):
+        to_imitation = mask & has_demo & allowed
+        fate[to_imitation] = "imitation"
+        reason[mask & ~to_imitation] = (f"{name}: no demonstration" if allowed
+                                        else f"{name}: out of RL, imitation disabled")
+        reason[mask & ~has_demo & ~allowed] = f"{name}: out of RL, imitation disabled"
+
+    imitation_mask = fate == "imitation"
+    weight = np.where(easy[imitation_mask], cfg.easy_weight, 1.0).astype(np.float32)
+    dropped = scored.filter(pa.array(fate == "dropped"))
+    dropped = dropped.append_column("reason", pa.array(reason[fate == "dropped"].tolist(),
+                                                       pa.string()))
+    return Routed(
+        rl=scored.filter(pa.array(fate == "rl")),
+        imitation=scored.filter(pa.array(imitation_mask)),
+        imitation_weight=weight,
+        dropped=conform(dropped, DROPPED_SCHEMA),
+    )
+
+
+def dropped_rows(table: pa.Table, reasons: list[str]) -> pa.Table:
+    """Rows of a scored or imitation table as DROPPED_SCHEMA with the given reasons."""
+    with_reason = table.append_column("reason", pa.array(reasons, pa.string()))
+    return conform(with_reason, DROPPED_SCHEMA)

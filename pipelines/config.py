@@ -1,0 +1,81 @@
+"""The full configuration of a curriculum run, as one dataclass (recorded whole in the manifest)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from curricula.diversity import DiversityConfig
+from curricula.ordering import OrderConfig
+from curricula.routing import RoutingConfig
+from data_contracts.synthetic import SyntheticConfig
+from difficulty.estimate import BandConfig, Budget
+from difficulty.policy import PolicySpec
+from difficulty.rewards import parse_reward
+from difficulty.scoring import ScoringConfig
+
+DEFAULT_OUT = "runs/default"
+
+
+@dataclass
+class CurriculumConfig:
+    """Everything a run depends on.
+
+    Attributes:
+      inputs: query inputs; empty means the embedded synthetic default.
+      input_format: auto|svmlight|lightgbm|parquet|jsonl|hf.
+      column_map: for `hf`, contract column -> dataset column.
+      split: value for the `split` column (and the HF split to read).
+      rollouts: an outside policy's rollout log; when set, rollouts are read, not sampled.
+      policy: base|teacher|CHECKPOINT.
+      reward: ndcg@K>=TAU[,gain=exp] | hit@1 | log.
+      k, k_max, adaptive: rollouts per round, maximum, adaptive rounds.
+      temperature: sampling temperature.
+      seed: seeds per-query randomness, the base policy, clustering and selection.
+      label_min, label_max: declared label range.
+      teacher: where demonstrations come from: auto|column|labels|none.
+      out: run folder.
+      batch_size: queries per batch moved through the pipeline.
+      shards: Parquet shards per output (per stage for RL).
+      synthetic: the embedded default's knobs (used when `inputs` is empty).
+    """
+
+    inputs: list = field(default_factory=list)
+    input_format: str = "auto"
+    column_map: dict = field(default_factory=dict)
+    split: str | None = None
+    rollouts: str | None = None
+    policy: str = "base"
+    reward: str = "ndcg@10>=0.7"
+    k: int = 16
+    k_max: int = 64
+    adaptive: bool = True
+    temperature: float = 1.0
+    seed: int = 0
+    label_min: float = 0.0
+    label_max: float = 4.0
+    teacher: str = "auto"
+    bands: BandConfig = field(default_factory=BandConfig)
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
+    diversity: DiversityConfig = field(default_factory=DiversityConfig)
+    order: OrderConfig = field(default_factory=OrderConfig)
+    out: str = DEFAULT_OUT
+    batch_size: int = 256
+    shards: int = 2
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+    def policy_spec(self) -> PolicySpec:
+        return PolicySpec(name=self.policy, seed=self.seed, teacher_mode=self.teacher)
+
+    def scoring(self) -> ScoringConfig:
+        return ScoringConfig(reward=parse_reward(self.reward),
+                             budget=Budget(k=self.k, k_max=max(self.k_max, self.k),
+                                           adaptive=self.adaptive),
+                             bands=self.bands, temperature=self.temperature, seed=self.seed,
+                             teacher_mode=self.teacher)
+
+    def to_dict(self) -> dict:
+        """The config as JSON-able values; `out` is left out so moving a run keeps its hash."""
+        data = asdict(self)
+        data.pop("out")
+        if self.inputs:
+            data.pop("synthetic")
+        return data
