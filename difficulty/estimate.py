@@ -81,6 +81,16 @@ def pass_at_k(successes: np.ndarray, trials: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+_VARIANCE_ROUNDING = 1e-12  # relative: far above float64 rounding, far below real spread
+
+
+def band_of_rate(pass_rate: np.ndarray, cfg: BandConfig) -> np.ndarray:
+    """Band index (into BAND_NAMES) of known pass rates: too_hard below `hard_below`, too_easy
+    above `easy_above`, learnable otherwise (the rule the posterior bands estimate)."""
+    p = np.asarray(pass_rate, float)
+    return np.where(p < cfg.hard_below, 0, np.where(p > cfg.easy_above, 2, 1))
+
+
 @dataclass(frozen=True)
 class Budget:
     """Rollouts per query: `k` per round, up to `k_max` when `adaptive`."""
@@ -93,6 +103,13 @@ class Budget:
     def rounds(self) -> int:
         return max(1, -(-self.k_max // self.k)) if self.adaptive else 1
 
+    def round_sizes(self) -> list[int]:
+        """Rollouts of each round: `k` each, the last one cut so the total is at most `k_max`
+        (but at least one round of `k` when `k_max < k`, or when not adaptive)."""
+        if not self.adaptive or self.k_max <= self.k:
+            return [self.k]
+        return [min(self.k, self.k_max - r * self.k) for r in range(self.rounds)]
+
 
 def summarize(successes: np.ndarray, trials: np.ndarray, reward_sum: np.ndarray,
               reward_sq_sum: np.ndarray, cfg: BandConfig) -> dict:
@@ -103,7 +120,11 @@ def summarize(successes: np.ndarray, trials: np.ndarray, reward_sum: np.ndarray,
     low, high = interval(successes, trials, cfg.interval_level)
     safe = np.maximum(trials, 1)
     mean = reward_sum / safe
-    var = np.maximum(reward_sq_sum / safe - mean ** 2, 0.0)
+    second = reward_sq_sum / safe
+    var = second - mean ** 2
+    # E[r^2] - E[r]^2 of a constant reward is rounding noise (~1e-16 * E[r^2]), whose square
+    # root (~1e-8) would pass `zero_variance_tol`: treat a variance that small as exactly 0.
+    var = np.where(var <= _VARIANCE_ROUNDING * second, 0.0, var)
     std = np.sqrt(var)
     return {
         "trials": trials.astype(np.int32), "successes": successes.astype(np.int32),

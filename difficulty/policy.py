@@ -76,17 +76,29 @@ def load_checkpoint(path: str) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt or unsafe files
-        raise InputError(path, f"unreadable checkpoint ({type(exc).__name__}: "
-                               f"{str(exc).splitlines()[0][:200]})") from None
+        first_line = (str(exc).splitlines() or [""])[0][:200]  # some errors have no message
+        raise InputError(path, f"unreadable checkpoint ({type(exc).__name__}: {first_line})"
+                         ) from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise InputError(path, f"not a {CHECKPOINT_FORMAT} checkpoint")
     return payload
 
 
 def load_policy_checkpoint(path: str) -> RerankPolicy:
+    """Loads a policy saved by `save_policy`.
+
+    Raises:
+      InputError: the file is missing, unreadable, not a policy checkpoint, or its config and
+        weights do not make a `RerankPolicy` (missing keys, wrong shapes).
+    """
     payload = load_checkpoint(path)
-    model = RerankPolicy(PolicyConfig(**payload["config"]))
-    model.load_state_dict(payload["state_dict"])
+    try:
+        model = RerankPolicy(PolicyConfig(**payload["config"]))
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        first_line = (str(exc).splitlines() or [""])[0][:200]
+        raise InputError(path, f"corrupt {CHECKPOINT_FORMAT} checkpoint "
+                               f"({type(exc).__name__}: {first_line})") from None
     return model
 
 
@@ -116,7 +128,7 @@ class PolicySpec:
 
     def validate(self) -> None:
         if self.name not in ("base", "teacher"):
-            load_checkpoint(self.name)
+            load_policy_checkpoint(self.name)  # fail fast: config and weights must load too
         if self.teacher_mode not in TEACHER_MODES:
             raise ValueError(f"unknown teacher mode {self.teacher_mode!r}")
 

@@ -103,13 +103,19 @@ def ndcg_of_scores(scores: np.ndarray, labels: np.ndarray, mask: np.ndarray, k: 
     return ndcg_of_rankings(order[:, None, :], labels, mask, k, gain)[:, 0]
 
 
+def ndcg_passes(reward: np.ndarray, idcg: np.ndarray, tau: float) -> np.ndarray:
+    """Whether NDCG values pass `tau`: an NDCG equal to TAU up to float rounding passes, and a
+    query without relevant documents (ideal DCG 0) never passes, even at TAU = 0."""
+    return (reward >= tau - 1e-12) & (idcg > 0)
+
+
 def evaluate(spec: RewardSpec, rankings: np.ndarray, labels: np.ndarray, mask: np.ndarray
              ) -> tuple[np.ndarray, np.ndarray]:
     """(continuous reward [B, R], pass [B, R]) of sampled rankings under `spec`."""
     if spec.kind == "ndcg":
         reward = ndcg_of_rankings(rankings, labels, mask, spec.k, spec.gain)
-        # tolerance: an NDCG equal to TAU up to float rounding passes
-        return reward, reward >= spec.tau - 1e-12
+        return reward, ndcg_passes(reward, ideal_dcg(labels, mask, spec.k, spec.gain)[:, None],
+                                   spec.tau)
     if spec.kind == "hit":
         top = np.take_along_axis(labels[:, None, :], rankings[..., :1], axis=-1)[..., 0]
         passed = top > 0

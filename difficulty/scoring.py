@@ -12,7 +12,7 @@ import pyarrow as pa
 from data_contracts.arrays import pad_queries
 from data_contracts.schema import DIFFICULTY_FIELDS, SCORED_QUERY_SCHEMA
 from data_contracts.teacher import teacher_scores
-from difficulty.estimate import BandConfig, Budget, summarize
+from difficulty.estimate import BAND_NAMES, BandConfig, Budget, band_of_rate, summarize
 from difficulty.policy import PolicyScorer
 from difficulty.rewards import RewardSpec, evaluate, ideal_dcg
 from difficulty.sampler import gumbel_noise, sample_rankings
@@ -69,11 +69,19 @@ def difficulty_table(queries: pa.Table, policy_id: str, tallies: dict, rules: li
                         tallies["reward_sq_sum"], cfg)
     columns["rule"] = np.array(rules, dtype=object)
     if overrides is not None:  # deterministic outcomes are decided with certainty
-        fixed = np.array([o is not None for o in overrides])
+        fixed = np.array([o is not None for o in overrides], dtype=bool)
+        # every rollout of such a query has the same outcome, so its pass rate is exactly
+        # successes / trials (0 or 1) and its band follows from the band rule, whatever the
+        # posterior's most probable band after few trials would be
+        trials = np.asarray(tallies["trials"], float)
+        exact = np.divide(tallies["successes"], trials, out=np.zeros(len(trials)),
+                          where=trials > 0)
+        fixed &= trials > 0
+        columns["band"] = np.where(fixed, BAND_NAMES[band_of_rate(exact, cfg)], columns["band"])
         columns["decided"] = columns["decided"] | fixed
         columns["band_confidence"] = np.where(fixed, 1.0, columns["band_confidence"])
         columns["rule"] = np.where(fixed, [f"deterministic:{o}" for o in overrides],
-                                   columns["rule"])
+                                   columns["rule"]) if len(fixed) else columns["rule"]
     arrays = {name: queries.column(name) for name in queries.column_names}
     arrays["policy_id"] = pa.array([policy_id] * queries.num_rows, pa.string())
     for fld in DIFFICULTY_FIELDS:
@@ -106,11 +114,11 @@ def score_with_policy(queries: pa.Table, scorer: PolicyScorer, cfg: ScoringConfi
     open_rows = np.arange(n)
     budget = cfg.budget
     spent = 0
-    for round_index in range(budget.rounds):
+    for round_index, k_round in enumerate(budget.round_sizes()):
         if open_rows.size == 0:
             break
         ids = [batch.query_ids[i] for i in open_rows]
-        noise = gumbel_noise(ids, batch.n_docs[open_rows], budget.k, cfg.seed, round_index,
+        noise = gumbel_noise(ids, batch.n_docs[open_rows], k_round, cfg.seed, round_index,
                              width=batch.mask.shape[1])
         rankings = sample_rankings(scores[open_rows], batch.mask[open_rows], noise,
                                    cfg.temperature)
@@ -118,7 +126,7 @@ def score_with_policy(queries: pa.Table, scorer: PolicyScorer, cfg: ScoringConfi
                                   batch.mask[open_rows])
         spent += reward.size
         tallies["successes"][open_rows] += passed.sum(-1)
-        tallies["trials"][open_rows] += budget.k
+        tallies["trials"][open_rows] += k_round
         tallies["reward_sum"][open_rows] += reward.sum(-1)
         tallies["reward_sq_sum"][open_rows] += (reward ** 2).sum(-1)
         if not budget.adaptive:
@@ -176,10 +184,11 @@ def score_from_log(queries: pa.Table, rollouts: list[list[dict]], policy_id: str
 
 
 def _evaluate_partial(spec: RewardSpec, ranking, valid, labels, mask) -> tuple[float, bool]:
-    from difficulty.rewards import ndcg_of_rankings
+    from difficulty.rewards import ndcg_of_rankings, ndcg_passes
 
     if spec.kind == "ndcg":
         value = float(ndcg_of_rankings(ranking, labels, mask, spec.k, spec.gain, valid)[0, 0])
-        return value, value >= spec.tau - 1e-12
+        idcg = ideal_dcg(labels, mask, spec.k, spec.gain)
+        return value, bool(ndcg_passes(np.array([value]), idcg, spec.tau)[0])
     top_ok = bool(valid[0, 0, 0]) and labels[0, ranking[0, 0, 0]] > 0
     return float(top_ok), top_ok

@@ -79,3 +79,18 @@ class CurriculumConfig:
         if self.inputs:
             data.pop("synthetic")
         return data
+
+
+def config_from_dict(data: dict, out: str) -> CurriculumConfig:
+    """Rebuilds a config recorded in a manifest (the inverse of `CurriculumConfig.to_dict`)."""
+    data = dict(data)
+    nested = {"bands": BandConfig, "routing": RoutingConfig, "diversity": DiversityConfig,
+              "order": OrderConfig}
+    for name, kind in nested.items():
+        if name in data:
+            data[name] = kind(**data[name])
+    if "synthetic" in data:
+        synthetic = dict(data["synthetic"])
+        synthetic["intent_probs"] = tuple(synthetic["intent_probs"])
+        data["synthetic"] = SyntheticConfig(**synthetic)
+    return CurriculumConfig(**data, out=out)

@@ -1,0 +1,346 @@
+"""Benchmark: difficulty scoring through the Beam pipeline vs. a raw vectorized torch loop.
+
+Generates a synthetic reranking set (queries x documents x features, graded labels 0-4) in the
+canonical QUERY_SCHEMA as Parquet, then times in one process:
+
+  (a) pipeline: read Parquet -> validate -> spread -> ScoreWithPolicyFn (base policy, fixed k,
+      non-adaptive) -> difficulty columns -> WriteShards, on FnApiRunner
+      (pipelines.build_curriculum.pipeline_options);
+  (b) raw: the same policy model over the same data held in memory as padded [B, D] tensors,
+      Gumbel top-k sampling, NDCG@10 >= 0.7 pass, per-query pass counts, in plain torch.
+
+Both do one round of k rollouts per query. Each is repeated (medians reported; fewer repeats when
+one run takes over two minutes). Prints the ratio pipeline / raw, the core count and peak memory.
+
+Usage:
+  python benchmarks/bench_scoring.py                         # 20,000 x 100 x 136, k=16
+  python benchmarks/bench_scoring.py --queries 300 --repeats 1   # smoke run
+  python benchmarks/bench_scoring.py --workers 2 --direct_running_mode=multi_threading
+Unknown arguments are passed to Beam's PipelineOptions.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import tracemalloc
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+import apache_beam as beam  # noqa: E402
+import numpy as np  # noqa: E402
+import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+import torch  # noqa: E402
+
+from data_contracts.schema import DIFFICULTY_SCHEMA, QUERY_SCHEMA, conform  # noqa: E402
+from difficulty.policy import base_policy  # noqa: E402
+from difficulty.rewards import parse_reward  # noqa: E402
+from pipelines import transforms as T  # noqa: E402
+from pipelines.build_curriculum import pipeline_options  # noqa: E402
+from pipelines.config import CurriculumConfig  # noqa: E402
+
+REWARD = "ndcg@10>=0.7"
+LONG_RUN_S = 120.0  # a phase whose run takes longer than this is not repeated further
+# latent relevance cut points -> graded labels 0..4 (about 45/25/17/9/4 percent)
+LABEL_CUTS = np.array([0.13, 0.52, 1.13, 1.75], dtype=np.float32)
+
+
+# --- data ------------------------------------------------------------------------------------
+def make_data(n_queries: int, n_docs: int, n_features: int, seed: int) -> dict:
+    """Padded in-memory arrays: features [Q, D, F] float32, labels [Q, D] float32, query ids.
+
+    A latent relevance per document sets the graded label; the first quarter of the features
+    are noisy views of it (with a per-query noise scale, so queries range from easy to hard),
+    the rest are noise.
+    """
+    rng = np.random.default_rng(seed)
+    latent = rng.standard_normal((n_queries, n_docs), dtype=np.float32)
+    labels = np.searchsorted(LABEL_CUTS, latent).astype(np.float32)
+    features = rng.standard_normal((n_queries, n_docs, n_features), dtype=np.float32)
+    informative = max(1, n_features // 4)
+    strength = np.exp(rng.uniform(np.log(0.1), np.log(3.0), size=(n_queries, 1, 1))
+                      ).astype(np.float32)
+    features[..., :informative] += strength * latent[..., None]
+    query_ids = [f"bench-{i:07d}" for i in range(n_queries)]
+    return {"features": features, "labels": labels, "query_ids": query_ids}
+
+
+def _list_array(offsets_len: int, count: int, values: pa.Array) -> pa.Array:
+    """A list array of `count` rows of `offsets_len` values each (int32 offsets)."""
+    offsets = pa.array(np.arange(0, (count + 1) * offsets_len, offsets_len, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, values)
+
+
+def to_arrow(data: dict, start: int, stop: int) -> pa.Table:
+    """Queries [start, stop) as a table in QUERY_SCHEMA, built from flat buffers (no row loop)."""
+    features = data["features"][start:stop]
+    labels = data["labels"][start:stop]
+    q, d, f = features.shape
+    flat = pa.array(features.reshape(-1), type=pa.float32())
+    feature_col = _list_array(d, q, _list_array(f, q * d, flat))
+    doc_names = np.array([f"d{j:04d}" for j in range(d)], dtype=object)
+    doc_col = _list_array(d, q, pa.array(np.tile(doc_names, q), type=pa.string()))
+    label_col = _list_array(d, q, pa.array(labels.reshape(-1), type=pa.float32()))
+    columns = {
+        "query_id": pa.array(data["query_ids"][start:stop], pa.string()),
+        "doc_ids": doc_col, "features": feature_col, "labels": label_col,
+        "teacher_scores": pa.nulls(q, pa.list_(pa.float32())),
+        "teacher_order": pa.nulls(q, pa.list_(pa.int32())),
+        "source": pa.array(["bench"] * q, pa.string()),
+        "split": pa.array(["train"] * q, pa.string()),
+    }
+    return pa.Table.from_pydict(columns, schema=QUERY_SCHEMA)
+
+
+def write_parquet(data: dict, path: str, chunk: int = 1024) -> None:
+    """Writes the data in QUERY_SCHEMA, `chunk` queries per row group, uncompressed."""
+    n = len(data["query_ids"])
+    with pq.ParquetWriter(path, QUERY_SCHEMA, compression="none", use_dictionary=False) as writer:
+        for start in range(0, n, chunk):
+            writer.write_table(to_arrow(data, start, min(n, start + chunk)))
+
+
+# --- (a) the Beam pipeline ---------------------------------------------------------------------
+def build_scoring(p: beam.Pipeline, config: CurriculumConfig, root: str):
+    """read -> validate -> spread -> score with the policy -> difficulty columns -> shards.
+
+    The same transforms, in the same order, as pipelines.build_curriculum.build up to scoring.
+    """
+    read = (p | "Start" >> beam.Create([None])
+            | "ReadAndValidate" >> beam.ParDo(T.ReadAndValidateFn(config)).with_outputs(
+                T.ReadAndValidateFn.QUARANTINE, main="ok"))
+    ok = read.ok | "Spread" >> beam.Reshuffle()
+    scored = ok | "ScoreWithPolicy" >> beam.ParDo(T.ScoreWithPolicyFn(config))
+    difficulty = scored | "DifficultyColumns" >> beam.Map(conform, DIFFICULTY_SCHEMA)
+    return difficulty | "Write_difficulty" >> T.WriteShards("difficulty", root, config.shards)
+
+
+def run_pipeline(config: CurriculumConfig, root: str, beam_args: list[str]) -> None:
+    options, runner = pipeline_options(beam_args)
+    with beam.Pipeline(runner=runner, options=options) as p:
+        build_scoring(p, config, root)
+
+
+def read_difficulty(root: str) -> pa.Table:
+    folder = os.path.join(root, "difficulty")
+    files = sorted(os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs
+                   if f.endswith(".parquet"))
+    table = pa.concat_tables([pq.read_table(f) for f in files])
+    return table.sort_by("query_id")
+
+
+# --- (b) the raw torch loop ----------------------------------------------------------------------
+def raw_scoring(data: dict, model: torch.nn.Module, k: int, batch_size: int, seed: int,
+                temperature: float = 1.0) -> np.ndarray:
+    """Per-query pass counts of k Gumbel top-k rankings under NDCG@cut >= tau, plain torch."""
+    spec = parse_reward(REWARD)
+    cut, tau = spec.k, spec.tau
+    features, labels = data["features"], data["labels"]
+    n, d = labels.shape
+    cut = min(cut, d)
+    discount = 1.0 / torch.log2(torch.arange(2, cut + 2, dtype=torch.float64))
+    generator = torch.Generator().manual_seed(seed)
+    counts = np.zeros(n, dtype=np.int64)
+    mask_all = torch.ones((min(batch_size, n), d), dtype=torch.bool)  # every document is real
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            x = torch.from_numpy(features[start:start + batch_size])
+            lab = torch.from_numpy(labels[start:start + batch_size]).to(torch.float64)
+            b = x.shape[0]
+            mask = mask_all[:b]
+            scores = model(x, mask)                                          # [B, D]
+            gumbel = torch.empty((b, k, d)).exponential_(generator=generator).log_().neg_()
+            perturbed = (scores.unsqueeze(1) / temperature + gumbel).masked_fill_(
+                ~mask.unsqueeze(1), -1e30)
+            top = perturbed.topk(cut, dim=-1).indices                          # [B, k, cut]
+            gains = torch.gather(lab.unsqueeze(1).expand(-1, k, -1), 2, top)
+            dcg = (gains * discount).sum(-1)
+            idcg = (lab.topk(cut, dim=-1).values * discount).sum(-1, keepdim=True)
+            ndcg = torch.where(idcg > 0, dcg / idcg.clamp(min=1e-300), torch.zeros_like(dcg))
+            counts[start:start + b] = (ndcg >= tau - 1e-12).sum(-1).numpy()
+    return counts
+
+
+# --- memory ------------------------------------------------------------------------------------
+class PeakRSS:
+    """Peak resident memory of this process over a block: VmHWM after resetting it (Linux
+    clear_refs), else the highest VmRSS seen by a sampling thread."""
+
+    def __init__(self, interval: float = 0.05):
+        self.interval, self.peak = interval, 0
+        self._stop = threading.Event()
+        self._thread = None
+
+    @staticmethod
+    def _status(key: str) -> int:
+        try:
+            with open("/proc/self/status") as handle:
+                for line in handle:
+                    if line.startswith(key + ":"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return 0
+
+    def _sample(self):
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, self._status("VmRSS"))
+
+    def __enter__(self):
+        self._reset = False
+        try:
+            with open("/proc/self/clear_refs", "w") as handle:
+                handle.write("5")  # resets VmHWM to the current RSS
+            self._reset = True
+        except OSError:
+            pass
+        self.peak = self._status("VmRSS")
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._status("VmRSS"))
+        if self._reset:
+            self.peak = max(self.peak, self._status("VmHWM"))
+        return False
+
+
+def gib(n: float) -> str:
+    return f"{n / 2 ** 30:.2f} GiB"
+
+
+# --- main --------------------------------------------------------------------------------------
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--queries", type=int, default=20_000)
+    parser.add_argument("--docs", type=int, default=100)
+    parser.add_argument("--features", type=int, default=136)
+    parser.add_argument("--k", type=int, default=16, help="rollouts per query")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=1, help="Beam direct_num_workers")
+    parser.add_argument("--batch-size", type=int, default=256, help="queries per batch (both)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workdir", default=None, help="where the input and outputs go "
+                                                        "(default: a temporary folder)")
+    parser.add_argument("--no-tracemalloc", action="store_true",
+                        help="skip the extra, untimed pipeline run under tracemalloc")
+    return parser.parse_known_args(argv)
+
+
+def main(argv=None) -> int:
+    logging.getLogger("apache_beam").setLevel(logging.ERROR)
+    args, beam_args = parse_args(argv)
+    beam_args = [f"--direct_num_workers={args.workers}"] + beam_args
+    workdir = tempfile.mkdtemp(prefix="bench_scoring-", dir=args.workdir)
+    cores = os.cpu_count()
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
+    print(f"machine: {cores} cores ({affinity} usable), torch threads "
+          f"{torch.get_num_threads()}, python {sys.version.split()[0]}, beam {beam.__version__}, "
+          f"torch {torch.__version__}, pyarrow {pa.__version__}")
+    print(f"data: {args.queries} queries x {args.docs} docs x {args.features} features, "
+          f"k={args.k}, reward {REWARD}, batch {args.batch_size}, workers {args.workers}, "
+          f"beam args {beam_args}")
+    try:
+        t0 = time.perf_counter()
+        data = make_data(args.queries, args.docs, args.features, args.seed)
+        t1 = time.perf_counter()
+        path = os.path.join(workdir, "queries.parquet")
+        write_parquet(data, path)
+        t2 = time.perf_counter()
+        print(f"generated in {t1 - t0:.1f}s, wrote {gib(os.path.getsize(path))} Parquet in "
+              f"{t2 - t1:.1f}s -> {path}")
+
+        config = CurriculumConfig(inputs=[path], input_format="parquet", policy="base",
+                                  reward=REWARD, k=args.k, k_max=args.k, adaptive=False,
+                                  seed=args.seed, batch_size=args.batch_size,
+                                  out=os.path.join(workdir, "unused"))
+        model = base_policy(args.features, config.policy_spec().seed,
+                            config.policy_spec().hidden).eval()
+
+        times = {"pipeline": [], "raw": []}
+        peaks = {"pipeline": 0, "raw": 0}
+        done = {"pipeline": False, "raw": False}
+        first_successes = None
+        raw_counts = None
+        for r in range(args.repeats):
+            if not done["pipeline"]:
+                root = os.path.join(workdir, f"run-{r}")
+                with PeakRSS() as peak:
+                    start = time.perf_counter()
+                    run_pipeline(config, root, beam_args)
+                    elapsed = time.perf_counter() - start
+                peaks["pipeline"] = max(peaks["pipeline"], peak.peak)
+                times["pipeline"].append(elapsed)
+                table = read_difficulty(root)
+                if table.num_rows != args.queries:
+                    raise RuntimeError(f"pipeline wrote {table.num_rows} rows, expected "
+                                       f"{args.queries}")
+                successes = table.column("successes").to_numpy()
+                if first_successes is None:
+                    first_successes = successes
+                elif not np.array_equal(successes, first_successes):
+                    raise RuntimeError("pipeline runs disagree: results are not deterministic")
+                shutil.rmtree(root)
+                done["pipeline"] = elapsed > LONG_RUN_S
+                print(f"  run {r + 1}: pipeline {elapsed:.2f}s", flush=True)
+            if not done["raw"]:
+                with PeakRSS() as peak:
+                    start = time.perf_counter()
+                    raw_counts = raw_scoring(data, model, args.k, args.batch_size, args.seed + r)
+                    elapsed = time.perf_counter() - start
+                peaks["raw"] = max(peaks["raw"], peak.peak)
+                times["raw"].append(elapsed)
+                done["raw"] = elapsed > LONG_RUN_S
+                print(f"  run {r + 1}: raw      {elapsed:.2f}s", flush=True)
+
+        traced = None
+        if not args.no_tracemalloc:
+            root = os.path.join(workdir, "run-traced")
+            tracemalloc.start()
+            run_pipeline(config, root, beam_args)
+            traced = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            shutil.rmtree(root)
+
+        pipe_s, raw_s = statistics.median(times["pipeline"]), statistics.median(times["raw"])
+        ratio = pipe_s / raw_s
+        trials = args.k * args.queries
+        print()
+        print(f"pipeline: median {pipe_s:.2f}s over {len(times['pipeline'])} runs "
+              f"{[round(t, 2) for t in times['pipeline']]}, {args.queries / pipe_s:,.0f} "
+              f"queries/s")
+        print(f"raw:      median {raw_s:.2f}s over {len(times['raw'])} runs "
+              f"{[round(t, 2) for t in times['raw']]}, {args.queries / raw_s:,.0f} queries/s")
+        print(f"ratio pipeline/raw: {ratio:.2f}x (target <= 2x: "
+              f"{'met' if ratio <= 2.0 else 'NOT met'})")
+        print(f"pass rate: pipeline {first_successes.sum() / trials:.4f}, raw "
+              f"{raw_counts.sum() / trials:.4f} (independent random streams; should be close)")
+        print(f"cores: {cores}")
+        print(f"peak RSS: pipeline phase {gib(peaks['pipeline'])}, raw phase {gib(peaks['raw'])}, "
+              f"process ru_maxrss {gib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)}"
+              f" (includes the {gib(data['features'].nbytes)} in-memory features)")
+        if traced is not None:
+            print(f"pipeline tracemalloc peak (Python + numpy allocations; not Arrow/torch "
+                  f"buffers): {gib(traced)}")
+        print(f"arrow pool peak: {gib(pa.default_memory_pool().max_memory() or 0)}")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
