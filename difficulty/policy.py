@@ -172,6 +172,8 @@ class PolicyScorer:
             if teacher is None:
                 raise ValueError("the teacher policy needs teacher scores")
             return teacher.astype(np.float32)
+        if batch.features.shape[0] == 0:  # an empty batch has no feature width to build from
+            return np.zeros(batch.mask.shape, dtype=np.float32)
         if self.model is None:  # base policy whose width is first known here
             self.model = base_policy(batch.features.shape[-1], self.spec.seed, self.spec.hidden)
             self.model.eval()

@@ -199,7 +199,7 @@ def rl_loss(model, reference, batch, reward, cfg: TrainConfig, stream: int) -> t
         loss = loss + cfg.kl_coef * kl
     informative = (r.min(-1).values != r.max(-1).values).float().mean()
     return loss, {"reward_mean": float(r.mean()), "informative_fraction": float(informative),
-                  "entropy": float(-logp.detach().mean()), "kl": float(kl),
+                  "entropy": float(-logp.detach().mean()), "kl": float(kl.detach()),
                   "ranking_diversity": float(ranking_diversity(rankings.numpy(),
                                                                batch.padded.n_docs).mean())}
 

@@ -77,7 +77,7 @@ def nested_float_array(matrices: Sequence, inner: pa.DataType = pa.float32()) ->
     inner_offsets = np.concatenate([[0], np.cumsum(widths)]).astype(np.int32)
     inner_list = pa.ListArray.from_arrays(pa.array(inner_offsets), pa.array(flat, type=inner))
     outer_offsets = np.concatenate([[0], np.cumsum(rows)]).astype(np.int32)
-    mask = pa.array([m is None for m in mats])
+    mask = pa.array([m is None for m in mats], type=pa.bool_())
     return pa.ListArray.from_arrays(pa.array(outer_offsets), inner_list, mask=mask)
 
 

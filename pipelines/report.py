@@ -1,0 +1,413 @@
+"""A one-page, self-contained HTML report of a curriculum run (and its training, when logged).
+
+Figures are drawn with matplotlib's Agg canvas (no pyplot, no display, no global state) and
+embedded as base64 PNG; every figure sits in a <figure id=...> with a <figcaption>. The data comes
+from the inspector's views and named queries, so the page shows what `--query` shows.
+
+Figures (ids): pass-rates, bands, stages, diversity, quarantine, dropped; with training metrics
+also training-reward, training-ndcg, training-entropy, training-informative, training-loss.
+
+  python -m pipelines.inspect RUN --report report.html [--training DIR]
+"""
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import io
+import os
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from pipelines.inspect import Inspector, _decimals, _short
+
+BANDS = ("too_hard", "learnable", "too_easy")
+BAND_COLORS = {"too_hard": "#c0392b", "learnable": "#27ae60", "too_easy": "#2e86c1"}
+FATE_COLORS = {"imitation": "#8e44ad", "rl": "#27ae60", "dropped": "#95a5a6"}
+PHASE_COLORS = {"bc": "#8e44ad", "rl": "#27ae60", "eval": "#e67e22", "diagnostic": "#2c3e50"}
+RUN_FIGURES = ("pass-rates", "bands", "stages", "diversity", "quarantine", "dropped")
+TRAINING_METRICS = (  # (figure id, column, title)
+    ("training-reward", "reward_mean", "reward (mean over the group)"),
+    ("training-ndcg", "ndcg_at_10", "NDCG@10"),
+    ("training-entropy", "entropy", "policy entropy (nats per ranking)"),
+    ("training-informative", "informative_fraction", "informative-group fraction"),
+    ("training-loss", "loss", "loss"),
+)
+TRAINING_FIGURES = tuple(fig for fig, _, _ in TRAINING_METRICS)
+DPI = 100
+
+STYLE = """
+body { font: 14px/1.45 system-ui, -apple-system, Segoe UI, Roboto, sans-serif; color: #222;
+       max-width: 1100px; margin: 2em auto; padding: 0 1em; }
+h1 { font-size: 1.5em; margin-bottom: .2em; } h2 { font-size: 1.2em; margin-top: 2em;
+     border-bottom: 1px solid #ddd; padding-bottom: .2em; }
+.meta { color: #555; } code { font-size: .92em; }
+table { border-collapse: collapse; margin: .6em 0 1.2em; font-size: .9em; }
+th, td { padding: .2em .7em; border-bottom: 1px solid #eee; text-align: left; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+figure { margin: 1.2em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { color: #444; font-size: .92em; margin-top: .3em; }
+.empty { color: #888; font-style: italic; }
+"""
+
+
+# --- drawing helpers ------------------------------------------------------------------------
+
+def _png(fig: Figure) -> str:
+    FigureCanvasAgg(fig)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _figure(width: float = 7.5, height: float = 3.4) -> Figure:
+    fig = Figure(figsize=(width, height))
+    return fig
+
+
+def _note(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#777",
+            fontsize=11)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _column(table: pa.Table, name: str) -> list:
+    return table.column(name).to_pylist()
+
+
+# --- run figures ----------------------------------------------------------------------------
+
+def pass_rate_figure(ins: Inspector) -> tuple[Figure, str]:
+    data = ins.query("SELECT band, pass_rate FROM difficulty")
+    bands = np.array(_column(data, "band"), dtype=object)
+    rates = np.array(_column(data, "pass_rate"), dtype=float)
+    fig = _figure()
+    ax = fig.add_subplot(1, 1, 1)
+    edges = np.linspace(0, 1, 21)
+    stacks = [rates[bands == b] for b in BANDS]
+    others = rates[~np.isin(bands, BANDS)]
+    labels = [f"{b} ({len(s)})" for b, s in zip(BANDS, stacks)]
+    colors = [BAND_COLORS[b] for b in BANDS]
+    if len(others):
+        stacks.append(others)
+        labels.append(f"other ({len(others)})")
+        colors.append("#999999")
+    if len(rates):
+        ax.hist(stacks, bins=edges, stacked=True, color=colors, label=labels, edgecolor="white")
+        ax.legend(frameon=False, fontsize=9)
+    else:
+        _note(ax, "no scored queries")
+    bands_cfg = (ins.manifest.get("config", {}) or {}).get("bands", {}) or {}
+    for key in ("hard_below", "easy_above"):
+        if isinstance(bands_cfg.get(key), (int, float)):
+            ax.axvline(bands_cfg[key], color="#555", linestyle=":", linewidth=1)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("pass rate (posterior mean over the policy's rollouts)")
+    ax.set_ylabel("queries")
+    ax.set_title("Pass-rate histogram by band")
+    thresholds = ", ".join(f"{k.replace('_', ' ')} {bands_cfg[k]:g}"
+                           for k in ("hard_below", "easy_above")
+                           if isinstance(bands_cfg.get(k), (int, float)))
+    caption = (f"Pass rates of the {len(rates)} scored queries in 20 bins, stacked by band"
+               + (f"; dotted lines: band thresholds ({thresholds})" if thresholds else "")
+               + ". Bands are decided by the posterior, so a bin can hold two bands.")
+    return fig, caption
+
+
+def bands_figure(ins: Inspector) -> tuple[Figure, str]:
+    table = ins.named("bands")
+    names = _column(table, "band")
+    fig = _figure(7.5, 3.0)
+    ax = fig.add_subplot(1, 1, 1)
+    left = np.zeros(len(names))
+    for fate in ("imitation", "rl", "dropped"):
+        values = np.array(_column(table, fate), dtype=float)
+        ax.barh(names, values, left=left, color=FATE_COLORS[fate], label=fate)
+        left += values
+    totals = _column(table, "queries")
+    for y, total in enumerate(totals):
+        ax.text(left[y] + max(left.max(), 1) * 0.01, y, str(total), va="center", fontsize=9)
+    ax.invert_yaxis()
+    ax.set_xlabel("queries")
+    ax.set_title("Band counts and where each band went")
+    ax.legend(frameon=False, fontsize=9, loc="lower right")
+    ax.set_xlim(0, max(left.max(), 1) * 1.1)
+    caption = ("Queries per difficulty band (" + ", ".join(
+        f"{b} {n}" for b, n in zip(names, totals)) + "), split by fate: imitation, RL or dropped.")
+    return fig, caption
+
+
+def stages_figure(ins: Inspector) -> tuple[Figure, str]:
+    table = ins.named("stages")
+    rows = table.to_pylist()
+    labels = ["imitation" if r["phase"] == "imitation" else f"rl {r['stage']}" for r in rows]
+    fig = _figure(9.5, 3.4)
+    ax, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    x = np.arange(len(rows))
+    own = np.array([r["queries"] for r in rows], dtype=float)
+    replayed = np.array([r["replayed"] for r in rows], dtype=float)
+    colors = [FATE_COLORS["imitation"] if r["phase"] == "imitation" else FATE_COLORS["rl"]
+              for r in rows]
+    ax.bar(x, own, color=colors, label="queries")
+    ax.bar(x, replayed, bottom=own, color="#f5b041", label="replayed")
+    ax.set_xticks(x, labels)
+    ax.set_ylabel("rows")
+    ax.set_title("Stage sizes, in curriculum order")
+    if replayed.any():
+        ax.legend(frameon=False, fontsize=9)
+    for i, r in enumerate(rows):
+        lo, mean, hi = r["pass_rate_min"], r["pass_rate_mean"], r["pass_rate_max"]
+        if lo is None:
+            continue
+        ax2.plot([i, i], [lo, hi], color=colors[i], linewidth=6, solid_capstyle="butt", alpha=.6)
+        ax2.plot([i], [mean], marker="o", color="#222")
+    ax2.set_xticks(x, labels)
+    ax2.set_xlim(-0.6, len(rows) - 0.4)
+    ax2.set_ylim(0, 1)
+    ax2.set_ylabel("pass rate")
+    ax2.set_title("Pass-rate range per stage (dot: mean)")
+    parts = []
+    for label, r in zip(labels, rows):
+        rng = (f"{r['pass_rate_min']:.3f}-{r['pass_rate_max']:.3f}"
+               if r["pass_rate_min"] is not None else "empty")
+        parts.append(f"{label}: {r['rows']} rows ({rng})")
+    strategy = ((ins.manifest.get("config", {}) or {}).get("order", {}) or {}).get("strategy")
+    caption = ("Curriculum stages in training order" + (f" (strategy {strategy})" if strategy
+                                                         else "") + ": " + "; ".join(parts)
+               + ". Ranges cover each stage's own queries, not replayed ones.")
+    return fig, caption
+
+
+def diversity_figure(ins: Inspector) -> tuple[Figure, str]:
+    table = ins.named("diversity")
+    sides = {r["side"]: r for r in table.to_pylist()}
+    fig = _figure(7.5, 3.2)
+    ax = fig.add_subplot(1, 1, 1)
+    width = max([len(r["cluster_counts"] or []) for r in sides.values()] + [0])
+    x = np.arange(width)
+    for offset, side, color in ((-0.2, "before", "#bdc3c7"), (0.2, "after", "#8e44ad")):
+        if side not in sides:
+            continue
+        counts = list(sides[side]["cluster_counts"] or []) + [0] * width
+        r = sides[side]
+        ax.bar(x + offset, counts[:width], width=0.4, color=color,
+               label=f"{side}: {r['demonstrations']} demos, entropy "
+                     f"{(r['entropy_bits'] or 0):.2f} bits, {r['distinct_signatures']} "
+                     f"signatures")
+    if width:
+        ax.set_xticks(x)
+        ax.legend(frameon=False, fontsize=9)
+    else:
+        _note(ax, "no demonstrations")
+    ax.set_xlabel("behavior cluster")
+    ax.set_ylabel("demonstrations")
+    ax.set_title("Demonstration diversity before and after selection")
+    b, a = sides.get("before"), sides.get("after")
+    caption = "Demonstrations per behavior cluster, before and after per-cluster quotas"
+    if b and a:
+        caption += (f": clusters used {b['clusters_used']} -> {a['clusters_used']}, entropy "
+                    f"{(b['entropy_bits'] or 0):.3f} -> {(a['entropy_bits'] or 0):.3f} bits, "
+                    f"distinct signatures {b['distinct_signatures']} -> "
+                    f"{a['distinct_signatures']}")
+    return fig, caption + "."
+
+
+def _reason_bars(ax, labels: list[str], values: list[int], color: str, empty: str) -> None:
+    if not labels:
+        _note(ax, empty)
+        return
+    y = np.arange(len(labels))
+    ax.barh(y, values, color=color)
+    ax.set_yticks(y, labels)
+    ax.invert_yaxis()
+    for i, v in enumerate(values):
+        ax.text(v + max(values) * 0.01, i, str(v), va="center", fontsize=9)
+    ax.set_xlim(0, max(values) * 1.12)
+
+
+def quarantine_figure(ins: Inspector) -> tuple[Figure, str]:
+    table = ins.query("SELECT reason || ' (' || record_kind || ')' AS label, count(*) AS n "
+                      "FROM quarantine GROUP BY ALL ORDER BY n DESC, label")
+    labels, values = _column(table, "label"), _column(table, "n")
+    fig = _figure(7.5, max(2.2, 0.45 * len(labels) + 1.2))
+    ax = fig.add_subplot(1, 1, 1)
+    _reason_bars(ax, labels, values, "#d35400", "nothing was quarantined")
+    ax.set_title("Quarantine reasons")
+    if labels:
+        ax.set_xlabel("records")
+    counts = ins.manifest.get("counts", {})
+    caption = (f"Records set aside by validation, by reason and kind: {sum(values)} records "
+               f"({counts.get('quarantined', 0)} queries of {counts.get('read', 0)} read"
+               + (f", {counts['rollouts_quarantined']} rollouts"
+                  if counts.get("rollouts_quarantined") else "") + ").")
+    return fig, caption
+
+
+def dropped_figure(ins: Inspector) -> tuple[Figure, str]:
+    table = ins.named("dropped")
+    labels = [f"{r} ({b})" for r, b in zip(_column(table, "reason"), _column(table, "band"))]
+    values = _column(table, "queries")
+    fig = _figure(7.5, max(2.2, 0.45 * len(labels) + 1.2))
+    ax = fig.add_subplot(1, 1, 1)
+    _reason_bars(ax, labels, values, "#7f8c8d", "nothing was dropped")
+    ax.set_title("Dropped queries by reason and band")
+    if labels:
+        ax.set_xlabel("queries")
+    caption = (f"Scored queries in neither imitation nor RL: {sum(values)}, by reason "
+               "(too_hard/too_easy without a demonstration, zero-variance groups, queries thinned "
+               "by the diversity quota) and band.")
+    return fig, caption
+
+
+# --- training figures -----------------------------------------------------------------------
+
+def _smooth(values: np.ndarray, window: int) -> np.ndarray:
+    finite = np.where(np.isfinite(values), values, 0.0)
+    weight = np.isfinite(values).astype(float)
+    kernel = np.ones(window)
+    total = np.convolve(finite, kernel, mode="same")
+    n = np.convolve(weight, kernel, mode="same")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, total / n, np.nan)
+
+
+def training_figure(ins: Inspector, column: str, title: str) -> tuple[Figure, str]:
+    data = ins.query(f'SELECT phase, policy, step, stage, "{column}" AS value FROM training '
+                     f'WHERE "{column}" IS NOT NULL AND step IS NOT NULL ORDER BY phase, step')
+    rows = data.to_pylist()
+    fig = _figure(7.5, 3.2)
+    ax = fig.add_subplot(1, 1, 1)
+    phases = sorted({r["phase"] or "?" for r in rows},
+                    key=lambda p: (list(PHASE_COLORS).index(p) if p in PHASE_COLORS else 9, p))
+    summary = []
+    for phase in phases:
+        points = [r for r in rows if (r["phase"] or "?") == phase]
+        steps = np.array([r["step"] for r in points], dtype=float)
+        values = np.array([np.nan if r["value"] is None else r["value"] for r in points], float)
+        color = PHASE_COLORS.get(phase, "#7f8c8d")
+        if len(points) > 40:
+            ax.plot(steps, values, color=color, alpha=0.25, linewidth=0.8)
+            window = max(5, len(points) // 40)
+            ax.plot(steps, _smooth(values, window), color=color, linewidth=1.8,
+                    label=f"{phase} (mean of {window})")
+        else:
+            ax.plot(steps, values, color=color, marker="o", markersize=4,
+                    linewidth=1.2 if phase != "diagnostic" else 0, label=phase)
+            if phase == "diagnostic":
+                for r, s, v in zip(points, steps, values):
+                    if r["policy"]:
+                        ax.annotate(r["policy"], (s, v), textcoords="offset points",
+                                    xytext=(4, 4), fontsize=8, color=color)
+        finite = values[np.isfinite(values)]
+        if len(finite):
+            summary.append(f"{phase}: {len(points)} points, last {finite[-1]:.4g}")
+        if phase == "rl":
+            stages = [r["stage"] for r in points]
+            for i in range(1, len(points)):
+                if stages[i] != stages[i - 1] and stages[i] is not None:
+                    ax.axvline(steps[i], color="#999", linestyle=":", linewidth=0.8)
+    if rows:
+        ax.legend(frameon=False, fontsize=9)
+        ax.set_xlabel("step")
+    else:
+        _note(ax, f"{column} was not logged")
+    ax.set_title(f"Training: {title}")
+    caption = (f"{title[0].upper() + title[1:]} per logged step, one curve per phase"
+               + (" (dotted lines: RL stage changes)" if "rl" in phases else "")
+               + (": " + "; ".join(summary) if summary else ": not logged") + ".")
+    return fig, caption
+
+
+# --- tables and page ------------------------------------------------------------------------
+
+def html_table(table: pa.Table, empty: str = "no rows") -> str:
+    if table.num_rows == 0:
+        return f'<p class="empty">{html.escape(empty)}</p>'
+    names = table.column_names
+    data = table.to_pylist()
+    numeric = [pa.types.is_integer(t) or pa.types.is_floating(t) for t in table.schema.types]
+    decimals = [_decimals([r[n] for r in data]) if pa.types.is_floating(t) else 4
+                for n, t in zip(names, table.schema.types)]
+    head = "".join(f'<th class="{"num" if num else ""}">{html.escape(n)}</th>'
+                   for n, num in zip(names, numeric))
+    body = []
+    for row in data:
+        cells = "".join(f'<td class="{"num" if num else ""}">'
+                        f"{html.escape(_short(row[n], 80, d))}</td>"
+                        for n, num, d in zip(names, numeric, decimals))
+        body.append(f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _figure_html(fig_id: str, draw: Callable[[], tuple[Figure, str]]) -> str:
+    fig, caption = draw()
+    return (f'<figure id="{fig_id}"><img alt="{html.escape(caption, quote=True)}" '
+            f'src="data:image/png;base64,{_png(fig)}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def build_report(ins: Inspector) -> str:
+    """The report page as one HTML string."""
+    m = ins.manifest
+    counts = m.get("counts", {})
+    esc = html.escape
+    inputs = ", ".join(f"{i.get('path')} ({i.get('format')})" for i in m.get("inputs", []))
+    policy = m.get("policy", {}) or {}
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>Curriculum run {esc(os.path.basename(ins.root))}</title>",
+        f"<style>{STYLE}</style></head><body>",
+        f"<h1>Curriculum run <code>{esc(ins.root)}</code></h1>",
+        f'<p class="meta">{esc(str(m.get("created_by", "")))} '
+        f'{esc(str(m.get("package_version", "")))}, schema {esc(str(m.get("schema_version")))},'
+        f' config <code>{esc(str(m.get("config_hash", ""))[:12])}</code>; inputs: '
+        f'{esc(inputs)}; policy {esc(str(policy.get("policy_id", "")))} '
+        f'(<code>{esc(str(policy.get("fingerprint", "")))}</code>)'
+        + (f"; training metrics <code>{esc(ins.training_path)}</code>"
+           if ins.training_path else "")
+        + f'; report written {datetime.datetime.now().isoformat(timespec="seconds")}.</p>',
+        "<p>read {read} = quarantined {q} + scored {s}; bands: too_hard {h}, learnable {l}, "
+        "too_easy {e}; fates: imitation {i}, rl {r} ({rows} rows, {rep} replayed), dropped {d}."
+        "</p>".format(read=counts.get("read", 0), q=counts.get("quarantined", 0),
+                      s=counts.get("scored", 0), h=counts.get("too_hard", 0),
+                      l=counts.get("learnable", 0), e=counts.get("too_easy", 0),
+                      i=counts.get("imitation", 0), r=counts.get("rl", 0),
+                      rows=counts.get("rl_rows", 0), rep=counts.get("rl_replayed", 0),
+                      d=counts.get("dropped", 0)),
+        "<h2>Difficulty</h2>",
+        _figure_html("pass-rates", lambda: pass_rate_figure(ins)),
+        _figure_html("bands", lambda: bands_figure(ins)),
+        html_table(ins.named("bands")),
+        "<h2>Curriculum</h2>",
+        _figure_html("stages", lambda: stages_figure(ins)),
+        html_table(ins.named("stages")),
+        "<h2>Demonstration diversity</h2>",
+        _figure_html("diversity", lambda: diversity_figure(ins)),
+        html_table(ins.named("diversity")),
+        "<h2>Quarantine and dropped queries</h2>",
+        _figure_html("quarantine", lambda: quarantine_figure(ins)),
+        html_table(ins.named("quarantine"), "nothing was quarantined"),
+        _figure_html("dropped", lambda: dropped_figure(ins)),
+        html_table(ins.named("dropped"), "nothing was dropped"),
+    ]
+    if ins.has_training():
+        parts.append("<h2>Training</h2>")
+        for fig_id, column, title in TRAINING_METRICS:
+            parts.append(_figure_html(fig_id, lambda c=column, t=title:
+                                      training_figure(ins, c, t)))
+        parts.append(html_table(ins.named("training")))
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def write_report(ins: Inspector, path: str) -> str:
+    """Writes the report page to `path`; returns `path`."""
+    page = build_report(ins)
+    with open(path, "w", encoding="utf-8") as out:
+        out.write(page)
+    return path
