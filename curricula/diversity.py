@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import rankdata
 from sklearn.cluster import KMeans
 
 from data_contracts.arrays import PaddedQueries
@@ -41,11 +42,13 @@ class DiversityConfig:
 
 
 def _ranks(scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    masked = np.where(mask, scores, np.inf)
-    order = np.argsort(masked, axis=-1, kind="stable")
-    ranks = np.empty_like(order, dtype=np.float64)
-    np.put_along_axis(ranks, order, np.arange(scores.shape[-1])[None, :].repeat(len(scores), 0),
-                      axis=-1)
+    """Ranks of the real documents' scores (ties share their average rank, as in Spearman's rho,
+    so a descriptor never depends on the input order of tied documents); 0 where padded."""
+    ranks = np.zeros(scores.shape, dtype=np.float64)
+    for i in range(len(scores)):
+        valid = np.flatnonzero(mask[i])
+        if valid.size:
+            ranks[i, valid] = rankdata(scores[i, valid], method="average") - 1.0
     return ranks
 
 

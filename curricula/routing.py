@@ -6,6 +6,9 @@
   demonstration and `hard_to_imitation` is on.
 - too_easy  -> out of RL (zero-variance groups); an imitation candidate when it has a
   demonstration, weighted by `easy_weight`.
+
+A demonstration counts only when it orders something (see `informative_demonstrations`): a
+single-document query, or one whose teacher scores (or labels) all tie, has none.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from data_contracts.arrays import list_lengths
 from data_contracts.schema import DROPPED_SCHEMA, conform
 from data_contracts.teacher import teacher_scores
 
@@ -48,7 +52,8 @@ def route(scored: pa.Table, cfg: RoutingConfig) -> Routed:
     band = np.array(scored.column("band").to_pylist(), dtype=object)
     zero_var = scored.column("zero_variance").to_numpy(zero_copy_only=False)
     trials = scored.column("trials").to_numpy(zero_copy_only=False)
-    _, has_demo = teacher_scores(scored, cfg.teacher_mode)
+    scores, given_demo = teacher_scores(scored, cfg.teacher_mode)
+    has_demo = given_demo & informative_demonstrations(scored, scores)
     n = scored.num_rows
     fate = np.full(n, "dropped", dtype=object)
     reason = np.full(n, "", dtype=object)
@@ -64,9 +69,12 @@ def route(scored: pa.Table, cfg: RoutingConfig) -> Routed:
                                 (easy, cfg.easy_to_imitation, "too_easy")):
         to_imitation = mask & has_demo & allowed
         fate[to_imitation] = "imitation"
-        reason[mask & ~to_imitation] = (f"{name}: no demonstration" if allowed
-                                        else f"{name}: out of RL, imitation disabled")
-        reason[mask & ~has_demo & ~allowed] = f"{name}: out of RL, imitation disabled"
+        if allowed:
+            reason[mask & ~given_demo] = f"{name}: no demonstration"
+            reason[mask & given_demo & ~has_demo] = (f"{name}: uninformative demonstration "
+                                                     "(one document or all tied)")
+        else:
+            reason[mask] = f"{name}: out of RL, imitation disabled"
 
     imitation_mask = fate == "imitation"
     weight = np.where(easy[imitation_mask], cfg.easy_weight, 1.0).astype(np.float32)
@@ -79,6 +87,19 @@ def route(scored: pa.Table, cfg: RoutingConfig) -> Routed:
         imitation_weight=weight,
         dropped=conform(dropped, DROPPED_SCHEMA),
     )
+
+
+def informative_demonstrations(table: pa.Table, scores: np.ndarray) -> np.ndarray:
+    """[B] whether a demonstration orders anything: two or more documents whose teacher scores
+    are not all tied. A single document, or labels all equal (e.g. all 0), make every order the
+    ideal one, so the "demonstration" would only teach the input order."""
+    n_docs = list_lengths(table.column("doc_ids"))
+    out = np.zeros(len(n_docs), dtype=bool)
+    for i, n in enumerate(n_docs):
+        if n >= 2:
+            row = scores[i, :n]
+            out[i] = bool((row != row[0]).any())
+    return out
 
 
 def dropped_rows(table: pa.Table, reasons: list[str]) -> pa.Table:

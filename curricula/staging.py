@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from data_contracts.errors import InputError
-from data_contracts.manifest import sha256_file
+from data_contracts.manifest import MANIFEST_NAME, sha256_file
 
 SORT_KEYS = {
     "difficulty": [("query_id", "ascending")],
@@ -49,9 +49,17 @@ def write_shard(tables: list[pa.Table], phase: str, stage: int | None, shard: in
 
 
 def check_output_path(out: str) -> None:
-    """Fails with one line when the output path cannot be a run folder."""
+    """Fails with one line when the output path cannot be a run folder.
+
+    A run replaces the folder whole, so an existing folder must be an earlier run (it holds a
+    manifest.json) or empty: a folder of other files is never deleted by a publish.
+    """
     if os.path.exists(out) and not os.path.isdir(out):
         raise InputError(out, "output path is a file (expected a folder, or a path to create)")
+    if os.path.isdir(out) and os.listdir(out) and \
+            not os.path.isfile(os.path.join(out, MANIFEST_NAME)):
+        raise InputError(out, f"output folder exists and is not a run folder (no {MANIFEST_NAME})"
+                              "; a run replaces its folder whole, so name a new or empty folder")
     parent = os.path.dirname(os.path.abspath(out))
     if os.path.exists(parent) and not os.path.isdir(parent):
         raise InputError(parent, "parent of the output path is a file")

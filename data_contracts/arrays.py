@@ -30,7 +30,10 @@ class PaddedQueries:
 
 
 def _combined(column) -> pa.Array:
-    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    """One array; a single chunk is used as it is (combine_chunks would copy it)."""
+    if not isinstance(column, pa.ChunkedArray):
+        return column
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
 def list_lengths(column) -> np.ndarray:
@@ -69,12 +72,16 @@ def pad_queries(table: pa.Table) -> PaddedQueries:
     inner = pc.list_flatten(features_col)
     width = int(pc.list_value_length(inner)[0].as_py()) if len(inner) else 0
     flat = pc.list_flatten(inner).to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-    features = np.zeros((b, d, width), dtype=np.float32)
-    rows = np.repeat(np.arange(b), n_docs)
-    cols = _positions(n_docs)
-    features[rows, cols] = flat.reshape(-1, width) if width else flat.reshape(len(rows), 0)
-    mask = np.zeros((b, d), dtype=bool)
-    mask[rows, cols] = True
+    if b and (n_docs == d).all():  # no padding: the flat values are the array, row-major
+        features = np.array(flat.reshape(b, d, width), dtype=np.float32)  # an owned copy
+        mask = np.ones((b, d), dtype=bool)
+    else:
+        features = np.zeros((b, d, width), dtype=np.float32)
+        rows = np.repeat(np.arange(b), n_docs)
+        cols = _positions(n_docs)
+        features[rows, cols] = flat.reshape(-1, width) if width else flat.reshape(len(rows), 0)
+        mask = np.zeros((b, d), dtype=bool)
+        mask[rows, cols] = True
     labels_len = list_lengths(table.column("labels"))
     return PaddedQueries(
         query_ids=table.column("query_id").to_pylist(), features=features, mask=mask,

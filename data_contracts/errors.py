@@ -10,6 +10,7 @@ class InputError(ValueError):
     """
 
     def __init__(self, path: str, problem: str, column: str | None = None):
+        problem = " ".join(str(problem).splitlines())  # e.g. a multi-line message from Arrow
         where = f"{path}: column {column!r}: " if column else f"{path}: "
         super().__init__(where + problem)
         self.path = path

@@ -28,29 +28,59 @@ class ValidationState:
       label_min, label_max: the declared label range (inclusive).
       feature_width: the dataset's feature width; set by the first valid query when None.
       seen_query_ids: query ids already accepted (a repeat is quarantined, the first one kept).
+      require_labels: a query without labels is quarantined (`missing_labels`): a reward that
+        verifies rankings against labels cannot score it.
     """
 
     label_min: float = 0.0
     label_max: float = 4.0
+    require_labels: bool = False
     feature_width: int | None = None
     seen_query_ids: set = field(default_factory=set)
 
 
+def _array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """One array; a single chunk is used as it is (combine_chunks would copy it)."""
+    if not isinstance(column, pa.ChunkedArray):
+        return column
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
 def _lengths(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    return pc.fill_null(pc.list_value_length(array), -1).to_numpy(zero_copy_only=False)
+    return pc.fill_null(pc.list_value_length(_array(column)), -1).to_numpy(zero_copy_only=False)
 
 
 def _flat(column) -> pa.Array:
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    return pc.list_flatten(array)
+    return pc.list_flatten(_array(column))
 
 
 def _per_row_any(bad_flat: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """For flat per-element flags and per-row lengths (-1 for null rows), any() per row."""
     counts = np.maximum(lengths, 0)
+    if not bad_flat.any():
+        return np.zeros(len(counts), dtype=bool)
     owner = np.repeat(np.arange(len(counts)), counts)
     return np.bincount(owner[bad_flat], minlength=len(counts)) > 0
+
+
+def _bad_doc_ids(column, lengths: np.ndarray) -> np.ndarray:
+    """Per row, whether a document id is null, empty or repeated within it (False for null rows).
+
+    Vectorized: ids are dictionary-encoded and (row, id code) pairs sorted to find repeats.
+    """
+    n = len(lengths)
+    flat = _flat(column)
+    if len(flat) == 0:
+        return np.zeros(n, dtype=bool)
+    owner = np.repeat(np.arange(n, dtype=np.int64), np.maximum(lengths, 0))
+    bad = pc.fill_null(pc.equal(flat, ""), True).to_numpy(zero_copy_only=False)
+    codes = pc.fill_null(pc.dictionary_encode(flat).indices, -1).to_numpy(
+        zero_copy_only=False).astype(np.int64)
+    keys = np.sort(owner * (int(codes.max()) + 2) + codes + 1)
+    repeated = keys[1:][keys[1:] == keys[:-1]] // (int(codes.max()) + 2)
+    out = np.bincount(owner[bad], minlength=n) > 0
+    out[repeated] = True
+    return out
 
 
 def _detail(query_id, reason: str, **facts) -> str:
@@ -110,18 +140,23 @@ def validate_queries(batch: QueryBatch, state: ValidationState, step: str = "val
     has_docs = feat_rows > 0
     lo = np.full(n, np.iinfo(np.int64).max)
     hi = np.full(n, -1)
-    if widths.size:
-        np.minimum.at(lo, doc_owner, widths)
-        np.maximum.at(hi, doc_owner, widths)
+    if widths.size:  # per-query min and max width (reduceat over each query's documents)
+        docs = np.maximum(feat_rows, 0)
+        starts = (np.cumsum(docs) - docs)[has_docs]
+        lo[has_docs] = np.minimum.reduceat(widths, starts)
+        hi[has_docs] = np.maximum.reduceat(widths, starts)
     ragged = has_docs & ((lo != hi) | (lo < 0))
     check(Reason.RAGGED_FEATURES, ragged,
           lambda i: f"feature rows of widths {lo[i]}..{hi[i]} in one query")
     width_check = len(checks)  # the dataset-width check goes here once the width is known
 
     values = pc.list_flatten(inner).to_numpy(zero_copy_only=False) if widths.size else np.zeros(0)
-    value_owner = np.repeat(doc_owner, np.maximum(widths, 0)) if widths.size else np.zeros(0, int)
-    non_finite = ~np.isfinite(values.astype(np.float64, copy=False))
-    check(Reason.NON_FINITE_FEATURES, np.bincount(value_owner[non_finite], minlength=n) > 0,
+    if values.dtype.kind != "f":
+        values = values.astype(np.float64)
+    non_finite = np.flatnonzero(~np.isfinite(values))  # float32 or 64: the same verdict
+    # owner of each bad value: its document (by the documents' value offsets), then query
+    value_doc = np.searchsorted(np.cumsum(np.maximum(widths, 0)), non_finite, side="right")
+    check(Reason.NON_FINITE_FEATURES, np.bincount(doc_owner[value_doc], minlength=n) > 0,
           "NaN or infinite feature values")
 
     labels_len = _lengths(table.column("labels"))
@@ -131,12 +166,12 @@ def validate_queries(batch: QueryBatch, state: ValidationState, step: str = "val
         out = ~((lab >= state.label_min) & (lab <= state.label_max))
         check(Reason.LABEL_OUT_OF_RANGE, _per_row_any(out, labels_len),
               f"labels outside [{state.label_min:g}, {state.label_max:g}] or missing")
+    if state.require_labels:
+        check(Reason.MISSING_LABELS, labels_len < 0,
+              "no labels, and the reward verifies rankings against labels")
 
-    doc_ids = table.column("doc_ids").to_pylist()
-    dup_docs = np.array([d is not None and (len(set(d)) != len(d) or any(x is None or x == ""
-                                                                        for x in d))
-                         for d in doc_ids])
-    check(Reason.DUPLICATE_DOC_ID, dup_docs, "repeated or empty document ids within the query")
+    check(Reason.DUPLICATE_DOC_ID, _bad_doc_ids(table.column("doc_ids"), n_docs),
+          "repeated or empty document ids within the query")
 
     teacher_len = _lengths(table.column("teacher_scores"))
     if (teacher_len > 0).any():
@@ -193,7 +228,7 @@ def validate_queries(batch: QueryBatch, state: ValidationState, step: str = "val
     quarantine = batch.quarantine
     if bad_rows:
         quarantine = pa.concat_tables([quarantine, quarantine_table(bad_rows)])
-    return table.filter(pa.array(ok_mask)), quarantine
+    return (table if ok_mask.all() else table.filter(pa.array(ok_mask))), quarantine
 
 
 def _summary(table: pa.Table, i: int) -> dict:

@@ -72,12 +72,19 @@ def pass_at_k(successes: np.ndarray, trials: np.ndarray, k: int) -> np.ndarray:
     Computed as 1 - prod_{i = n - c + 1}^{n} (1 - k / i) for numerical stability; k is capped at n.
     """
     out = np.zeros(len(successes))
-    for j, (c, n) in enumerate(zip(np.asarray(successes, int), np.asarray(trials, int))):
+    if not len(out):
+        return out
+    # computed once per distinct (successes, trials) pair: a batch holds few of them
+    pairs, inverse = np.unique(np.stack([np.asarray(successes, int), np.asarray(trials, int)],
+                                        axis=1), axis=0, return_inverse=True)
+    values = np.zeros(len(pairs))
+    for j, (c, n) in enumerate(pairs):
         kk = min(k, n)
         if n - c < kk:
-            out[j] = 1.0
+            values[j] = 1.0
         else:
-            out[j] = 1.0 - np.prod(1.0 - kk / np.arange(n - c + 1, n + 1))
+            values[j] = 1.0 - np.prod(1.0 - kk / np.arange(n - c + 1, n + 1))
+    out[:] = values[inverse.reshape(-1)]
     return out
 
 

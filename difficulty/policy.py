@@ -6,7 +6,6 @@ define a Plackett-Luce distribution over rankings.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import asdict, dataclass
 
@@ -16,6 +15,7 @@ from torch import nn
 
 from data_contracts.arrays import PaddedQueries
 from data_contracts.errors import InputError
+from data_contracts.manifest import sha256_file
 from data_contracts.teacher import TEACHER_MODES
 
 CHECKPOINT_FORMAT = "rerank-policy/1"
@@ -102,14 +102,6 @@ def load_policy_checkpoint(path: str) -> RerankPolicy:
     return model
 
 
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 @dataclass(frozen=True)
 class PolicySpec:
     """A policy as named on the command line: `base`, `teacher` or a checkpoint path.
@@ -138,7 +130,7 @@ class PolicySpec:
             return f"base:seed={self.seed}:hidden={self.hidden}"
         if self.name == "teacher":
             return f"teacher:{self.teacher_mode}"
-        return f"checkpoint:sha256={file_sha256(self.name)}"
+        return f"checkpoint:sha256={sha256_file(self.name)}"
 
     @property
     def policy_id(self) -> str:

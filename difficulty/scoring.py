@@ -47,19 +47,13 @@ def deterministic_outcome(labels: np.ndarray, mask: np.ndarray, n_docs: np.ndarr
     - `no_relevant_documents`: all labels 0, so NDCG (ideal DCG 0) and hit@1 are 0 for any ranking.
     - `all_labels_equal`: every ranking has the same gains.
     """
-    out: list[str | None] = []
     idcg = ideal_dcg(labels, mask, max(spec.k, 1))
-    for i, n in enumerate(n_docs):
-        lab = labels[i, :n]
-        if n == 1:
-            out.append("single_document")
-        elif idcg[i] == 0:
-            out.append("no_relevant_documents")
-        elif np.all(lab == lab[0]):
-            out.append("all_labels_equal")
-        else:
-            out.append(None)
-    return out
+    n_docs = np.asarray(n_docs)
+    inside = np.arange(labels.shape[1])[None, :] < n_docs[:, None]  # labels[i, :n_docs[i]]
+    equal = np.all((labels == labels[:, :1]) | ~inside, axis=1)
+    return ["single_document" if n == 1 else "no_relevant_documents" if none else
+            "all_labels_equal" if same else None
+            for n, none, same in zip(n_docs.tolist(), (idcg == 0).tolist(), equal.tolist())]
 
 
 def difficulty_table(queries: pa.Table, policy_id: str, tallies: dict, rules: list[str],
@@ -81,7 +75,7 @@ def difficulty_table(queries: pa.Table, policy_id: str, tallies: dict, rules: li
         columns["decided"] = columns["decided"] | fixed
         columns["band_confidence"] = np.where(fixed, 1.0, columns["band_confidence"])
         columns["rule"] = np.where(fixed, [f"deterministic:{o}" for o in overrides],
-                                   columns["rule"]) if len(fixed) else columns["rule"]
+                                   columns["rule"])
     arrays = {name: queries.column(name) for name in queries.column_names}
     arrays["policy_id"] = pa.array([policy_id] * queries.num_rows, pa.string())
     for fld in DIFFICULTY_FIELDS:

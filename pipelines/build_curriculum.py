@@ -14,6 +14,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import time
@@ -93,6 +94,10 @@ def _stats_of(kind: str):
     return stats
 
 
+def _read_count(table: pa.Table) -> dict:
+    return {"counts": Counter({"read": table.num_rows})}
+
+
 def _write_summary(_, root: str, files: list, stats: dict, before: dict) -> None:
     summary = {"files": sorted(files, key=lambda f: f["path"]), "stats": stats,
                "diversity_before": before}
@@ -149,7 +154,11 @@ def build(p: beam.Pipeline, config: CurriculumConfig, root: str) -> None:
     files = [pcoll | f"Write_{phase}" >> T.WriteShards(phase, root, config.shards)
              for phase, pcoll in outputs.items()]
     files = files | "AllFiles" >> beam.Flatten()
-    stats = [scored | "StatsScored" >> beam.Map(_stats_of("scored"))]
+    # `read` is counted where records leave the reader, so read = quarantined + scored is a real
+    # check that scoring lost or invented no query (not an identity).
+    stats = [(read.ok, read.quarantine) | "AllRead" >> beam.Flatten()
+             | "StatsRead" >> beam.Map(_read_count)]
+    stats += [scored | "StatsScored" >> beam.Map(_stats_of("scored"))]
     stats += [outputs[k] | f"Stats_{k}" >> beam.Map(_stats_of(k))
               for k in ("quarantine", "imitation", "rl", "dropped")]
     stats = (stats | "AllStats" >> beam.Flatten()
@@ -246,9 +255,8 @@ def make_manifest(config: CurriculumConfig, summary: dict) -> dict:
     stats = summary["stats"]
     counts = {k: int(v) for k, v in stats.get("counts", {}).items()}
     for name in ("read", "quarantined", "scored", "too_hard", "learnable", "too_easy",
-                 "imitation", "rl", "dropped", "rl_rows", "rl_replayed"):
+                 "imitation", "rl", "dropped", "rl_rows", "rl_replayed", "rollouts_quarantined"):
         counts.setdefault(name, 0)
-    counts["read"] = counts["quarantined"] + counts["scored"]
     files = summary["files"]
     stages = _stage_summary(stats, config)
     curriculum = [{"phase": "imitation", "stage": None,
@@ -286,8 +294,14 @@ def run(config: CurriculumConfig, beam_args: list[str] | None = None) -> RunResu
     staging = new_staging(config.out)
     try:
         options, runner = pipeline_options(list(beam_args or []))
-        with beam.Pipeline(runner=runner, options=options) as p:
-            build(p, config, staging)
+        try:
+            with beam.Pipeline(runner=runner, options=options) as p:
+                build(p, config, staging)
+        except Exception as exc:  # a whole-input problem found by a worker: one line, not a trace
+            error = _input_error_in(exc)
+            if error is None:
+                raise
+            raise error from None
         result = p.result
         metrics = _metrics(result)
         summary_path = os.path.join(staging, SUMMARY_NAME)
@@ -295,7 +309,7 @@ def run(config: CurriculumConfig, beam_args: list[str] | None = None) -> RunResu
             summary = json.load(handle)
         os.remove(summary_path)
         manifest = make_manifest(config, summary)
-        problems = check_counts(manifest["counts"])
+        problems = check_counts(manifest["counts"]) + _check_file_rows(manifest)
         if problems:
             raise RuntimeError("counts do not reconcile: " + "; ".join(problems))
         write_manifest(staging, manifest)  # last: its presence means the run is complete
@@ -304,6 +318,44 @@ def run(config: CurriculumConfig, beam_args: list[str] | None = None) -> RunResu
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return RunResult(os.path.abspath(config.out), manifest, metrics, time.time() - started)
+
+
+FILE_ROWS = {"difficulty": ("scored",), "imitation": ("imitation",), "rl": ("rl_rows",),
+             "dropped": ("dropped",), "quarantine": ("quarantined", "rollouts_quarantined")}
+
+
+def _check_file_rows(manifest: dict) -> list[str]:
+    """The rows written per phase must be the rows counted (nothing lost between count and file)."""
+    counts, problems = manifest["counts"], []
+    for phase, names in FILE_ROWS.items():
+        written = sum(f["rows"] for f in manifest["files"] if f["phase"] == phase)
+        expected = sum(counts.get(n, 0) for n in names)
+        if written != expected:
+            problems.append(f"{phase} files hold {written} rows, counts say {expected}")
+    return problems
+
+
+_INPUT_ERROR = re.compile(r"InputError: (?P<path>.+?): (?:column '(?P<column>[^']*)': )?"
+                          r"(?P<problem>.*?)(?: \[while running '[^\]]*'\])?$", re.MULTILINE)
+
+
+def _input_error_in(exc: BaseException) -> InputError | None:
+    """The InputError a pipeline failure is about, if any.
+
+    In-process runners chain the original exception; a worker in another process only passes its
+    text (`...InputError: PATH: PROBLEM [while running 'STEP']`), which is parsed back.
+    """
+    seen, current = set(), exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, InputError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    matches = list(_INPUT_ERROR.finditer(str(exc)))
+    if not matches:
+        return None
+    match = matches[-1]
+    return InputError(match.group("path"), match.group("problem"), column=match.group("column"))
 
 
 def _metrics(result) -> dict:
@@ -326,9 +378,16 @@ def _bool_flag(parser, name: str, default: bool, help_text: str) -> None:
     parser.set_defaults(**{dest: default})
 
 
+class _OneLineErrors(argparse.ArgumentParser):
+    """Usage errors as one line (the full usage is long; --help prints it)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
 def make_parser() -> argparse.ArgumentParser:
     d = CurriculumConfig()
-    parser = argparse.ArgumentParser(
+    parser = _OneLineErrors(
         prog="python -m pipelines.build_curriculum",
         description="Score queries by the pass rate of a policy's rollouts, drop the too hard and "
                     "too easy from RL, stage diverse imitation shards and RL shards in curriculum "
@@ -402,7 +461,7 @@ def config_from_args(args: argparse.Namespace) -> CurriculumConfig:
     for name, value, low in (("--k", args.k, 1), ("--stages", args.stages, 1),
                              ("--shards", args.shards, 1), ("--batch-size", args.batch_size, 1)):
         if value < low:
-            raise SystemExit(f"error: {name} must be at least {low}")
+            raise ValueError(f"{name} must be at least {low}")
     return CurriculumConfig(
         inputs=list(args.input), input_format=args.input_format, column_map=column_map,
         split=args.split, rollouts=args.rollouts, policy=args.policy, reward=args.reward,
@@ -444,9 +503,24 @@ def format_report(result: RunResult) -> str:
     return "\n".join(lines)
 
 
+def unknown_beam_args(beam_args: list[str]) -> list[str]:
+    """Options that are neither ours nor Beam's (Beam would drop them with a mere warning)."""
+    options = PipelineOptions(beam_args)
+    known = set(options.get_all_options())
+    return sorted(f"--{name}" for name in options.get_all_options(retain_unknown_options=True)
+                  if name not in known)
+
+
 def main(argv: list[str] | None = None) -> int:
-    logging.getLogger("apache_beam").setLevel(logging.WARNING)
-    args, beam_args = make_parser().parse_known_args(argv)
+    # Failures surface as one `error:` line or a raised exception; Beam's own error log of the
+    # same failure would only repeat it as a worker traceback.
+    logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
+    parser = make_parser()
+    args, beam_args = parser.parse_known_args(argv)
+    unknown = unknown_beam_args(beam_args)
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)} (neither an option of this "
+                     "command nor a Beam pipeline option)")
     try:
         config = config_from_args(args)
         result = run(config, beam_args)

@@ -17,8 +17,8 @@ Views (all exist, empty with the contract's columns when the run wrote nothing f
 
 The connection is in memory and nothing is written to RUN. Only read statements run (SELECT, WITH,
 VALUES, FROM, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN of those); once the views exist, DuckDB's
-external access is switched off, with only RUN (and the training folder) left readable, and its
-configuration is locked.
+external access is switched off, with only RUN (and the training metrics file) left readable, and
+its configuration is locked.
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ import math
 import os
 import re
 import sys
+import textwrap
 import time
 from dataclasses import dataclass
 from importlib import resources
@@ -40,7 +41,7 @@ import duckdb
 import pyarrow as pa
 
 from data_contracts.errors import InputError
-from data_contracts.manifest import load_manifest
+from data_contracts.manifest import MANIFEST_NAME, load_manifest
 from data_contracts.schema import (DIFFICULTY_SCHEMA, DROPPED_SCHEMA, IMITATION_SCHEMA,
                                    QUARANTINE_SCHEMA, RL_SCHEMA)
 
@@ -89,16 +90,19 @@ class View:
 # --- named queries --------------------------------------------------------------------------
 
 def named_queries() -> dict[str, tuple[str, str]]:
-    """{name: (description, sql)} of pipelines/queries/*.sql; the description is line one."""
+    """{name: (description, sql)} of pipelines/queries/*.sql; the leading comment describes."""
     out = {}
     folder = resources.files(QUERY_PACKAGE).joinpath(QUERY_FOLDER)
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if not entry.name.endswith(".sql"):
             continue
         sql = entry.read_text(encoding="utf-8")
-        first = sql.lstrip().splitlines()[0] if sql.strip() else ""
-        description = first[2:].strip() if first.startswith("--") else ""
-        out[entry.name[:-4]] = (description, sql)
+        lines = []
+        for line in sql.strip().splitlines():
+            if not line.startswith("--"):
+                break
+            lines.append(line[2:].strip())
+        out[entry.name[:-4]] = (" ".join(lines), sql)
     return out
 
 
@@ -133,7 +137,10 @@ def _check_statement(con, statement, depth: int) -> None:
         text = _LEADING_NOISE.sub("", statement.query)
         match = _EXPLAIN.match(text)
         if match:
-            inner = con.extract_statements(text[match.end():])
+            try:
+                inner = con.extract_statements(text[match.end():])
+            except (duckdb.Error, ValueError):
+                inner = []
             if len(inner) == 1:
                 _check_statement(con, inner[0], depth + 1)
                 return
@@ -179,6 +186,8 @@ class Inspector:
     """
 
     def __init__(self, run: str, training: str | None = None, verify: bool = False):
+        if os.path.isfile(run) and os.path.basename(run) == MANIFEST_NAME:
+            run = os.path.dirname(os.path.abspath(run))
         if not os.path.isdir(run):
             raise InputError(run, "run folder not found")
         self.manifest = load_manifest(run, verify_files=verify)
@@ -218,7 +227,8 @@ class Inspector:
         files = [os.path.join(self.root, f["path"]) for f in self.manifest.get("files", [])
                  if f.get("phase") == phase]
         if files:
-            self.con.execute(f"CREATE VIEW {phase} AS SELECT * FROM read_parquet({_sql_list(files)})")
+            self.con.execute(f"CREATE VIEW {phase} AS "
+                             f"SELECT * FROM read_parquet({_sql_list(files)})")
             source = "parquet"
         else:
             self._table(f"empty_{phase}", PHASE_SCHEMAS[phase].empty_table())
@@ -295,9 +305,14 @@ class Inspector:
         if path and os.path.getsize(path) > 0:
             raw = (f"read_json_auto({_sql_str(path)}, format='newline_delimited', "
                    f"union_by_name=true, sample_size=-1, ignore_errors=true)")
-            columns = {r[0]: r[1] for r in self.con.execute(
-                f"DESCRIBE SELECT * FROM {raw}").fetchall()}
-            if set(columns) == {"json"}:  # nothing but blank lines
+            try:
+                columns = {r[0]: r[1] for r in self.con.execute(
+                    f"DESCRIBE SELECT * FROM {raw}").fetchall()}
+            except duckdb.Error as exc:
+                raise InputError(path, f"not readable as JSON lines ({_first_line(exc)})") \
+                    from None
+            if set(columns) == {"json"}:  # no JSON object on any line
+                self.warnings.append(f"{path}: no JSON objects found; the training view is empty")
                 raw = None
         if raw is None:
             select = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in TRAINING_COLUMNS.items())
@@ -311,23 +326,20 @@ class Inspector:
         extra = [_ident(c) for c in columns if c not in TRAINING_COLUMNS]
         # ignore_errors turns a malformed line (say, one cut short by a live trainer) into an
         # all-NULL row: those are left out.
-        present = [_ident(c) for c in columns] or ["NULL"]
+        all_null = " AND ".join(f"{_ident(c)} IS NULL" for c in columns)
         self.con.execute(f"CREATE VIEW training AS SELECT {', '.join(known + extra)} FROM {raw} "
-                         f"WHERE NOT ({' IS NULL AND '.join(present)} IS NULL)")
-        skipped = self.con.execute(f"SELECT count(*) FROM {raw} WHERE {' IS NULL AND '.join(present)} "
-                                   f"IS NULL").fetchall()[0][0]
+                         f"WHERE NOT ({all_null})")
+        skipped = self.con.execute(f"SELECT count(*) FROM {raw} WHERE {all_null}").fetchall()[0][0]
         if skipped:
-            self.warnings.append(f"{path}: {skipped} malformed or empty line(s) skipped")
+            self.warnings.append(f"{path}: {skipped} malformed line(s) skipped")
         self.views["training"] = View("training", description, "jsonl")
 
     def _lock(self) -> None:
-        """External access off, except for RUN and the training folder; configuration locked."""
-        allowed = [self.root.rstrip(os.sep) + os.sep]
+        """External access off, except for RUN and the training metrics file; config locked."""
+        self.con.execute(f"SET allowed_directories = "
+                         f"{_sql_list([self.root.rstrip(os.sep) + os.sep])}")
         if self.training_path:
-            folder = os.path.dirname(self.training_path).rstrip(os.sep) + os.sep
-            if not folder.startswith(allowed[0]):
-                allowed.append(folder)
-        self.con.execute(f"SET allowed_directories = {_sql_list(allowed)}")
+            self.con.execute(f"SET allowed_paths = {_sql_list([self.training_path])}")
         self.con.execute("SET autoinstall_known_extensions = false")
         self.con.execute("SET autoload_known_extensions = false")
         self.con.execute("SET enable_external_access = false")
@@ -376,7 +388,8 @@ class Inspector:
         queries = named_queries()
         width = max(len(q) for q in queries)
         for name, (description, _) in queries.items():
-            lines.append(f"  {name:<{width}}  {description}")
+            wrapped = textwrap.wrap(description, max(40, 98 - width), break_on_hyphens=False)
+            lines.append(f"  {name:<{width}}  " + f"\n  {'':<{width}}  ".join(wrapped or [""]))
         return "\n".join(lines)
 
     def close(self) -> None:
@@ -678,7 +691,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.report and not args.list:
             return 0
-        if not args.list and sys.stdin.isatty() and sys.stdout.isatty():
+        if not args.list and sys.stdin.isatty():
             return interactive(ins, args.format if args.format in ("text", "csv", "json")
                                else "text", args.max_rows)
         print(ins.listing())

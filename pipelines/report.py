@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from pipelines.inspect import Inspector, _decimals, _short
 
@@ -58,15 +59,26 @@ figcaption { color: #444; font-size: .92em; margin-top: .3em; }
 # --- drawing helpers ------------------------------------------------------------------------
 
 def _png(fig: Figure) -> str:
+    """The figure as base64 PNG (one draw: margins are fixed in pixels, not measured)."""
     FigureCanvasAgg(fig)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=DPI, pil_kwargs={"compress_level": 4})
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _figure(width: float = 7.5, height: float = 3.4) -> Figure:
-    fig = Figure(figsize=(width, height))
+def _figure(width: float = 7.5, height: float = 3.4, left: float = 64, bottom: float = 46,
+            top: float = 30, right: float = 16, wspace: float | None = None) -> Figure:
+    """A figure whose margins are given in pixels (at DPI)."""
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    w, h = width * DPI, height * DPI
+    fig.subplots_adjust(left=left / w, right=1 - right / w, bottom=bottom / h, top=1 - top / h,
+                        wspace=wspace)
     return fig
+
+
+def _label_margin(labels: list[str], font_px: float = 7.4) -> float:
+    """Left margin (pixels) that fits horizontal-bar labels of this length."""
+    return 30 + font_px * max([len(str(x)) for x in labels] + [4])
 
 
 def _note(ax, text: str) -> None:
@@ -122,7 +134,7 @@ def pass_rate_figure(ins: Inspector) -> tuple[Figure, str]:
 def bands_figure(ins: Inspector) -> tuple[Figure, str]:
     table = ins.named("bands")
     names = _column(table, "band")
-    fig = _figure(7.5, 3.0)
+    fig = _figure(7.5, 3.0, left=_label_margin(names))
     ax = fig.add_subplot(1, 1, 1)
     left = np.zeros(len(names))
     for fate in ("imitation", "rl", "dropped"):
@@ -146,7 +158,7 @@ def stages_figure(ins: Inspector) -> tuple[Figure, str]:
     table = ins.named("stages")
     rows = table.to_pylist()
     labels = ["imitation" if r["phase"] == "imitation" else f"rl {r['stage']}" for r in rows]
-    fig = _figure(9.5, 3.4)
+    fig = _figure(9.5, 3.4, wspace=0.25)
     ax, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     x = np.arange(len(rows))
     own = np.array([r["queries"] for r in rows], dtype=float)
@@ -156,6 +168,7 @@ def stages_figure(ins: Inspector) -> tuple[Figure, str]:
     ax.bar(x, own, color=colors, label="queries")
     ax.bar(x, replayed, bottom=own, color="#f5b041", label="replayed")
     ax.set_xticks(x, labels)
+    ax.set_ylim(0, max(float((own + replayed).max()) if len(rows) else 0, 1) * 1.08)
     ax.set_ylabel("rows")
     ax.set_title("Stage sizes, in curriculum order")
     if replayed.any():
@@ -206,6 +219,7 @@ def diversity_figure(ins: Inspector) -> tuple[Figure, str]:
         _note(ax, "no demonstrations")
     ax.set_xlabel("behavior cluster")
     ax.set_ylabel("demonstrations")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title("Demonstration diversity before and after selection")
     b, a = sides.get("before"), sides.get("after")
     caption = "Demonstrations per behavior cluster, before and after per-cluster quotas"
@@ -228,13 +242,14 @@ def _reason_bars(ax, labels: list[str], values: list[int], color: str, empty: st
     for i, v in enumerate(values):
         ax.text(v + max(values) * 0.01, i, str(v), va="center", fontsize=9)
     ax.set_xlim(0, max(values) * 1.12)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def quarantine_figure(ins: Inspector) -> tuple[Figure, str]:
     table = ins.query("SELECT reason || ' (' || record_kind || ')' AS label, count(*) AS n "
                       "FROM quarantine GROUP BY ALL ORDER BY n DESC, label")
     labels, values = _column(table, "label"), _column(table, "n")
-    fig = _figure(7.5, max(2.2, 0.45 * len(labels) + 1.2))
+    fig = _figure(7.5, max(2.2, 0.45 * len(labels) + 1.2), left=_label_margin(labels))
     ax = fig.add_subplot(1, 1, 1)
     _reason_bars(ax, labels, values, "#d35400", "nothing was quarantined")
     ax.set_title("Quarantine reasons")
@@ -252,7 +267,7 @@ def dropped_figure(ins: Inspector) -> tuple[Figure, str]:
     table = ins.named("dropped")
     labels = [f"{r} ({b})" for r, b in zip(_column(table, "reason"), _column(table, "band"))]
     values = _column(table, "queries")
-    fig = _figure(7.5, max(2.2, 0.45 * len(labels) + 1.2))
+    fig = _figure(7.5, max(2.2, 0.45 * len(labels) + 1.2), left=_label_margin(labels))
     ax = fig.add_subplot(1, 1, 1)
     _reason_bars(ax, labels, values, "#7f8c8d", "nothing was dropped")
     ax.set_title("Dropped queries by reason and band")
@@ -312,6 +327,7 @@ def training_figure(ins: Inspector, column: str, title: str) -> tuple[Figure, st
                 if stages[i] != stages[i - 1] and stages[i] is not None:
                     ax.axvline(steps[i], color="#999", linestyle=":", linewidth=0.8)
     if rows:
+        ax.margins(y=0.12)
         ax.legend(frameon=False, fontsize=9)
         ax.set_xlabel("step")
     else:

@@ -6,6 +6,7 @@ is paid once per batch. Every PTransform here is thin; the logic lives in the pa
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import Counter
 from typing import Iterable, Iterator
 
@@ -136,7 +137,11 @@ class _ScoreJoinedFn(beam.DoFn):
     def process(self, element) -> Iterator:
         qid, grouped = element
         query_tables = list(grouped["query"])
-        rows = sorted(grouped["rollouts"], key=lambda r: str(r["rollout_id"]))
+        # Sorted by id, then content: which of two rows sharing a rollout id is kept (the first)
+        # must not depend on the order the join delivers them in.
+        rows = sorted(grouped["rollouts"],
+                      key=lambda r: (str(r["rollout_id"]), json.dumps(r, sort_keys=True,
+                                                                     default=str)))
         known = {qid: query_tables[0].column("doc_ids")[0].as_py()} if query_tables else {}
         table = pa.Table.from_pylist(rows, schema=_rollout_schema()) if rows else None
         if table is not None:

@@ -72,7 +72,8 @@ class TrainConfig:
 # Small helpers: queries from any input, NDCG, group diagnostics, checkpoints.
 
 def read_validated(path: str, fmt: str) -> pa.Table:
-    state = ValidationState()
+    """Valid, labelled queries of an input (NDCG needs labels)."""
+    state = ValidationState(require_labels=True)
     tables = [validate_queries(b, state)[0] for b in read_queries(path, fmt)]
     return pa.concat_tables(tables)
 

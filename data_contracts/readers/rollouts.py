@@ -21,8 +21,8 @@ def read_rollouts(path: str, *, batch_size: int = 4096, fmt: str = "auto"
     """Streams a rollout log as (rollouts in ROLLOUT_SCHEMA, quarantine) batches.
 
     A rollout needs `query_id`, `rollout_id` and at least one of `ranking` (document ids, best
-    first), `reward` or `passed`; a log with none of those columns is unusable, a row with all of
-    them null is quarantined.
+    first), `reward` or `passed`; a row with all of them null is quarantined, and a log in which
+    no row has any of them is unusable (InputError, raised once the whole log has been read).
     """
     if fmt == "auto":
         fmt = "jsonl" if path.endswith((".jsonl", ".json")) else "parquet"
@@ -31,12 +31,13 @@ def read_rollouts(path: str, *, batch_size: int = 4096, fmt: str = "auto"
     if not os.path.exists(path):
         raise InputError(path, "file not found")
     reader = read_parquet_rows if fmt == "parquet" else read_jsonl_rows
-    saw_outcome_column = None
+    saw_rows = saw_outcome = False  # decided over the whole log, not its first batch
     for table, locations, bad in reader(path, batch_size, ROLLOUT_SCHEMA, ROLLOUT_REQUIRED,
                                         "rollout"):
-        if saw_outcome_column is None and table.num_rows:
-            present = [c for c in OUTCOME_COLUMNS if table.column(c).null_count < table.num_rows]
-            saw_outcome_column = bool(present)
+        if table.num_rows:
+            saw_rows = True
+            saw_outcome = saw_outcome or any(
+                table.column(c).null_count < table.num_rows for c in OUTCOME_COLUMNS)
         has = pc.or_(pc.or_(pc.is_valid(table.column("ranking")),
                             pc.is_valid(table.column("reward"))),
                      pc.is_valid(table.column("passed"))) if table.num_rows else pa.array([], pa.bool_())
@@ -49,7 +50,7 @@ def read_rollouts(path: str, *, batch_size: int = 4096, fmt: str = "auto"
         if missing:
             table = table.filter(has)
         yield table, pa.concat_tables([bad, quarantine_table(rows)]) if rows else bad
-    if saw_outcome_column is False:
+    if saw_rows and not saw_outcome:
         raise InputError(path, "no outcome: expected a ranking, reward or passed value",
                          column="ranking|reward|passed")
 

@@ -1,4 +1,6 @@
--- Demonstration diversity before and after selection: clusters used, cluster entropy (bits), distinct signatures, count per cluster. 'before' is the manifest's record of the candidates; 'after' is recomputed from the imitation shards.
+-- Demonstration diversity before and after selection: clusters used, cluster entropy (bits),
+-- distinct signatures, count per cluster. 'before' is the manifest's record of the candidates;
+-- 'after' is recomputed from the imitation shards.
 WITH after_clusters AS (
     SELECT diversity_cluster AS cluster, count(*) AS n FROM imitation GROUP BY diversity_cluster
 ),

@@ -1,4 +1,5 @@
--- Queries in neither imitation nor RL, by reason (the part before ':') and band, with their pass-rate range.
+-- Queries in neither imitation nor RL, by reason (the part before ':') and band, with their
+-- pass-rate range.
 SELECT split_part(reason, ':', 1) AS reason,
        band,
        count(*) AS queries,

@@ -1,4 +1,5 @@
--- Quarantined records by reason, record kind and pipeline step, with one example location and detail.
+-- Quarantined records by reason, record kind and pipeline step, with one example location and
+-- detail.
 SELECT reason,
        record_kind,
        step,

@@ -1,4 +1,5 @@
--- The curriculum in training order: imitation, then each RL stage (queries, replayed, rows, pass-rate range of its own queries, files).
+-- The curriculum in training order: imitation, then each RL stage (queries, replayed, rows,
+-- pass-rate range of its own queries, files).
 WITH stats AS (
     SELECT 'rl' AS phase,
            stage,

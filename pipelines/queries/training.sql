@@ -1,4 +1,5 @@
--- Training metrics per phase (and policy, for diagnostics), in step order: steps, first and last loss, last reward, pass rate, NDCG@10 (last and best), entropy, informative fraction, KL.
+-- Training metrics per phase (and policy, for diagnostics), in step order: steps, first and last
+-- loss, last reward, pass rate, NDCG@10 (last and best), entropy, informative fraction, KL.
 SELECT phase,
        policy,
        count(*) AS records,

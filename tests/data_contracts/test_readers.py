@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from data_contracts.readers import detect_format, read_queries, read_rollouts
+from data_contracts.readers import detect_format, read_rollouts
 from data_contracts.reasons import Reason
 from data_contracts.schema import QUARANTINE_SCHEMA, QUERY_SCHEMA, ROLLOUT_SCHEMA, conform
 from tests.data_contracts.util import assert_parquet_round_trip, read_and_validate, write_jsonl
@@ -29,10 +29,6 @@ QUERY_ROWS = [
     {"query_id": "c", "doc_ids": ["c1", "c2", "c3"],
      "features": [[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]]},
 ]
-
-
-def _one_table(batches) -> pa.Table:
-    return pa.concat_tables([b.queries for b in batches])
 
 
 def _check_query_output(path: str, fmt: str, tmp_path, **kwargs) -> pa.Table:

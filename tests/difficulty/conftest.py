@@ -28,8 +28,3 @@ def yahoo_train_table(yahoo_train) -> pa.Table:
     """The validated train split of the real sample (skips where the sample is absent)."""
     return read_valid(yahoo_train)
 
-
-@pytest.fixture(scope="session")
-def yahoo_test_table(yahoo_test) -> pa.Table:
-    """The validated test split of the real sample (skips where the sample is absent)."""
-    return read_valid(yahoo_test)

@@ -166,3 +166,20 @@ def test_ranking_diversity():
     assert ranking_diversity(rankings, np.array([3]), top=2)[0] == pytest.approx(3 / 4)
     assert ranking_diversity(rankings, np.array([3]), top=1)[0] == pytest.approx(3 / 4)
     assert ranking_diversity(rankings[:, :2], np.array([3]))[0] == pytest.approx(1 / 2)
+
+
+def test_ties_keep_document_order_on_numpy_and_torch_paths():
+    """Tied perturbed scores (zero noise, -0.0 vs 0.0, huge values) rank in document order."""
+    rng = np.random.default_rng(12)
+    scores = rng.choice(np.array([-1.0, -0.0, 0.0, 2.5, 3e38, -3e38], np.float32), size=(50, 9))
+    mask = rng.random((50, 9)) < 0.8
+    mask[:, 0] = True
+    noise = np.zeros((50, 3, 9), dtype=np.float32)
+    from_numpy = sample_rankings(scores, mask, noise)
+    from_torch = sample_rankings(torch.from_numpy(scores), torch.from_numpy(mask),
+                                 torch.from_numpy(noise)).numpy()
+    assert np.array_equal(from_numpy, from_torch)
+    for i in range(50):
+        key = np.where(mask[i], scores[i].astype(float), -np.inf)
+        want = sorted(range(9), key=lambda j: (-key[j], j))  # stable descending
+        assert from_numpy[i, 0].tolist() == want

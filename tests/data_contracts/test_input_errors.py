@@ -1,0 +1,183 @@
+"""Fatal input problems raise InputError with one line naming the file (and column)."""
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from data_contracts.errors import InputError
+from data_contracts.readers import read_queries, read_rollouts
+from tests.data_contracts.util import write_jsonl
+
+GOOD = {"query_id": "q", "doc_ids": ["a"], "features": [[1.0]], "labels": [1.0]}
+
+
+def _raise_input_error(call) -> InputError:
+    """Runs `call` (consuming any generator) and returns the InputError it must raise."""
+    with pytest.raises(InputError) as info:
+        result = call()
+        if result is not None:
+            list(result)
+    return info.value
+
+
+def _assert_one_line(error: InputError, path, column: str | None = None) -> None:
+    message = str(error)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: ")
+    assert error.path == str(path)
+    if column is not None:
+        assert error.column == column
+        assert repr(column) in message
+
+
+@pytest.mark.parametrize("name, fmt", [
+    ("absent.jsonl", "auto"), ("absent.parquet", "parquet"), ("absent.jsonl", "jsonl"),
+    ("absent.txt", "svmlight"), ("absent_hf", "hf"),
+])
+def test_missing_file(tmp_path, name, fmt):
+    """A path that does not exist names itself, whatever the format."""
+    path = tmp_path / name
+    error = _raise_input_error(lambda: read_queries(str(path), fmt))
+    _assert_one_line(error, path)
+    assert "not found" in str(error)
+
+
+def test_missing_rollout_log(tmp_path):
+    """A rollout log that does not exist names itself."""
+    path = tmp_path / "absent.parquet"
+    _assert_one_line(_raise_input_error(lambda: read_rollouts(str(path))), path)
+
+
+def test_unknown_format_by_name(tmp_path):
+    """A file whose name says no supported format is refused, suggesting --input-format."""
+    path = tmp_path / "queries.csv"
+    path.write_text("query_id,doc_ids\n")
+    error = _raise_input_error(lambda: read_queries(str(path)))
+    _assert_one_line(error, path)
+    assert "unknown format" in str(error)
+
+
+def test_unknown_format_named(tmp_path):
+    """An explicit format outside FORMATS is refused."""
+    path = tmp_path / "queries.jsonl"
+    write_jsonl(path, [GOOD])
+    error = _raise_input_error(lambda: read_queries(str(path), "xml"))
+    _assert_one_line(error, path)
+    assert "'xml'" in str(error)
+
+
+def test_unknown_format_folder(tmp_path):
+    """A folder that is neither a saved dataset nor holds Parquet is refused."""
+    (tmp_path / "notes.txt").write_text("hello")
+    _assert_one_line(_raise_input_error(lambda: read_queries(str(tmp_path))), tmp_path)
+
+
+def test_unknown_rollout_format(tmp_path):
+    """A rollout log format other than parquet/jsonl is refused."""
+    path = tmp_path / "log.parquet"
+    _assert_one_line(_raise_input_error(lambda: read_rollouts(str(path), fmt="csv")), path)
+
+
+@pytest.mark.parametrize("column", ["query_id", "doc_ids", "features"])
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
+def test_missing_required_query_column(tmp_path, fmt, column):
+    """Parquet/JSONL queries lacking a required column name the file and the column."""
+    row = {k: v for k, v in GOOD.items() if k != column}
+    path = tmp_path / f"queries.{fmt}"
+    if fmt == "parquet":
+        pq.write_table(pa.Table.from_pylist([row]), str(path))
+    else:
+        write_jsonl(path, [row])
+    error = _raise_input_error(lambda: read_queries(str(path)))
+    _assert_one_line(error, path, column)
+    assert "required column missing" in str(error)
+
+
+@pytest.mark.parametrize("column", ["query_id", "rollout_id"])
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
+def test_missing_required_rollout_column(tmp_path, fmt, column):
+    """Rollout logs lacking a required column name the file and the column."""
+    row = {k: v for k, v in {"query_id": "q", "rollout_id": "r", "reward": 1.0}.items()
+           if k != column}
+    path = tmp_path / f"rollouts.{fmt}"
+    if fmt == "parquet":
+        pq.write_table(pa.Table.from_pylist([row]), str(path))
+    else:
+        write_jsonl(path, [row])
+    _assert_one_line(_raise_input_error(lambda: read_rollouts(str(path))), path, column)
+
+
+def test_rollout_log_without_outcomes(tmp_path):
+    """A rollout log in which no row has a ranking, reward or passed value is unusable."""
+    path = tmp_path / "rollouts.jsonl"
+    write_jsonl(path, [{"query_id": "q", "rollout_id": f"r{i}"} for i in range(3)])
+    error = _raise_input_error(lambda: read_rollouts(str(path)))
+    _assert_one_line(error, path, "ranking|reward|passed")
+
+
+def test_hf_mapped_column_absent(tmp_path):
+    """A column map naming a column the dataset lacks names the folder and that column."""
+    datasets = pytest.importorskip("datasets")
+    folder = tmp_path / "ds"
+    datasets.Dataset.from_dict({"qid": ["q"], "doc_ids": [["a"]],
+                                "features": [[[1.0]]]}).save_to_disk(str(folder))
+    error = _raise_input_error(lambda: read_queries(str(folder), column_map={"query_id": "id"}))
+    _assert_one_line(error, folder, "id")
+    error = _raise_input_error(lambda: read_queries(str(folder)))  # query_id left unmapped
+    _assert_one_line(error, folder, "query_id")
+
+
+LINES = "1 1:1\n0 1:2\n2 1:3\n"
+
+
+@pytest.mark.parametrize("sizes, problem", [
+    ("1\n1\n", "fewer rows"),      # 2 promised, 3 lines
+    ("2\n", "fewer rows"),
+    ("2\n2\n", "more rows"),       # 4 promised, 3 lines
+    ("3\n0\n1\n", "more rows"),
+    ("", "fewer rows"),
+    ("2\nx\n", "line 2"),          # not a size at all
+    ("-1\n4\n", "line 1"),
+])
+def test_query_file_mismatch(tmp_path, sizes, problem):
+    """A `.query` file whose group sizes do not match the data names the `.query` file."""
+    path = tmp_path / "rank.train"
+    path.write_text(LINES)
+    query_file = tmp_path / "rank.train.query"
+    query_file.write_text(sizes)
+    error = _raise_input_error(lambda: read_queries(str(path)))
+    _assert_one_line(error, query_file)
+    assert problem in str(error)
+
+
+def test_query_file_trailing_empty_groups_are_fine(tmp_path):
+    """Trailing zero-size groups promise no rows, so they are not a mismatch."""
+    path = tmp_path / "rank.train"
+    path.write_text(LINES)
+    (tmp_path / "rank.train.query").write_text("1\n2\n0\n0\n")
+    batches = list(read_queries(str(path)))
+    assert sum(b.queries.num_rows for b in batches) == 2
+
+
+def test_lightgbm_without_query_file(tmp_path):
+    """The lightgbm format named explicitly without a `.query` file names the missing file."""
+    path = tmp_path / "rank.train"
+    path.write_text(LINES)
+    error = _raise_input_error(lambda: read_queries(str(path), "lightgbm"))
+    _assert_one_line(error, f"{path}.query")
+
+
+def test_unreadable_parquet(tmp_path):
+    """A `.parquet` file that is not Parquet names the file."""
+    path = tmp_path / "queries.parquet"
+    path.write_text("not parquet at all")
+    error = _raise_input_error(lambda: read_queries(str(path)))
+    _assert_one_line(error, path)
+    assert "Parquet" in str(error)
+
+
+def test_message_is_one_line():
+    """A multi-line problem (as some library errors are) still gives a one-line message."""
+    error = InputError("data.parquet", "bad footer\nsecond line", column="features")
+    assert str(error) == "data.parquet: column 'features': bad footer second line"
