@@ -128,4 +128,4 @@ def entropy_bits(counts) -> float:
     """Shannon entropy (bits) of a cluster-count distribution."""
     counts = np.asarray(list(counts), float)
     p = counts[counts > 0] / max(counts.sum(), 1.0)
-    return float(-(p * np.log2(p)).sum())
+    return float(-(p * np.log2(p)).sum()) + 0.0  # + 0.0: one cluster gives 0.0, not -0.0

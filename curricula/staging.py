@@ -11,6 +11,11 @@ import os
 import shutil
 import uuid
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -65,14 +70,54 @@ def check_output_path(out: str) -> None:
         raise InputError(parent, "parent of the output path is a file")
 
 
+_HELD: dict[str, int] = {}  # staging folder -> open descriptor holding its lock
+
+
+def _try_lock(path: str) -> int | None:
+    """An exclusive advisory lock on a folder (None: another live process holds it).
+
+    The kernel drops the lock when its holder dies, SIGKILL included, so a locked staging folder
+    belongs to a run still in progress and an unlocked one to a run that was killed.
+    """
+    if fcntl is None:  # no flock (Windows): every staging folder counts as left behind
+        return -1
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return -1
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _release(staging: str) -> None:
+    fd = _HELD.pop(os.path.abspath(staging), None)
+    if fd is not None and fd >= 0:
+        os.close(fd)
+
+
 def new_staging(out: str) -> str:
-    """A fresh hidden staging folder beside `out` (same filesystem, so rename is atomic)."""
+    """A fresh hidden staging folder beside `out` (same filesystem, so rename is atomic).
+
+    The folder stays locked by this process until `publish` or `discard`, so `clean_stale` of
+    another run of the same `out` never removes it while this run writes into it.
+    """
     check_output_path(out)
     parent, name = os.path.split(os.path.abspath(out))
     os.makedirs(parent, exist_ok=True)
     staging = os.path.join(parent, f".{name}.staging-{uuid.uuid4().hex[:12]}")
     os.makedirs(staging)
+    _HELD[staging] = _try_lock(staging)
     return staging
+
+
+def discard(staging: str) -> None:
+    """Removes a staging folder that will not be published (a failed run) and drops its lock."""
+    shutil.rmtree(staging, ignore_errors=True)
+    _release(staging)
 
 
 def publish(staging: str, out: str) -> None:
@@ -88,6 +133,7 @@ def publish(staging: str, out: str) -> None:
               f"{uuid.uuid4().hex[:12]}"
         os.rename(out, old)
     os.rename(staging, out)
+    _release(staging)
     if old:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -95,6 +141,7 @@ def publish(staging: str, out: str) -> None:
 def clean_stale(out: str) -> None:
     """Tidies what killed runs of `out` left: staging folders are removed; a run renamed aside by
     a publish that was killed before renaming the new one in is put back when `out` is missing.
+    A staging folder still locked by a live run (see `new_staging`) is left alone.
     """
     parent, name = os.path.split(os.path.abspath(out))
     if not os.path.isdir(parent):
@@ -103,5 +150,12 @@ def clean_stale(out: str) -> None:
         path = os.path.join(parent, entry)
         if entry.startswith(f".{name}.old-") and not os.path.exists(out):
             os.rename(path, out)
-        elif entry.startswith(f".{name}.staging-") or entry.startswith(f".{name}.old-"):
+        elif entry.startswith(f".{name}.staging-"):
+            fd = _try_lock(path)
+            if fd is None:
+                continue  # a run in progress
+            shutil.rmtree(path, ignore_errors=True)
+            if fd >= 0:
+                os.close(fd)
+        elif entry.startswith(f".{name}.old-"):
             shutil.rmtree(path, ignore_errors=True)

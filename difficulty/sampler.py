@@ -22,14 +22,101 @@ def query_seed(seed: int, query_id: str, stream: int = 0) -> list[int]:
 
 def gumbel_noise(query_ids: Sequence[str], n_docs: np.ndarray, k: int, seed: int,
                  stream: int = 0, width: int | None = None) -> np.ndarray:
-    """[B, k, D] standard Gumbel noise, each query's block drawn from its own stream."""
+    """[B, k, D] standard Gumbel noise, each query's block drawn from its own stream.
+
+    Query i's block is `np.random.default_rng(query_seed(seed, query_ids[i], stream))
+    .gumbel(size=(k, n_docs[i]))`. Seeding a generator per query costs more than the draws, so
+    the batch's PCG64 states are computed at once (`_pcg64_states`) and loaded into one reused
+    generator: the same streams, bit for bit.
+    """
     width = int(n_docs.max()) if width is None else width
     noise = np.zeros((len(query_ids), k, width), dtype=np.float32)
-    for i, qid in enumerate(query_ids):
-        n = int(n_docs[i])
-        rng = np.random.default_rng(query_seed(seed, qid, stream))
-        noise[i, :, :n] = rng.gumbel(size=(k, n))
+    crcs = [zlib.crc32(qid.encode("utf-8")) for qid in query_ids]
+    states = _pcg64_states(seed, crcs, stream)
+    if states is None:  # a seed outside what _pcg64_states covers: numpy seeds each query
+        for i, qid in enumerate(query_ids):
+            rng = np.random.default_rng(query_seed(seed, qid, stream))
+            noise[i, :, :int(n_docs[i])] = rng.gumbel(size=(k, int(n_docs[i])))
+        return noise
+    bit_generator = np.random.PCG64(0)
+    rng = np.random.Generator(bit_generator)
+    state = {"bit_generator": "PCG64", "state": {"state": 0, "inc": 0},
+             "has_uint32": 0, "uinteger": 0}
+    for i, (pcg_state, pcg_inc) in enumerate(states):
+        state["state"]["state"], state["state"]["inc"] = pcg_state, pcg_inc
+        bit_generator.state = state
+        noise[i, :, :int(n_docs[i])] = rng.gumbel(size=(k, int(n_docs[i])))
     return noise
+
+
+# numpy's SeedSequence (NEP 19: its output is fixed for reproducibility) and PCG64 seeding
+_INIT_A, _MULT_A, _INIT_B, _MULT_B = 0x43B0D7E5, 0x931E8875, 0x8B51F9DD, 0x58F38DED
+_MIX_L, _MIX_R = 0xCA01F9DD, 0x4973F715
+_PCG_MULT = (2549297995355413924 << 64) + 4865540595714422341
+_M32, _M128 = (1 << 32) - 1, (1 << 128) - 1
+_FAST_SEEDING: bool | None = None  # checked against numpy on first use
+
+
+def _seed_words(entropy: list) -> np.ndarray:
+    """[B, 4] uint64 words SeedSequence(entropy[i]).generate_state(4, uint64) gives, for entropy
+    of at most 4 uint32 words per query (columns), computed for the whole batch at once."""
+    u32 = np.uint32
+    cols = [np.asarray(c, dtype=np.uint32) for c in entropy]
+    hash_const = _INIT_A
+
+    def hashmix(value: np.ndarray) -> np.ndarray:
+        nonlocal hash_const
+        value = value ^ u32(hash_const)
+        hash_const = (hash_const * _MULT_A) & _M32
+        value = value * u32(hash_const)
+        return value ^ (value >> u32(16))
+
+    def mix(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        result = u32(_MIX_L) * x - u32(_MIX_R) * y
+        return result ^ (result >> u32(16))
+
+    with np.errstate(over="ignore"):
+        pool = [hashmix(cols[i] if i < len(cols) else np.zeros_like(cols[0])) for i in range(4)]
+        for src in range(4):
+            for dst in range(4):
+                if src != dst:
+                    pool[dst] = mix(pool[dst], hashmix(pool[src]))
+        words, hash_const = [], _INIT_B
+        for i in range(8):
+            value = pool[i % 4] ^ u32(hash_const)
+            hash_const = (hash_const * _MULT_B) & _M32
+            value = value * u32(hash_const)
+            words.append(value ^ (value >> u32(16)))
+    w = np.stack(words, axis=1).astype(np.uint64)
+    return w[:, 0::2] | (w[:, 1::2] << np.uint64(32))  # little-endian pairs of uint32
+
+
+def _pcg64_states(seed, crcs: list[int], stream) -> list[tuple[int, int]] | None:
+    """(state, inc) of np.random.PCG64(SeedSequence([seed, crc, stream])) for each crc, or None
+    when the seed or stream is not one uint32 word (numpy then seeds per query) or when this
+    numpy's seeding differs (checked once per process)."""
+    global _FAST_SEEDING
+    seed, stream = int(seed), int(stream)
+    if not (0 <= seed <= _M32 and 0 <= stream <= _M32) or not crcs:
+        return None
+    if _FAST_SEEDING is None:
+        probe = [(0, 0, 0), (7, 123456789, 3), (_M32, _M32, _M32)]
+        want = [np.random.PCG64(np.random.SeedSequence(list(e))).state["state"] for e in probe]
+        got = _pcg64_from_words(_seed_words([list(c) for c in zip(*probe)]))
+        _FAST_SEEDING = [{"state": s, "inc": i} for s, i in got] == want
+    if not _FAST_SEEDING:
+        return None
+    n = len(crcs)
+    return _pcg64_from_words(_seed_words([[seed] * n, crcs, [stream] * n]))
+
+
+def _pcg64_from_words(words: np.ndarray) -> list[tuple[int, int]]:
+    """PCG64's seeding (pcg_setseq_128_srandom_r) of each row of 4 uint64 SeedSequence words."""
+    out = []
+    for w0, w1, w2, w3 in words.tolist():
+        inc = ((((w2 << 64) | w3) << 1) | 1) & _M128
+        out.append(((((inc + ((w0 << 64) | w1)) & _M128) * _PCG_MULT + inc) & _M128, inc))
+    return out
 
 
 def sample_rankings(scores, mask, noise, temperature: float = 1.0):
@@ -49,10 +136,10 @@ def sample_rankings(scores, mask, noise, temperature: float = 1.0):
     perturbed = scores_t.unsqueeze(1) / temperature + torch.as_tensor(noise)
     # -inf, not NEG: no gradients flow here, and a real score below NEG must still rank first
     pad = ~mask_t.unsqueeze(1)
-    if pad.expand_as(perturbed).shape == perturbed.shape:
-        perturbed.masked_fill_(pad, float("-inf"))  # a fresh tensor: fill it in place
-    else:
+    if torch.broadcast_shapes(pad.shape, perturbed.shape) != perturbed.shape:
         perturbed = perturbed.masked_fill(pad, float("-inf"))
+    elif pad.any():  # a fresh tensor: fill it in place, and only where there is padding
+        perturbed.masked_fill_(pad, float("-inf"))
     # stable: a tie (e.g. zero temperature noise) keeps document order, as trec-style ties do
     if (not isinstance(scores, torch.Tensor) and perturbed.dtype == torch.float32
             and perturbed.device.type == "cpu"):

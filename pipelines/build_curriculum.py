@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import sys
 import time
 from collections import Counter
@@ -28,7 +27,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 from curricula import diversity as div
-from curricula.staging import check_output_path, clean_stale, new_staging, publish
+from curricula.staging import check_output_path, clean_stale, discard, new_staging, publish
 from data_contracts import __version__ as PACKAGE_VERSION
 from data_contracts.errors import InputError
 from data_contracts.manifest import check_counts, config_hash, sha256_file, write_manifest
@@ -219,6 +218,27 @@ def preflight(config: CurriculumConfig) -> None:
         raise InputError(config.rollouts, "rollout log not found")
     parse_reward(config.reward)
     config.policy_spec().validate()
+    _check_settings(config)
+
+
+def _check_settings(config: CurriculumConfig) -> None:
+    """Settings a worker would otherwise trip over mid-run (ValueError, one line)."""
+    order, div_cfg = config.order, config.diversity
+    if order.strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {order.strategy!r} (expected one of "
+                         f"{', '.join(STRATEGIES)})")
+    if config.teacher not in TEACHER_MODES:
+        raise ValueError(f"unknown teacher mode {config.teacher!r} (expected one of "
+                         f"{', '.join(TEACHER_MODES)})")
+    for name, value, low in (("k", config.k, 1), ("stages", order.stages, 1),
+                             ("shards", config.shards, 1), ("batch_size", config.batch_size, 1),
+                             ("n_clusters", div_cfg.n_clusters, 1)):
+        if value < low:
+            raise ValueError(f"{name} must be at least {low} (got {value})")
+    for name, value in (("replay", order.replay), ("diversity budget", div_cfg.budget),
+                        ("target", order.target)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be within [0, 1] (got {value:g})")
 
 
 def _stage_summary(stats: dict, config: CurriculumConfig) -> list[dict]:
@@ -315,7 +335,7 @@ def run(config: CurriculumConfig, beam_args: list[str] | None = None) -> RunResu
         write_manifest(staging, manifest)  # last: its presence means the run is complete
         publish(staging, config.out)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        discard(staging)
         raise
     return RunResult(os.path.abspath(config.out), manifest, metrics, time.time() - started)
 

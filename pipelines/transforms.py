@@ -92,14 +92,17 @@ class ScoreWithPolicyFn(beam.DoFn):
 
 
 def _explode_queries(table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
+    # `take`, not `slice`: a pickled slice carries its whole batch's buffers, so a join of N
+    # queries would move N copies of the batch.
     for i, qid in enumerate(table.column("query_id").to_pylist()):
-        yield qid, table.slice(i, 1)
+        yield qid, table.take(pa.array([i], pa.int64()))
 
 
 def _rollout_rows(path: str) -> Iterator:
     for table, bad in read_rollouts(path):
         _count("rollouts_read", table.num_rows + bad.num_rows)
         if bad.num_rows:
+            _count("rollouts_quarantined", bad.num_rows)
             yield beam.pvalue.TaggedOutput("quarantine", bad)
         for row in table.to_pylist():
             yield row["query_id"], row

@@ -8,8 +8,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from curricula.staging import (check_output_path, clean_stale, new_staging, publish, shard_path,
-                               write_shard)
+from curricula import staging as staging_module
+from curricula.staging import (check_output_path, clean_stale, discard, new_staging, publish,
+                               shard_path, write_shard)
 from data_contracts.errors import InputError
 from data_contracts.manifest import sha256_file
 from data_contracts.schema import QUARANTINE_SCHEMA, RL_SCHEMA
@@ -131,3 +132,21 @@ def test_check_output_path(tmp_path):
     _fake_run(tmp_path / "run", {"manifest.json": json.dumps({})})
     check_output_path(str(tmp_path / "run"))
     check_output_path(str(tmp_path / "new"))
+
+
+def test_clean_stale_spares_the_staging_folder_of_a_run_in_progress(tmp_path):
+    out = str(tmp_path / "run")
+    live = new_staging(out)  # locked by this (live) process until published or discarded
+    _fake_run(live, {"difficulty/part-00000.parquet": "being written"})
+    _fake_run(tmp_path / ".run.staging-deadbeef0000", {"x": "left by a killed run"})
+    clean_stale(out)  # what a second run of the same output does first
+    assert sorted(os.listdir(tmp_path)) == [os.path.basename(live)]
+    assert _tree(live) == {"difficulty/part-00000.parquet": "being written"}
+    discard(live)
+    assert os.listdir(tmp_path) == []
+    live = new_staging(out)
+    _fake_run(live, {"manifest.json": "new"})
+    publish(live, out)
+    assert not staging_module._HELD  # the lock went with the publish
+    clean_stale(out)
+    assert _tree(out) == {"manifest.json": "new"}
