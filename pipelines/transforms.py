@@ -21,13 +21,16 @@ from curricula.hashing import shard_of, stable_hash
 from curricula.routing import dropped_rows, route
 from curricula.staging import write_shard
 from data_contracts.arrays import pad_queries
+from data_contracts.quarantine import quarantine_row, quarantine_table
 from data_contracts.readers import read_queries, read_rollouts
+from data_contracts.reasons import Reason
 from data_contracts.schema import (DIFFICULTY_SCHEMA, DROPPED_SCHEMA, IMITATION_SCHEMA,
                                    QUARANTINE_SCHEMA, RL_SCHEMA, conform)
 from data_contracts.synthetic import generate
 from data_contracts.teacher import teacher_orders, teacher_scores
 from data_contracts.validate import ValidationState, validate_queries, validate_rollouts
 from difficulty.policy import PolicyScorer
+from difficulty.rewards import parse_reward
 from difficulty.scoring import score_from_log, score_with_policy
 from pipelines.config import CurriculumConfig
 
@@ -61,7 +64,10 @@ class ReadAndValidateFn(beam.DoFn):
                                     column_map=cfg.column_map, split=cfg.split)
 
     def process(self, _unused) -> Iterator:
-        state = ValidationState(label_min=self.config.label_min, label_max=self.config.label_max)
+        # A reward verified against labels cannot score an unlabelled query: quarantine it.
+        needs_labels = parse_reward(self.config.reward).kind != "log"
+        state = ValidationState(label_min=self.config.label_min, label_max=self.config.label_max,
+                                require_labels=needs_labels)
         for batch in self._batches():
             _count("read", batch.records)
             ok, bad = validate_queries(batch, state)
@@ -154,6 +160,13 @@ class _ScoreJoinedFn(beam.DoFn):
                 yield beam.pvalue.TaggedOutput("quarantine", bad)
             rows = ok.to_pylist()
         if not query_tables:
+            return
+        if not rows:  # the outside policy never ran this query: it cannot be assessed
+            _count(f"quarantine_{Reason.NO_ROLLOUTS}")
+            yield beam.pvalue.TaggedOutput("quarantine", quarantine_table([quarantine_row(
+                Reason.NO_ROLLOUTS, step="rollouts", location=f"{self.config.rollouts}#query={qid}",
+                query_id=qid, detail="the rollout log has no valid rollout for this query",
+                raw={"query_id": qid})]))
             return
         policy_id = rows[0]["policy_id"] if rows and rows[0].get("policy_id") else "log"
         scored = score_from_log(query_tables[0], [rows], policy_id, self.config.scoring())

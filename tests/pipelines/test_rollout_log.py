@@ -5,6 +5,8 @@ import json
 from collections import Counter
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute  # noqa: F401
 import pytest
 
 from data_contracts.readers import read_queries
@@ -66,7 +68,9 @@ def log_run(yahoo_train, tmp_path_factory):
 
 def test_bad_rollouts_are_quarantined_with_their_reasons(log_run):
     quarantine = phase_table(log_run["out"], "quarantine")
-    assert set(quarantine.column("record_kind").to_pylist()) == {"rollout"}
+    unlogged = quarantine.filter(pa.compute.equal(quarantine.column("record_kind"), "query"))
+    assert set(unlogged.column("reason").to_pylist()) == {Reason.NO_ROLLOUTS}
+    quarantine = quarantine.filter(pa.compute.equal(quarantine.column("record_kind"), "rollout"))
     reasons = Counter(quarantine.column("reason").to_pylist())
     assert reasons == {Reason.UNKNOWN_QUERY: 1, Reason.UNKNOWN_DOCUMENT: 1,
                        Reason.REPEATED_DOCUMENT: 1, Reason.DUPLICATE_ROLLOUT_ID: 1,
@@ -81,7 +85,7 @@ def test_bad_rollouts_are_quarantined_with_their_reasons(log_run):
 
 def test_difficulty_comes_from_the_log(log_run):
     difficulty = {r["query_id"]: r for r in phase_table(log_run["out"], "difficulty").to_pylist()}
-    assert len(difficulty) == log_run["n_queries"]
+    assert len(difficulty) == 4  # only queries the log has rollouts for are scored
     expected = {log_run["best"]: (6, 6), log_run["worst"]: (0, 5), log_run["flags"]: (5, 8),
                 log_run["rewards"]: (3, 6)}  # rewards: passed when >= 0.5
     for qid, (successes, trials) in expected.items():
@@ -92,17 +96,15 @@ def test_difficulty_comes_from_the_log(log_run):
         assert row["rule"].endswith("outside rollouts")
     rewards = difficulty[log_run["rewards"]]
     assert rewards["reward_mean"] == pytest.approx(np.mean([0.9, 0.1, 0.8, 0.2, 0.95, 0.05]))
-    untouched = [r for q, r in difficulty.items() if q not in expected]
-    assert {r["trials"] for r in untouched} == {0}  # nothing sampled: the log is the only source
 
 
-def test_counts_reconcile_and_unlogged_queries_are_dropped(log_run):
+def test_counts_reconcile_and_unlogged_queries_are_quarantined(log_run):
     from data_contracts.manifest import load_manifest
 
     manifest = load_manifest(log_run["out"])
     c = manifest["counts"]
     assert c["read"] == log_run["n_queries"] == c["scored"] + c["quarantined"]
-    assert c["quarantined"] == 0 and c["rollouts_quarantined"] == 6
-    assert c["scored"] == c["imitation"] + c["rl"] + c["dropped"]
-    assert manifest["drop_reasons"]["no_rollouts"] == log_run["n_queries"] - 4
+    assert c["quarantined"] == log_run["n_queries"] - 4 and c["rollouts_quarantined"] == 6
+    assert c["scored"] == 4 == c["imitation"] + c["rl"] + c["dropped"]
+    assert manifest["quarantine_reasons"][Reason.NO_ROLLOUTS] == log_run["n_queries"] - 4
     assert manifest["inputs"][-1]["format"] == "rollouts"
