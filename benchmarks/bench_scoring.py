@@ -3,20 +3,23 @@
 Generates a synthetic reranking set (queries x documents x features, graded labels 0-4) in the
 canonical QUERY_SCHEMA as Parquet, then times in one process:
 
-  (a) pipeline: read Parquet -> validate -> spread -> ScoreWithPolicyFn (base policy, fixed k,
+  (a) pipeline: read Parquet -> validate -> [spread] -> ScoreWithPolicyFn (base policy, fixed k,
       non-adaptive) -> difficulty columns -> WriteShards, on FnApiRunner
-      (pipelines.build_curriculum.pipeline_options);
+      (pipelines.build_curriculum.pipeline_options), built by `build_scoring`;
   (b) raw: the same policy model over the same data held in memory as padded [B, D] tensors,
       Gumbel top-k sampling, NDCG@10 >= 0.7 pass, per-query pass counts, in plain torch.
 
-Both do one round of k rollouts per query. Each is repeated (medians reported; fewer repeats when
-one run takes over two minutes). Prints the ratio pipeline / raw, the core count and peak memory.
+Both do one round of k rollouts per query over batches of --batch-size queries. Each is repeated,
+interleaved (medians reported; a phase stops repeating once a run takes over two minutes). Prints
+the ratio pipeline / raw, the core count and peak memory; checks that every pipeline run wrote
+one row per query with the same pass counts.
 
 Usage:
-  python benchmarks/bench_scoring.py                         # 20,000 x 100 x 136, k=16
-  python benchmarks/bench_scoring.py --queries 300 --repeats 1   # smoke run
-  python benchmarks/bench_scoring.py --workers 2 --direct_running_mode=multi_threading
-Unknown arguments are passed to Beam's PipelineOptions.
+  python benchmarks/bench_scoring.py                             # 20,000 x 100 x 136, k=16
+  python benchmarks/bench_scoring.py --queries 300 --repeats 1   # smoke run (~15 s)
+  python benchmarks/bench_scoring.py --spread --workers 2        # build()'s Reshuffle, 2 workers
+Unknown arguments are passed to Beam's PipelineOptions (--direct_running_mode=multi_threading
+fails in Beam 2.77 on the Reshuffle with "Invalid PaneInfoEncoding: 5").
 """
 from __future__ import annotations
 
