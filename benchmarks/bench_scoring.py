@@ -17,7 +17,8 @@ one row per query with the same pass counts.
 Usage:
   python benchmarks/bench_scoring.py                             # 20,000 x 100 x 136, k=16
   python benchmarks/bench_scoring.py --queries 300 --repeats 1   # smoke run (~15 s)
-  python benchmarks/bench_scoring.py --spread --workers 2        # build()'s Reshuffle, 2 workers
+  python benchmarks/bench_scoring.py --spread --workers 2        # with the Reshuffle build() adds
+                                                                 # when it has several workers
 Unknown arguments are passed to Beam's PipelineOptions (--direct_running_mode=multi_threading
 fails in Beam 2.77 on the Reshuffle with "Invalid PaneInfoEncoding: 5").
 """

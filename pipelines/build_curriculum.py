@@ -112,12 +112,21 @@ def _json_default(value):
     raise TypeError(type(value))
 
 
-def build(p: beam.Pipeline, config: CurriculumConfig, root: str) -> None:
-    """Adds the curriculum pipeline to `p`, writing shards and a run summary under `root`."""
+def build(p: beam.Pipeline, config: CurriculumConfig, root: str, spread: bool = True) -> None:
+    """Adds the curriculum pipeline to `p`, writing shards and a run summary under `root`.
+
+    Args:
+      p: the pipeline.
+      config: the run's configuration.
+      root: the staging folder the shards and the summary are written to.
+      spread: redistribute the validated batches across workers (a Reshuffle). The reader is one
+        DoFn, so without it every later step runs where the reader ran; with one local worker it
+        buys nothing and costs a full shuffle of the features, so `run` leaves it out there.
+    """
     read = (p | "Start" >> beam.Create([None])
             | "ReadAndValidate" >> beam.ParDo(T.ReadAndValidateFn(config)).with_outputs(
                 T.ReadAndValidateFn.QUARANTINE, main="ok"))
-    ok = read.ok | "Spread" >> beam.Reshuffle()
+    ok = (read.ok | "Spread" >> beam.Reshuffle()) if spread else read.ok
     if config.rollouts:
         scored, log_quarantine = ok | "ScoreFromLog" >> T.ScoreFromLog(config)
         quarantine = (read.quarantine, log_quarantine) | "AllQuarantine" >> beam.Flatten()
@@ -179,6 +188,14 @@ def pipeline_options(beam_args: list[str]) -> tuple[PipelineOptions, object]:
             direct.direct_running_mode = "in_memory"
         return options, FnApiRunner()
     return options, runner_name
+
+
+def wants_spread(options: PipelineOptions) -> bool:
+    """Whether the run can use more than one worker (then batches are reshuffled to spread)."""
+    if options.view_as(StandardOptions).runner not in LOCAL_RUNNERS:
+        return True
+    direct = options.view_as(DirectOptions)
+    return direct.direct_running_mode != "in_memory" and (direct.direct_num_workers or 1) > 1
 
 
 def _input_fingerprints(config: CurriculumConfig) -> list[dict]:
@@ -316,7 +333,7 @@ def run(config: CurriculumConfig, beam_args: list[str] | None = None) -> RunResu
         options, runner = pipeline_options(list(beam_args or []))
         try:
             with beam.Pipeline(runner=runner, options=options) as p:
-                build(p, config, staging)
+                build(p, config, staging, spread=wants_spread(options))
         except Exception as exc:  # a whole-input problem found by a worker: one line, not a trace
             error = _input_error_in(exc)
             if error is None:
