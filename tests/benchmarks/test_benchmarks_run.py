@@ -1,0 +1,29 @@
+"""The benchmark scripts still run end to end on a small size (no timing is asserted here)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _run(*args: str) -> str:
+    done = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_adaptive_benchmark_reports_rollouts_and_agreement():
+    out = _run("benchmarks/bench_adaptive.py", "--queries", "500")
+    assert "fewer" in out and "same band" in out and "wrong among decided" in out
+
+
+@pytest.mark.slow
+def test_scoring_benchmark_reports_the_ratio():
+    out = _run("benchmarks/bench_scoring.py", "--queries", "200", "--docs", "20",
+               "--features", "16", "--repeats", "1")
+    assert "ratio" in out.lower()
