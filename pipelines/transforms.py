@@ -32,6 +32,7 @@ from data_contracts.validate import ValidationState, validate_queries, validate_
 from difficulty.policy import PolicyScorer
 from difficulty.rewards import parse_reward
 from difficulty.scoring import score_from_log, score_with_policy
+from pipelines import coders  # noqa: F401 - registers the Arrow table coder
 from pipelines.config import CurriculumConfig
 
 METRICS_NAMESPACE = "build_curriculum"
@@ -42,6 +43,7 @@ def _count(name: str, value: int = 1) -> None:
         Metrics.counter(METRICS_NAMESPACE, name).inc(int(value))
 
 
+@beam.typehints.with_output_types(pa.Table)
 class ReadAndValidateFn(beam.DoFn):
     """Reads every input in order and validates it: ok batches out, quarantine as a tagged output.
 
@@ -79,6 +81,7 @@ class ReadAndValidateFn(beam.DoFn):
                 yield ok
 
 
+@beam.typehints.with_output_types(pa.Table)
 class ScoreWithPolicyFn(beam.DoFn):
     """Samples rollouts and estimates difficulty per batch; the policy is built once per worker."""
 
@@ -179,6 +182,7 @@ def _rollout_schema():
     return ROLLOUT_SCHEMA
 
 
+@beam.typehints.with_output_types(pa.Table)
 class RouteFn(beam.DoFn):
     """Routes scored batches: RL candidates (main), imitation candidates, dropped."""
 
@@ -267,6 +271,7 @@ def _cluster_stats(table: pa.Table, centers: np.ndarray) -> dict:
             "signatures": Counter(table.column("signature").to_pylist())}
 
 
+@beam.typehints.with_output_types(pa.Table)
 class SelectDemonstrationsFn(beam.DoFn):
     """Assigns clusters and keeps demonstrations by per-cluster quota; the rest are dropped."""
 
@@ -300,6 +305,7 @@ def _stage_stats(table: pa.Table, config: CurriculumConfig) -> dict:
     return {"keys": ordering.key_histogram(keys)}
 
 
+@beam.typehints.with_output_types(pa.Table)
 class AssignStagesFn(beam.DoFn):
     """Order key and stage per RL row, from the global key histogram; replays copy rows forward."""
 
