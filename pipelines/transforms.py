@@ -23,6 +23,7 @@ from curricula.staging import write_shard
 from data_contracts.arrays import pad_queries
 from data_contracts.quarantine import quarantine_row, quarantine_table
 from data_contracts.readers import read_queries, read_rollouts
+from data_contracts.readers.prefetch import prefetch
 from data_contracts.reasons import Reason
 from data_contracts.schema import (DIFFICULTY_SCHEMA, DROPPED_SCHEMA, IMITATION_SCHEMA,
                                    QUARANTINE_SCHEMA, RL_SCHEMA, conform)
@@ -70,7 +71,7 @@ class ReadAndValidateFn(beam.DoFn):
         needs_labels = parse_reward(self.config.reward).kind != "log"
         state = ValidationState(label_min=self.config.label_min, label_max=self.config.label_max,
                                 require_labels=needs_labels)
-        for batch in self._batches():
+        for batch in prefetch(self._batches()):
             _count("read", batch.records)
             ok, bad = validate_queries(batch, state)
             if bad.num_rows:
