@@ -39,11 +39,16 @@ class RoutingConfig:
 
 @dataclass
 class Routed:
-    """One batch split three ways; `weight` is aligned with `imitation`'s rows."""
+    """One batch split three ways.
+
+    `imitation_weight` ([N]) and `imitation_teacher` ([N, D] teacher scores, padded to the
+    imitation rows' longest query) are aligned with `imitation`'s rows.
+    """
 
     rl: pa.Table
     imitation: pa.Table
     imitation_weight: np.ndarray
+    imitation_teacher: np.ndarray
     dropped: pa.Table
 
 
@@ -77,16 +82,22 @@ def route(scored: pa.Table, cfg: RoutingConfig) -> Routed:
             reason[mask] = f"{name}: out of RL, imitation disabled"
 
     imitation_mask = fate == "imitation"
+    dropped_mask = fate == "dropped"
     weight = np.where(easy[imitation_mask], cfg.easy_weight, 1.0).astype(np.float32)
-    dropped = scored.filter(pa.array(fate == "dropped"))
-    dropped = dropped.append_column("reason", pa.array(reason[fate == "dropped"].tolist(),
-                                                       pa.string()))
+    imitation = scored.filter(pa.array(imitation_mask))
     return Routed(
         rl=scored.filter(pa.array(fate == "rl")),
-        imitation=scored.filter(pa.array(imitation_mask)),
+        imitation=imitation,
         imitation_weight=weight,
-        dropped=conform(dropped, DROPPED_SCHEMA),
+        imitation_teacher=scores[imitation_mask][:, :_width(imitation)],
+        dropped=dropped_rows(scored.filter(pa.array(dropped_mask)),
+                             reason[dropped_mask].tolist()),
     )
+
+
+def _width(table: pa.Table) -> int:
+    """The padded width of a table's longest query."""
+    return int(list_lengths(table.column("doc_ids")).max(initial=0))
 
 
 def informative_demonstrations(table: pa.Table, scores: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ Knobs (`SyntheticConfig`) and defaults:
 from __future__ import annotations
 
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
@@ -89,5 +89,6 @@ def generate_table(cfg: SyntheticConfig = SyntheticConfig()) -> pa.Table:
     return pa.concat_tables([b.queries for b in generate(cfg)])
 
 
-def config_dict(cfg: SyntheticConfig) -> dict:
-    return asdict(cfg)
+def config_from_dict(data: dict) -> SyntheticConfig:
+    """A config recorded as JSON (a manifest's), back as a SyntheticConfig."""
+    return SyntheticConfig(**{**data, "intent_probs": tuple(data["intent_probs"])})

@@ -109,15 +109,22 @@ def ndcg_passes(reward: np.ndarray, idcg: np.ndarray, tau: float) -> np.ndarray:
     return (reward >= tau - 1e-12) & (idcg > 0)
 
 
-def evaluate(spec: RewardSpec, rankings: np.ndarray, labels: np.ndarray, mask: np.ndarray
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """(continuous reward [B, R], pass [B, R]) of sampled rankings under `spec`."""
+def evaluate(spec: RewardSpec, rankings: np.ndarray, labels: np.ndarray, mask: np.ndarray,
+             valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(continuous reward [B, R], pass [B, R]) of rankings under `spec`.
+
+    Args:
+      valid: optional [B, R, D], False for slots that name no document (partial rankings from a
+        log); such a slot gains nothing, and an empty top slot is not a hit.
+    """
     if spec.kind == "ndcg":
-        reward = ndcg_of_rankings(rankings, labels, mask, spec.k, spec.gain)
+        reward = ndcg_of_rankings(rankings, labels, mask, spec.k, spec.gain, valid)
         return reward, ndcg_passes(reward, ideal_dcg(labels, mask, spec.k, spec.gain)[:, None],
                                    spec.tau)
     if spec.kind == "hit":
         top = np.take_along_axis(labels[:, None, :], rankings[..., :1], axis=-1)[..., 0]
         passed = top > 0
+        if valid is not None:
+            passed &= valid[..., 0]
         return passed.astype(np.float64), passed
     raise ValueError("the `log` reward comes from a rollout log, not from sampled rankings")

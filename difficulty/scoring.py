@@ -163,8 +163,9 @@ def score_from_log(queries: pa.Table, rollouts: list[list[dict]], policy_id: str
                 valid = np.zeros((1, 1, width), dtype=bool)
                 ranking[0, 0, :len(idx)] = idx
                 valid[0, 0, :len(idx)] = True
-                reward, passed = _evaluate_partial(spec, ranking, valid, batch.labels[i:i + 1],
-                                                   batch.mask[i:i + 1])
+                rewards, passes = evaluate(spec, ranking, batch.labels[i:i + 1],
+                                           batch.mask[i:i + 1], valid)
+                reward, passed = float(rewards[0, 0]), bool(passes[0, 0])
             else:
                 reward = row["reward"] if row.get("reward") is not None else float(row["passed"])
                 passed = (row["passed"] if row.get("passed") is not None
@@ -175,14 +176,3 @@ def score_from_log(queries: pa.Table, rollouts: list[list[dict]], policy_id: str
             tallies["reward_sq_sum"][i] += float(reward) ** 2
     rule = cfg.bands.rule() + ", outside rollouts"
     return difficulty_table(queries, policy_id, tallies, [rule] * n, cfg.bands)
-
-
-def _evaluate_partial(spec: RewardSpec, ranking, valid, labels, mask) -> tuple[float, bool]:
-    from difficulty.rewards import ndcg_of_rankings, ndcg_passes
-
-    if spec.kind == "ndcg":
-        value = float(ndcg_of_rankings(ranking, labels, mask, spec.k, spec.gain, valid)[0, 0])
-        idcg = ideal_dcg(labels, mask, spec.k, spec.gain)
-        return value, bool(ndcg_passes(np.array([value]), idcg, spec.tau)[0])
-    top_ok = bool(valid[0, 0, 0]) and labels[0, ranking[0, 0, 0]] > 0
-    return float(top_ok), top_ok

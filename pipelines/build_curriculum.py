@@ -142,10 +142,12 @@ def build(p: beam.Pipeline, config: CurriculumConfig, root: str, spread: bool = 
     centers = (candidates
                | "FitSample" >> beam.CombineGlobally(T._SampleDescriptors(dcfg.fit_sample, seed))
                | "FitClusters" >> beam.Map(div.fit_centers, dcfg.n_clusters, seed))
-    before = (candidates
-              | "ClusterStats" >> beam.Map(T._cluster_stats, beam.pvalue.AsSingleton(centers))
+    assigned = candidates | "AssignClusters" >> beam.Map(T.assign_clusters,
+                                                          beam.pvalue.AsSingleton(centers))
+    before = (assigned
+              | "ClusterStats" >> beam.Map(T._cluster_stats)
               | "SumClusterStats" >> beam.CombineGlobally(T._SumCounters()))
-    selected = candidates | "SelectDemonstrations" >> beam.ParDo(
+    selected = assigned | "SelectDemonstrations" >> beam.ParDo(
         T.SelectDemonstrationsFn(config), beam.pvalue.AsSingleton(centers),
         beam.pvalue.AsSingleton(before)).with_outputs("dropped", main="imitation")
 

@@ -7,6 +7,7 @@ from curricula.diversity import DiversityConfig
 from curricula.ordering import OrderConfig
 from curricula.routing import RoutingConfig
 from data_contracts.synthetic import SyntheticConfig
+from data_contracts.synthetic import config_from_dict as synthetic_from_dict
 from difficulty.estimate import BandConfig, Budget
 from difficulty.policy import PolicySpec
 from difficulty.rewards import parse_reward
@@ -90,7 +91,5 @@ def config_from_dict(data: dict, out: str) -> CurriculumConfig:
         if name in data:
             data[name] = kind(**data[name])
     if "synthetic" in data:
-        synthetic = dict(data["synthetic"])
-        synthetic["intent_probs"] = tuple(synthetic["intent_probs"])
-        data["synthetic"] = SyntheticConfig(**synthetic)
+        data["synthetic"] = synthetic_from_dict(data["synthetic"])
     return CurriculumConfig(**data, out=out)

@@ -245,16 +245,24 @@ def _reason_bars(ax, labels: list[str], values: list[int], color: str, empty: st
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
+def _reason_figure(labels: list, values: list, color: str, empty: str, title: str,
+                   unit: str) -> Figure:
+    """A horizontal bar chart of counts per reason (quarantine and dropped share it)."""
+    fig = _figure(7.5, max(2.2, 0.45 * len(labels) + 1.2), left=_label_margin(labels))
+    ax = fig.add_subplot(1, 1, 1)
+    _reason_bars(ax, labels, values, color, empty)
+    ax.set_title(title)
+    if labels:
+        ax.set_xlabel(unit)
+    return fig
+
+
 def quarantine_figure(ins: Inspector) -> tuple[Figure, str]:
     table = ins.query("SELECT reason || ' (' || record_kind || ')' AS label, count(*) AS n "
                       "FROM quarantine GROUP BY ALL ORDER BY n DESC, label")
     labels, values = _column(table, "label"), _column(table, "n")
-    fig = _figure(7.5, max(2.2, 0.45 * len(labels) + 1.2), left=_label_margin(labels))
-    ax = fig.add_subplot(1, 1, 1)
-    _reason_bars(ax, labels, values, "#d35400", "nothing was quarantined")
-    ax.set_title("Quarantine reasons")
-    if labels:
-        ax.set_xlabel("records")
+    fig = _reason_figure(labels, values, "#d35400", "nothing was quarantined",
+                         "Quarantine reasons", "records")
     counts = ins.manifest.get("counts", {})
     caption = (f"Records set aside by validation, by reason and kind: {sum(values)} records "
                f"({counts.get('quarantined', 0)} queries of {counts.get('read', 0)} read"
@@ -267,12 +275,8 @@ def dropped_figure(ins: Inspector) -> tuple[Figure, str]:
     table = ins.named("dropped")
     labels = [f"{r} ({b})" for r, b in zip(_column(table, "reason"), _column(table, "band"))]
     values = _column(table, "queries")
-    fig = _figure(7.5, max(2.2, 0.45 * len(labels) + 1.2), left=_label_margin(labels))
-    ax = fig.add_subplot(1, 1, 1)
-    _reason_bars(ax, labels, values, "#7f8c8d", "nothing was dropped")
-    ax.set_title("Dropped queries by reason and band")
-    if labels:
-        ax.set_xlabel("queries")
+    fig = _reason_figure(labels, values, "#7f8c8d", "nothing was dropped",
+                         "Dropped queries by reason and band", "queries")
     caption = (f"Scored queries in neither imitation nor RL: {sum(values)}, by reason "
                "(too_hard/too_easy without a demonstration, zero-variance groups, queries thinned "
                "by the diversity quota) and band.")

@@ -8,11 +8,12 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections import Counter
-from typing import Iterable, Iterator
+from typing import Iterator
 
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 
 from curricula import diversity as div
@@ -26,9 +27,9 @@ from data_contracts.readers import read_queries, read_rollouts
 from data_contracts.readers.prefetch import prefetch
 from data_contracts.reasons import Reason
 from data_contracts.schema import (DIFFICULTY_SCHEMA, DROPPED_SCHEMA, IMITATION_SCHEMA,
-                                   QUARANTINE_SCHEMA, RL_SCHEMA, conform)
+                                   QUARANTINE_SCHEMA, RL_SCHEMA, ROLLOUT_SCHEMA, conform)
 from data_contracts.synthetic import generate
-from data_contracts.teacher import teacher_orders, teacher_scores
+from data_contracts.teacher import teacher_orders
 from data_contracts.validate import ValidationState, validate_queries, validate_rollouts
 from difficulty.policy import PolicyScorer
 from difficulty.rewards import parse_reward
@@ -156,7 +157,7 @@ class _ScoreJoinedFn(beam.DoFn):
                       key=lambda r: (str(r["rollout_id"]), json.dumps(r, sort_keys=True,
                                                                      default=str)))
         known = {qid: query_tables[0].column("doc_ids")[0].as_py()} if query_tables else {}
-        table = pa.Table.from_pylist(rows, schema=_rollout_schema()) if rows else None
+        table = pa.Table.from_pylist(rows, schema=ROLLOUT_SCHEMA) if rows else None
         if table is not None:
             ok, bad = validate_rollouts(table, known, self.config.rollouts)
             if bad.num_rows:
@@ -172,15 +173,10 @@ class _ScoreJoinedFn(beam.DoFn):
                 query_id=qid, detail="the rollout log has no valid rollout for this query",
                 raw={"query_id": qid})]))
             return
-        policy_id = rows[0]["policy_id"] if rows and rows[0].get("policy_id") else "log"
+        policy_id = rows[0].get("policy_id") or "log"
         scored = score_from_log(query_tables[0], [rows], policy_id, self.config.scoring())
         _count(f"band_{scored.column('band')[0].as_py()}")
         yield scored
-
-
-def _rollout_schema():
-    from data_contracts.schema import ROLLOUT_SCHEMA
-    return ROLLOUT_SCHEMA
 
 
 @beam.typehints.with_output_types(pa.Table)
@@ -204,8 +200,7 @@ class RouteFn(beam.DoFn):
 
     def _describe(self, routed) -> pa.Table:
         """Imitation candidates with teacher order, weight, behavior descriptor and signature."""
-        table = routed.imitation
-        scores, _ = teacher_scores(table, self.routing.teacher_mode)
+        table, scores = routed.imitation, routed.imitation_teacher
         batch = pad_queries(table)
         desc, signatures = div.descriptors(batch, scores, self.config.diversity.max_dims)
         orders = teacher_orders(scores, batch.n_docs)
@@ -265,31 +260,34 @@ class _SumCounters(beam.CombineFn):
         return {name: dict(counter) for name, counter in acc.items()}
 
 
-def _cluster_stats(table: pa.Table, centers: np.ndarray) -> dict:
-    desc = np.array(table.column("_descriptor").to_pylist(), dtype=np.float32)
-    clusters = div.assign(desc.reshape(table.num_rows, -1), centers)
-    return {"clusters": Counter(clusters.tolist()),
+def assign_clusters(table: pa.Table, centers: np.ndarray) -> pa.Table:
+    """Demonstration candidates with their nearest behavior cluster (`diversity_cluster`)."""
+    desc = pc.list_flatten(table.column("_descriptor")).to_numpy(zero_copy_only=False)
+    clusters = div.assign(desc.astype(np.float32).reshape(table.num_rows, -1), centers)
+    return table.append_column("diversity_cluster", pa.array(clusters, pa.int32()))
+
+
+def _cluster_stats(table: pa.Table) -> dict:
+    return {"clusters": Counter(table.column("diversity_cluster").to_pylist()),
             "signatures": Counter(table.column("signature").to_pylist())}
 
 
 @beam.typehints.with_output_types(pa.Table)
 class SelectDemonstrationsFn(beam.DoFn):
-    """Assigns clusters and keeps demonstrations by per-cluster quota; the rest are dropped."""
+    """Keeps demonstrations by per-cluster quota (from the global counts); the rest are dropped."""
 
     def __init__(self, config: CurriculumConfig):
         self.config = config
 
     def process(self, table: pa.Table, centers: np.ndarray, stats: dict) -> Iterator:
         cfg = self.config.diversity
-        desc = np.array(table.column("_descriptor").to_pylist(), dtype=np.float32)
-        clusters = div.assign(desc.reshape(table.num_rows, -1), centers)
+        clusters = table.column("diversity_cluster").to_numpy()
         counts = np.zeros(len(centers))
         for cluster, n in stats.get("clusters", {}).items():
             counts[int(cluster)] = n
         probabilities = div.keep_probabilities(counts, cfg)
         keep = div.select(table.column("query_id").to_pylist(), clusters, probabilities,
                           self.config.seed)
-        table = table.append_column("diversity_cluster", pa.array(clusters, pa.int32()))
         kept = table.filter(pa.array(keep))
         if (~keep).any():
             lost = table.filter(pa.array(~keep))
@@ -369,11 +367,3 @@ class WriteShards(beam.PTransform):
                 | f"Group{phase}" >> beam.GroupByKey()
                 | f"Write{phase}" >> beam.Map(write))
 
-
-def table_counts(name: str) -> beam.PTransform:
-    """Counts rows of a PCollection of tables into {"counts": {name: n}}."""
-    return beam.Map(lambda t: {"counts": Counter({name: t.num_rows})})
-
-
-def flatten_stats(collections: Iterable) -> list:
-    return list(collections)

@@ -32,7 +32,8 @@ from data_contracts.arrays import pad_queries
 from data_contracts.errors import InputError
 from data_contracts.manifest import files_of, load_manifest
 from data_contracts.readers import read_queries
-from data_contracts.synthetic import SyntheticConfig, generate
+from data_contracts.synthetic import config_from_dict as synthetic_config
+from data_contracts.synthetic import generate_table
 from data_contracts.validate import ValidationState, validate_queries
 from difficulty.policy import RerankPolicy, base_policy, load_policy_checkpoint, save_policy
 from difficulty.rewards import evaluate, ndcg_of_scores, parse_reward
@@ -84,9 +85,8 @@ def eval_queries(cfg: TrainConfig, manifest: dict) -> pa.Table | None:
         return read_validated(cfg.eval_input, cfg.eval_format)
     synthetic = manifest["config"].get("synthetic")
     if manifest["inputs"][0]["format"] == "synthetic" and synthetic:
-        held_out = dataclasses.replace(SyntheticConfig(**{**synthetic, "intent_probs": tuple(
-            synthetic["intent_probs"])}), split="test", n_queries=300)
-        return pa.concat_tables([b.queries for b in generate(held_out)])
+        held_out = dataclasses.replace(synthetic_config(synthetic), split="test", n_queries=300)
+        return generate_table(held_out)
     return None
 
 
