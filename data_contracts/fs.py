@@ -1,0 +1,242 @@
+"""The one file-system layer of the product: every read and write of inputs, logs, checkpoints,
+shards, manifests and reports goes through these functions.
+
+Local paths (no scheme, or `file://`) use the operating system directly, so renames stay atomic
+and nothing is copied; paths with a scheme (`gs://`, `s3://`, ...) go through Beam's
+`FileSystems`, which is what Dataflow workers use (gs:// needs the `gcp` extra:
+`pip install 'rerank-curriculum[gcp]'`; the google-cloud-storage client honours
+`STORAGE_EMULATOR_HOST`, so a local emulator stands in for GCS in tests).
+
+Compression is told by magic bytes, never by file name: `open_input` streams gzip, bz2, xz and
+zstd transparently.
+"""
+from __future__ import annotations
+
+import bz2
+import gzip
+import hashlib
+import io
+import lzma
+import os
+import re
+import shutil
+from typing import BinaryIO, Iterable
+
+_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+
+MAGIC = (  # (prefix, name), longest first where prefixes could overlap
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bz2"),
+)
+
+
+def is_remote(path: str) -> bool:
+    """Whether `path` names an object store location (has a scheme other than file://)."""
+    return bool(_SCHEME.match(path)) and not path.startswith("file://")
+
+
+def _local(path: str) -> str:
+    return path[len("file://"):] if path.startswith("file://") else path
+
+
+def _beam():
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems
+
+
+def join(base: str, *parts: str) -> str:
+    """`base/part/...` with the separator of `base`'s file system."""
+    if not is_remote(base):
+        return os.path.join(_local(base), *parts)
+    out = base.rstrip("/")
+    for part in parts:
+        out = f"{out}/{part.strip('/')}"
+    return out
+
+
+def dirname(path: str) -> str:
+    if not is_remote(path):
+        return os.path.dirname(_local(path))
+    return path.rstrip("/").rsplit("/", 1)[0]
+
+
+def basename(path: str) -> str:
+    if not is_remote(path):
+        return os.path.basename(_local(path))
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def abspath(path: str) -> str:
+    """An absolute local path; remote paths are returned as they are."""
+    return path if is_remote(path) else os.path.abspath(_local(path))
+
+
+def exists(path: str) -> bool:
+    """Whether a file (or, locally, a folder; remotely, a non-empty prefix) exists."""
+    if not is_remote(path):
+        return os.path.exists(_local(path))
+    return _beam().exists(path) or isdir(path)
+
+
+def isfile(path: str) -> bool:
+    if not is_remote(path):
+        return os.path.isfile(_local(path))
+    return _beam().exists(path) and not path.endswith("/")
+
+
+def isdir(path: str) -> bool:
+    """Locally a folder; remotely a prefix `path/` under which at least one object exists."""
+    if not is_remote(path):
+        return os.path.isdir(_local(path))
+    return bool(list_files(path, limit=1))
+
+
+def list_files(folder: str, limit: int | None = None) -> list[str]:
+    """Every file under `folder` (recursively), sorted by path."""
+    if not is_remote(folder):
+        root = _local(folder)
+        out = [os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs]
+        return sorted(out)[:limit] if limit else sorted(out)
+    pattern = folder.rstrip("/") + "/**"
+    result = _beam().match([pattern], [limit] if limit else None)[0]
+    return sorted(m.path for m in result.metadata_list)
+
+
+def size(path: str) -> int:
+    """Size in bytes."""
+    if not is_remote(path):
+        return os.path.getsize(_local(path))
+    return _beam().match([path])[0].metadata_list[0].size_in_bytes
+
+
+def open_read(path: str) -> BinaryIO:
+    """The raw bytes of a file, as a seekable binary stream (no decompression)."""
+    if not is_remote(path):
+        return open(_local(path), "rb")
+    from apache_beam.io.filesystem import CompressionTypes
+
+    return _beam().open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+def compression_of(head: bytes) -> str | None:
+    """The compression named by a file's first bytes (`gzip`, `bz2`, `xz`, `zstd`), or None."""
+    for prefix, name in MAGIC:
+        if head.startswith(prefix):
+            return name
+    return None
+
+
+def sniff(path: str, n: int = 8192) -> tuple[bytes, str | None]:
+    """(the first `n` bytes after decompression, the compression or None)."""
+    with open_read(path) as raw:
+        head = raw.read(8)
+    kind = compression_of(head)
+    with open_input(path) as stream:
+        return stream.read(n), kind
+
+
+def open_input(path: str) -> BinaryIO:
+    """A binary stream of a file's content, decompressed (by magic bytes) when compressed."""
+    raw = open_read(path)
+    head = raw.read(8)
+    raw.seek(0)
+    kind = compression_of(head)
+    if kind is None:
+        return raw
+    if kind == "gzip":
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if kind == "bz2":
+        return bz2.BZ2File(raw, mode="rb")
+    if kind == "xz":
+        return lzma.LZMAFile(raw, mode="rb")
+    import zstandard
+
+    return zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
+
+
+def open_text(path: str, encoding: str = "utf-8", errors: str = "replace") -> io.TextIOBase:
+    """A text stream of a (possibly compressed) file."""
+    return io.TextIOWrapper(open_input(path), encoding=encoding, errors=errors, newline=None)
+
+
+def open_write(path: str) -> BinaryIO:
+    """A binary stream writing a new file (local folders are created as needed)."""
+    if not is_remote(path):
+        local = _local(path)
+        parent = os.path.dirname(local)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        return open(local, "wb")
+    from apache_beam.io.filesystem import CompressionTypes
+
+    return _beam().create(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+def read_bytes(path: str) -> bytes:
+    with open_read(path) as handle:
+        return handle.read()
+
+
+def write_bytes(path: str, data: bytes, durable: bool = False) -> None:
+    """Writes a whole file. Locally, `durable` writes a temporary file, fsyncs it and renames it
+    into place (atomic); an object store makes a single upload visible at once anyway."""
+    if is_remote(path) or not durable:
+        with open_write(path) as handle:
+            handle.write(data)
+        return
+    local = _local(path)
+    tmp = f"{local}.tmp-{os.getpid()}"
+    with open_write(tmp) as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, local)
+
+
+def sha256(path: str) -> str:
+    """Hex sha256 of a file's bytes (streamed)."""
+    digest = hashlib.sha256()
+    with open_read(path) as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def delete(paths: Iterable[str]) -> None:
+    """Deletes files; missing ones are ignored."""
+    local = [p for p in paths if not is_remote(p)]
+    remote = [p for p in paths if is_remote(p)]
+    for p in local:
+        try:
+            os.remove(_local(p))
+        except FileNotFoundError:
+            pass
+    if remote:
+        existing = [p for p in remote if _beam().exists(p)]
+        if existing:
+            _beam().delete(existing)
+
+
+def delete_tree(folder: str) -> None:
+    """Deletes a folder (or every object under a prefix) and what it holds."""
+    if not is_remote(folder):
+        shutil.rmtree(_local(folder), ignore_errors=True)
+        return
+    files = list_files(folder)
+    if files:
+        _beam().delete(files)
+
+
+def makedirs(folder: str) -> None:
+    """Creates a local folder (object stores have no folders: a no-op there)."""
+    if not is_remote(folder):
+        os.makedirs(_local(folder), exist_ok=True)
+
+
+def copy(src: str, dst: str) -> None:
+    """Copies one file (across file systems too)."""
+    with open_read(src) as source, open_write(dst) as target:
+        shutil.copyfileobj(source, target, 1 << 20)
