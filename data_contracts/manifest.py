@@ -158,8 +158,6 @@ def load_manifest(path: str, verify_files: bool = True) -> dict[str, Any]:
         missing (or, with `verify_files`, whose sha256 does not match).
     """
     root, _ = manifest_path(path)
-    if not fs.is_remote(root) and not fs.isdir(root):
-        raise InputError(root, "run folder not found")
     path = resolve_in_run(root, MANIFEST_NAME)
     if not fs.isfile(path):
         raise InputError(path, "manifest not found (is the run complete?)")

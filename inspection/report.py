@@ -24,7 +24,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from pipelines.inspect import Inspector, _decimals, _short
+from inspection.inspector import Inspector
+from inspection.output import decimals_of as _decimals
+from inspection.output import short as _short
 
 BANDS = ("too_hard", "learnable", "too_easy")
 BAND_COLORS = {"too_hard": "#c0392b", "learnable": "#27ae60", "too_easy": "#2e86c1"}
