@@ -199,13 +199,15 @@ def load_manifest(path: str, verify_files: bool = True) -> dict[str, Any]:
     return manifest
 
 
-def verify(manifest: dict, paths: list[str] | None = None) -> dict[str, float]:
+def verify(manifest: dict, paths: list[str] | None = None,
+           shown: list[str] | None = None) -> dict[str, float]:
     """Recomputes every listed file's sha256 and compares it with the manifest's.
 
     Args:
       manifest: a loaded manifest (with `_root`).
       paths: the files to hash, one per `manifest["files"]` entry (default: resolved from
         `_root`); the inspector passes its local cached copies of a remote run.
+      shown: the names errors give for `paths` (default: `paths`), e.g. the remote URLs.
 
     Returns:
       {"files": number verified, "bytes": total bytes hashed, "seconds": wall time}.
@@ -218,12 +220,12 @@ def verify(manifest: dict, paths: list[str] | None = None) -> dict[str, float]:
         paths = [resolve_in_run(manifest["_root"], f["path"]) for f in entries]
     started = time.perf_counter()
     total = 0
-    for entry, file in zip(entries, paths):
+    for entry, file, name in zip(entries, paths, shown or paths):
         if not fs.isfile(file):
-            raise InputError(file, "listed in the manifest but missing")
+            raise InputError(name, "listed in the manifest but missing")
         total += fs.size(file)
         if fs.sha256(file) != entry.get("sha256"):
-            raise InputError(file, "sha256 does not match the manifest (file changed); use "
+            raise InputError(name, "sha256 does not match the manifest (file changed); use "
                                    "the run as built, or rebuild it")
     return {"files": len(entries), "bytes": total, "seconds": time.perf_counter() - started}
 

@@ -166,9 +166,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.output and not (args.query or args.sql):
         return _fail("--output needs --query NAME or --sql SQL")
     said_verify = "--verify" in argv
+    try:  # before opening (and hashing) the run
+        for target in (args.output, args.report):
+            if target:
+                check_output(target, args.run)
+    except (InputError, ValueError) as exc:  # ValueError: a NUL in the path
+        return _fail(exc)
     try:
         ins = open_run(args.run, args.training, args.verify)
-    except (InputError, OSError, duckdb.Error) as exc:
+    except (InputError, OSError, ValueError, duckdb.Error) as exc:
         return _fail(exc if not isinstance(exc, duckdb.Error) else _first_line(exc))
     with ins:
         return _run(ins, args, said_verify)
@@ -184,8 +190,8 @@ def _run(ins: Inspector, args, said_verify: bool) -> int:
     try:
         for target in (args.output, args.report):
             if target:
-                check_output(target, ins)
-    except InputError as exc:
+                check_output(target, ins.root, (ins.training_source, ins.summary_source))
+    except (InputError, ValueError) as exc:
         return _fail(exc)
     if args.query == "training" and not ins.has_training():
         where = (f"{ins.training_source} has no metric lines" if ins.training_source else

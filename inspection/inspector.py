@@ -39,7 +39,8 @@ import pyarrow as pa
 
 from data_contracts import fs
 from data_contracts.errors import InputError
-from data_contracts.manifest import MANIFEST_NAME, load_manifest, resolve_in_run, verify
+from data_contracts.manifest import (MANIFEST_NAME, load_manifest, manifest_path,
+                                     resolve_in_run, verify)
 from data_contracts.schema import (DIFFICULTY_SCHEMA, DROPPED_SCHEMA, IMITATION_SCHEMA,
                                    QUARANTINE_SCHEMA, RL_SCHEMA)
 
@@ -215,21 +216,28 @@ def _inside(path: str, folder: str) -> bool:
     return os.path.commonpath([path, folder]) == folder
 
 
-def check_output(path: str, ins: "Inspector") -> str:
+def check_output(path: str, run: str, reads: tuple[str | None, ...] = ()) -> str:
     """Refuses an output (`--output`, `--report`) that would land inside the run, or on a file
-    the inspector reads (the training metrics or summary); compares realpaths.
+    the inspector reads (`reads`: the training metrics, the summary); compares realpaths, so a
+    symlink or `..` into the run is caught too.
+
+    Args:
+      path: the output file.
+      run: RUN as given (a folder or its manifest.json; local or remote).
+      reads: other files the inspector reads.
 
     Returns:
       `path`, unchanged.
 
     Raises:
-      InputError: the output resolves inside the run folder (or is one of those files).
+      InputError: the output resolves inside the run folder (or onto one of `reads`).
+      ValueError: the path holds a NUL byte.
     """
-    for root in {ins.root, ins.local_root}:
-        if _inside(path, root):
-            raise InputError(path, f"inside the run {root}; the inspector never writes into a "
-                                   f"run: write it elsewhere")
-    for read in (ins.training_source, ins.summary_source):
+    root = manifest_path(run)[0]
+    if _inside(path, root):
+        raise InputError(path, f"inside the run {root}; the inspector never writes into a run: "
+                               f"write it elsewhere")
+    for read in reads:
         if read and _real(path) == _real(read):
             raise InputError(path, "is a training file the inspector reads; write it elsewhere")
     return path
@@ -304,13 +312,14 @@ class Inspector:
         if remote:
             self._cache = tempfile.mkdtemp(prefix="inspect-cache-")
             self.local_root = os.path.join(self._cache, "run")
-            paths = []
+            paths, urls = [], []
             for entry in entries:
                 target = resolve_in_run_new(self.local_root, entry["path"])
-                fs.copy(resolve_in_run(self.root, entry["path"]), target)
+                urls.append(resolve_in_run(self.root, entry["path"]))
+                fs.copy(urls[-1], target)
                 paths.append(target)
             if verify_files:
-                self.verified = verify(self.manifest, paths)
+                self.verified = verify(self.manifest, paths, shown=urls)
         else:
             self.local_root = self.root
             paths = [resolve_in_run(self.root, e["path"]) for e in entries]
