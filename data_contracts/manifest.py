@@ -142,7 +142,8 @@ def load_manifest(path: str, verify_files: bool = True) -> dict[str, Any]:
     Every listed path must pass `resolve_in_run` (relative, normalised, inside the run once
     symlinks are resolved) or the whole manifest is refused; manifest.json itself is resolved the
     same way. With `verify_files` (the default) every listed file's sha256 is recomputed
-    (streamed through `data_contracts.fs`; about 2 s per GB on one core, see docs/security.md).
+    (streamed through `data_contracts.fs`; about 1.3 s per GB on one core here, see
+    docs/security.md).
 
     Args:
       path: RUN or RUN/manifest.json.

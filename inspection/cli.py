@@ -142,7 +142,8 @@ def make_parser() -> argparse.ArgumentParser:
                        help="check every listed file's sha256 against the manifest and say so "
                             "(default: on, checked silently)")
     check.add_argument("--no-verify", dest="verify", action="store_false",
-                       help="skip the sha256 check (about 2 s per GB saved; a missing file is "
+                       help="skip the sha256 check (about 1.3 s per GB here, "
+                            "benchmarks/bench_verify.py; a missing file is "
                             "still an error) (default: off)")
     return parser
 

@@ -207,7 +207,8 @@ def _real(path: str) -> str:
     return path.rstrip("/") if fs.is_remote(path) else os.path.realpath(fs.abspath(path))
 
 
-def _inside(path: str, folder: str) -> bool:
+def is_inside(path: str, folder: str) -> bool:
+    """Whether `path` is `folder` or lies under it, once both are resolved (realpath or URL)."""
     path, folder = _real(path), _real(folder)
     if fs.is_remote(path) != fs.is_remote(folder):
         return False
@@ -234,7 +235,7 @@ def check_output(path: str, run: str, reads: tuple[str | None, ...] = ()) -> str
       ValueError: the path holds a NUL byte.
     """
     root = manifest_path(run)[0]
-    if _inside(path, root):
+    if is_inside(path, root):
         raise InputError(path, f"inside the run {root}; the inspector never writes into a run: "
                                f"write it elsewhere")
     for read in reads:

@@ -623,7 +623,15 @@ def test_training_figures_in_report(clean, training_dir, tmp_path, capsys):
         report_mod.TRAINING_FIGURES)
     for fig_id in report_mod.TRAINING_FIGURES:
         assert page.figures[fig_id]["png"][:4] == b"\x89PNG", fig_id
-    assert "rl: 60 points" in page.figures["training-reward"]["caption"]
+    reward = page.figures["training-reward"]["caption"]
+    assert "one panel per curriculum stage" in reward
+    for stage in range(3):  # 20 steps each, reward 0.4 + step / 200; first and last tenth
+        found = re.search(rf"stage {stage}: 20 steps, reward ([0-9.]+) -> ([0-9.]+)", reward)
+        first, last = 0.4 + (11 + 20 * stage + 0.5) / 200, 0.4 + (29 + 20 * stage + 0.5) / 200
+        assert found and float(found[1]) == pytest.approx(first, abs=1e-3), reward
+        assert float(found[2]) == pytest.approx(last, abs=1e-3), reward
+    ndcg = page.figures["training-ndcg"]["caption"]  # diagnostics: one value per policy, bars
+    assert "per policy: untrained 0.55, bc 0.7, rl 0.76" in ndcg
     assert "eval" in page.figures["training-ndcg"]["caption"]
     capsys.readouterr()
 
