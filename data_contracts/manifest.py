@@ -125,6 +125,26 @@ def resolve_in_run(root: str, relative: str) -> str:
     return path
 
 
+def real_path(path: str) -> str:
+    """A comparable form of a path: realpath locally, the normalised URL remotely."""
+    return path.rstrip("/") if fs.is_remote(path) else os.path.realpath(fs.abspath(path))
+
+
+def is_inside(path: str, folder: str) -> bool:
+    """Whether `path` is `folder` or lies under it, once both are resolved (realpath or URL).
+
+    For outputs that must stay out of a run: the trainer's `--out`, the inspector's `--output`
+    and `--report` (`is_inside(out, manifest["_root"])` refuses them). A local path and a URL are
+    never inside each other.
+    """
+    path, folder = real_path(path), real_path(folder)
+    if fs.is_remote(path) != fs.is_remote(folder):
+        return False
+    if fs.is_remote(path):
+        return path == folder or path.startswith(folder + "/")
+    return os.path.commonpath([path, folder]) == folder
+
+
 def manifest_path(path: str) -> tuple[str, str]:
     """(run root, manifest.json path) for a run folder or its manifest.json, local or remote."""
     if fs.is_remote(path):

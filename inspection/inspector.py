@@ -39,8 +39,8 @@ import pyarrow as pa
 
 from data_contracts import fs
 from data_contracts.errors import InputError
-from data_contracts.manifest import (MANIFEST_NAME, load_manifest, manifest_path,
-                                     resolve_in_run, verify)
+from data_contracts.manifest import (MANIFEST_NAME, is_inside, load_manifest, manifest_path,
+                                     real_path, resolve_in_run, verify)
 from data_contracts.schema import (DIFFICULTY_SCHEMA, DROPPED_SCHEMA, IMITATION_SCHEMA,
                                    QUARANTINE_SCHEMA, RL_SCHEMA)
 
@@ -202,21 +202,6 @@ def _first_line(exc: BaseException) -> str:
 
 # --- where things may be read and written ---------------------------------------------------
 
-def _real(path: str) -> str:
-    """A comparable form of a path: realpath locally, the normalised URL remotely."""
-    return path.rstrip("/") if fs.is_remote(path) else os.path.realpath(fs.abspath(path))
-
-
-def is_inside(path: str, folder: str) -> bool:
-    """Whether `path` is `folder` or lies under it, once both are resolved (realpath or URL)."""
-    path, folder = _real(path), _real(folder)
-    if fs.is_remote(path) != fs.is_remote(folder):
-        return False
-    if fs.is_remote(path):
-        return path == folder or path.startswith(folder + "/")
-    return os.path.commonpath([path, folder]) == folder
-
-
 def check_output(path: str, run: str, reads: tuple[str | None, ...] = ()) -> str:
     """Refuses an output (`--output`, `--report`) that would land inside the run, or on a file
     the inspector reads (`reads`: the training metrics, the summary); compares realpaths, so a
@@ -239,7 +224,7 @@ def check_output(path: str, run: str, reads: tuple[str | None, ...] = ()) -> str
         raise InputError(path, f"inside the run {root}; the inspector never writes into a run: "
                                f"write it elsewhere")
     for read in reads:
-        if read and _real(path) == _real(read):
+        if read and real_path(path) == real_path(read):
             raise InputError(path, "is a training file the inspector reads; write it elsewhere")
     return path
 

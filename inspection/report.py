@@ -31,8 +31,8 @@ from matplotlib.ticker import MaxNLocator
 
 from data_contracts import fs
 from data_contracts.errors import InputError
-from data_contracts.manifest import load_manifest
-from inspection.inspector import Inspector, is_inside
+from data_contracts.manifest import is_inside, load_manifest
+from inspection.inspector import Inspector
 from inspection.output import decimals_of as _decimals
 from inspection.output import short as _short
 

@@ -113,3 +113,18 @@ def test_path_listed_twice_and_non_object_manifest(tmp_path):
     (tmp_path / "run" / MANIFEST_NAME).write_text("[1, 2]")
     with pytest.raises(InputError, match="not a JSON object"):
         load_manifest(run)
+
+
+def test_is_inside_compares_resolved_paths(tmp_path):
+    from data_contracts.manifest import is_inside
+
+    run = make_run(tmp_path / "run")
+    os.symlink(run, tmp_path / "alias")
+    assert is_inside(os.path.join(run, "x.html"), run)
+    assert is_inside(str(tmp_path / "alias" / "manifest.json"), run)  # through a symlink
+    assert is_inside(os.path.join(run, "imitation", "..", "y"), run)
+    assert not is_inside(str(tmp_path / "runs-next-door"), run)  # a prefix is not a parent
+    assert not is_inside(str(tmp_path / "train"), run)
+    assert is_inside("gs://b/run/out.csv", "gs://b/run/")
+    assert not is_inside("gs://b/run2", "gs://b/run")
+    assert not is_inside("gs://b/run/x", run)

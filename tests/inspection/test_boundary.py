@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -243,6 +245,19 @@ def test_help_describes_every_option_with_its_default(capsys):
         main(["--help"])
     assert info.value.code == 0
     assert "--no-verify" in capsys.readouterr().out
+
+
+def test_the_command_name_runs_through_the_shim(small_run):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))]
+        + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    ok = subprocess.run([sys.executable, "-m", "pipelines.inspect", small_run, "--query", "bands"],
+                        capture_output=True, text=True, env=env, timeout=120)
+    assert ok.returncode == 0 and "learnable" in ok.stdout, ok.stderr
+    bad = subprocess.run([sys.executable, "-m", "pipelines.inspect", small_run, "--bogus"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.count("\n") == 1 and bad.stderr.startswith("error: ")
 
 
 # --- a run on an object store ---------------------------------------------------------------

@@ -16,7 +16,6 @@ import math
 import os
 import re
 import shutil
-import time
 from html.parser import HTMLParser
 
 import duckdb
@@ -528,13 +527,10 @@ def _parse(path) -> _Page:
     return page
 
 
-def test_report_has_every_figure_and_is_fast(built, tmp_path, capsys):
+def test_report_has_every_figure(built, tmp_path, capsys):
     run, manifest = built
     path = tmp_path / "report.html"
-    started = time.time()
-    assert main([run, "--report", str(path)]) == 0
-    seconds = time.time() - started
-    assert seconds < 10, f"report took {seconds:.1f}s"
+    assert main([run, "--report", str(path)]) == 0  # (speed is not a test: see benchmarks/)
     page = _parse(path)
     assert list(page.figures) == list(report_mod.RUN_FIGURES)  # no training figures
     for fig_id, figure in page.figures.items():
@@ -615,9 +611,7 @@ def test_training_query_and_view(clean, training_dir, capsys):
 def test_training_figures_in_report(clean, training_dir, tmp_path, capsys):
     run, _ = clean
     path = tmp_path / "report.html"
-    started = time.time()
     assert main([run, "--training", str(training_dir), "--report", str(path)]) == 0
-    assert time.time() - started < 10
     page = _parse(path)
     assert list(page.figures) == list(report_mod.RUN_FIGURES) + list(
         report_mod.TRAINING_FIGURES)
