@@ -302,7 +302,11 @@ class Inspector:
             for entry in entries:
                 target = resolve_in_run_new(self.local_root, entry["path"])
                 urls.append(resolve_in_run(self.root, entry["path"]))
-                fs.copy(urls[-1], target)
+                try:
+                    fs.copy(urls[-1], target)
+                except Exception as exc:  # the store's client raises its own error types
+                    raise InputError(urls[-1], f"listed in the manifest but could not be "
+                                               f"copied ({_first_line(exc)})") from None
                 paths.append(target)
             if verify_files:
                 self.verified = verify(self.manifest, paths, shown=urls)

@@ -294,3 +294,6 @@ def test_gs_run_is_read_through_a_verified_private_cache(small_run, gcs_emulator
     one_error_line(capsys, "sha256 does not match")
     assert main([url, "--report", f"{url}/report.html"]) == 2
     one_error_line(capsys, "inside the run")
+    fs.delete([f"{url}/{shard}"])  # a listed object missing
+    assert main([url, "--no-verify", "--query", "bands"]) == 2
+    one_error_line(capsys, "could not be copied")
