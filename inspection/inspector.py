@@ -524,8 +524,8 @@ class Inspector:
         m = self.manifest
         lines = [f"run {self.root} ({m.get('created_by', '?')} {m.get('package_version', '?')}, "
                  f"config {str(m.get('config_hash', ''))[:12]})"]
-        if self.training_path:
-            lines[0] += f"; training metrics {self.training_path}"
+        if self.training_source:
+            lines[0] += f"; training metrics {self.training_source}"
         lines.append("views:")
         width = max(len(v) for v in self.views)
         for view in self.views.values():

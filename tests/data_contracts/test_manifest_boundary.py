@@ -128,3 +128,15 @@ def test_is_inside_compares_resolved_paths(tmp_path):
     assert is_inside("gs://b/run/out.csv", "gs://b/run/")
     assert not is_inside("gs://b/run2", "gs://b/run")
     assert not is_inside("gs://b/run/x", run)
+
+
+def test_hash_cost_benchmark_runs():
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), "benchmarks", "bench_verify.py")
+    out = subprocess.run([sys.executable, script, "--mib", "4", "--repeats", "1"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "MB/s" in out.stdout and "extrapolated to a 1 GB run" in out.stdout
