@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 
@@ -149,8 +150,6 @@ def write_result(table: pa.Table, fmt: str, output: str | None, max_rows: int = 
         if output:
             fs.copy(local, output)
             return
-        data = fs.read_bytes(local).decode("utf-8")
-        if fmt == "json" and not data.endswith("\n"):
-            data += "\n"
-        sys.stdout.write(data)
+        with fs.open_text(local) as handle:  # streamed: memory stays bounded
+            shutil.copyfileobj(handle, sys.stdout, 1 << 20)
         sys.stdout.flush()
