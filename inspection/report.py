@@ -31,7 +31,7 @@ from matplotlib.ticker import MaxNLocator
 
 from data_contracts import fs
 from data_contracts.errors import InputError
-from data_contracts.manifest import is_inside, load_manifest
+from data_contracts.manifest import is_inside, load_manifest, resolve_in_run
 from inspection.inspector import Inspector
 from inspection.output import decimals_of as _decimals
 from inspection.output import short as _short
@@ -403,9 +403,10 @@ def training_figure(ins: Inspector, column: str, title: str) -> tuple[Figure, st
 def trained_curriculum(ins: Inspector) -> tuple[str, list[dict]]:
     """(which curriculum RL trained on, in words; its RL stages from that manifest).
 
-    The trainer's summary.json names `rescored_manifest` when it re-scored after BC; that
-    manifest is read (JSON only, not its shards) when it lies inside the training folder,
-    resolved like every other path. Otherwise RL trained on RUN's own curriculum.
+    The trainer's summary.json names `rescored_manifest` when it re-scored after BC (relative
+    to the training folder, or an absolute path inside it); that manifest is read (JSON and
+    listed paths, not the shards' hashes) when it resolves inside the training folder, like
+    every other path. Otherwise RL trained on RUN's own curriculum.
     """
     run_stages = [c for c in ins.manifest.get("curriculum", []) if c.get("phase") == "rl"]
     summary = ins.training_summary or {}
@@ -415,14 +416,21 @@ def trained_curriculum(ins: Inspector) -> tuple[str, list[dict]]:
             return ("RL stages as built in this run (no summary.json beside the metrics, so "
                     "whether the trainer re-scored is unknown)"), run_stages
         return "this run's curriculum (the trainer did not re-score after BC)", run_stages
-    where = f"the re-scored curriculum {rescored} (rebuilt with the BC policy after BC)"
-    folder = os.path.dirname(ins.training_source or "")
+    folder = fs.dirname(ins.training_source) if ins.training_source else ""
+    rescored = str(rescored)
     try:
-        if not folder or not is_inside(str(rescored), folder):
-            raise InputError(str(rescored), "outside the training folder: not read")
-        manifest = load_manifest(str(rescored), verify_files=False)
+        if not folder:
+            raise InputError(rescored, "no training folder: not read")
+        if fs.is_remote(rescored) or os.path.isabs(rescored):
+            if not is_inside(rescored, folder):
+                raise InputError(rescored, "outside the training folder: not read")
+        else:  # relative to the trainer's --out, as the trainer writes it
+            rescored = resolve_in_run(folder, rescored)
+        where = f"the re-scored curriculum {rescored} (rebuilt with the BC policy after BC)"
+        manifest = load_manifest(rescored, verify_files=False)
     except InputError as exc:
-        return f"{where}; its stages could not be read ({exc})", []
+        return (f"the re-scored curriculum {rescored} (rebuilt with the BC policy after BC); its "
+                f"stages could not be read ({exc})"), []
     return where, [c for c in manifest.get("curriculum", []) if c.get("phase") == "rl"]
 
 

@@ -68,6 +68,20 @@ def test_report_names_the_rescored_curriculum(small_run, trained, tmp_path, caps
     assert os.path.join(trained, "rescored", "manifest.json") in text
 
 
+def test_rescored_manifest_relative_to_the_training_folder(small_run, trained):
+    json.dump({"rescored_manifest": "rescored/manifest.json"},  # as the trainer writes it
+              open(os.path.join(trained, "summary.json"), "w"))
+    with open_run(small_run, trained) as ins:
+        used, stages = report.trained_curriculum(ins)
+    assert os.path.realpath(os.path.join(trained, "rescored", "manifest.json")) in used
+    assert [round(s["pass_rate_mean"], 2) for s in stages] == [0.8, 0.5, 0.2]
+    json.dump({"rescored_manifest": "../elsewhere/manifest.json"},
+              open(os.path.join(trained, "summary.json"), "w"))
+    with open_run(small_run, trained) as ins:
+        used, stages = report.trained_curriculum(ins)
+    assert "could not be read" in used and stages == []
+
+
 def test_rescored_manifest_outside_the_training_folder_is_named_not_read(small_run, trained):
     json.dump({"rescored_manifest": os.path.join(small_run, "manifest.json")},
               open(os.path.join(trained, "summary.json"), "w"))
