@@ -86,7 +86,7 @@ class TrainConfig:
     out: str = DEFAULT_OUT
     seed: int = 0
     batch_queries: int = 32
-    bc_steps: int = 150
+    bc_steps: int = 100
     bc_lr: float = 3e-4
     bc_loss: str = "listmle_ties"
     imitate: str = "all"
@@ -916,8 +916,14 @@ def format_summary(summary: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = make_parser().parse_args(argv)
-    cfg = TrainConfig(**vars(args))
+    parser = make_parser()
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads (default: 0, torch's own choice)")
+    args = vars(parser.parse_args(argv))
+    threads = args.pop("threads")
+    if threads > 0:
+        torch.set_num_threads(threads)
+    cfg = TrainConfig(**args)
     try:
         summary = train(cfg)
     except InputError as exc:
