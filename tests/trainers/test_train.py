@@ -22,16 +22,6 @@ from trainers.train import TrainConfig, train
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-@pytest.fixture(scope="module")
-def small_run(tmp_path_factory) -> str:
-    """A small synthetic curriculum (built once for the module)."""
-    out = str(tmp_path_factory.mktemp("run") / "run")
-    config = CurriculumConfig(synthetic=replace(SyntheticConfig(), n_queries=120), out=out,
-                              order=replace(CurriculumConfig().order, stages=2))
-    run(config)
-    return out
-
-
 def test_manifest_of_another_schema_version_is_refused(small_run, tmp_path):
     manifest = json.load(open(os.path.join(small_run, "manifest.json")))
     manifest["schema_version"] = "0.0"
