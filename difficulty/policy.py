@@ -194,7 +194,7 @@ class PolicySpec:
     def fingerprint(self) -> str:
         """Identifies the policy's behaviour: weights hash for checkpoints."""
         if self.name == "base":
-            return f"base:seed={self.seed}:hidden={self.hidden}"
+            return f"base:{CHECKPOINT_FORMAT}:seed={self.seed}:hidden={self.hidden}"
         if self.name == "teacher":
             return f"teacher:{self.teacher_mode}"
         return f"checkpoint:sha256={sha256_file(self.name)}"

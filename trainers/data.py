@@ -92,14 +92,3 @@ def to_tensors(padded: PaddedQueries) -> tuple[torch.Tensor, torch.Tensor, torch
     """(features, mask, labels) as torch tensors."""
     return (torch.from_numpy(padded.features), torch.from_numpy(padded.mask),
             torch.from_numpy(padded.labels))
-
-
-def teacher_order_tensor(table: pa.Table, width: int) -> torch.Tensor:
-    """[B, D] teacher orders, padded positions filled with the padded indices (they sort last)."""
-    orders = table.column("teacher_order").to_pylist()
-    out = torch.empty((len(orders), width), dtype=torch.int64)
-    for i, order in enumerate(orders):
-        n = len(order)
-        out[i, :n] = torch.tensor(order, dtype=torch.int64)
-        out[i, n:] = torch.arange(n, width)
-    return out

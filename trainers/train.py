@@ -5,7 +5,10 @@ Read top to bottom:
      aside a fixed validation split of the curriculum's queries (crc32 of the query id) for model
      selection; fit the feature normaliser on the remaining training rows (stored in every
      checkpoint, applied inside the model, see `difficulty.policy`);
-  2. measure the untrained policy on the fixed query sets (below);
+  2. measure the untrained policy on the fixed query sets (below). "untrained" is the pipeline's
+     `base` weights (same seed) with the fitted normaliser installed; the pipeline's `base` itself
+     has the identity normaliser (shift 0, scale 1). Its scores differ little within a query, so
+     its Plackett-Luce samples are close to uniform shuffles: the "fresh policy";
   3. BC, `--bc-steps` optimizer steps over the imitation shards (cycled). With labels as the teacher
      many documents tie; the default loss `listmle_ties` is the Plackett-Luce likelihood of the
      teacher's order with ties broken at random at every step, i.e. a stochastic estimate of the
