@@ -562,6 +562,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.taus or not args.seeds:
         print("error: --taus and --seeds need at least one value", file=sys.stderr)
         return 2
+    if any(not 0.0 <= t <= 1.0 for t in args.taus):
+        print(f"error: --taus must lie in [0, 1], got {args.taus}", file=sys.stderr)
+        return 2
     cfg = ExperimentConfig(input=args.input, eval_input=args.eval_input, out=args.out,
                            input_format=args.input_format, taus=args.taus, seeds=args.seeds,
                            quick=args.quick, keep_runs=args.keep_runs, trees=args.trees)

@@ -569,7 +569,8 @@ def train(cfg: TrainConfig) -> dict:
     try:
         summary = _train(cfg, manifest, manifest_path, work, out, resumed)
     except Exception:
-        fs.delete_tree(work)  # a failed run leaves nothing half-made behind
+        if not resumed:  # a failed run leaves nothing half-made behind; a killed run's
+            fs.delete_tree(work)  # OUT.partial that --resume failed on stays as it was
         raise
     if os.path.exists(out):
         fs.delete_tree(out)
@@ -634,8 +635,13 @@ def _train(cfg: TrainConfig, manifest: dict, manifest_path: str, work: str, out:
     best = {"val": -1.0, "state": None, "step": 0}
     elapsed = 0.0
     if resumed:
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
+        try:
+            state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+            model.load_state_dict(state["model"])
+        except Exception as exc:  # corrupt, unsafe (refused by weights_only) or another model
+            first = (str(exc).splitlines() or [""])[0][:200]
+            raise InputError(ckpt_path, f"cannot resume from this checkpoint "
+                                        f"({type(exc).__name__}: {first})") from None
         position = dict(state["position"])
         summary = json.loads(state["summary"])
         best = {"val": float(state["best_val"]), "state": state.get("best_state"),

@@ -155,3 +155,31 @@ def test_compressed_eval_input_is_read_like_the_plain_one_or_refused_in_one_line
         a = json.load(open(tmp_path / "a" / "summary.json"))
         b = json.load(open(tmp_path / "b" / "summary.json"))
         assert a["ndcg@10"] == b["ndcg@10"] and b["sets"]["eval"]["queries"] == 50
+
+
+def test_resume_from_a_corrupt_checkpoint_is_one_line(small_run, tmp_path, capsys):
+    partial = tmp_path / "t.partial"
+    partial.mkdir()
+    (partial / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    assert main(["--manifest", small_run, "--out", str(tmp_path / "t"), *TINY, "--resume"]) == 2
+    assert "cannot resume" in _one_error_line(capsys)
+    assert partial.exists() and not (tmp_path / "t").exists()  # the killed run's folder stays
+
+
+@pytest.mark.parametrize("argv", [["--taus", "1.5"], ["--taus", "a,b"], ["--seeds", ""]])
+def test_experiment_usage_errors_are_one_line(argv, tmp_path, capsys):
+    base = ["--input", "x", "--eval-input", "y", "--out", str(tmp_path / "e")]
+    try:
+        code = experiment.main(base + argv)
+    except SystemExit as exc:
+        code = exc.code
+    assert code == 2
+    _one_error_line(capsys)
+    assert not (tmp_path / "e").exists()
+
+
+def test_experiment_help_gives_every_option_a_description_and_default():
+    for action in experiment.make_parser()._actions:
+        if action.dest != "help":
+            assert action.help and ("default" in action.help or "required" in action.help), \
+                action.dest
