@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,7 +12,6 @@ import torch
 
 from data_contracts.errors import InputError
 from data_contracts.manifest import files_of, load_manifest
-from data_contracts.synthetic import SyntheticConfig
 from pipelines.build_curriculum import run
 from pipelines.config import CurriculumConfig
 from trainers.data import ShardStream
