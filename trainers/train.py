@@ -96,6 +96,7 @@ class TrainConfig:
     rl_steps: int = 150
     rl_lr: float = 1e-4
     rl_order: str = "curriculum"
+    rl_rollouts: int = 0
     group_size: int = 16
     temperature: float = 1.0
     kl_coef: float = 0.05
@@ -128,6 +129,8 @@ HELP = {
                "and the RL shards); out_of_rl: only the imitation shards (too_hard/too_easy)",
     "rl_steps": "RL optimizer steps, split over the stages by rows (0: no RL)",
     "rl_lr": "RL learning rate (Adam)",
+    "rl_rollouts": "RL rollout budget, split over the stages by rows like the steps; RL ends at "
+                   "whichever budget is spent first (0: steps only)",
     "rl_order": "curriculum: stage by stage; shuffled: all RL rows in query-hash order (control)",
     "group_size": "G, sampled rankings per query per RL step (rollouts = rows x G)",
     "temperature": "Plackett-Luce sampling temperature",
@@ -528,7 +531,7 @@ def check_config(cfg: TrainConfig) -> None:
     for name in ("batch_queries", "group_size", "eval_every", "checkpoint_every"):
         if getattr(cfg, name) < 1:
             raise InputError(f"--{name.replace('_', '-')}", "must be at least 1")
-    for name in ("bc_steps", "rl_steps", "train_sample", "stop_after"):
+    for name in ("bc_steps", "rl_steps", "rl_rollouts", "train_sample", "stop_after"):
         if getattr(cfg, name) < 0:
             raise InputError(f"--{name.replace('_', '-')}", "must not be negative")
     if not 0.0 <= cfg.val_fraction < 1.0:
@@ -762,20 +765,31 @@ def _train(cfg: TrainConfig, manifest: dict, manifest_path: str, work: str, out:
         segments, segment_rows = rl_files_all, [s["rows"] for s in stages]
     segment_steps = split_steps(cfg.rl_steps, segment_rows)
     rl_start = summary.get("bc_steps_done", 0)
+    segment_budget = (split_steps(cfg.rl_rollouts, segment_rows) if cfg.rl_rollouts
+                      else [None] * len(segments))
     summary["rl_plan"] = {"order": cfg.rl_order, "segment_rows": segment_rows,
                           "segment_steps": segment_steps}
+    if cfg.rl_rollouts:
+        summary["rl_plan"]["segment_rollouts"] = segment_budget
+
+    def segment_done(segment: int) -> bool:
+        spent = position.get("segment_rollouts", 0)
+        return position["segment_step"] >= segment_steps[segment] or (
+            segment_budget[segment] is not None and spent >= segment_budget[segment])
+
     progress = Progress("rl", cfg.rl_steps, cfg.progress_seconds)
     if cfg.rl_steps and step == rl_start:
         observe("rl", 0)
     for segment in range(position["segment"], len(segments)):
         if position["segment"] != segment:
-            position.update(segment=segment, segment_step=0, epoch=0, file=0, row=0)
-        if position["segment_step"] >= segment_steps[segment]:
+            position.update(segment=segment, segment_step=0, segment_rollouts=0, epoch=0, file=0,
+                            row=0)
+        if segment_done(segment):
             continue
         stream = cycle(segments[segment], cfg.batch_queries,
                        (position["epoch"], position["file"], position["row"]), cfg.val_fraction)
         for epoch, batch in stream:
-            if position["segment_step"] >= segment_steps[segment]:
+            if segment_done(segment):
                 break
             model.train()
             loss, info = rl_loss(model, reference, batch, reward, cfg, stream=step + 1)
@@ -786,7 +800,9 @@ def _train(cfg: TrainConfig, manifest: dict, manifest_path: str, work: str, out:
             rollouts += batch.rows * cfg.group_size
             summary["rollouts"] = rollouts
             position.update(epoch=epoch, file=batch.file_index, row=batch.row_start + batch.rows,
-                            segment_step=position["segment_step"] + 1)
+                            segment_step=position["segment_step"] + 1,
+                            segment_rollouts=position.get("segment_rollouts", 0)
+                            + batch.rows * cfg.group_size)
             stage_no = stages[segment]["stage"] if cfg.rl_order == "curriculum" else None
             log.write(phase="rl", step=step, stage=stage_no, epoch=epoch,
                       loss=float(loss.detach()), rollouts=rollouts, **info)
@@ -797,6 +813,9 @@ def _train(cfg: TrainConfig, manifest: dict, manifest_path: str, work: str, out:
             checkpoint()
     position["segment"] = len(segments)
     summary["rl_steps_done"] = step - rl_start
+    curve = summary["learning_curve"]
+    if step > rl_start and not (curve and curve[-1]["step"] == step):
+        observe("rl", step - rl_start)  # a rollout budget can end RL between evaluations
     select_best()
     model.eval()
     save_policy(model, os.path.join(work, "final.pt"))

@@ -183,3 +183,14 @@ def test_experiment_help_gives_every_option_a_description_and_default():
         if action.dest != "help":
             assert action.help and ("default" in action.help or "required" in action.help), \
                 action.dest
+
+
+def test_rl_rollout_budget_ends_rl_when_spent(small_run, tmp_path):
+    summary = train(TrainConfig(manifest=small_run, out=str(tmp_path / "t"), bc_steps=2,
+                                rl_steps=1000, rl_rollouts=600, group_size=8, eval_every=50,
+                                diagnostic_rollouts=4, train_sample=20))
+    budgets = summary["rl_plan"]["segment_rollouts"]
+    assert sum(budgets) == 600
+    assert 600 <= summary["rollouts"] < 600 + len(budgets) * 32 * 8  # at most a batch over each
+    assert summary["rl_steps_done"] < 1000
+    assert summary["learning_curve"][-1]["rollouts"] == summary["rollouts"]
