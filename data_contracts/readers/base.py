@@ -19,11 +19,14 @@ class QueryBatch:
       queries: a table in QUERY_SCHEMA (content not yet validated).
       locations: one `file:line` / `file#record` per query row.
       quarantine: a table in QUARANTINE_SCHEMA of records rejected while reading.
+      skipped_lines: lines read since the previous batch that are not records (comments,
+        blank lines, a line holding only a byte-order mark); counted, never quarantined.
     """
 
     queries: pa.Table
     locations: list[str]
     quarantine: pa.Table = field(default_factory=QUARANTINE_SCHEMA.empty_table)
+    skipped_lines: int = 0
 
     @property
     def records(self) -> int:

@@ -359,7 +359,7 @@ def test_svmlight_lines_end_ok_or_with_reason(tmp_path_factory, spec):
     for g, lines in enumerate(groups):
         if layout == "query_file" and zero_groups[g]:
             sizes.append(0)  # an empty group takes an index and holds nothing
-        qid = str(len(sizes)) if layout == "query_file" else f"g{g}"
+        qid = f"data.txt:{len(sizes)}" if layout == "query_file" else f"g{g}"
         sizes.append(len(lines))
         kept, first_bad = [], None
         for j, (label, feats, kind) in enumerate(lines):
@@ -385,6 +385,12 @@ def test_svmlight_lines_end_ok_or_with_reason(tmp_path_factory, spec):
     if layout == "query_file":
         (folder / "data.txt.query").write_text("".join(f"{s}\n" for s in sizes))
 
+    if layout == "qid" and all(kind in ("no_qid", "no_qid_bad") for lines in groups
+                               for *_, kind in lines):
+        # no line carries a qid and no group file is beside: refused, saying what it looks like
+        with pytest.raises(InputError, match="looks like SVMlight without qid"):
+            read_and_validate(str(path), "auto", batch_size=batch_size, num_features=SVM_WIDTH)
+        return
     out = read_and_validate(str(path), "auto", batch_size=batch_size, num_features=SVM_WIDTH)
 
     assert out.records == len(expected_ok) + len(expected_bad)
