@@ -58,10 +58,19 @@ def _require(path: str, names: list[str], required: tuple[str, ...], schema: pa.
                              column=column)
 
 
+def _id_text(value):
+    """An integer id (JSON `"qid": 7`) as its decimal string; anything else as it is."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 def _to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
     columns = {}
     for fld in schema:
         values = [r.get(fld.name) for r in rows]
+        if fld.type == pa.string():
+            values = [_id_text(v) for v in values]
+        elif fld.type == pa.list_(pa.string()):
+            values = [[_id_text(x) for x in v] if isinstance(v, list) else v for v in values]
         if fld.type == pa.list_(pa.list_(pa.float32())):
             columns[fld.name] = nested_float_array(values)
         else:
@@ -261,7 +270,7 @@ def _conform_each(table: pa.Table, schema: pa.Schema, locations: list[str], reco
     """Casts a table row by row: rows that do not cast are quarantined, each on its own."""
     good, good_locations, bad = [], [], []
     for i, location in enumerate(locations):
-        row = table.slice(i, 1)
+        row = table.take([i])  # a copy: casting a sliced list would cast its whole child
         try:
             good.append(_conform_arrow(row, schema))
             good_locations.append(location)
@@ -453,7 +462,7 @@ def _cast_each(values: pa.Array, kind: pa.DataType) -> tuple[pa.Array, list]:
     out, errors = [], []
     for i in range(len(values)):
         try:
-            out.append(values.slice(i, 1).cast(kind))
+            out.append(values.take([i]).cast(kind))  # take: see _conform_each
         except _CONVERT_ERRORS as exc:
             out.append(pa.nulls(1, kind))
             errors.append((i, str(exc)))
