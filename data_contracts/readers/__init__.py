@@ -139,7 +139,8 @@ def plan_splits(path: str, fmt: str = "auto", target_bytes: int = 64 << 20, *,
     """Keyword sets for `read_queries` that together read `path` once, each about
     `target_bytes` of input: `{"byte_range": (start, end)}` for an uncompressed SVMlight file
     with qid, `{"row_groups": [...]}` for a Parquet file, `{}` (the whole file) otherwise
-    (compressed inputs, `.query`/`.group` layouts, `group_rows`, JSON lines, CSV, folders).
+    (compressed inputs, `.query`/`.group` layouts, `group_rows`, JSON lines, CSV, folders,
+    one-row-per-document Parquet).
     """
     fmt = _resolve_format(path, fmt)
     if group_rows or fs.isdir(path):
@@ -158,6 +159,11 @@ def plan_splits(path: str, fmt: str = "auto", target_bytes: int = 64 << 20, *,
         return [{"byte_range": (a, b)} for a, b in zip(bounds[:-1], bounds[1:])]
     if fmt == "parquet":
         import pyarrow.parquet as pq
+
+        from data_contracts.readers.tabular import table_layout
+
+        if table_layout(path, fmt) is not None:
+            return [{}]  # one row per document: a query may span row groups
 
         with fs.open_read(path) as raw:
             meta = pq.ParquetFile(raw).metadata

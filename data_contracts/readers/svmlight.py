@@ -394,11 +394,15 @@ def _read(path, *, batch_size, sizes, query_file, source, split, base, width, by
     skipping = prev_qid is not None  # lines continuing the previous split's last query
 
     stream = fs.open_input(path)
-    if by_offset and start > 0:
-        stream.seek(start)
+    partial = by_offset and start > 0
+    if partial:  # from the byte before: the first piece is the rest of a line begun earlier
+        stream.seek(start - 1)
     try:
         number = 0
-        for offset, raw in iter_lines(stream, start if by_offset else 0):
+        for offset, raw in iter_lines(stream, start - 1 if partial else 0):
+            if partial:
+                partial = False
+                continue
             number += 1
             text = _decode(raw, offset)
             if is_skipped(text):
