@@ -14,7 +14,7 @@ from data_contracts import fs
 from data_contracts.errors import InputError
 from data_contracts.readers.svmlight import BOM, group_file, is_skipped
 
-READABLE = ("svmlight", "lightgbm", "xgboost", "parquet", "jsonl", "csv", "hf")
+READABLE = ("svmlight", "lightgbm", "xgboost", "parquet", "jsonl", "csv", "catboost", "hf")
 
 # Layouts told apart but not read as queries here; the text is what the error says it looks like.
 LOOKS_LIKE = {
@@ -22,8 +22,11 @@ LOOKS_LIKE = {
     "trec-run": "TREC run: qid Q0 docno rank score tag",
     "svmlight-no-qid": "SVMlight without qid: label fid:value ..., which needs its group "
                        "sizes in PATH.query (LightGBM) or PATH.group (XGBoost) beside it",
-    "catboost-tsv": "CatBoost-style TSV without a header: label<TAB>group id<TAB>features "
-                    "(add a header row naming the columns, then it reads as a table)",
+    "catboost-tsv": "CatBoost-style TSV without a header: label<TAB>group id<TAB>features, "
+                    "which needs its column description PATH.cd (INDEX<TAB>TYPE per line, "
+                    "with a GroupId) beside it, or a header row naming the columns",
+    "json-qrels": "a JSON qrels or run dictionary: {qid: {docno: relevance or score}} (ranx, "
+                  "pytrec_eval)",
     "empty": "an empty file (no records)",
 }
 
@@ -99,12 +102,14 @@ def detect_format(path: str) -> str:
 
     Order: a folder (saved Hugging Face dataset, or Parquet files under it); Parquet magic
     `PAR1`; then the first data lines after decompression (gzip/bz2/xz/zstd by magic bytes),
-    a UTF-8 BOM, `#` comments and blank lines: a JSON object -> `jsonl`; any `qid:` token ->
+    a UTF-8 BOM, `#` comments and blank lines: a JSON object -> `jsonl` (`json-qrels` when it
+    maps query ids to {docno: number} dictionaries); any `qid:` token ->
     `svmlight`; no qid but a `.query` / `.group` file beside -> `lightgbm` / `xgboost`;
     `label fid:value ...` without qid and no group file -> `svmlight-no-qid`; four columns
     `qid iter docno rel` -> `trec-qrels`; six `qid Q0 docno rank score tag` -> `trec-run`; a
-    comma- or tab-separated header row -> `csv`; a headerless all-numeric TSV ->
-    `catboost-tsv`; nothing at all -> `empty`.
+    comma- or tab-separated header row -> `csv`; a headerless numeric TSV -> `catboost` when a
+    CatBoost column description (`.cd`) is beside it, else `catboost-tsv`; nothing at all ->
+    `empty`.
 
     Returns:
       One of READABLE or of LOOKS_LIKE.
@@ -131,7 +136,15 @@ def detect_format(path: str) -> str:
     lines, _ = head_lines(path)
     if not lines:
         return "empty"
-    if lines[0].lstrip().startswith("{"):
+    first = lines[0].strip()
+    if first in ("{", "[") or first.startswith("["):
+        raise InputError(path, "a JSON document, not JSON lines (one query or row object per "
+                               "line is expected)")
+    if first.startswith("{"):
+        record = first_record(path)
+        if record and all(isinstance(v, dict) and v and all(
+                isinstance(x, (int, float)) for x in v.values()) for v in record.values()):
+            return "json-qrels"
         return "jsonl"
     if any(_QID.search(line.partition("#")[0]) for line in lines):
         return "svmlight"
@@ -145,6 +158,10 @@ def detect_format(path: str) -> str:
     if all(_run_like(line) for line in lines):
         return "trec-run"
     table = _table_like(lines)
+    if table == "catboost-tsv":
+        from data_contracts.readers.tabular import catboost_cd
+
+        return "catboost" if catboost_cd(path) is not None else table
     if table is not None:
         return table
     raise InputError(path, "unknown format (not SVMlight/LETOR, a LightGBM/XGBoost group layout, "

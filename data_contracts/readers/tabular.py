@@ -37,7 +37,7 @@ from data_contracts.readers.base import QueryBatch, nested_float_array, rows_to_
 from data_contracts.reasons import Reason
 from data_contracts.schema import QUARANTINE_SCHEMA, QUERY_REQUIRED, QUERY_SCHEMA
 
-TABLE_FORMATS = ("parquet", "jsonl", "csv")
+TABLE_FORMATS = ("parquet", "jsonl", "csv", "catboost")
 MAX_DEPTH = 32  # a query record is 3 levels deep (record, features, row); far deeper is junk
 ROW_NAMES = {
     "query_id": ("query_id", "qid", "queryid", "query", "group_id", "groupid", "group",
@@ -351,6 +351,8 @@ def table_layout(path: str, fmt: str, column_map: Mapping[str, str] | None = Non
       InputError: a rows table without a query id or feature columns, or a mapped column that
         is not there.
     """
+    if fmt == "catboost":
+        return catboost_layout(path)
     names, types = _column_names(path, fmt)
     cmap = dict(column_map or {})
     canonical_docs = cmap.get("doc_ids", "doc_ids")
@@ -435,21 +437,83 @@ def scan_table(path: str, fmt: str, column_map: Mapping[str, str] | None = None)
 
 # --- rows-table reading -------------------------------------------------------------------------
 
-def _csv_reader(path: str, block_size: int):
+def _csv_reader(path: str, block_size: int, header: bool = True):
     import pyarrow.csv as pcsv
 
     from data_contracts.readers.detect import head_lines
 
     lines, _ = head_lines(path)
-    delimiter = "\t" if lines and "\t" in lines[0] else ","
+    delimiter = "\t" if not header or (lines and "\t" in lines[0]) else ","
     stream = fs.open_input(path)
     try:
         return pcsv.open_csv(
-            stream, read_options=pcsv.ReadOptions(block_size=block_size),
+            stream, read_options=pcsv.ReadOptions(block_size=block_size,
+                                                  autogenerate_column_names=not header),
             parse_options=pcsv.ParseOptions(delimiter=delimiter),
             convert_options=pcsv.ConvertOptions(strings_can_be_null=True))
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(path, f"not a readable CSV file ({exc})") from None
+
+
+# CatBoost column roles (https://catboost.ai/docs/en/concepts/input-data_column-descfile)
+_CD_QUERY = ("groupid", "queryid")
+_CD_LABEL = ("label", "target")
+_CD_DOC = ("sampleid", "docid")
+
+
+def catboost_cd(path: str) -> str | None:
+    """The CatBoost column description beside a TSV pool: `PATH.cd`, `STEM.cd`, `pool.cd`, or
+    the only `.cd` file in its folder."""
+    name = fs.basename(path)
+    folder = fs.dirname(path) or "."
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    for candidate in (path + ".cd", fs.join(folder, stem + ".cd"), fs.join(folder, "pool.cd")):
+        if fs.exists(candidate) and not fs.isdir(candidate):
+            return candidate
+    found = [f for f in fs.list_files(folder) if f.endswith(".cd")
+             and fs.dirname(f) == folder] if fs.isdir(folder) else []
+    return found[0] if len(found) == 1 else None
+
+
+def catboost_layout(path: str, cd_path: str | None = None) -> RowsLayout:
+    """The rows layout of a headerless CatBoost TSV pool from its column description file
+    (`INDEX<TAB>TYPE[<TAB>NAME]` per line; unlisted columns are `Num`, as in CatBoost).
+
+    Raises:
+      InputError: no description file, a malformed one, or one naming no GroupId column.
+    """
+    from data_contracts.readers.detect import head_lines
+
+    cd_path = cd_path or catboost_cd(path)
+    if cd_path is None:
+        raise InputError(path, "a CatBoost TSV pool needs its column description (PATH.cd, "
+                               "INDEX<TAB>TYPE per line) beside it")
+    roles = {}
+    with fs.open_text(cd_path) as handle:
+        for number, line in enumerate(handle, 1):
+            parts = line.strip().split("\t") if "\t" in line else line.split()
+            if not parts or not parts[0] or parts[0].startswith("#"):
+                continue
+            if not parts[0].isdigit() or len(parts) < 2:
+                raise InputError(cd_path, f"line {number}: expected INDEX<TAB>TYPE, got "
+                                          f"{line.strip()!r}")
+            roles[int(parts[0])] = parts[1].strip().lower()
+    lines, _ = head_lines(path)
+    n_columns = len(lines[0].split("\t")) if lines else 0
+    layout = RowsLayout(query_id="")
+    for i in range(n_columns):
+        role, name = roles.get(i, "num"), f"f{i}"
+        if role in _CD_QUERY:
+            layout.query_id = name
+        elif role in _CD_LABEL:
+            layout.label = name
+        elif role in _CD_DOC:
+            layout.doc_id = name
+        elif role == "num":
+            layout.feature_columns.append(name)
+    if not layout.query_id:
+        raise InputError(cd_path, "names no GroupId (or QueryId) column: not a ranking pool")
+    return layout
 
 
 def _cast_each(values: pa.Array, kind: pa.DataType) -> tuple[pa.Array, list]:
@@ -496,9 +560,9 @@ def _rows_batches(path: str, fmt: str, layout: RowsLayout, batch_rows: int, coun
                 yield table, [f"{file}#{start + i}" for i in range(table.num_rows)], []
                 start += table.num_rows
         return
-    if fmt == "csv":
-        reader = _csv_reader(path, 1 << 20)
-        start = 2  # line 1 is the header
+    if fmt in ("csv", "catboost"):
+        reader = _csv_reader(path, 1 << 20, header=fmt == "csv")
+        start = 2 if fmt == "csv" else 1  # line 1 is the header of a CSV
         try:
             for batch in reader:
                 table = pa.Table.from_batches([batch]).select(

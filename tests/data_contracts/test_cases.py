@@ -550,3 +550,31 @@ def test_corrupt_parquet_and_folder_with_explicit_format_are_one_line(tmp_path):
         with pytest.raises(InputError) as info:
             list(read_queries(str(folder), fmt))
         assert "\n" not in str(info.value)
+
+
+# --- detection of the neighbouring kinds the cases stand for ----------------------------------------
+
+def test_catboost_pool_reads_with_its_column_description(tmp_path):
+    pool = tmp_path / "train.tsv"
+    pool.write_text("2\t1\t0.5\t0.1\n0\t1\t0.2\t0.3\n1\t2\t0.9\t0.0\n")
+    assert detect_format(str(pool)) == "catboost-tsv"
+    with pytest.raises(InputError, match=r"looks like CatBoost-style TSV.*\.cd"):
+        read_queries(str(pool))
+    (tmp_path / "train.cd").write_text("0\tLabel\n1\tGroupId\n")
+    assert detect_format(str(pool)) == "catboost"
+    out = read_and_validate(str(pool))
+    assert ids(out) == ["1", "2"]
+    assert out.ok.column("labels").to_pylist() == [[2.0, 0.0], [1.0]]
+    assert dataset_space([str(pool)]).width == 2
+
+
+def test_json_qrels_and_json_documents_are_named(tmp_path):
+    qrels = tmp_path / "qrels.json"
+    qrels.write_text(json.dumps({"q1": {"d1": 1, "d2": 0}, "q2": {"d3": 2}}) + "\n")
+    assert detect_format(str(qrels)) == "json-qrels"
+    with pytest.raises(InputError, match="looks like a JSON qrels"):
+        read_queries(str(qrels))
+    pretty = tmp_path / "queries.json"
+    pretty.write_text(json.dumps([{"query_id": "q"}], indent=2))
+    with pytest.raises(InputError, match="not JSON lines"):
+        detect_format(str(pretty))
