@@ -40,23 +40,63 @@ from data_contracts.reasons import Reason
 
 _DOCID = re.compile(r"docid\s*=\s*(\S+)")
 _QID = re.compile(r"(?:^|\s)qid:(\S+)")
+_FID = re.compile(r"(?:^|\s)(\d+):")
+_PAIRS = re.compile(r"[^\s:]+:[^\s:]+(?:\s+[^\s:]+:[^\s:]+)*")
 BOM = b"\xef\xbb\xbf"
 GROUP_SUFFIXES = (".query", ".group")  # LightGBM, XGBoost
 _COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".zstd")
 _BLOCK = 1 << 20
+_HUGE_ID = 1 << 62
 
 
 class _LineError(ValueError):
     pass
 
 
-def _parse_line(line: str) -> tuple[float, str | None, tuple[list, list], str | None]:
-    """(label, qid or None, ([fid], [value]), document id or None) of one data line.
+def _parse_line(line: str) -> tuple[float, str | None, tuple, str | None]:
+    """(label, qid or None, (fids, values), document id or None) of one data line.
+
+    The feature pairs are split in one go and converted with `map`; a line that does not parse
+    that way is parsed token by token to say what is wrong.
 
     Raises:
       _LineError: the line is not `label [qid:Q] fid:value ... [# comment]`.
     """
     body, _, comment = line.partition("#")
+    head = body.split(None, 1)
+    try:
+        label = float(head[0])
+        rest = head[1].strip() if len(head) > 1 else ""
+        qid = None
+        if rest.startswith("qid:"):
+            first = rest.split(None, 1)
+            qid, rest = first[0][4:], (first[1] if len(first) > 1 else "")
+            if not qid:
+                raise ValueError("empty qid")
+        if rest and ("qid:" in rest or not _PAIRS.fullmatch(rest)):
+            raise ValueError("not plain fid:value pairs")
+        parts = rest.replace(":", " ").split()
+        fids = list(map(int, parts[0::2]))
+        values = list(map(float, parts[1::2]))
+        if fids and (min(fids) < 0 or max(fids) > _HUGE_ID):
+            raise ValueError("negative or huge id")
+        return label, qid, (fids, values), _comment_docid(comment)
+    except (ValueError, OverflowError, IndexError):
+        pass
+    return _parse_line_slowly(body, comment)
+
+
+def _comment_docid(comment: str) -> str | None:
+    if not comment:
+        return None
+    match = _DOCID.search(comment)
+    if match:
+        return match.group(1)
+    words = comment.split()
+    return words[0] if words else None
+
+
+def _parse_line_slowly(body: str, comment: str):
     docid = None
     if comment:
         match = _DOCID.search(comment)
@@ -82,10 +122,13 @@ def _parse_line(line: str) -> tuple[float, str | None, tuple[list, list], str | 
             qid = value
             continue
         try:
-            fids.append(int(key))
+            fid = int(key)
             values.append(float(value))
         except ValueError:
             raise _LineError(f"token {token!r} is not fid:value") from None
+        if fid < 0:
+            raise _LineError(f"token {token!r}: a feature id is not negative")
+        fids.append(min(fid, _HUGE_ID))  # still above any --max-feature-id: quarantined
     return label, qid, (fids, values), docid
 
 
@@ -158,7 +201,7 @@ def _group_sizes(path: str) -> list[int]:
 
 
 def scan_svmlight(path: str, max_feature_id: int = DEFAULT_MAX_FEATURE_ID):
-    """SpaceStats of an SVMlight file: smallest and largest feature id of its parseable lines.
+    """SpaceStats of an SVMlight file: smallest and largest feature id of its data lines.
 
     Ids above `max_feature_id` are left out (their query is quarantined when read).
     """
@@ -171,11 +214,10 @@ def scan_svmlight(path: str, max_feature_id: int = DEFAULT_MAX_FEATURE_ID):
             text = _decode(raw, offset)
             if is_skipped(text):
                 continue
-            try:
-                fids = _parse_line(text)[2][0]
-            except _LineError:
+            found = _FID.findall(text.partition("#")[0])
+            if not found:
                 continue
-            fids = [f for f in fids if f <= max_feature_id]
+            fids = [f for f in map(int, found) if f <= max_feature_id]
             if fids:
                 lo, hi = min(fids), max(fids)
                 low = lo if low is None else min(low, lo)
