@@ -34,7 +34,7 @@ import numpy as np
 from data_contracts import fs
 from data_contracts.errors import InputError
 from data_contracts.quarantine import quarantine_row
-from data_contracts.readers.base import QueryBatch, rows_to_batch
+from data_contracts.readers.base import QueryBatch, QueryGrouper, rows_to_batch
 from data_contracts.readers.space import DEFAULT_MAX_FEATURE_ID, FeatureSpace
 from data_contracts.reasons import Reason
 
@@ -411,28 +411,26 @@ def _read(path, *, batch_size, sizes, query_file, source, split, base, width, by
         return {"query_id": group.query_id, "doc_ids": _doc_ids(group), "features": dense,
                 "labels": group.labels, "source": source, "split": split, "_location": location}
 
-    pending: list[dict] = []
     stray: list[dict] = []
     skipped = 0
 
-    def flush() -> QueryBatch:
-        nonlocal pending, stray, skipped
-        batch = rows_to_batch(pending, stray, step="read")
+    def flush(rows: list[dict]) -> QueryBatch:
+        nonlocal stray, skipped
+        batch = rows_to_batch(rows, stray, step="read")
         batch.skipped_lines = skipped
-        pending, stray, skipped = [], [], 0
+        stray, skipped = [], 0
         return batch
 
     def owned(offset: int) -> bool:
         return offset >= start and (end is None or offset < end)
 
+    grouper = QueryGrouper(path, group_rows, batch_size, finish)
     group: _Group | None = None
-    groups: dict[str, _Group] = {}  # group_rows: every query of the file, in first-seen order
-    seen: dict[str, int | str] = {}  # qid -> where its rows began (adjacency check)
     group_index = 0
     remaining = sizes[0] if sizes else 0
     prev_qid = _qid_before(path, start) if by_offset and start > 0 else None
     if prev_qid is not None:
-        seen[prev_qid] = f"before byte {start}"
+        grouper.seen[prev_qid] = f"before byte {start}"
     skipping = prev_qid is not None  # lines continuing the previous split's last query
 
     stream = fs.open_input(path)
@@ -482,22 +480,10 @@ def _read(path, *, batch_size, sizes, query_file, source, split, base, width, by
             if group is None or group.query_id != qid:
                 if end is not None and offset >= end:
                     break  # the next query starts in the next split
-                if group is not None and not group_rows:
-                    pending.append(finish(group))
-                    if len(pending) >= batch_size:
-                        yield flush()
-                if qid in seen and sizes is None:
-                    if not group_rows:
-                        raise InputError(path, f"{at[1]}: rows of qid {qid} are not adjacent "
-                                               f"(its rows began at {seen[qid]}, another qid "
-                                               f"came between); sort the file by qid or pass "
-                                               f"--group-rows to group them in memory")
-                    group = groups[qid]
-                else:
-                    group = _Group(query_id=qid, first=offset if by_offset else number)
-                    seen[qid] = at[1]
-                    if group_rows:
-                        groups[qid] = group
+                group = grouper.group_for(qid, at[1], lambda: _Group(
+                    query_id=qid, first=offset if by_offset else number))
+                for rows in grouper.batches():
+                    yield flush(rows)
             if error:
                 group.errors.append((at[0], error, text))
             group.labels.append(label)
@@ -511,12 +497,7 @@ def _read(path, *, batch_size, sizes, query_file, source, split, base, width, by
         if any(sizes[group_index + 1:]) or remaining:
             raise InputError(query_file, f"group sizes promise {leftover} more rows than {path} "
                                          f"holds")
-    if group_rows:
-        for g in groups.values():
-            pending.append(finish(g))
-            if len(pending) >= batch_size:
-                yield flush()
-    elif group is not None:
-        pending.append(finish(group))
-    if pending or stray or skipped:
-        yield flush()
+    for rows in grouper.batches(final=True):
+        yield flush(rows)
+    if stray or skipped:
+        yield flush([])

@@ -33,7 +33,8 @@ import pyarrow.parquet as pq
 from data_contracts import fs
 from data_contracts.errors import InputError
 from data_contracts.quarantine import quarantine_row, quarantine_table
-from data_contracts.readers.base import QueryBatch, nested_float_array, rows_to_batch
+from data_contracts.readers.base import (QueryBatch, QueryGrouper, nested_float_array,
+                                         rows_to_batch)
 from data_contracts.reasons import Reason
 from data_contracts.schema import QUARANTINE_SCHEMA, QUERY_REQUIRED, QUERY_SCHEMA
 
@@ -647,11 +648,6 @@ def read_rows_table(path: str, fmt: str, layout: RowsLayout, *, batch_size: int,
     """Queries from a one-row-per-document table (see the module docstring)."""
     source = source or fs.basename(fs.abspath(path).rstrip("/"))
     counts: dict = {}
-    pending: list[dict] = []
-    stray: list[dict] = []
-    current: _RowQuery | None = None
-    groups: dict[str, _RowQuery] = {}
-    seen: dict[str, str] = {}
 
     def finish(q: _RowQuery) -> dict:
         if q.errors:
@@ -670,12 +666,16 @@ def read_rows_table(path: str, fmt: str, layout: RowsLayout, *, batch_size: int,
         return {"query_id": q.query_id, "doc_ids": docs, "features": dense, "labels": labels,
                 "source": source, "split": split, "_location": q.location}
 
-    def flush() -> QueryBatch:
-        nonlocal pending, stray
-        batch = rows_to_batch(pending, stray, step="read")
+    stray: list[dict] = []
+
+    def flush(rows: list[dict]) -> QueryBatch:
+        nonlocal stray
+        batch = rows_to_batch(rows, stray, step="read")
         batch.skipped_lines = counts.pop("skipped_lines", 0)
-        pending, stray = [], []
+        stray = []
         return batch
+
+    grouper = QueryGrouper(path, group_rows, batch_size, finish, noun="query")
 
     for table, locations, bad in _rows_batches(path, fmt, layout, max(batch_size * 16, 1024),
                                                counts):
@@ -707,38 +707,20 @@ def read_rows_table(path: str, fmt: str, layout: RowsLayout, *, batch_size: int,
                                                 location=locations[i], record_kind="line",
                                                 detail="row has no query id", raw=""))
                 continue
-            if current is None or current.query_id != qid:
-                if current is not None and not group_rows:
-                    pending.append(finish(current))
-                    if len(pending) >= batch_size:
-                        yield flush()
-                if qid in seen:
-                    if not group_rows:
-                        raise InputError(path, f"{_place(locations[a], path)}: rows of query "
-                                               f"{qid!r} are not adjacent (its rows began at "
-                                               f"{seen[qid]}); sort by query id or pass "
-                                               f"--group-rows to group them in memory")
-                    current = groups[qid]
-                else:
-                    current = _RowQuery(query_id=qid, location=locations[a])
-                    seen[qid] = _place(locations[a], path)
-                    if group_rows:
-                        groups[qid] = current
+            current = grouper.group_for(qid, _place(locations[a], path),
+                                        lambda: _RowQuery(query_id=qid, location=locations[a]))
+            for rows in grouper.batches():
+                yield flush(rows)
             current.docs.extend(docs[a:b])
             current.labels.extend(labels[a:b])
             current.features.append(features.slice(a, b - a))
             for i in range(a, b):
                 if i in row_errors:
                     current.errors.append((locations[i], row_errors[i]))
-    if group_rows:
-        for q in groups.values():
-            pending.append(finish(q))
-            if len(pending) >= batch_size:
-                yield flush()
-    elif current is not None:
-        pending.append(finish(current))
-    if pending or stray or counts.get("skipped_lines"):
-        yield flush()
+    for rows in grouper.batches(final=True):
+        yield flush(rows)
+    if stray or counts.get("skipped_lines"):
+        yield flush([])
 
 
 # --- entry point --------------------------------------------------------------------------------
