@@ -453,7 +453,7 @@ def make_parser() -> argparse.ArgumentParser:
     io.add_argument("--input", action="append", default=[], metavar="PATH",
                     help="query input (repeatable); none: the embedded synthetic default")
     io.add_argument("--input-format", default="auto", choices=FORMATS,
-                    help="input format (default: auto, by name and layout)")
+                    help="input format (default: auto, by content: docs/formats.md)")
     io.add_argument("--column-map", default="", metavar="COL=NAME,...",
                     help="for every tabular input (Parquet, CSV, JSONL, Hugging Face): contract "
                          "column = input column, comma separated (rows tables: query_id, "

@@ -5,9 +5,11 @@ Entry points:
   read_queries(path, fmt, ...) -> Iterator[QueryBatch]
   scan_space / dataset_space -> the dataset's FeatureSpace (readers.space)
   plan_splits(path, fmt, target_bytes) -> read_queries keyword sets that split one file
+  plan_inputs(paths, fmt, ...) -> InputPlan: layouts, space and read keywords of a whole run
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Iterator, Mapping
 
 from data_contracts import fs
@@ -134,6 +136,54 @@ def dataset_space(paths: list[str], fmt: str = "auto", *, zero_based: bool | Non
     return resolve_space(stats, zero_based)
 
 
+@dataclass
+class InputPlan:
+    """Everything a run needs to read its inputs as one dataset (made by `plan_inputs`).
+
+    Attributes:
+      space: the dataset's FeatureSpace (record `space.to_dict()` as the manifest's
+        `feature_space`; start validation with `ValidationState(feature_width=space.width)`).
+      layouts: input path -> what `detect_format` says it is (for `unusable_reason`).
+      read_kwargs: the read_queries keywords every input is read with.
+    """
+
+    space: FeatureSpace
+    layouts: dict
+    fmt: str = "auto"
+    read_kwargs: dict = field(default_factory=dict)
+
+    def read(self, path: str, **overrides) -> Iterator[QueryBatch]:
+        """read_queries(path) with the plan's format, space and keywords (`overrides` win:
+        e.g. a split's `byte_range`)."""
+        kwargs = {**self.read_kwargs, "space": self.space, **overrides}
+        return read_queries(path, self.fmt, **kwargs)
+
+
+def plan_inputs(paths: list[str], fmt: str = "auto", *, zero_based: bool | None = None,
+                column_map: Mapping[str, str] | None = None, group_rows: bool = False,
+                max_feature_id: int = DEFAULT_MAX_FEATURE_ID, batch_size: int = 256,
+                split: str | None = None) -> InputPlan:
+    """Detects every input, decides the dataset's feature space, and fixes the read keywords.
+
+    Raises:
+      InputError: an input is missing or of unknown layout, id 0 under `zero_based=False`, or
+        inputs of different widths (one line each).
+    """
+    layouts = {}
+    for path in paths:
+        try:
+            layouts[path] = detect_format(path)
+        except InputError:
+            if fmt == "auto":
+                raise
+            layouts[path] = "unknown"
+    space = dataset_space(paths, fmt, zero_based=zero_based, column_map=column_map,
+                          max_feature_id=max_feature_id)
+    return InputPlan(space=space, layouts=layouts, fmt=fmt, read_kwargs={
+        "batch_size": batch_size, "column_map": column_map, "split": split,
+        "group_rows": group_rows, "max_feature_id": max_feature_id})
+
+
 def plan_splits(path: str, fmt: str = "auto", target_bytes: int = 64 << 20, *,
                 group_rows: bool = False) -> list[dict]:
     """Keyword sets for `read_queries` that together read `path` once, each about
@@ -186,6 +236,6 @@ def _has_qid(path: str) -> bool:
     return has_qid(path)
 
 
-__all__ = ["FORMATS", "GROUP_SUFFIXES", "LOOKS_LIKE", "FeatureSpace", "QueryBatch", "SpaceStats",
-           "dataset_space", "detect_format", "looks_like", "plan_splits", "read_queries",
-           "read_rollouts", "resolve_space", "scan_space"]
+__all__ = ["FORMATS", "GROUP_SUFFIXES", "LOOKS_LIKE", "FeatureSpace", "InputPlan", "QueryBatch",
+           "SpaceStats", "dataset_space", "detect_format", "looks_like", "plan_inputs",
+           "plan_splits", "read_queries", "read_rollouts", "resolve_space", "scan_space"]

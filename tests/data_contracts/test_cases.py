@@ -579,3 +579,61 @@ def test_json_qrels_and_json_documents_are_named(tmp_path):
     pretty.write_text(json.dumps([{"query_id": "q"}], indent=2))
     with pytest.raises(InputError, match="not JSON lines"):
         detect_format(str(pretty))
+
+
+# --- the run-level contract, as the pipeline is to wire it (plan_inputs -> validate -> rule) -----
+
+def read_run(paths: list[str], fmt: str = "auto", **plan_kwargs):
+    """What ReadAndValidateFn + run() do with the readers' pieces, without Beam: one plan for
+    all inputs, one validation state started at the dataset width, then the run-level rule."""
+    from collections import Counter
+
+    from data_contracts.readers import plan_inputs
+    from data_contracts.validate import validate_queries
+
+    plan = plan_inputs(paths, fmt, **plan_kwargs)
+    state = ValidationState(feature_width=plan.space.width)
+    counts, reasons_seen, ok = Counter(), Counter(), []
+    for path in paths:
+        for batch in plan.read(path):
+            good, bad = validate_queries(batch, state)
+            counts["read"] += batch.records
+            counts["skipped_lines"] += batch.skipped_lines
+            counts["quarantined"] += bad.num_rows
+            counts["scored"] += good.num_rows
+            reasons_seen.update(bad.column("reason").to_pylist())
+            ok += good.column("query_id").to_pylist()
+    return plan, counts, ok, unusable_reason(counts, reasons_seen, 0.5, plan.layouts)
+
+
+def test_run_contract_for_every_case_that_needs_the_wiring(cases):
+    _, counts, ok, problem = read_run(case(cases, "02-qid-rows-not-adjacent", "data.txt"),
+                                      group_rows=True)
+    assert ok == ["7", "8"] and problem is None
+    _, counts, _, problem = read_run(case(cases, "04-comment-lines", "data.txt"))
+    assert (counts["read"], counts["scored"], counts["skipped_lines"], problem) == (2, 2, 3, None)
+    _, _, _, problem = read_run(case(cases, "05-no-features", "judgments.txt"))
+    assert problem.startswith("nothing scored: 2 of 2 records quarantined, top reason "
+                              "no_features (2)")
+    plan, _, ok, problem = read_run(case(cases, "06-index-base-per-file", "train.txt", "test.txt"))
+    assert plan.space.to_dict() == {"base": 0, "width": 4, "names": None}
+    assert ok == ["1", "2", "3"] and problem is None
+    path = case(cases, "08-nothing-usable", "qrels.test")
+    _, _, _, problem = read_run(path, "svmlight")
+    assert problem == ("nothing scored: 4 of 4 records quarantined, top reason unparseable_line "
+                       "(4); the input looks like TREC qrels: qid iter docno rel")
+    _, _, ok, problem = read_run(case(cases, "14-sparse-width-across-files", "a.txt", "b.txt"))
+    assert ok == ["1", "2"] and problem is None
+    path = case(cases, "15-empty-file", "data.txt")
+    _, _, _, problem = read_run(path)
+    assert problem == f"no records in {path[0]}"
+
+
+def test_max_quarantine_share(cases, tmp_path):
+    path = tmp_path / "mostly-bad.txt"
+    path.write_text("1 qid:1 1:1\n9 qid:2 1:1\n9 qid:3 1:1\n")
+    _, counts, ok, problem = read_run([str(path)])
+    assert ok == ["1"]
+    assert problem == ("2 of 3 records quarantined (67%), more than --max-quarantine 0.5, top "
+                       "reason label_out_of_range (2)")
+    assert unusable_reason(counts, {"label_out_of_range": 2}, 0.7, {}) is None
