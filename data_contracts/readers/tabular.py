@@ -9,7 +9,8 @@ Two layouts, told apart by their columns (after `column_map`):
     column or as one numeric column per feature. Parquet, CSV/TSV (with a header) and JSONL.
     Columns are found by name (ROW_NAMES, case-insensitive) or named with `column_map`
     (`query_id=`, `doc_id=`, `label=`, `features=` a list column, `a|b|c` or a pattern `f*`);
-    every other numeric column is a feature. The rows of a query must be adjacent, or
+    every other numeric column is a feature (except a saved pandas index, `weight` and `fold`
+    columns: NOT_FEATURES). The rows of a query must be adjacent, or
     `group_rows=True` groups them in memory. A missing document id becomes `QID:N`.
 
 Quarantine decisions are per record and never depend on the batch size or where the record
@@ -48,6 +49,9 @@ ROW_NAMES = {
     "label": ("label", "relevance", "rel", "target", "grade", "judgment", "y"),
     "features": ("features", "feature", "feature_vector", "vector", "x"),
 }
+# numeric columns that are not features: a saved pandas index, sample weights, fold numbers
+NOT_FEATURES = ("", "index", "unnamed: 0", "level_0", "weight", "weights", "sample_weight",
+                "fold")
 _CONVERT_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError,
                    ValueError, OverflowError, RecursionError)
 
@@ -391,7 +395,7 @@ def table_layout(path: str, fmt: str, column_map: Mapping[str, str] | None = Non
             layout.list_features = listed
         else:
             layout.feature_columns = [n for n in names if n not in used
-                                      and _is_numeric(types.get(n))]
+                                      and _is_numeric(types.get(n)) and not _not_feature(n)]
     if layout.list_features is None and not layout.feature_columns:
         raise InputError(path, f"no feature columns (has {names[:12]}; name them with "
                                f"--column-map features=COL|COL or features=PREFIX*)",
@@ -408,6 +412,11 @@ def _rows_record(names: list[str], values: dict, cmap: Mapping[str, str]) -> boo
     others = [n for n in names if n != qid]
     return any(not isinstance(values.get(n), (list, dict)) or n == cmap.get("features")
                or n.lower() in ROW_NAMES["features"] for n in others)
+
+
+def _not_feature(name: str) -> bool:
+    lower = name.strip().lower()
+    return lower in NOT_FEATURES or lower.startswith(("__index_level_", "unnamed:"))
 
 
 def _is_list(value) -> bool:

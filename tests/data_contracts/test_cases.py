@@ -637,3 +637,24 @@ def test_max_quarantine_share(cases, tmp_path):
     assert problem == ("2 of 3 records quarantined (67%), more than --max-quarantine 0.5, top "
                        "reason label_out_of_range (2)")
     assert unusable_reason(counts, {"label_out_of_range": 2}, 0.7, {}) is None
+
+
+def test_rows_tables_as_pandas_writes_them(tmp_path):
+    """pandas' to_csv / to_parquet keep the index as a column: it is not a feature."""
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"qid": [3, 3, 4], "doc": ["a", "b", "c"], "relevance": [1, 0, 2],
+                          "bm25": [1.5, 0.5, 2.0], "tf": [3, 1, 4], "weight": [1.0, 1.0, 2.0]},
+                         index=[10, 11, 12])
+    frame.to_csv(tmp_path / "rows.csv")
+    frame.to_parquet(tmp_path / "rows.parquet")
+    for name in ("rows.csv", "rows.parquet"):
+        path = str(tmp_path / name)
+        assert dataset_space([path]).names == ("bm25", "tf")
+        out = read_and_validate(path)
+        assert ids(out) == ["3", "4"]
+        assert out.ok.column("doc_ids").to_pylist() == [["a", "b"], ["c"]]
+        assert out.ok.column("features").to_pylist() == [[[1.5, 3.0], [0.5, 1.0]], [[2.0, 4.0]]]
+        assert out.ok.column("labels").to_pylist() == [[1.0, 0.0], [2.0]]
+    mapped = read_and_validate(str(tmp_path / "rows.parquet"),
+                               column_map={"query_id": "doc", "features": "bm25|tf"})
+    assert ids(mapped) == ["a", "b", "c"]
