@@ -22,7 +22,7 @@ LOOKS_LIKE = {
     "trec-run": "TREC run: qid Q0 docno rank score tag",
     "svmlight-no-qid": "SVMlight without qid: label fid:value ..., which needs its group "
                        "sizes in PATH.query (LightGBM) or PATH.group (XGBoost) beside it",
-    "catboost-tsv": "CatBoost-style TSV without a header: label<TAB>group id<TAB>features, "
+    "catboost-tsv": "CatBoost-style TSV/CSV without a header: label, group id, features, "
                     "which needs its column description PATH.cd (INDEX<TAB>TYPE per line, "
                     "with a GroupId) beside it, or a header row naming the columns",
     "json-qrels": "a JSON qrels or run dictionary: {qid: {docno: relevance or score}} (ranx, "
@@ -93,7 +93,7 @@ def _table_like(lines: list[str]) -> str | None:
             header = any(f and not _NUMBER.match(f) for f in fields[:1] + fields[2:])
             if header:
                 return "csv"
-            return "catboost-tsv" if sep == "\t" else None
+            return "catboost-tsv"  # CatBoost pools: tab by default, any delimiter
     return None
 
 

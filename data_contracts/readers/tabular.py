@@ -453,7 +453,7 @@ def _csv_reader(path: str, block_size: int, header: bool = True):
     from data_contracts.readers.detect import head_lines
 
     lines, _ = head_lines(path)
-    delimiter = "\t" if not header or (lines and "\t" in lines[0]) else ","
+    delimiter = "\t" if lines and "\t" in lines[0] else ","
     stream = fs.open_input(path)
     try:
         return pcsv.open_csv(
@@ -509,7 +509,8 @@ def catboost_layout(path: str, cd_path: str | None = None) -> RowsLayout:
                                           f"{line.strip()!r}")
             roles[int(parts[0])] = parts[1].strip().lower()
     lines, _ = head_lines(path)
-    n_columns = len(lines[0].split("\t")) if lines else 0
+    sep = "\t" if lines and "\t" in lines[0] else ","
+    n_columns = len(lines[0].split(sep)) if lines else 0
     layout = RowsLayout(query_id="")
     for i in range(n_columns):
         role, name = roles.get(i, "num"), f"f{i}"

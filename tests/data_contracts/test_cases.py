@@ -567,6 +567,14 @@ def test_catboost_pool_reads_with_its_column_description(tmp_path):
     assert ids(out) == ["1", "2"]
     assert out.ok.column("labels").to_pylist() == [[2.0, 0.0], [1.0]]
     assert dataset_space([str(pool)]).width == 2
+    # catboost.datasets.msrank_10k style: comma separated, no header
+    csv_pool = tmp_path / "msrank" / "train.csv"
+    csv_pool.parent.mkdir()
+    csv_pool.write_text("2,1,0.5,0.1\n0,1,0.2,0.3\n1,2,0.9,0.0\n")
+    assert detect_format(str(csv_pool)) == "catboost-tsv"
+    (csv_pool.parent / "pool.cd").write_text("0\tLabel\n1\tQueryId\n")
+    out = read_and_validate(str(csv_pool))
+    assert ids(out) == ["1", "2"] and out.quarantine.num_rows == 0
 
 
 def test_json_qrels_and_json_documents_are_named(tmp_path):
