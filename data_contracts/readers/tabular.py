@@ -256,15 +256,20 @@ def read_parquet_rows(path: str, batch_size: int, schema: pa.Schema, required: t
                 raise InputError(file, f"mapped column not in file (has "
                                        f"{parquet.schema_arrow.names})", column=given)
         _require(file, names, required, schema)
-        start = 0
-        if row_groups:
-            meta = parquet.metadata
-            start = sum(meta.row_group(i).num_rows for i in range(min(row_groups)))
+        meta = parquet.metadata
+        sizes = np.array([meta.row_group(i).num_rows for i in range(meta.num_row_groups)],
+                         dtype=np.int64)
+        groups = np.arange(len(sizes)) if row_groups is None else np.asarray(row_groups, np.int64)
+        firsts = np.concatenate([[0], np.cumsum(sizes)])[groups]  # file row of each group
+        taken = np.concatenate([[0], np.cumsum(sizes[groups])])  # stream row of each group
+        position = 0
         for record_batch in _iter_parquet(file, parquet, batch_size, row_groups):
             table = pa.Table.from_batches([record_batch])
             table = table.rename_columns([rename.get(n, n) for n in table.column_names])
-            locations = [f"{file}#{start + i}" for i in range(table.num_rows)]
-            start += table.num_rows
+            stream = np.arange(position, position + table.num_rows)
+            j = np.searchsorted(taken, stream, side="right") - 1
+            locations = [f"{file}#{r}" for r in (firsts[j] + stream - taken[j]).tolist()]
+            position += table.num_rows
             try:
                 yield _conform_arrow(table, schema), locations, QUARANTINE_SCHEMA.empty_table()
             except _CONVERT_ERRORS:
@@ -447,20 +452,32 @@ def scan_table(path: str, fmt: str, column_map: Mapping[str, str] | None = None)
 
 # --- rows-table reading -------------------------------------------------------------------------
 
-def _csv_reader(path: str, block_size: int, header: bool = True):
+def _csv_reader(path: str, block_size: int, header: bool = True, as_text: bool = False):
+    """A streaming CSV reader (delimiter: tab when the first line has one, else comma).
+
+    Args:
+      as_text: read every column as strings, so a value that does not convert is found per
+        value later (pyarrow would otherwise infer types from the first block and refuse a
+        later block, which makes the outcome depend on where a bad value stands).
+    """
     import pyarrow.csv as pcsv
 
     from data_contracts.readers.detect import head_lines
 
     lines, _ = head_lines(path)
     delimiter = "\t" if lines and "\t" in lines[0] else ","
-    stream = fs.open_input(path)
+    read = pcsv.ReadOptions(block_size=block_size, autogenerate_column_names=not header)
+    parse = pcsv.ParseOptions(delimiter=delimiter)
+    convert = pcsv.ConvertOptions(strings_can_be_null=True)
     try:
-        return pcsv.open_csv(
-            stream, read_options=pcsv.ReadOptions(block_size=block_size,
-                                                  autogenerate_column_names=not header),
-            parse_options=pcsv.ParseOptions(delimiter=delimiter),
-            convert_options=pcsv.ConvertOptions(strings_can_be_null=True))
+        if as_text:
+            with fs.open_input(path) as probe:
+                names = pcsv.open_csv(probe, read_options=read, parse_options=parse,
+                                      convert_options=convert).schema.names
+            convert = pcsv.ConvertOptions(strings_can_be_null=True,
+                                          column_types={n: pa.string() for n in names})
+        return pcsv.open_csv(fs.open_input(path), read_options=read, parse_options=parse,
+                             convert_options=convert)
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(path, f"not a readable CSV file ({exc})") from None
 
@@ -553,9 +570,10 @@ def _as_string(values: pa.Array) -> pa.Array:
 
 
 def _rows_batches(path: str, fmt: str, layout: RowsLayout, batch_rows: int, counts: dict
-                  ) -> Iterator[tuple[pa.Table, list[str], list]]:
-    """Raw row batches (a table holding the layout's columns), their locations, and row-level
-    quarantine rows for records that are not even rows (bad JSON)."""
+                  ) -> Iterator[tuple[pa.Table, list[str], list, dict]]:
+    """Row batches (a table holding the layout's columns), their locations, quarantine rows
+    for records that are not even rows (bad JSON), and {row: error} for JSON values that do
+    not convert (CSV is read as text and Parquet as stored: both are cast value by value)."""
     needed = [c for c in (layout.query_id, layout.doc_id, layout.label, layout.list_features)
               if c] + list(layout.feature_columns)
     if fmt == "parquet":
@@ -568,17 +586,17 @@ def _rows_batches(path: str, fmt: str, layout: RowsLayout, batch_rows: int, coun
                                  column=missing[0])
             for batch in _iter_parquet(file, parquet, batch_rows, None, needed):
                 table = pa.Table.from_batches([batch])
-                yield table, [f"{file}#{start + i}" for i in range(table.num_rows)], []
+                yield table, [f"{file}#{start + i}" for i in range(table.num_rows)], [], {}
                 start += table.num_rows
         return
     if fmt in ("csv", "catboost"):
-        reader = _csv_reader(path, 1 << 20, header=fmt == "csv")
+        reader = _csv_reader(path, 1 << 20, header=fmt == "csv", as_text=True)
         start = 2 if fmt == "csv" else 1  # line 1 is the header of a CSV
         try:
             for batch in reader:
                 table = pa.Table.from_batches([batch]).select(
                     [c for c in needed if c in batch.schema.names])
-                yield table, [f"{path}:{start + i}" for i in range(table.num_rows)], []
+                yield table, [f"{path}:{start + i}" for i in range(table.num_rows)], [], {}
                 start += table.num_rows
         except pa.ArrowInvalid as exc:
             raise InputError(path, f"not a readable CSV file ({exc})") from None
@@ -594,24 +612,52 @@ def _rows_batches(path: str, fmt: str, layout: RowsLayout, batch_rows: int, coun
         rows.append(row)
         locations.append(location)
         if len(rows) >= batch_rows:
-            yield _json_columns(rows, needed), locations, bad
+            table, errors = _json_columns(rows, layout)
+            yield table, locations, bad, errors
             rows, locations, bad = [], [], []
     if rows or bad:
-        yield _json_columns(rows, needed), locations, bad
+        table, errors = _json_columns(rows, layout)
+        yield table, locations, bad, errors
 
 
-def _json_columns(rows: list[dict], needed: list[str]) -> pa.Table:
-    """A table of `needed` columns from JSON records; a value Arrow cannot take becomes a
-    string (so the cast that follows flags that record alone)."""
-    columns = {}
-    for name in needed:
-        values = [r.get(name) for r in rows]
-        try:
-            columns[name] = pa.array(values)
-        except _CONVERT_ERRORS:
-            columns[name] = pa.array([None if v is None else json.dumps(v) for v in values],
-                                     pa.string())
-    return pa.table(columns) if columns else pa.table({})
+def _json_value(value, kind: str):
+    """One JSON value as the rows layout's column `kind` wants it (id, number, numbers);
+    ValueError when it is not one. Decided per value: independent of the batch."""
+    if value is None:
+        return None
+    if kind == "id":
+        if isinstance(value, (dict, list, bool)):
+            raise ValueError(f"{value!r:.40} is not an id")
+        return str(value)
+    if kind == "number":
+        if isinstance(value, bool) or isinstance(value, (dict, list)):
+            raise ValueError(f"{value!r:.40} is not a number")
+        return float(value)
+    if not isinstance(value, list) or any(isinstance(v, (bool, dict, list, str)) for v in value):
+        raise ValueError(f"{value!r:.40} is not a list of numbers")
+    return [None if v is None else float(v) for v in value]
+
+
+def _json_columns(rows: list[dict], layout: "RowsLayout") -> tuple[pa.Table, dict]:
+    """A typed table of the layout's columns from JSON records, with {row: error} for values
+    that do not convert (those become null)."""
+    kinds = {layout.query_id: ("id", pa.string()), layout.doc_id: ("id", pa.string()),
+             layout.label: ("number", pa.float32()),
+             layout.list_features: ("numbers", pa.list_(pa.float32()))}
+    kinds.update({c: ("number", pa.float32()) for c in layout.feature_columns})
+    columns, errors = {}, {}
+    for name, (kind, arrow_type) in kinds.items():
+        if name is None:
+            continue
+        values = []
+        for i, row in enumerate(rows):
+            try:
+                values.append(_json_value(row.get(name), kind))
+            except (ValueError, TypeError, OverflowError) as exc:
+                values.append(None)
+                errors.setdefault(i, f"column {name!r}: {exc}")
+        columns[name] = pa.array(values, type=arrow_type)
+    return pa.table(columns), errors
 
 
 @dataclass
@@ -687,8 +733,8 @@ def read_rows_table(path: str, fmt: str, layout: RowsLayout, *, batch_size: int,
 
     grouper = QueryGrouper(path, group_rows, batch_size, finish, noun="query")
 
-    for table, locations, bad in _rows_batches(path, fmt, layout, max(batch_size * 16, 1024),
-                                               counts):
+    for table, locations, bad, errors in _rows_batches(path, fmt, layout,
+                                                       max(batch_size * 16, 1024), counts):
         stray.extend(bad)
         n = table.num_rows
         if n == 0:
@@ -702,7 +748,7 @@ def read_rows_table(path: str, fmt: str, layout: RowsLayout, *, batch_size: int,
                                 else (pa.nulls(n, pa.float32()), []))
         labels = labels.to_pylist()
         features, feature_errors = _features_of(table, layout)
-        row_errors: dict[int, str] = {}
+        row_errors: dict[int, str] = dict(errors)
         for i, e in label_errors:
             row_errors.setdefault(i, f"label: {e}")
         for i, e in feature_errors:

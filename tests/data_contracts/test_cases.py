@@ -666,3 +666,25 @@ def test_rows_tables_as_pandas_writes_them(tmp_path):
     mapped = read_and_validate(str(tmp_path / "rows.parquet"),
                                column_map={"query_id": "doc", "features": "bm25|tf"})
     assert ids(mapped) == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("position", [0, 1, 2, 3])
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_rows_table_bad_value_same_outcome_wherever_it_stands(tmp_path, position, fmt):
+    """A label `very` in a rows table quarantines its own query only, at any batch size and
+    wherever it stands (CSV is read as text: no type guessed from the first block)."""
+    queries = [(f"q{i}", "2" if i != position else "very") for i in range(4)]
+    path = tmp_path / f"rows.{fmt}"
+    if fmt == "csv":
+        body = "".join(f"{q},a,{label},0.5\n{q},b,0,0.1\n" for q, label in queries)
+        path.write_text("qid,docid,label,f1\n" + body)
+    else:
+        path.write_text("".join(
+            json.dumps({"qid": q, "docid": d, "label": (float(lab) if lab != "very" else lab)
+                        if d == "a" else 0, "f1": 0.5}) + "\n"
+            for q, lab in queries for d in ("a", "b")))
+    for batch_size in (1, 3, 256):
+        out = read_and_validate(str(path), batch_size=batch_size)
+        assert ids(out) == [q for q, _ in queries if q != f"q{position}"]
+        assert out.quarantine.column("query_id").to_pylist() == [f"q{position}"]
+        assert reasons(out) == [Reason.UNPARSEABLE_RECORD]

@@ -246,3 +246,17 @@ def test_splits_of_layouts_that_cannot_be_split(tmp_path):
     pq.write_table(pa.table({"qid": ["a", "a", "b"], "f1": [1.0, 2.0, 3.0]}), str(rows),
                    row_group_size=1)
     assert plan_splits(str(rows)) == [{}]  # a query may span row groups
+
+
+def test_row_group_splits_keep_exact_locations(tmp_path):
+    path = tmp_path / "q.parquet"
+    rows = [{"query_id": f"q{i}", "doc_ids": ["a"], "features": [[1.0]],
+             "labels": [9.0 if i in (1, 4) else 1.0]} for i in range(6)]
+    pq.write_table(pa.Table.from_pylist(rows), str(path), row_group_size=2)
+    out = read_and_validate(str(path), row_groups=[0, 2])  # rows 0, 1 and 4, 5
+    assert ids_of(out) == ["q0", "q5"]
+    assert out.quarantine.column("location").to_pylist() == [f"{path}#1", f"{path}#4"]
+
+
+def ids_of(out) -> list:
+    return out.ok.column("query_id").to_pylist()
