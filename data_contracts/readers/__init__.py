@@ -19,9 +19,9 @@ from data_contracts.readers.detect import LOOKS_LIKE, READABLE, detect_format, l
 from data_contracts.readers.hf import read_hf
 from data_contracts.readers.rollouts import read_rollouts
 from data_contracts.readers.space import (DEFAULT_MAX_FEATURE_ID, FeatureSpace, SpaceStats,
-                                          resolve_space)
+                                          dataset_space, resolve_space, scan_space)
 from data_contracts.readers.svmlight import GROUP_SUFFIXES, group_file, read_svmlight
-from data_contracts.readers.tabular import TABLE_FORMATS, read_table_queries, scan_table
+from data_contracts.readers.tabular import TABLE_FORMATS, read_table_queries
 
 FORMATS = ("auto",) + READABLE
 
@@ -97,43 +97,6 @@ def read_queries(path: str, fmt: str = "auto", *, batch_size: int = 256,
                                   source=source, split=split, row_groups=row_groups,
                                   group_rows=group_rows, space=space)
     return read_hf(path, batch_size=batch_size, column_map=column_map, source=source, split=split)
-
-
-def scan_space(path: str, fmt: str = "auto", *, column_map: Mapping[str, str] | None = None,
-               max_feature_id: int = DEFAULT_MAX_FEATURE_ID, **_ignored) -> SpaceStats:
-    """What one input says about the dataset's feature space (one streaming pass for SVMlight,
-    the schema only for tables); merge the results of every input with `SpaceStats.merge`.
-
-    Extra keyword arguments (any read_queries keyword) are accepted and ignored, so a caller can
-    pass the same keywords it reads with.
-    """
-    fmt = _resolve_format(path, fmt)
-    if fmt in ("svmlight", "lightgbm", "xgboost"):
-        from data_contracts.readers.svmlight import scan_svmlight
-
-        return scan_svmlight(path, max_feature_id)
-    if fmt in TABLE_FORMATS:
-        return scan_table(path, fmt, column_map=column_map)
-    return SpaceStats()
-
-
-def dataset_space(paths: list[str], fmt: str = "auto", *, zero_based: bool | None = None,
-                  column_map: Mapping[str, str] | None = None,
-                  max_feature_id: int = DEFAULT_MAX_FEATURE_ID) -> FeatureSpace:
-    """The one FeatureSpace of a dataset read from `paths` (scan, merge, resolve).
-
-    Raises:
-      InputError: as `resolve_space` (id 0 under --one-based; inputs of different widths), or
-        an input is unusable (as `read_queries`).
-    """
-    stats = SpaceStats()
-    for path in paths:
-        fmt_here = _resolve_format(path, fmt)
-        if fmt_here in LOOKS_LIKE:
-            continue  # read_queries says what it looks like
-        stats = stats.merge(scan_space(path, fmt_here, column_map=column_map,
-                                       max_feature_id=max_feature_id))
-    return resolve_space(stats, zero_based)
 
 
 @dataclass

@@ -23,6 +23,7 @@ Rules (also in docs/formats.md):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Mapping
 
 from data_contracts.errors import InputError
 
@@ -138,4 +139,46 @@ def resolve_space(stats: SpaceStats, zero_based: bool | None = None) -> FeatureS
     return FeatureSpace(base=base, width=width, names=stats.names if dense else None)
 
 
-__all__ = ["DEFAULT_MAX_FEATURE_ID", "FeatureSpace", "SpaceStats", "resolve_space"]
+def scan_space(path: str, fmt: str = "auto", *, column_map: Mapping[str, str] | None = None,
+               max_feature_id: int = DEFAULT_MAX_FEATURE_ID, **_ignored) -> SpaceStats:
+    """What one input says about the dataset's feature space (one streaming pass for SVMlight,
+    the schema only for tables); merge the results of every input with `SpaceStats.merge`.
+
+    Extra keyword arguments (any read_queries keyword) are accepted and ignored, so a caller can
+    pass the same keywords it reads with.
+    """
+    from data_contracts.readers import _resolve_format
+    from data_contracts.readers.svmlight import scan_svmlight
+    from data_contracts.readers.tabular import TABLE_FORMATS, scan_table
+
+    fmt = _resolve_format(path, fmt)
+    if fmt in ("svmlight", "lightgbm", "xgboost"):
+        return scan_svmlight(path, max_feature_id)
+    if fmt in TABLE_FORMATS:
+        return scan_table(path, fmt, column_map=column_map)
+    return SpaceStats()
+
+
+def dataset_space(paths: list[str], fmt: str = "auto", *, zero_based: bool | None = None,
+                  column_map: Mapping[str, str] | None = None,
+                  max_feature_id: int = DEFAULT_MAX_FEATURE_ID) -> FeatureSpace:
+    """The one FeatureSpace of a dataset read from `paths` (scan, merge, resolve).
+
+    Raises:
+      InputError: as `resolve_space` (id 0 under --one-based; inputs of different widths), or
+        an input is unusable (as `read_queries`).
+    """
+    from data_contracts.readers import LOOKS_LIKE, _resolve_format
+
+    stats = SpaceStats()
+    for path in paths:
+        fmt_here = _resolve_format(path, fmt)
+        if fmt_here in LOOKS_LIKE:
+            continue  # read_queries says what it looks like
+        stats = stats.merge(scan_space(path, fmt_here, column_map=column_map,
+                                       max_feature_id=max_feature_id))
+    return resolve_space(stats, zero_based)
+
+
+__all__ = ["DEFAULT_MAX_FEATURE_ID", "FeatureSpace", "SpaceStats", "dataset_space",
+           "resolve_space", "scan_space"]

@@ -200,7 +200,7 @@ def read_jsonl_rows(path: str, batch_size: int, schema: pa.Schema, required: tup
             if rename:
                 row = {rename.get(k, k): v for k, v in row.items()}
             any_record = True
-            present.update(k for k in required if row.get(k) is not None)
+            present.update(k for k in required if k in row)  # a null value is given
             rows.append(row)
             locations.append(location)
             raws.append(text)
