@@ -8,8 +8,10 @@ results `merge`), the space is decided once (`resolve_space`) and every reader i
 (`read_queries(..., space=...)`).
 
 Rules (also in docs/formats.md):
-  - base: 0 when any file of the dataset uses feature id 0, else 1; `zero_based=True/False`
-    (`--zero-based` / `--one-based`) sets it. A file using id 0 under `--one-based` is refused.
+  - base: 0 when any file of the dataset uses feature id 0, else 1; a file's comment
+    `# Column indices are zero-based` (or one-based, as scikit-learn writes it) decides it
+    instead; `zero_based=True/False` (`--zero-based` / `--one-based`) overrides both. A file
+    using id 0 in a one-based space is refused.
   - width: for sparse files, the largest id over all files minus the base plus one; for tables
     with one column per feature, the number of feature columns (their names are kept). Two
     inputs that disagree (a table of 3 feature columns and SVMlight ids up to 5) are refused
@@ -71,6 +73,8 @@ class SpaceStats:
       high_file: the file the largest id came from.
       widths: dense width -> the first file with that many feature columns.
       names: feature column names of a one-column-per-feature table (the first one seen).
+      declared_base: 0 or 1 when a file says so in a comment (scikit-learn's
+        `dump_svmlight_file` writes `# Column indices are zero-based`), else None.
     """
 
     low: int | None = None
@@ -79,6 +83,7 @@ class SpaceStats:
     high_file: str | None = None
     widths: dict = field(default_factory=dict)
     names: tuple | None = None
+    declared_base: int | None = None
 
     def add_ids(self, low: int, high: int, path: str) -> None:
         """Records the smallest and largest sparse id of (part of) a file."""
@@ -90,7 +95,9 @@ class SpaceStats:
     def merge(self, other: "SpaceStats") -> "SpaceStats":
         """A new SpaceStats covering both scans (smallest low, largest high, every width)."""
         out = SpaceStats(self.low, self.high, self.low_file, self.high_file, dict(self.widths),
-                         self.names)
+                         self.names, self.declared_base)
+        if out.declared_base is None:
+            out.declared_base = other.declared_base
         if other.low is not None and (out.low is None or other.low < out.low):
             out.low, out.low_file = other.low, other.low_file
         if other.high is not None and (out.high is None or other.high > out.high):
@@ -117,7 +124,9 @@ def resolve_space(stats: SpaceStats, zero_based: bool | None = None) -> FeatureS
       InputError: id 0 is used under `zero_based=False`, or inputs disagree on the width (one
         line naming both).
     """
-    if zero_based is None:
+    if zero_based is None and stats.declared_base is not None:
+        base = stats.declared_base
+    elif zero_based is None:
         base = 0 if stats.low == 0 else 1
     else:
         base = 0 if zero_based else 1

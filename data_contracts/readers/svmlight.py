@@ -47,6 +47,7 @@ GROUP_SUFFIXES = (".query", ".group")  # LightGBM, XGBoost
 _COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".zstd")
 _BLOCK = 1 << 20
 _HUGE_ID = 1 << 62
+_DECLARED_BASE = re.compile(r"^\s*#.*column indices are (zero|one)-based", re.I)
 
 
 class _LineError(ValueError):
@@ -213,6 +214,9 @@ def scan_svmlight(path: str, max_feature_id: int = DEFAULT_MAX_FEATURE_ID):
         for offset, raw in iter_lines(stream):
             text = _decode(raw, offset)
             if is_skipped(text):
+                declared = _DECLARED_BASE.search(text)
+                if declared and stats.declared_base is None:
+                    stats.declared_base = 0 if declared.group(1).lower() == "zero" else 1
                 continue
             found = _FID.findall(text.partition("#")[0])
             if not found:

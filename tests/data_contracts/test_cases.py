@@ -688,3 +688,21 @@ def test_rows_table_bad_value_same_outcome_wherever_it_stands(tmp_path, position
         assert ids(out) == [q for q, _ in queries if q != f"q{position}"]
         assert out.quarantine.column("query_id").to_pylist() == [f"q{position}"]
         assert reasons(out) == [Reason.UNPARSEABLE_RECORD]
+
+
+def test_06_scikit_learn_declares_its_base(tmp_path):
+    """dump_svmlight_file(..., comment=...) says `Column indices are zero-based`: a zero-based
+    file that never names feature 0 is still read zero-based."""
+    import numpy as np
+
+    dump_svmlight_file = pytest.importorskip("sklearn.datasets").dump_svmlight_file
+
+    path = tmp_path / "sk.txt"
+    X = np.array([[0.0, 0.5, 0.25], [0.0, 0.1, 0.0]])
+    dump_svmlight_file(X, [1, 0], str(path), query_id=[4, 4], comment="exported")
+    assert "zero-based" in path.read_text()
+    space = dataset_space([str(path)])
+    assert (space.base, space.width) == (0, 3)
+    out = read_and_validate(str(path), space=space)
+    assert out.ok.column("features").to_pylist()[0] == [pytest.approx(r) for r in X.tolist()]
+    assert skipped(str(path)) >= 2
