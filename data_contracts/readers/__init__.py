@@ -53,7 +53,8 @@ def read_queries(path: str, fmt: str = "auto", *, batch_size: int = 256,
                  split: str | None = None, num_features: int | None = None,
                  space: FeatureSpace | None = None, byte_range: tuple[int, int] | None = None,
                  row_groups: list[int] | None = None, group_rows: bool = False,
-                 max_feature_id: int = DEFAULT_MAX_FEATURE_ID) -> Iterator[QueryBatch]:
+                 max_feature_id: int = DEFAULT_MAX_FEATURE_ID,
+                 id_prefix: str | None = None) -> Iterator[QueryBatch]:
     """Streams any supported input as canonical (not yet validated) query batches.
 
     Args:
@@ -73,6 +74,8 @@ def read_queries(path: str, fmt: str = "auto", *, batch_size: int = 256,
         (`--group-rows`), instead of refusing the file.
       max_feature_id: a larger SVMlight feature id quarantines its query
         (`feature_id_out_of_range`).
+      id_prefix: the FILE of made-up `FILE:N` query ids of a group-file layout (default: the
+        file's name; `plan_inputs` lengthens it when two inputs share a name).
 
     Raises:
       InputError: the input is unusable as a whole: missing, unknown or known-but-not-queries
@@ -89,7 +92,7 @@ def read_queries(path: str, fmt: str = "auto", *, batch_size: int = 256,
         return read_svmlight(path, batch_size=batch_size, query_file=_query_file(path, fmt),
                              num_features=num_features, source=source, split=split, space=space,
                              byte_range=byte_range, group_rows=group_rows,
-                             max_feature_id=max_feature_id)
+                             max_feature_id=max_feature_id, id_prefix=id_prefix)
     if byte_range is not None:
         raise InputError(path, f"byte ranges split only SVMlight files with qid, not {fmt}")
     if fmt in TABLE_FORMATS:
@@ -114,12 +117,28 @@ class InputPlan:
     layouts: dict
     fmt: str = "auto"
     read_kwargs: dict = field(default_factory=dict)
+    id_prefixes: dict = field(default_factory=dict)
 
     def read(self, path: str, **overrides) -> Iterator[QueryBatch]:
         """read_queries(path) with the plan's format, space and keywords (`overrides` win:
         e.g. a split's `byte_range`)."""
-        kwargs = {**self.read_kwargs, "space": self.space, **overrides}
+        kwargs = {**self.read_kwargs, "space": self.space,
+                  "id_prefix": self.id_prefixes.get(path), **overrides}
         return read_queries(path, self.fmt, **kwargs)
+
+
+def unique_names(paths: list[str]) -> dict:
+    """Path -> its shortest trailing part (`rank.txt`, `test/rank.txt`, ...) that no other path
+    ends with, so made-up ids stay distinct across inputs that share a file name."""
+    parts = {p: [x for x in p.replace("\\", "/").split("/") if x] for p in paths}
+    out = {}
+    for path, mine in parts.items():
+        for n in range(1, len(mine) + 1):
+            tail = mine[-n:]
+            if all(other[-n:] != tail for q, other in parts.items() if q != path):
+                break
+        out[path] = "/".join(tail)
+    return out
 
 
 def plan_inputs(paths: list[str], fmt: str = "auto", *, zero_based: bool | None = None,
@@ -144,7 +163,8 @@ def plan_inputs(paths: list[str], fmt: str = "auto", *, zero_based: bool | None 
                           max_feature_id=max_feature_id)
     return InputPlan(space=space, layouts=layouts, fmt=fmt, read_kwargs={
         "batch_size": batch_size, "column_map": column_map, "split": split,
-        "group_rows": group_rows, "max_feature_id": max_feature_id})
+        "group_rows": group_rows, "max_feature_id": max_feature_id},
+        id_prefixes=unique_names(list(paths)))
 
 
 def plan_splits(path: str, fmt: str = "auto", target_bytes: int = 64 << 20, *,

@@ -290,6 +290,7 @@ def read_svmlight(
     num_features: int | None = None, source: str | None = None, split: str | None = None,
     space: FeatureSpace | None = None, byte_range: tuple[int, int] | None = None,
     group_rows: bool = False, max_feature_id: int = DEFAULT_MAX_FEATURE_ID,
+    id_prefix: str | None = None,
 ) -> Iterator[QueryBatch]:
     """Streams an SVMlight/LETOR file (possibly compressed) as canonical query batches.
 
@@ -312,6 +313,7 @@ def read_svmlight(
       group_rows: group the rows of each qid in memory (memory: the whole file) instead of
         refusing a file whose rows of one qid are not adjacent.
       max_feature_id: larger feature ids make their query `feature_id_out_of_range`.
+      id_prefix: FILE of the made-up `FILE:N` ids of a group-file layout (default: the name).
 
     Yields:
       QueryBatch: queries (not yet validated), quarantine rows for records that could not be
@@ -342,7 +344,8 @@ def read_svmlight(
     base, width = space.base, space.width or 0
     return _read(path, batch_size=batch_size, sizes=sizes, query_file=query_file,
                  source=source, split=split, base=base, width=width, byte_range=byte_range,
-                 group_rows=group_rows, max_feature_id=max_feature_id)
+                 group_rows=group_rows, max_feature_id=max_feature_id,
+                 name=id_prefix or fs.basename(path))
 
 
 def _compressed(path: str) -> bool:
@@ -374,10 +377,9 @@ def _doc_ids(group: _Group) -> list[str]:
 
 
 def _read(path, *, batch_size, sizes, query_file, source, split, base, width, byte_range,
-          group_rows, max_feature_id) -> Iterator[QueryBatch]:
+          group_rows, max_feature_id, name) -> Iterator[QueryBatch]:
     by_offset = byte_range is not None
     start, end = byte_range if by_offset else (0, None)
-    name = fs.basename(path)
 
     def where(number: int, offset: int) -> tuple[str, str]:
         if by_offset:

@@ -706,3 +706,16 @@ def test_06_scikit_learn_declares_its_base(tmp_path):
     out = read_and_validate(str(path), space=space)
     assert out.ok.column("features").to_pylist()[0] == [pytest.approx(r) for r in X.tolist()]
     assert skipped(str(path)) >= 2
+
+
+def test_01_same_file_name_in_two_folders(cases, tmp_path):
+    a, = case(cases, "01-group-file-ids-collide", "a.txt")
+    paths = []
+    for folder in ("train", "test"):
+        (tmp_path / folder).mkdir()
+        shutil.copy(a, tmp_path / folder / "rank.txt")
+        shutil.copy(a + ".query", tmp_path / folder / "rank.txt.query")
+        paths.append(str(tmp_path / folder / "rank.txt"))
+    _, counts, ok, problem = read_run(paths)
+    assert ok == ["train/rank.txt:0", "train/rank.txt:1", "test/rank.txt:0", "test/rank.txt:1"]
+    assert problem is None
