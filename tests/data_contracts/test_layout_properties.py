@@ -48,12 +48,24 @@ def _svm_lines(queries, with_qid: bool) -> list[str]:
     return lines
 
 
-def _write(folder, layout: str, width: int, queries) -> str:
+def _noisy(lines: list[str], noise: tuple) -> str:
+    """Lines with what is not a record added: a BOM, `#` comments, blank lines, CRLF ends."""
+    bom, comment_every, crlf = noise
+    out = []
+    for i, line in enumerate(lines):
+        if comment_every and i % comment_every == 0:
+            out += ["# a comment", ""]
+        out.append(line)
+    text = ("\r\n" if crlf else "\n").join(out) + ("\r\n" if crlf else "\n")
+    return ("\ufeff" if bom else "") + text
+
+
+def _write(folder, layout: str, width: int, queries, noise=(False, 0, False)) -> str:
     """Writes `queries` in `layout`; returns the path to read."""
     sizes = "".join(f"{len(d)}\n" for _, d, _, _ in queries)
     if layout.startswith("svmlight"):
         with_qid = layout in ("svmlight", "svmlight.gz")
-        text = "\n".join(_svm_lines(queries, with_qid)) + "\n"
+        text = _noisy(_svm_lines(queries, with_qid), noise)
         path = folder / ("data.txt.gz" if layout.endswith(".gz") else "data.txt")
         path.write_bytes(gzip.compress(text.encode()) if layout.endswith(".gz") else text.encode())
         if "query" in layout:
@@ -76,7 +88,7 @@ def _write(folder, layout: str, width: int, queries) -> str:
         path.write_text("\n".join([",".join(header)] + body) + "\n")
     elif layout == "rows.jsonl":
         path = folder / "rows.jsonl"
-        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        path.write_bytes(_noisy([json.dumps(r) for r in rows], noise).encode())
     elif layout == "nested.parquet":
         path = folder / "queries.parquet"
         pq.write_table(pa.Table.from_pylist(
@@ -84,9 +96,9 @@ def _write(folder, layout: str, width: int, queries) -> str:
              for q, d, lab, f in queries]), str(path), row_group_size=2)
     elif layout == "queries.jsonl":
         path = folder / "queries.jsonl"
-        path.write_text("".join(json.dumps({"query_id": q, "doc_ids": d, "labels": lab,
-                                            "features": f}) + "\n"
-                                for q, d, lab, f in queries))
+        path.write_bytes(_noisy([json.dumps({"query_id": q, "doc_ids": d, "labels": lab,
+                                             "features": f}) for q, d, lab, f in queries],
+                                noise).encode())
     else:
         raise AssertionError(layout)
     return str(path)
@@ -107,14 +119,16 @@ def canonical(table: pa.Table, keep_ids: bool) -> list:
 
 
 @SETTINGS
-@given(data=query_sets(), batch_size=st.integers(1, 4))
-def test_every_layout_reads_the_same_queries(tmp_path_factory, data, batch_size):
+@given(data=query_sets(), batch_size=st.integers(1, 4),
+       noise=st.tuples(st.booleans(), st.integers(0, 3), st.booleans()))
+def test_every_layout_reads_the_same_queries(tmp_path_factory, data, batch_size, noise):
+    """Also with a BOM, comment and blank lines, and CRLF line ends where a layout has lines."""
     width, queries = data
     expected = [(q, d, lab, [[float(np.float32(v)) for v in r] for r in f])
                 for q, d, lab, f in queries]
     for layout in LAYOUTS:
         folder = tmp_path_factory.mktemp(layout.replace(".", "_"))
-        path = _write(folder, layout, width, queries)
+        path = _write(folder, layout, width, queries, noise)
         out = read_and_validate(path, batch_size=batch_size,
                                 space=FeatureSpace(base=1, width=width))
         assert out.quarantine.num_rows == 0, (layout, out.quarantine.to_pylist())
