@@ -367,7 +367,8 @@ def table_layout(path: str, fmt: str, column_map: Mapping[str, str] | None = Non
     cmap = dict(column_map or {})
     canonical_docs = cmap.get("doc_ids", "doc_ids")
     canonical_feats = cmap.get("features", "features")
-    if canonical_docs in names or (canonical_feats in names and _is_nested(types.get(canonical_feats))):
+    nested = canonical_feats in names and _is_nested(types.get(canonical_feats))
+    if canonical_docs in names or nested:
         return None
     if fmt == "jsonl" and not _rows_record(names, types, cmap):
         return None  # no record parses, or the first one is a query record missing columns
@@ -825,12 +826,6 @@ def _canonical(path, fmt, batch_size, column_map, source, split, row_groups):
         yield QueryBatch(table, locations, bad, skipped_lines=counts.pop("skipped_lines", 0))
     if counts.get("skipped_lines"):
         yield QueryBatch(QUERY_SCHEMA.empty_table(), [], skipped_lines=counts.pop("skipped_lines"))
-
-
-def read_query_table_file(path: str, fmt: str, batch_size: int, source: str | None,
-                          split: str | None) -> Iterator[QueryBatch]:
-    """Canonical-column queries from Parquet or JSONL (kept for callers of the old name)."""
-    return read_table_queries(path, fmt, batch_size=batch_size, source=source, split=split)
 
 
 def _fill(table: pa.Table, name: str, value: str) -> pa.Table:
