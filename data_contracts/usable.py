@@ -16,7 +16,8 @@ DEFAULT_MAX_QUARANTINE = 0.5  # --max-quarantine: more than half of what was rea
 
 def unusable_reason(counts: Mapping[str, int], quarantine_reasons: Mapping[str, int],
                     max_quarantine: float = DEFAULT_MAX_QUARANTINE,
-                    detected_layouts: Mapping[str, str] | None = None) -> str | None:
+                    detected_layouts: Mapping[str, str] | None = None,
+                    forced_format: str | None = None) -> str | None:
     """Why a run's result is unusable, in one line, or None when it is usable.
 
     Args:
@@ -27,6 +28,8 @@ def unusable_reason(counts: Mapping[str, int], quarantine_reasons: Mapping[str, 
       max_quarantine: the largest share of `read` that may be quarantined (0..1).
       detected_layouts: input path -> what `detect_format` said of it (e.g. `trec-qrels`,
         `empty`); a layout that is not queries is named as the likely cause.
+      forced_format: the `--input-format` the run used when not `auto`; a readable layout
+        other than it is then named too (`looks like parquet, not svmlight`).
 
     Returns:
       None, or e.g. "nothing scored: 4 of 4 records quarantined, top reason unparseable_line
@@ -58,6 +61,9 @@ def unusable_reason(counts: Mapping[str, int], quarantine_reasons: Mapping[str, 
                          else f"the input looks like {LOOKS_LIKE[layout]}")
         elif layout == "empty":
             hints.append(f"{path} is empty")
+        elif forced_format not in (None, "auto") and layout != forced_format:
+            hints.append(f"{path} looks like {layout}, not {forced_format} (try --input-format "
+                         f"auto)")
     if hints:
         head += "; " + "; ".join(hints)
     return head

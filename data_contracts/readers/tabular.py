@@ -227,7 +227,10 @@ def _parquet(path: str) -> pq.ParquetFile:
 
 def _parquet_files(path: str) -> list[str]:
     if fs.isdir(path):
-        return [f for f in fs.list_files(path) if f.lower().endswith(".parquet")]
+        files = [f for f in fs.list_files(path) if f.lower().endswith(".parquet")]
+        if not files:
+            raise InputError(path, "a folder without .parquet files")
+        return files
     return [path]
 
 

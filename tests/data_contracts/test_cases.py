@@ -546,7 +546,7 @@ def test_corrupt_parquet_and_folder_with_explicit_format_are_one_line(tmp_path, 
         assert "\n" not in str(info.value) and "corrupt Parquet data" in str(info.value)
     folder = tmp_path / "folder"
     folder.mkdir()
-    for fmt in ("svmlight", "jsonl", "csv", "lightgbm"):
+    for fmt in ("svmlight", "jsonl", "csv", "lightgbm", "xgboost", "catboost", "parquet"):
         with pytest.raises(InputError) as info:
             list(read_queries(str(folder), fmt))
         assert "\n" not in str(info.value)
@@ -718,3 +718,13 @@ def test_01_same_file_name_in_two_folders(cases, tmp_path):
     _, counts, ok, problem = read_run(paths)
     assert ok == ["train/rank.txt:0", "train/rank.txt:1", "test/rank.txt:0", "test/rank.txt:1"]
     assert problem is None
+
+
+def test_forced_format_that_reads_nothing_names_what_the_input_is(tmp_path):
+    path = tmp_path / "q.parquet"
+    pq.write_table(pa.table({"query_id": ["q"], "doc_ids": [["a"]], "features": [[[1.0]]]}),
+                   str(path))
+    line = unusable_reason({"read": 3, "quarantined": 3, "scored": 0},
+                           {"unparseable_line": 3}, 0.5, {str(path): detect_format(str(path))},
+                           forced_format="svmlight")
+    assert line.endswith(f"{path} looks like parquet, not svmlight (try --input-format auto)")
