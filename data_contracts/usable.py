@@ -10,8 +10,13 @@ from __future__ import annotations
 from typing import Mapping
 
 from data_contracts.readers.detect import LOOKS_LIKE
+from data_contracts.reasons import Reason
 
 DEFAULT_MAX_QUARANTINE = 0.5  # --max-quarantine: more than half of what was read quarantined
+# Not faults of the input's records: a rollout log that covers part of the input leaves the
+# rest `no_rollouts`. They do not count against --max-quarantine (a run that scores nothing
+# still fails).
+NOT_INPUT_FAULTS = (Reason.NO_ROLLOUTS,)
 
 
 def unusable_reason(counts: Mapping[str, int], quarantine_reasons: Mapping[str, int],
@@ -25,7 +30,8 @@ def unusable_reason(counts: Mapping[str, int], quarantine_reasons: Mapping[str, 
         records), `quarantined` and `scored`.
       quarantine_reasons: reason -> records quarantined for it (rollout reasons included; only
         the top one is named).
-      max_quarantine: the largest share of `read` that may be quarantined (0..1).
+      max_quarantine: the largest share of `read` that may be quarantined (0..1); queries
+        quarantined as NOT_INPUT_FAULTS (`no_rollouts`) do not count.
       detected_layouts: input path -> what `detect_format` said of it (e.g. `trec-qrels`,
         `empty`); a layout that is not queries is named as the likely cause.
       forced_format: the `--input-format` the run used when not `auto`; a readable layout
@@ -42,13 +48,14 @@ def unusable_reason(counts: Mapping[str, int], quarantine_reasons: Mapping[str, 
     if read == 0:
         paths = sorted(layouts) or ["the input"]
         return f"no records in {', '.join(paths)}"
-    share = quarantined / read
+    faults = quarantined - sum(int(quarantine_reasons.get(r, 0)) for r in NOT_INPUT_FAULTS)
+    share = max(faults, 0) / read
     if scored > 0 and share <= max_quarantine:
         return None
     if scored == 0:
         head = f"nothing scored: {quarantined} of {read} records quarantined"
     else:
-        head = (f"{quarantined} of {read} records quarantined ({share:.0%}), more than "
+        head = (f"{faults} of {read} records quarantined ({share:.0%}), more than "
                 f"--max-quarantine {max_quarantine:g}")
     reasons = {k: int(v) for k, v in quarantine_reasons.items() if v}
     if reasons:

@@ -644,6 +644,11 @@ def test_max_quarantine_share(cases, tmp_path):
     assert problem == ("2 of 3 records quarantined (67%), more than --max-quarantine 0.5, top "
                        "reason label_out_of_range (2)")
     assert unusable_reason(counts, {"label_out_of_range": 2}, 0.7, {}) is None
+    # a rollout log covering part of the input: the rest is no_rollouts, not an input fault
+    log_counts = {"read": 10, "quarantined": 8, "scored": 2}
+    assert unusable_reason(log_counts, {Reason.NO_ROLLOUTS: 8}, 0.5, {}) is None
+    assert unusable_reason({"read": 10, "quarantined": 10, "scored": 0},
+                           {Reason.NO_ROLLOUTS: 10}, 0.5, {}).startswith("nothing scored")
 
 
 def test_rows_tables_as_pandas_writes_them(tmp_path):
