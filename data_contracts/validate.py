@@ -93,7 +93,8 @@ def validate_queries(batch: QueryBatch, state: ValidationState, step: str = "val
 
     A record's reason is its first failing check in this order (that of
     `Reason.QUERY_REASONS`): empty query id, no documents, length mismatch, ragged features
-    (within the query, then against the dataset width), non-finite features, label out of
+    (within the query, then against the dataset width), no features (width 0), non-finite
+    features, label out of
     range, duplicate document id, bad teacher. A duplicate query id is decided last, among
     records that pass every other check, so an invalid record never claims an id: the first
     valid occurrence wins. The dataset width is the width of the first valid query of the
@@ -149,6 +150,8 @@ def validate_queries(batch: QueryBatch, state: ValidationState, step: str = "val
     check(Reason.RAGGED_FEATURES, ragged,
           lambda i: f"feature rows of widths {lo[i]}..{hi[i]} in one query")
     width_check = len(checks)  # the dataset-width check goes here once the width is known
+    check(Reason.NO_FEATURES, has_docs & ~ragged & (lo == 0),
+          "the documents have no features (a judgment list? features are needed to rank)")
 
     values = pc.list_flatten(inner).to_numpy(zero_copy_only=False) if widths.size else np.zeros(0)
     if values.dtype.kind != "f":

@@ -426,7 +426,24 @@ class _OneLineErrors(argparse.ArgumentParser):
 
 def make_parser() -> argparse.ArgumentParser:
     d = CurriculumConfig()
-    parser = _OneLineErrors(
+
+    class _Parser(_OneLineErrors):
+        """Takes `--label-range -1,1`: a value starting with `-` is still the option's value
+        (argparse alone would read `-1,1` as an unknown option)."""
+
+        def parse_known_args(self, args=None, namespace=None):
+            args = list(sys.argv[1:] if args is None else args)
+            joined, i = [], 0
+            while i < len(args):
+                if args[i] == "--label-range" and i + 1 < len(args):
+                    joined.append(f"--label-range={args[i + 1]}")
+                    i += 2
+                    continue
+                joined.append(args[i])
+                i += 1
+            return super().parse_known_args(joined, namespace)
+
+    parser = _Parser(
         prog="python -m pipelines.build_curriculum",
         description="Score queries by the pass rate of a policy's rollouts, drop the too hard and "
                     "too easy from RL, stage diverse imitation shards and RL shards in curriculum "
@@ -436,9 +453,26 @@ def make_parser() -> argparse.ArgumentParser:
     io.add_argument("--input", action="append", default=[], metavar="PATH",
                     help="query input (repeatable); none: the embedded synthetic default")
     io.add_argument("--input-format", default="auto", choices=FORMATS,
-                    help="input format (default: auto, by name and layout)")
+                    help="input format (default: auto, by content: docs/formats.md)")
     io.add_argument("--column-map", default="", metavar="COL=NAME,...",
-                    help="for hf inputs: contract column = dataset column, comma separated")
+                    help="for every tabular input (Parquet, CSV, JSONL, Hugging Face): contract "
+                         "column = input column, comma separated (rows tables: query_id, "
+                         "doc_id, label, features=LISTCOL | A|B|C | PREFIX*)")
+    base = io.add_mutually_exclusive_group()
+    base.add_argument("--zero-based", dest="zero_based", action="store_true", default=None,
+                      help="SVMlight feature ids are zero-based (default: zero-based when any "
+                           "input uses id 0, else one-based)")
+    base.add_argument("--one-based", dest="zero_based", action="store_false",
+                      help="SVMlight feature ids are one-based")
+    io.add_argument("--group-rows", action="store_true", default=d.group_rows,
+                    help="group the rows of a query that are not adjacent (in memory, per file) "
+                         "instead of refusing the file")
+    io.add_argument("--max-feature-id", type=int, default=d.max_feature_id, metavar="N",
+                    help="a larger SVMlight feature id quarantines its query "
+                         f"(feature_id_out_of_range; default: {d.max_feature_id})")
+    io.add_argument("--max-quarantine", type=float, default=d.max_quarantine, metavar="SHARE",
+                    help="fail the run (exit 2) when more than this share of the records read "
+                         f"is quarantined (default: {d.max_quarantine:g})")
     io.add_argument("--split", default=None, help="split name (and the HF split to read)")
     io.add_argument("--rollouts", default=None, metavar="PATH",
                     help="an outside policy's rollout log (Parquet/JSONL); rollouts are read, "
@@ -498,7 +532,17 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> CurriculumConfig:
-    lo, _, hi = args.label_range.partition(",")
+    lo, sep, hi = args.label_range.partition(",")
+    try:
+        label_min, label_max = float(lo), float(hi)
+    except ValueError:
+        raise ValueError(f"--label-range must be LO,HI (got {args.label_range!r})") from None
+    if not sep or label_min > label_max:
+        raise ValueError(f"--label-range must be LO,HI with LO <= HI (got {args.label_range!r})")
+    if not 0.0 <= args.max_quarantine <= 1.0:
+        raise ValueError(f"--max-quarantine must be within [0, 1] (got {args.max_quarantine:g})")
+    if args.max_feature_id < 1:
+        raise ValueError("--max-feature-id must be at least 1")
     column_map = dict(item.split("=", 1) for item in args.column_map.split(",") if "=" in item)
     for name, value, low in (("--k", args.k, 1), ("--stages", args.stages, 1),
                              ("--shards", args.shards, 1), ("--batch-size", args.batch_size, 1)):
@@ -508,7 +552,7 @@ def config_from_args(args: argparse.Namespace) -> CurriculumConfig:
         inputs=list(args.input), input_format=args.input_format, column_map=column_map,
         split=args.split, rollouts=args.rollouts, policy=args.policy, reward=args.reward,
         k=args.k, k_max=args.k_max, adaptive=args.adaptive, temperature=args.temperature,
-        seed=args.seed, label_min=float(lo), label_max=float(hi), teacher=args.teacher,
+        seed=args.seed, label_min=label_min, label_max=label_max, teacher=args.teacher,
         bands=BandConfig(hard_below=args.hard_below, easy_above=args.easy_above,
                          confidence=args.confidence),
         routing=RoutingConfig(teacher_mode=args.teacher,
@@ -521,6 +565,8 @@ def config_from_args(args: argparse.Namespace) -> CurriculumConfig:
                           replay=args.replay),
         out=args.out, batch_size=args.batch_size, shards=args.shards,
         synthetic=replace(SyntheticConfig(), n_queries=args.synthetic_queries),
+        zero_based=args.zero_based, group_rows=args.group_rows,
+        max_feature_id=args.max_feature_id, max_quarantine=args.max_quarantine,
     )
 
 

@@ -37,6 +37,11 @@ class CurriculumConfig:
       batch_size: queries per batch moved through the pipeline.
       shards: Parquet shards per output (per stage for RL).
       synthetic: the embedded default's knobs (used when `inputs` is empty).
+      zero_based: the dataset's feature ids are zero-based (True), one-based (False) or decided
+        over all inputs (None: zero-based when any file uses id 0).
+      group_rows: group a query's rows that are not adjacent, in memory per file.
+      max_feature_id: a larger SVMlight feature id quarantines its query.
+      max_quarantine: a run that quarantines more than this share of what it read fails.
     """
 
     inputs: list = field(default_factory=list)
@@ -62,6 +67,10 @@ class CurriculumConfig:
     batch_size: int = 256
     shards: int = 2
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    zero_based: bool | None = None
+    group_rows: bool = False
+    max_feature_id: int = 100_000  # data_contracts.readers.space.DEFAULT_MAX_FEATURE_ID
+    max_quarantine: float = 0.5  # data_contracts.usable.DEFAULT_MAX_QUARANTINE
 
     def policy_spec(self) -> PolicySpec:
         return PolicySpec(name=self.policy, seed=self.seed, teacher_mode=self.teacher)

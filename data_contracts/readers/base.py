@@ -7,6 +7,7 @@ from typing import Sequence
 import numpy as np
 import pyarrow as pa
 
+from data_contracts.errors import InputError
 from data_contracts.quarantine import quarantine_row, quarantine_table
 from data_contracts.schema import QUARANTINE_SCHEMA, QUERY_SCHEMA
 
@@ -19,11 +20,14 @@ class QueryBatch:
       queries: a table in QUERY_SCHEMA (content not yet validated).
       locations: one `file:line` / `file#record` per query row.
       quarantine: a table in QUARANTINE_SCHEMA of records rejected while reading.
+      skipped_lines: lines read since the previous batch that are not records (comments,
+        blank lines, a line holding only a byte-order mark); counted, never quarantined.
     """
 
     queries: pa.Table
     locations: list[str]
     quarantine: pa.Table = field(default_factory=QUARANTINE_SCHEMA.empty_table)
+    skipped_lines: int = 0
 
     @property
     def records(self) -> int:
@@ -108,3 +112,71 @@ def rows_to_batch(rows: list[dict], stray: list[dict], step: str) -> QueryBatch:
             columns[fld.name] = pa.array(values, type=fld.type)
     table = pa.Table.from_pydict(columns, schema=QUERY_SCHEMA)
     return QueryBatch(table, locations, quarantine_table(bad))
+
+
+class QueryGrouper:
+    """Gathers consecutive rows into queries, the way every row-per-document reader needs it.
+
+    The rows of one query must be adjacent: a query id that comes back after another is refused
+    (InputError naming both places and `--group-rows`), unless `group_rows`, which keeps every
+    query of the input open (memory: the whole input) and finishes them all at the end, in
+    first-seen order. Finished queries wait in `pending` until `batches` hands them out.
+
+    Args:
+      path: the input, named in the error.
+      group_rows: merge the rows of a query that are not adjacent instead of refusing.
+      batch_size: queries per batch handed out.
+      finish: turns an open group into a reader row for `rows_to_batch`.
+      noun: how the error names a query id (`qid 7`, `query 'a'`).
+    """
+
+    def __init__(self, path: str, group_rows: bool, batch_size: int, finish, noun: str = "qid"):
+        self.path, self.group_rows, self.batch_size = path, group_rows, batch_size
+        self.finish, self.noun = finish, noun
+        self.current = None
+        self.groups: dict = {}
+        self.seen: dict = {}  # query id -> where its rows began
+        self.pending: list[dict] = []
+
+    def group_for(self, qid: str, place: str, make):
+        """The open group the next row of `qid` (found at `place`) belongs to.
+
+        Args:
+          make: builds a new group (called only for a query id not seen before).
+        """
+        if self.current is not None and self.current.query_id == qid:
+            return self.current
+        if self.current is not None and not self.group_rows:
+            self.pending.append(self.finish(self.current))
+        if qid in self.seen:
+            if not self.group_rows:
+                shown = qid if self.noun == "qid" else repr(qid)
+                raise InputError(self.path, f"{place}: rows of {self.noun} {shown} are not "
+                                            f"adjacent (its rows began at {self.seen[qid]}, "
+                                            f"another came between); sort by query id or pass "
+                                            f"--group-rows to group them in memory")
+            self.current = self.groups[qid]
+        else:
+            self.current = make()
+            self.seen[qid] = place
+            if self.group_rows:
+                self.groups[qid] = self.current
+        return self.current
+
+    def batches(self, final: bool = False):
+        """Lists of finished reader rows, `batch_size` each (at the end: also the rest).
+
+        Args:
+          final: the input is done: finish the open group(s) first and hand out everything.
+        """
+        if final:
+            if self.group_rows:
+                self.pending.extend(self.finish(g) for g in self.groups.values())
+                self.groups = {}
+            elif self.current is not None:
+                self.pending.append(self.finish(self.current))
+            self.current = None
+        while len(self.pending) >= self.batch_size or (final and self.pending):
+            chunk = self.pending[:self.batch_size]
+            self.pending = self.pending[self.batch_size:]
+            yield chunk

@@ -1,9 +1,9 @@
 """Hugging Face `datasets` reader: a dataset saved to disk, or local files, mapped onto the contract."""
 from __future__ import annotations
 
-import os
 from typing import Iterator, Mapping
 
+from data_contracts import fs
 from data_contracts.errors import InputError
 from data_contracts.quarantine import quarantine_table
 from data_contracts.readers.base import QueryBatch
@@ -22,13 +22,14 @@ def load_hf_dataset(path: str, split: str | None = None):
     """
     import datasets
 
-    if not os.path.exists(path):
+    if not fs.exists(path):
         raise InputError(path, "file not found")
-    if os.path.isdir(path) and (os.path.exists(os.path.join(path, "dataset_info.json"))
-                                or os.path.exists(os.path.join(path, "dataset_dict.json"))):
+    if fs.isdir(path) and any(fs.exists(fs.join(path, marker)) for marker in
+                              ("dataset_info.json", "dataset_dict.json")):
         loaded = datasets.load_from_disk(path)
     else:
-        builder = _BUILDERS.get(os.path.splitext(path)[1])
+        name = fs.basename(path)
+        builder = _BUILDERS.get(name[name.rfind("."):].lower() if "." in name else "")
         if builder is None:
             raise InputError(path, "not a saved Hugging Face dataset nor a .parquet/.jsonl/.csv file")
         loaded = datasets.load_dataset(builder, data_files=path)
@@ -71,7 +72,7 @@ def read_hf(path: str, *, batch_size: int = 256, column_map: Mapping[str, str] |
         locations = [f"{path}#{start + i}" for i in range(table.num_rows)]
         start += table.num_rows
         rows, locs, bad = conform_rows(table.to_pylist(), locations, QUERY_SCHEMA, "query", "read")
-        rows = _fill(rows, "source", source or os.path.basename(os.path.normpath(path)))
+        rows = _fill(rows, "source", source or fs.basename(path.rstrip("/")))
         if split is not None:
             rows = _fill(rows, "split", split)
         yield QueryBatch(rows, locs, quarantine_table(bad))

@@ -1,12 +1,12 @@
 """Reader for an outside policy's rollout log (Parquet or JSONL in ROLLOUT_SCHEMA's columns)."""
 from __future__ import annotations
 
-import os
 from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from data_contracts import fs
 from data_contracts.errors import InputError
 from data_contracts.quarantine import quarantine_row, quarantine_table
 from data_contracts.readers.tabular import read_jsonl_rows, read_parquet_rows
@@ -24,12 +24,12 @@ def read_rollouts(path: str, *, batch_size: int = 4096, fmt: str = "auto"
     first), `reward` or `passed`; a row with all of them null is quarantined, and a log in which
     no row has any of them is unusable (InputError, raised once the whole log has been read).
     """
-    if fmt == "auto":
-        fmt = "jsonl" if path.endswith((".jsonl", ".json")) else "parquet"
-    if fmt not in ("parquet", "jsonl"):
+    if fmt not in ("auto", "parquet", "jsonl"):
         raise InputError(path, f"unknown rollout format {fmt!r} (expected parquet or jsonl)")
-    if not os.path.exists(path):
+    if not fs.exists(path):
         raise InputError(path, "file not found")
+    if fmt == "auto":  # by content: Parquet magic, else JSON lines
+        fmt = "parquet" if fs.isdir(path) or fs.sniff(path, 4)[0] == b"PAR1" else "jsonl"
     reader = read_parquet_rows if fmt == "parquet" else read_jsonl_rows
     saw_rows = saw_outcome = False  # decided over the whole log, not its first batch
     for table, locations, bad in reader(path, batch_size, ROLLOUT_SCHEMA, ROLLOUT_REQUIRED,

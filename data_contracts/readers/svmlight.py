@@ -1,42 +1,111 @@
-"""Streaming SVMlight/LETOR reader, with `qid:` or with a LightGBM-style `.query` file.
+"""Streaming SVMlight/LETOR reader: with `qid:`, or without it plus a LightGBM `.query` or an
+XGBoost `.group` file.
 
 Layouts covered: MSLR-WEB10K/30K, MQ2007/MQ2008, Istella and Yahoo (`label qid:Q fid:val ...`,
-optionally ending in `#docid = X`), and SVMlight without qid plus a `.query` file holding one group
-size per line (LightGBM's convention). Sparse feature ids become a dense width with zeros.
+optionally ending in `#docid = X`, or SVMrank's `# NAME`), and SVMlight without qid plus a group
+file holding one group size per line (LightGBM's `PATH.query`, XGBoost's `PATH.group`).
 
-Memory is bounded by the batch size: one pass finds the feature width (unless given), a second
-pass builds queries one at a time and yields them in batches.
+Rules (docs/formats.md has them with examples):
+  - `#` lines, blank lines and a UTF-8 byte-order mark are not records: skipped and counted in
+    `QueryBatch.skipped_lines`.
+  - a document's id is `docid = X` from its trailing comment, else the comment's first word, else
+    (or when those repeat within the query) `QID:N`, N its position in the query.
+  - a query of a group-file layout has a made-up id `FILE:N` (FILE the data file's name, N the
+    group's index), so ids stay distinct across inputs.
+  - the rows of one qid must be adjacent. A qid that comes back after another is refused with an
+    InputError naming the line, unless `group_rows=True` (`--group-rows`), which groups the
+    whole file in memory first.
+  - sparse ids map into the dataset's FeatureSpace (`space`); an id above `max_feature_id` makes
+    its query `feature_id_out_of_range` (never an allocation); an id outside the space's width
+    is a width mismatch (InputError, one line).
+  - `byte_range=(start, end)` reads one split of an uncompressed file with qid: the queries whose
+    first line starts in [start, end). See `read_svmlight`.
+
+Memory is bounded by the batch size (except with `group_rows`).
 """
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from typing import Iterator
 
 import numpy as np
 
+from data_contracts import fs
 from data_contracts.errors import InputError
 from data_contracts.quarantine import quarantine_row
-from data_contracts.readers.base import QueryBatch, rows_to_batch
+from data_contracts.readers.base import QueryBatch, QueryGrouper, rows_to_batch
+from data_contracts.readers.space import DEFAULT_MAX_FEATURE_ID, FeatureSpace
 from data_contracts.reasons import Reason
 
 _DOCID = re.compile(r"docid\s*=\s*(\S+)")
+_QID = re.compile(r"(?:^|\s)qid:(\S+)")
 _FID = re.compile(r"(?:^|\s)(\d+):")
+_PAIRS = re.compile(r"[^\s:]+:[^\s:]+(?:\s+[^\s:]+:[^\s:]+)*")
+BOM = b"\xef\xbb\xbf"
+GROUP_SUFFIXES = (".query", ".group")  # LightGBM, XGBoost
+_COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".zstd")
+_BLOCK = 1 << 20
+_HUGE_ID = 1 << 62
+_DECLARED_BASE = re.compile(r"^\s*#.*column indices are (zero|one)-based", re.I)
 
 
 class _LineError(ValueError):
     pass
 
 
-def _parse_line(line: str) -> tuple[float, str | None, tuple[list, list], str | None]:
-    """(label, qid or None, ([fid], [value]), docid or None) of one line."""
+def _parse_line(line: str) -> tuple[float, str | None, tuple, str | None]:
+    """(label, qid or None, (fids, values), document id or None) of one data line.
+
+    The feature pairs are split in one go and converted with `map`; a line that does not parse
+    that way is parsed token by token to say what is wrong.
+
+    Raises:
+      _LineError: the line is not `label [qid:Q] fid:value ... [# comment]`.
+    """
     body, _, comment = line.partition("#")
+    head = body.split(None, 1)
+    try:
+        label = float(head[0])
+        rest = head[1].strip() if len(head) > 1 else ""
+        qid = None
+        if rest.startswith("qid:"):
+            first = rest.split(None, 1)
+            qid, rest = first[0][4:], (first[1] if len(first) > 1 else "")
+            if not qid:
+                raise ValueError("empty qid")
+        if rest and ("qid:" in rest or not _PAIRS.fullmatch(rest)):
+            raise ValueError("not plain fid:value pairs")
+        parts = rest.replace(":", " ").split()
+        fids = list(map(int, parts[0::2]))
+        values = list(map(float, parts[1::2]))
+        if fids and (min(fids) < 0 or max(fids) > _HUGE_ID):
+            raise ValueError("negative or huge id")
+        return label, qid, (fids, values), _comment_docid(comment)
+    except (ValueError, OverflowError, IndexError):
+        pass
+    return _parse_line_slowly(body, comment)
+
+
+def _comment_docid(comment: str) -> str | None:
+    if not comment:
+        return None
+    match = _DOCID.search(comment)
+    if match:
+        return match.group(1)
+    words = comment.split()
+    return words[0] if words else None
+
+
+def _parse_line_slowly(body: str, comment: str):
     docid = None
     if comment:
         match = _DOCID.search(comment)
         if match:
             docid = match.group(1)
+        else:
+            words = comment.split()
+            docid = words[0] if words else None
     tokens = body.split()
     if not tokens:
         raise _LineError("no label")
@@ -54,54 +123,76 @@ def _parse_line(line: str) -> tuple[float, str | None, tuple[list, list], str | 
             qid = value
             continue
         try:
-            fids.append(int(key))
+            fid = int(key)
             values.append(float(value))
         except ValueError:
             raise _LineError(f"token {token!r} is not fid:value") from None
-    pairs = (fids, values)
-    return label, qid, pairs, docid
+        if fid < 0:
+            raise _LineError(f"token {token!r}: a feature id is not negative")
+        fids.append(min(fid, _HUGE_ID))  # still above any --max-feature-id: quarantined
+    return label, qid, (fids, values), docid
 
 
-def scan_feature_ids(path: str) -> tuple[int, int]:
-    """(smallest, largest) feature id in an SVMlight file, in one streaming pass."""
-    low, high = None, 0
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            ids = _FID.findall(line.partition("#")[0])
-            if ids:
-                ints = list(map(int, ids))
-                high = max(high, max(ints))
-                low = min(ints) if low is None else min(low, min(ints))
-    return (1 if low is None else low), high
+def iter_lines(stream, offset: int = 0) -> Iterator[tuple[int, bytes]]:
+    """(byte offset, line without its newline) of every line of a binary stream.
+
+    Args:
+      stream: a binary stream positioned at `offset`.
+      offset: the byte offset of the stream's current position (offsets count from it).
+    """
+    pending = b""
+    position = offset
+    while True:
+        chunk = stream.read(_BLOCK)
+        if not chunk:
+            break
+        pending += chunk
+        lines = pending.split(b"\n")
+        pending = lines.pop()
+        for line in lines:
+            yield position, line
+            position += len(line) + 1
+    if pending:
+        yield position, pending
 
 
-def _first_line_has_qid(path: str) -> bool:
-    """Whether the first non-blank line carries a `qid:` token (the qid layout)."""
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            if line.strip():
-                return re.search(r"(?:^|\s)qid:", line.partition("#")[0]) is not None
-    return False
+def _decode(raw: bytes, offset: int) -> str:
+    if offset == 0 and raw.startswith(BOM):
+        raw = raw[len(BOM):]
+    return raw.decode("utf-8", errors="replace").rstrip("\r")
 
 
-@dataclass
-class _Group:
-    query_id: str
-    first_line: int
-    labels: list = field(default_factory=list)
-    doc_ids: list = field(default_factory=list)
-    rows: list = field(default_factory=list)
-    errors: list = field(default_factory=list)  # (line number, message, raw line)
+def is_skipped(text: str) -> bool:
+    """Whether a decoded line is not a record: blank or a `#` comment."""
+    stripped = text.strip()
+    return not stripped or stripped.startswith("#")
+
+
+def group_file(path: str) -> str | None:
+    """The LightGBM `.query` or XGBoost `.group` file beside `path`, if there is one.
+
+    `data.txt.gz` also finds `data.txt.query` / `data.txt.group`.
+    """
+    stems = [path]
+    lower = path.lower()
+    for suffix in _COMPRESSED_SUFFIXES:
+        if lower.endswith(suffix):
+            stems.append(path[: -len(suffix)])
+    for stem in stems:
+        for suffix in GROUP_SUFFIXES:
+            if fs.exists(stem + suffix):
+                return stem + suffix
+    return None
 
 
 def _group_sizes(path: str) -> list[int]:
-    if not os.path.exists(path):
+    if not fs.exists(path):
         raise InputError(path, "group-size file not found (expected one integer per line)")
     sizes = []
-    with open(path, encoding="utf-8") as handle:
+    with fs.open_text(path) as handle:
         for number, line in enumerate(handle, 1):
-            text = line.strip()
-            if not text:
+            text = line.strip().lstrip("\ufeff")
+            if not text or text.startswith("#"):
                 continue
             if not text.isdigit():
                 raise InputError(path, f"line {number}: expected a non-negative integer group size, "
@@ -110,81 +201,269 @@ def _group_sizes(path: str) -> list[int]:
     return sizes
 
 
+def scan_svmlight(path: str, max_feature_id: int = DEFAULT_MAX_FEATURE_ID):
+    """SpaceStats of an SVMlight file: smallest and largest feature id of its data lines.
+
+    Ids above `max_feature_id` are left out (their query is quarantined when read).
+    """
+    from data_contracts.readers.space import SpaceStats
+
+    stats = SpaceStats()
+    low = high = None
+    with fs.open_input(path) as stream:
+        for offset, raw in iter_lines(stream):
+            text = _decode(raw, offset)
+            if is_skipped(text):
+                declared = _DECLARED_BASE.search(text)
+                if declared and stats.declared_base is None:
+                    stats.declared_base = 0 if declared.group(1).lower() == "zero" else 1
+                continue
+            found = _FID.findall(text.partition("#")[0])
+            if not found:
+                continue
+            fids = [f for f in map(int, found) if f <= max_feature_id]
+            if fids:
+                lo, hi = min(fids), max(fids)
+                low = lo if low is None else min(low, lo)
+                high = hi if high is None else max(high, hi)
+    if low is not None:
+        stats.add_ids(low, high, path)
+    return stats
+
+
+@dataclass
+class _Group:
+    query_id: str
+    first: int  # line number (whole-file reads) or byte offset (byte-range reads)
+    labels: list = field(default_factory=list)
+    doc_ids: list = field(default_factory=list)
+    rows: list = field(default_factory=list)
+    errors: list = field(default_factory=list)  # (where, message, raw line)
+    wheres: list = field(default_factory=list)  # (location, "line N" / "byte N") of each row
+
+
+def _line_start(raw, p: int) -> int:
+    """Offset of the first byte of the line holding byte `p` of a seekable binary stream."""
+    position = p
+    while position > 0:
+        step = min(_BLOCK, position)
+        raw.seek(position - step)
+        block = raw.read(step)
+        i = block.rfind(b"\n")
+        if i >= 0:
+            return position - step + i + 1
+        position -= step
+    return 0
+
+
+def _line_at(raw, offset: int) -> bytes:
+    """The line starting at byte `offset`, without its newline."""
+    raw.seek(offset)
+    out = b""
+    while True:
+        block = raw.read(64 * 1024)
+        if not block:
+            return out
+        i = block.find(b"\n")
+        if i >= 0:
+            return out + block[:i]
+        out += block
+
+
+def _qid_before(path: str, start: int) -> str | None:
+    """The qid of the last data line that starts before byte `start` (None: there is none)."""
+    with fs.open_read(path) as raw:
+        position = start
+        while position > 0:
+            first = _line_start(raw, position - 1)
+            text = _decode(_line_at(raw, first), first)
+            if not is_skipped(text):
+                match = _QID.search(text.partition("#")[0])
+                if match:
+                    return match.group(1)
+            position = first
+    return None
+
+
 def read_svmlight(
     path: str, *, batch_size: int = 256, query_file: str | None = None,
     num_features: int | None = None, source: str | None = None, split: str | None = None,
+    space: FeatureSpace | None = None, byte_range: tuple[int, int] | None = None,
+    group_rows: bool = False, max_feature_id: int = DEFAULT_MAX_FEATURE_ID,
+    id_prefix: str | None = None,
 ) -> Iterator[QueryBatch]:
-    """Streams an SVMlight/LETOR file as canonical query batches.
+    """Streams an SVMlight/LETOR file (possibly compressed) as canonical query batches.
 
     Args:
-      path: the data file.
+      path: the data file (local or remote; gzip/bz2/xz/zstd by magic bytes).
       batch_size: queries per batch.
-      query_file: LightGBM group sizes; defaults to `path + ".query"` when that exists and lines
-        carry no `qid:`.
-      num_features: dense width; found by a first pass when not given. Feature ids are 1-based
-        unless the file uses id 0, in which case they are 0-based.
+      query_file: group sizes (LightGBM `.query` / XGBoost `.group`); when None, the one beside
+        `path` is used if the lines carry no `qid:`.
+      num_features: dense width (kept for callers that know it; `space` is preferred).
       source: value of the `source` column (defaults to the file name).
       split: value of the `split` column.
+      space: the dataset's feature space; None scans this file alone.
+      byte_range: (start, end) byte offsets of one split of an uncompressed file with qid. The
+        split starts at the first line at or after `start` whose qid differs from the qid of the
+        last data line before `start` (so split 0 starts at 0), and reads past `end` to finish
+        its last query: it holds exactly the queries whose first line starts in [start, end).
+        Comment, blank and qid-less lines are counted by the split whose range holds them, so
+        the splits of a file together read what the whole file reads. Locations are then
+        `PATH@OFFSET` (byte offsets) instead of `PATH:LINE`.
+      group_rows: group the rows of each qid in memory (memory: the whole file) instead of
+        refusing a file whose rows of one qid are not adjacent.
+      max_feature_id: larger feature ids make their query `feature_id_out_of_range`.
+      id_prefix: FILE of the made-up `FILE:N` ids of a group-file layout (default: the name).
 
     Yields:
-      QueryBatch: queries (not yet validated) and quarantine rows for lines that could not be
-      attributed to any query.
+      QueryBatch: queries (not yet validated), quarantine rows for records that could not be
+      built, and the count of skipped (comment, blank) lines.
+
+    Raises:
+      InputError: missing file or group file, group sizes that do not match the data, a qid
+        whose rows are not adjacent, a feature id outside `space`, a byte range on a layout
+        that cannot be split.
     """
-    if not os.path.exists(path):
+    if not fs.exists(path):
         raise InputError(path, "file not found")
-    source = source or os.path.basename(path)
-    low, high = scan_feature_ids(path)
-    offset = 0 if low == 0 else 1
-    width = num_features if num_features is not None else high + 1 - offset
-    if query_file is None and os.path.exists(path + ".query") and not _first_line_has_qid(path):
-        query_file = path + ".query"
+    if fs.isdir(path):
+        raise InputError(path, "is a folder, not an SVMlight file")
+    source = source or fs.basename(path)
+    if query_file is None and not _has_qid(path):
+        query_file = group_file(path)
     sizes = _group_sizes(query_file) if query_file else None
+    if byte_range is not None and (sizes is not None or group_rows or _compressed(path)):
+        raise InputError(path, "byte ranges split only uncompressed SVMlight files with qid "
+                               "(read a compressed, group-file or --group-rows input whole)")
+    if space is None:
+        from data_contracts.readers.space import resolve_space
+
+        space = resolve_space(scan_svmlight(path, max_feature_id))
+    if num_features is not None:
+        space = FeatureSpace(base=space.base, width=num_features, names=space.names)
+    base, width = space.base, space.width or 0
+    return _read(path, batch_size=batch_size, sizes=sizes, query_file=query_file,
+                 source=source, split=split, base=base, width=width, byte_range=byte_range,
+                 group_rows=group_rows, max_feature_id=max_feature_id,
+                 name=id_prefix or fs.basename(path))
+
+
+def _compressed(path: str) -> bool:
+    with fs.open_read(path) as raw:
+        return fs.compression_of(raw.read(8)) is not None
+
+
+def _has_qid(path: str, lines: int = 64) -> bool:
+    """Whether any of the first data lines carries a `qid:` token (the qid layout)."""
+    seen = 0
+    with fs.open_input(path) as stream:
+        for offset, raw in iter_lines(stream):
+            text = _decode(raw, offset)
+            if is_skipped(text):
+                continue
+            if _QID.search(text.partition("#")[0]):
+                return True
+            seen += 1
+            if seen >= lines:
+                break
+    return False
+
+
+def _doc_ids(group: _Group) -> list[str]:
+    given = group.doc_ids
+    if all(d is not None for d in given) and len(set(given)) == len(given):
+        return list(given)
+    return [f"{group.query_id}:{i}" for i in range(len(given))]
+
+
+def _read(path, *, batch_size, sizes, query_file, source, split, base, width, byte_range,
+          group_rows, max_feature_id, name) -> Iterator[QueryBatch]:
+    by_offset = byte_range is not None
+    start, end = byte_range if by_offset else (0, None)
+
+    def where(number: int, offset: int) -> tuple[str, str]:
+        if by_offset:
+            return f"{path}@{offset}", f"byte {offset}"
+        return f"{path}:{number}", f"line {number}"
 
     def finish(group: _Group) -> dict:
-        location = f"{path}:{group.first_line}"
+        location = group.wheres[0][0]
         if group.errors:
-            line_no, message, raw = group.errors[0]
-            return {"query_id": group.query_id, "_error": (Reason.UNPARSEABLE_LINE,
-                    f"{path}:{line_no}", f"{message} ({len(group.errors)} bad line(s))", raw)}
-        dense = np.zeros((len(group.rows), width), dtype=np.float32)
-        rows = np.concatenate([np.full(len(f), i) for i, (f, _) in enumerate(group.rows)])
-        cols = np.concatenate([np.asarray(f, dtype=np.int64) for f, _ in group.rows]) - offset
-        vals = np.concatenate([np.asarray(v, dtype=np.float32) for _, v in group.rows])
-        if cols.size and (cols.min() < 0 or cols.max() >= width):
-            # a feature id past the declared width is a bad record, not a crash
+            loc, message, raw = group.errors[0]
             return {"query_id": group.query_id, "_error": (
-                Reason.RAGGED_FEATURES, location,
-                f"feature ids outside width {width}", "")}
-        dense[rows.astype(np.int64), cols] = vals
-        doc_ids = [d if d is not None else f"{group.query_id}:{i}"
-                   for i, d in enumerate(group.doc_ids)]
-        return {"query_id": group.query_id, "doc_ids": doc_ids, "features": dense,
+                Reason.UNPARSEABLE_LINE, loc, f"{message} ({len(group.errors)} bad line(s))", raw)}
+        n = len(group.rows)
+        cols = [np.asarray(f, dtype=np.int64) for f, _ in group.rows]
+        for i, c in enumerate(cols):
+            if c.size and c.max() > max_feature_id:
+                return {"query_id": group.query_id, "_error": (
+                    Reason.FEATURE_ID_OUT_OF_RANGE, group.wheres[i][0],
+                    f"feature id {int(c.max())} is above the limit {max_feature_id} "
+                    f"(--max-feature-id)", "")}
+        flat = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+        if flat.size and (flat.min() < base or flat.max() >= base + width):
+            i = next(i for i, c in enumerate(cols)
+                     if c.size and (c.min() < base or c.max() >= base + width))
+            bad = int(cols[i].min()) if cols[i].min() < base else int(cols[i].max())
+            raise InputError(path, f"{group.wheres[i][1]}: feature id {bad} is outside the "
+                                   f"dataset's feature space (base {base}, width {width}: ids "
+                                   f"{base}..{base + width - 1}); read every file of the "
+                                   f"dataset with one space (--zero-based/--one-based)")
+        dense = np.zeros((n, width), dtype=np.float32)
+        rows = np.repeat(np.arange(n), [len(c) for c in cols])
+        vals = np.concatenate([np.asarray(v, dtype=np.float32) for _, v in group.rows]) \
+            if n else np.zeros(0, np.float32)
+        dense[rows, flat - base] = vals
+        return {"query_id": group.query_id, "doc_ids": _doc_ids(group), "features": dense,
                 "labels": group.labels, "source": source, "split": split, "_location": location}
 
-    pending: list[dict] = []
     stray: list[dict] = []
+    skipped = 0
+
+    def flush(rows: list[dict]) -> QueryBatch:
+        nonlocal stray, skipped
+        batch = rows_to_batch(rows, stray, step="read")
+        batch.skipped_lines = skipped
+        stray, skipped = [], 0
+        return batch
+
+    def owned(offset: int) -> bool:
+        return offset >= start and (end is None or offset < end)
+
+    grouper = QueryGrouper(path, group_rows, batch_size, finish)
     group: _Group | None = None
     group_index = 0
     remaining = sizes[0] if sizes else 0
+    prev_qid = _qid_before(path, start) if by_offset and start > 0 else None
+    if prev_qid is not None:
+        grouper.seen[prev_qid] = f"before byte {start}"
+    skipping = prev_qid is not None  # lines continuing the previous split's last query
 
-    def flush():
-        nonlocal pending, stray
-        batch = rows_to_batch(pending, stray, step="read")
-        pending, stray = [], []
-        return batch
-
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
+    stream = fs.open_input(path)
+    partial = by_offset and start > 0
+    if partial:  # from the byte before: the first piece is the rest of a line begun earlier
+        stream.seek(start - 1)
+    try:
+        number = 0
+        for offset, raw in iter_lines(stream, start - 1 if partial else 0):
+            if partial:
+                partial = False
+                continue
+            number += 1
+            text = _decode(raw, offset)
+            if is_skipped(text):
+                if owned(offset):
+                    skipped += 1
                 continue
             try:
-                label, qid, pairs, docid = _parse_line(line)
+                label, qid, pairs, docid = _parse_line(text)
                 error = None
             except _LineError as exc:
                 label, qid, pairs, docid, error = 0.0, None, ([], []), None, str(exc)
-                if sizes is None:  # qid layout: try to attribute the line by its qid token
-                    match = re.search(r"\bqid:(\S+)", line)
+                if sizes is None:  # qid layout: attribute the line by its qid token
+                    match = _QID.search(text.partition("#")[0])
                     qid = match.group(1) if match else None
+            at = where(number, offset)
             if sizes is not None:
                 while remaining == 0:
                     group_index += 1
@@ -192,30 +471,39 @@ def read_svmlight(
                         raise InputError(query_file, f"group sizes sum to fewer rows than "
                                                      f"{path} holds (line {number})")
                     remaining = sizes[group_index]
-                qid = str(group_index)
+                qid = f"{name}:{group_index}"
                 remaining -= 1
             elif qid is None:
-                stray.append(quarantine_row(
-                    Reason.UNPARSEABLE_LINE, step="read", location=f"{path}:{number}",
-                    record_kind="line", detail=error or "line has no qid:", raw=line.rstrip("\n")))
+                if owned(offset):
+                    stray.append(quarantine_row(
+                        Reason.UNPARSEABLE_LINE, step="read", location=at[0], record_kind="line",
+                        detail=error or "line has no qid:", raw=text))
                 continue
+            if skipping:
+                if qid == prev_qid:
+                    continue
+                skipping = False
             if group is None or group.query_id != qid:
-                if group is not None:
-                    pending.append(finish(group))
-                    if len(pending) >= batch_size:
-                        yield flush()
-                group = _Group(query_id=qid, first_line=number)
+                if end is not None and offset >= end:
+                    break  # the next query starts in the next split
+                group = grouper.group_for(qid, at[1], lambda: _Group(
+                    query_id=qid, first=offset if by_offset else number))
+                for rows in grouper.batches():
+                    yield flush(rows)
             if error:
-                group.errors.append((number, error, line.rstrip("\n")))
+                group.errors.append((at[0], error, text))
             group.labels.append(label)
             group.doc_ids.append(docid)
             group.rows.append(pairs)
+            group.wheres.append(at)
+    finally:
+        stream.close()
     if sizes is not None and (group_index < len(sizes) - 1 or remaining):
         leftover = remaining + sum(sizes[group_index + 1:])
         if any(sizes[group_index + 1:]) or remaining:
             raise InputError(query_file, f"group sizes promise {leftover} more rows than {path} "
                                          f"holds")
-    if group is not None:
-        pending.append(finish(group))
-    if pending or stray:
-        yield flush()
+    for rows in grouper.batches(final=True):
+        yield flush(rows)
+    if stray or skipped:
+        yield flush([])

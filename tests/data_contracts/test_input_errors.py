@@ -49,10 +49,10 @@ def test_missing_rollout_log(tmp_path):
     _assert_one_line(_raise_input_error(lambda: read_rollouts(str(path))), path)
 
 
-def test_unknown_format_by_name(tmp_path):
-    """A file whose name says no supported format is refused, suggesting --input-format."""
-    path = tmp_path / "queries.csv"
-    path.write_text("query_id,doc_ids\n")
+def test_unknown_format_by_content(tmp_path):
+    """A file whose content is no supported layout is refused, suggesting --input-format."""
+    path = tmp_path / "queries.txt"
+    path.write_text("this is not a ranking file\njust prose, really\n")
     error = _raise_input_error(lambda: read_queries(str(path)))
     _assert_one_line(error, path)
     assert "unknown format" in str(error)

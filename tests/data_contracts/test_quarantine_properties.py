@@ -100,8 +100,8 @@ def _apply(draw, record: dict, kind: str, width: int):
             labels.append(labels[0])
     elif kind == "bad_type":
         field, value = draw(st.sampled_from([("features", "oops"), ("doc_ids", 7),
-                                             ("doc_ids", [1, 2]), ("labels", "x"),
-                                             ("features", [1.0, 2.0]), ("query_id", 17)]))
+                                             ("doc_ids", [1.5, 2.5]), ("labels", "x"),
+                                             ("features", [1.0, 2.0]), ("query_id", 1.5)]))
         record[field] = value
     elif kind == "bad_json":
         return draw(st.sampled_from(BAD_JSON))
@@ -142,8 +142,26 @@ def _is_number(x) -> bool:
     return x is None or (isinstance(x, (int, float)) and not isinstance(x, bool))
 
 
+def _id(value):
+    """The reader's reading of an id: an integer (not a bool) is its decimal string."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def normalise(record):
+    """A record as the contract reads it: integer query and document ids become strings."""
+    if not isinstance(record, dict):
+        return record
+    out = dict(record)
+    if "query_id" in out:
+        out["query_id"] = _id(out["query_id"])
+    if isinstance(out.get("doc_ids"), list):
+        out["doc_ids"] = [_id(d) for d in out["doc_ids"]]
+    return out
+
+
 def _converts(record: dict) -> bool:
     """Whether a JSON record's values have the contract's types at all."""
+    record = normalise(record)
     qid, docs, feats, labels = (record.get(k) for k in ("query_id", "doc_ids", "features",
                                                         "labels"))
     return ((qid is None or isinstance(qid, str))
@@ -184,7 +202,7 @@ def expected_query_reasons(records: list) -> list:
     valid record; a record whose values do not convert never reaches validation.
     """
     width, seen, out = None, set(), []
-    for record in records:
+    for record in map(normalise, records):
         if isinstance(record, str) or not _converts(record):
             out.append(Reason.UNPARSEABLE_RECORD)
             continue
@@ -224,7 +242,7 @@ def test_query_records_end_ok_or_with_reason(tmp_path_factory, stream):
     got = dict(zip(locations, out.quarantine.column("reason").to_pylist()))
     want = {f"{path}:{numbers[i]}": r for i, r in enumerate(expected) if r is not None}
     assert got == want
-    ok_records = [r for r, reason in zip(records, expected) if reason is None]
+    ok_records = [normalise(r) for r, reason in zip(records, expected) if reason is None]
     assert out.ok.column("query_id").to_pylist() == [r["query_id"] for r in ok_records]
     assert out.ok.column("doc_ids").to_pylist() == [r["doc_ids"] for r in ok_records]
     assert out.ok.column("features").to_pylist() == [r["features"] for r in ok_records]
@@ -359,7 +377,7 @@ def test_svmlight_lines_end_ok_or_with_reason(tmp_path_factory, spec):
     for g, lines in enumerate(groups):
         if layout == "query_file" and zero_groups[g]:
             sizes.append(0)  # an empty group takes an index and holds nothing
-        qid = str(len(sizes)) if layout == "query_file" else f"g{g}"
+        qid = f"data.txt:{len(sizes)}" if layout == "query_file" else f"g{g}"
         sizes.append(len(lines))
         kept, first_bad = [], None
         for j, (label, feats, kind) in enumerate(lines):
@@ -385,6 +403,12 @@ def test_svmlight_lines_end_ok_or_with_reason(tmp_path_factory, spec):
     if layout == "query_file":
         (folder / "data.txt.query").write_text("".join(f"{s}\n" for s in sizes))
 
+    if layout == "qid" and all(kind in ("no_qid", "no_qid_bad") for lines in groups
+                               for *_, kind in lines):
+        # no line carries a qid and no group file is beside: refused, saying what it looks like
+        with pytest.raises(InputError, match="looks like SVMlight without qid"):
+            read_and_validate(str(path), "auto", batch_size=batch_size, num_features=SVM_WIDTH)
+        return
     out = read_and_validate(str(path), "auto", batch_size=batch_size, num_features=SVM_WIDTH)
 
     assert out.records == len(expected_ok) + len(expected_bad)

@@ -80,9 +80,11 @@ def test_svmlight_with_query_file(tmp_path):
     (tmp_path / "rank.train.query").write_text("2\n0\n3\n")
     assert detect_format(str(path)) == "lightgbm"
     table = _check_query_output(str(path), "auto", tmp_path)
-    # a zero-size group holds no query but still takes its index
-    assert table.column("query_id").to_pylist() == ["0", "2"]
-    assert table.column("doc_ids").to_pylist() == [["0:0", "0:1"], ["2:0", "2:1", "2:2"]]
+    # a zero-size group holds no query but still takes its index; ids are FILE:INDEX
+    assert table.column("query_id").to_pylist() == ["rank.train:0", "rank.train:2"]
+    assert table.column("doc_ids").to_pylist() == [
+        ["rank.train:0:0", "rank.train:0:1"],
+        ["rank.train:2:0", "rank.train:2:1", "rank.train:2:2"]]
     assert table.column("labels").to_pylist() == [[1.0, 0.0], [2.0, 4.0, 0.0]]
     assert table.column("features").to_pylist()[1] == [[1, 0, 0], [0, 4, 1], [0, 0, 0]]
 

@@ -51,9 +51,9 @@ def test_train_counts(train, yahoo_train):
 
 
 def test_train_query_ids_unique(train):
-    """Query ids of the LightGBM layout are the group indices, unique, in file order."""
+    """Query ids of the LightGBM layout are FILE:INDEX of the groups, unique, in file order."""
     ids = train.ok.column("query_id").to_pylist()
-    assert ids == [str(i) for i in range(201)]
+    assert ids == [f"rank.train:{i}" for i in range(201)]
 
 
 def test_rank_test_counts(held_out, yahoo_test):

@@ -127,7 +127,8 @@ def test_input_problem_found_inside_the_pipeline_is_one_line(capsys, tmp_path):
     import pyarrow.parquet as pq
 
     path = tmp_path / "queries.parquet"
-    pq.write_table(pa.table({"qid": ["a"], "x": [1.0]}), path)  # no query_id column
+    # canonical columns without query_id ({"qid", "x"} would now read as a rows table)
+    pq.write_table(pa.table({"doc_ids": [["a"]], "features": [[[1.0]]]}), path)
     assert main(["--input", str(path), "--out", str(tmp_path / "o")]) != 0
     line = _one_error_line(capsys)
     assert str(path) in line and "query_id" in line
