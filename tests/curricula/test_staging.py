@@ -75,7 +75,9 @@ def _tree(folder) -> dict:
 
 def test_publish_replaces_an_old_run_whole(tmp_path):
     out = str(tmp_path / "run")
-    _fake_run(out, {"manifest.json": "old", "rl/stage-02/part-00000.parquet": "old",
+    old_manifest = json.dumps({"files": [{"path": "rl/stage-02/part-00000.parquet"},
+                                         {"path": "old-only.txt"}]})
+    _fake_run(out, {"manifest.json": old_manifest, "rl/stage-02/part-00000.parquet": "old",
                     "old-only.txt": "x"})
     staging = new_staging(out)
     assert os.path.basename(staging).startswith(".run.staging-")
