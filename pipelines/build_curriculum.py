@@ -35,6 +35,7 @@ from data_contracts.errors import InputError
 from data_contracts import fs
 from data_contracts.manifest import check_counts, config_hash
 from data_contracts.readers import FORMATS
+from data_contracts.reasons import Reason
 from data_contracts.schema import SCHEMA_VERSION
 from data_contracts.synthetic import SyntheticConfig
 from data_contracts.teacher import TEACHER_MODES
@@ -130,7 +131,7 @@ def build(p: beam.Pipeline, config: CurriculumConfig, root: str, splits: list,
     quarantine = quarantines | "AllQuarantine" >> beam.Flatten()
 
     # Diversity: fit clusters on a sample, count clusters globally, select by quota.
-    candidates = winners | "Candidates" >> beam.Map(T._where, "imitation")
+    candidates = winners | "Candidates" >> T.having("imitation")
     centers = (candidates
                | "FitSample" >> beam.CombineGlobally(T._SampleDescriptors(dcfg.fit_sample, seed))
                | "FitClusters" >> beam.Map(div.fit_centers, dcfg.n_clusters, seed))
@@ -144,14 +145,14 @@ def build(p: beam.Pipeline, config: CurriculumConfig, root: str, splits: list,
         beam.pvalue.AsSingleton(before)).with_outputs("dropped", "stats", main="decisions")
 
     # Order: a global histogram of order keys sets the stage boundaries.
-    rl = winners | "RlCandidates" >> beam.Map(T._where, "rl")
+    rl = winners | "RlCandidates" >> T.having("rl")
     key_stats = (rl | "OrderKeys" >> beam.Map(T._stage_stats, config)
                  | "SumOrderKeys" >> beam.CombineGlobally(T._SumCounters()))
     staged = rl | "AssignStages" >> beam.ParDo(
         T.AssignStagesFn(config), beam.pvalue.AsSingleton(key_stats)).with_outputs(
             "stats", main="decisions")
     decisions = (selected.decisions, staged.decisions) | "AllDecisions" >> beam.Flatten()
-    dropped = ((winners | "RoutedDropped" >> beam.Map(T.dropped_of), selected.dropped)
+    dropped = ((winners | "RoutedDropped" >> beam.FlatMap(T.dropped_of), selected.dropped)
                | "AllDropped" >> beam.Flatten())
     difficulty = winners | "DifficultyRows" >> beam.Map(T.difficulty_rows)
 
@@ -358,7 +359,10 @@ def unusable_reason(counts: dict, quarantine_reasons: dict, max_quarantine: floa
     if counts.get("scored", 0) == 0:
         return (f"no query could be scored (read {read}, quarantined {quarantined}"
                 + (f": {top}" if top else "") + ")")
-    if read and quarantined / read > max_quarantine:
+    # The input's own faults count; queries a partial rollout log never ran do not.
+    faulty = quarantined - quarantine_reasons.get(Reason.NO_ROLLOUTS, 0)
+    if read and faulty / read > max_quarantine:
+        quarantined = faulty
         return (f"quarantined {quarantined} of {read} records ({quarantined / read:.0%}), more "
                 f"than --max-quarantine {max_quarantine:g} ({top})")
     return None

@@ -280,14 +280,11 @@ def validated_batches(split: Split, config: CurriculumConfig) -> Iterator:
     state = ValidationState(label_min=config.label_min, label_max=config.label_max,
                             require_labels=needs_labels)
     for batch in prefetch(read_split(split, config)):
+        read_bad = batch.quarantine.num_rows
         ok, bad = validate_queries(batch, state)
-        ok_locations = _ok_locations(batch, ok)
+        rejected = set(bad.column("location").to_pylist()[read_bad:])
+        ok_locations = [x for x in batch.locations if x not in rejected]
         yield ok, bad, batch.records, int(getattr(batch, "skipped_lines", 0)), ok_locations
-
-
-def _ok_locations(batch, ok: pa.Table) -> list[str]:
-    where = dict(zip(batch.queries.column("query_id").to_pylist(), batch.locations))
-    return [where.get(q, "") for q in ok.column("query_id").to_pylist()]
 
 
 # --- pass 1: read, validate, score; small rows out -------------------------------------------
@@ -599,6 +596,16 @@ def _where(table: pa.Table, fate: str) -> pa.Table:
     return table.filter(pc.equal(table.column("fate"), fate))
 
 
+def having(fate: str):
+    """A FlatMap keeping the small rows of one fate (empty tables are not passed on)."""
+    def keep(table: pa.Table) -> Iterator[pa.Table]:
+        rows = _where(table, fate)
+        if rows.num_rows:
+            yield rows
+
+    return beam.FlatMap(keep)
+
+
 class _SampleDescriptors(beam.CombineFn):
     """Keeps the `limit` descriptors with the smallest query hash: a sample independent of order."""
 
@@ -886,15 +893,17 @@ class MergeShardFn(_WorkerFn):
 class WriteShards(beam.PTransform):
     """Writes every shard of a run from (phase, table) elements; outputs manifest file entries."""
 
-    def __init__(self, config: CurriculumConfig, root: str, launcher_pid: int | None = None):
+    def __init__(self, config: CurriculumConfig, root: str, launcher_pid: int | None = None,
+                 spill_bytes: int = SPILL_BYTES):
         super().__init__()
         self.config, self.root, self.launcher_pid = config, root, launcher_pid
+        self.spill_bytes = spill_bytes
 
     def expand(self, phase_tables):
         keys = (phase_tables.pipeline
                 | "ShardKeys" >> beam.Create([(k, None) for k in shard_keys(self.config)]))
         pieces = phase_tables | "Spill" >> beam.ParDo(
-            SpillFn(self.root, self.config.shards, self.launcher_pid))
+            SpillFn(self.root, self.config.shards, self.launcher_pid, self.spill_bytes))
         return ({"keys": keys, "pieces": pieces} | "PiecesPerShard" >> beam.CoGroupByKey()
                 | "Merge" >> beam.ParDo(MergeShardFn(self.root, self.launcher_pid)))
 
@@ -908,8 +917,9 @@ def difficulty_rows(small: pa.Table) -> pa.Table:
     return conform(small, DIFFICULTY_SCHEMA)
 
 
-def dropped_of(small: pa.Table) -> pa.Table:
+def dropped_of(small: pa.Table) -> Iterator[pa.Table]:
     """Dropped small rows as DROPPED_SCHEMA (their routing reason)."""
     rows = _where(small, "dropped")
-    return dropped_rows(rows.drop_columns(["reason"]), rows.column("reason").to_pylist())
+    if rows.num_rows:
+        yield dropped_rows(rows.drop_columns(["reason"]), rows.column("reason").to_pylist())
 
