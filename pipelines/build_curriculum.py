@@ -160,11 +160,10 @@ def build(p: beam.Pipeline, config: CurriculumConfig, root: str, splits: list,
     second = (p | "Splits2" >> beam.Create(splits) | "SpreadSplits2" >> beam.Reshuffle()
               | "ReadAndJoin" >> beam.ParDo(T.WriteSplitFn(config, root, launcher_pid),
                                             beam.pvalue.AsDict(decisions)))
-    tagged = [difficulty | "TagDifficulty" >> T.tag("difficulty"),
+    tagged = (difficulty | "TagDifficulty" >> T.tag("difficulty"),
               dropped | "TagDropped" >> T.tag("dropped"),
-              quarantine | "TagQuarantine" >> T.tag("quarantine"), second]
-    files = (tagged | "AllRows" >> beam.Flatten()
-             | "WriteShards" >> T.WriteShards(config, root, launcher_pid))
+              quarantine | "TagQuarantine" >> T.tag("quarantine"), second)
+    files = tagged | "WriteShards" >> T.WriteShards(config, root, launcher_pid)
 
     # `read` is counted where records leave the reader, so read = quarantined + scored is a real
     # check that scoring lost or invented no query (not an identity).
@@ -372,14 +371,16 @@ class _Progress:
     """A line on stderr every few seconds while the pipeline runs (also when not a terminal):
     splits done per pass, counted from the markers workers write into the run's location."""
 
-    def __init__(self, root: str, splits: int, every: float = PROGRESS_SECONDS):
-        self.root, self.splits, self.every = root, splits, every
+    def __init__(self, root: str, splits: int, every: float = PROGRESS_SECONDS,
+                 enabled: bool = True):
+        self.root, self.splits, self.every, self.enabled = root, splits, every, enabled
         self.stop = threading.Event()
         self.started = time.monotonic()
         self.thread = threading.Thread(target=self._loop, name="progress", daemon=True)
 
     def __enter__(self):
-        self.thread.start()
+        if self.enabled:
+            self.thread.start()
         return self
 
     def _loop(self) -> None:
@@ -397,7 +398,8 @@ class _Progress:
 
     def __exit__(self, *exc) -> None:
         self.stop.set()
-        self.thread.join(timeout=self.every + 1)
+        if self.enabled:
+            self.thread.join(timeout=self.every + 1)
 
 
 def run(config: CurriculumConfig, beam_args: list[str] | None = None) -> RunResult:
@@ -417,7 +419,7 @@ def run(config: CurriculumConfig, beam_args: list[str] | None = None) -> RunResu
     try:
         launcher = os.getpid() if is_local_runner(options) else None
         try:
-            with _Progress(pub.root, len(splits)):
+            with _Progress(pub.root, len(splits), enabled=not is_dry_run(options)):
                 with beam.Pipeline(runner=runner, options=options) as p:
                     build(p, config, pub.root, splits, launcher)
         except Exception as exc:  # a whole-input problem found by a worker: one line, not a trace

@@ -31,6 +31,7 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 from apache_beam.transforms import window
 
@@ -175,20 +176,51 @@ def plan_splits(config: CurriculumConfig) -> list[Split]:
     the readers read byte ranges (SVMlight) and row groups (Parquet).
     """
     if not config.inputs:
-        n = config.synthetic.n_queries
+        n, step = config.synthetic.n_queries, SPLIT_ROWS
         return [Split(-1, "embedded:synthetic", "synthetic", 0, "synthetic", a,
-                      min(n, a + SPLIT_ROWS)) for a in range(0, n, SPLIT_ROWS)]
+                      min(n, a + step)) for a in range(0, n, step)]
     out = []
     for index, path in enumerate(config.inputs):
         fmt = resolve_format(path, config.input_format)
         if fmt == "parquet" and fs.isdir(path):
             files = [f for f in fs.list_files(path) if f.endswith(".parquet")
                      and fs.dirname(f).rstrip("/") == path.rstrip("/")]
-            out += [Split(index, f, fmt, i, fs.basename(path.rstrip("/")))
-                    for i, f in enumerate(sorted(files))]
+            source = fs.basename(path.rstrip("/"))
+            for i, f in enumerate(sorted(files)):
+                out += parquet_splits(Split(index, f, fmt, i, source))
+        elif fmt == "parquet":
+            out += parquet_splits(Split(index, path, fmt, 0, None))
         else:
             out.append(Split(index, path, fmt, 0, None))
     return out
+
+
+def parquet_splits(whole: Split, rows: int | None = None) -> list[Split]:
+    """A Parquet file's splits: runs of whole row groups of about `rows` rows (from the footer).
+
+    A file whose footer cannot be read stays one split (the reader reports it in one line).
+    """
+    try:
+        with fs.open_read(whole.path) as handle:
+            meta = pq.ParquetFile(handle).metadata
+    except (pa.ArrowInvalid, OSError):
+        return [whole]
+    if meta.num_row_groups <= 1:
+        return [whole]
+    rows = rows or SPLIT_ROWS
+    groups, held, out = [], 0, []
+    for g in range(meta.num_row_groups):
+        groups.append(g)
+        held += meta.row_group(g).num_rows
+        if held >= rows:
+            out.append(groups)
+            groups, held = [], 0
+    if groups:
+        out.append(groups)
+    if len(out) == 1:
+        return [whole]
+    return [dataclasses.replace(whole, start=g[0], end=g[-1] + 1, row_groups=tuple(g))
+            for g in out]
 
 
 class _LocalCopy:
@@ -228,11 +260,10 @@ def local_head(path: str) -> _LocalCopy:
 
 
 def _readers_take_remote() -> bool:
-    """Whether the readers open paths through data_contracts.fs (gs:// included)."""
-    import inspect
-
-    from data_contracts.readers import svmlight
-    return "fs." in inspect.getsource(svmlight)
+    """Whether the readers open paths through data_contracts.fs (gs:// included); until they
+    do, a remote input is read from a local copy (`_LocalCopy`)."""
+    from data_contracts.readers import svmlight, tabular
+    return all(getattr(m, "fs", None) is fs for m in (svmlight, tabular))
 
 
 def _fix_locations(batch, copy: _LocalCopy):
@@ -255,6 +286,8 @@ def read_split(split: Split, config: CurriculumConfig) -> Iterator:
         return
     kwargs = dict(batch_size=config.batch_size, column_map=config.column_map,
                   split=config.split, source=split.source)
+    if split.row_groups is not None:
+        kwargs["row_groups"] = list(split.row_groups)
     if not fs.is_remote(split.path) or _readers_take_remote():
         yield from read_queries(split.path, split.fmt, **kwargs)
         return
@@ -891,7 +924,12 @@ class MergeShardFn(_WorkerFn):
 
 
 class WriteShards(beam.PTransform):
-    """Writes every shard of a run from (phase, table) elements; outputs manifest file entries."""
+    """Writes every shard of a run from (phase, table) elements; outputs manifest file entries.
+
+    Applied to a PCollection or to a tuple of them: each is spilled where it is produced (the
+    spill fuses with its producer), so rows with features are never materialized between steps;
+    only piece paths are flattened and grouped.
+    """
 
     def __init__(self, config: CurriculumConfig, root: str, launcher_pid: int | None = None,
                  spill_bytes: int = SPILL_BYTES):
@@ -900,10 +938,13 @@ class WriteShards(beam.PTransform):
         self.spill_bytes = spill_bytes
 
     def expand(self, phase_tables):
-        keys = (phase_tables.pipeline
-                | "ShardKeys" >> beam.Create([(k, None) for k in shard_keys(self.config)]))
-        pieces = phase_tables | "Spill" >> beam.ParDo(
-            SpillFn(self.root, self.config.shards, self.launcher_pid, self.spill_bytes))
+        sources = (list(phase_tables) if isinstance(phase_tables, tuple)
+                   else [phase_tables])
+        pipeline = sources[0].pipeline
+        keys = pipeline | "ShardKeys" >> beam.Create([(k, None) for k in shard_keys(self.config)])
+        spill = SpillFn(self.root, self.config.shards, self.launcher_pid, self.spill_bytes)
+        pieces = [source | f"Spill{i}" >> beam.ParDo(spill) for i, source in enumerate(sources)]
+        pieces = pieces | "AllPieces" >> beam.Flatten()
         return ({"keys": keys, "pieces": pieces} | "PiecesPerShard" >> beam.CoGroupByKey()
                 | "Merge" >> beam.ParDo(MergeShardFn(self.root, self.launcher_pid)))
 

@@ -46,8 +46,8 @@ def detect_format(path: str) -> str:
 
 def read_queries(path: str, fmt: str = "auto", *, batch_size: int = 256,
                  column_map: Mapping[str, str] | None = None, source: str | None = None,
-                 split: str | None = None, num_features: int | None = None
-                 ) -> Iterator[QueryBatch]:
+                 split: str | None = None, num_features: int | None = None,
+                 row_groups: list[int] | None = None) -> Iterator[QueryBatch]:
     """Streams any supported input as canonical (not yet validated) query batches.
 
     Args:
@@ -58,6 +58,7 @@ def read_queries(path: str, fmt: str = "auto", *, batch_size: int = 256,
       source: the `source` column's value (default: the file name).
       split: the `split` column's value.
       num_features: dense width for SVMlight (default: found by a first pass).
+      row_groups: for one Parquet file, read only these row groups (a split of the file).
     """
     if fmt not in FORMATS:
         raise InputError(path, f"unknown format {fmt!r} (expected one of {', '.join(FORMATS)})")
@@ -71,7 +72,8 @@ def read_queries(path: str, fmt: str = "auto", *, batch_size: int = 256,
         return read_svmlight(path, batch_size=batch_size, query_file=query_file,
                              num_features=num_features, source=source, split=split)
     if fmt in ("parquet", "jsonl"):
-        return read_query_table_file(path, fmt, batch_size, source, split)
+        return read_query_table_file(path, fmt, batch_size, source, split,
+                                     row_groups=row_groups if fmt == "parquet" else None)
     return read_hf(path, batch_size=batch_size, column_map=column_map, source=source, split=split)
 
 

@@ -99,8 +99,13 @@ def read_jsonl_rows(path: str, batch_size: int, schema: pa.Schema, required: tup
 
 
 def read_parquet_rows(path: str, batch_size: int, schema: pa.Schema, required: tuple[str, ...],
-                      record_kind: str) -> Iterator[tuple[pa.Table, list[str], pa.Table]]:
-    """Streams a Parquet file (or folder of them) as (table, locations, quarantine) batches."""
+                      record_kind: str, row_groups: list[int] | None = None
+                      ) -> Iterator[tuple[pa.Table, list[str], pa.Table]]:
+    """Streams a Parquet file (or folder of them) as (table, locations, quarantine) batches.
+
+    `row_groups` (one file only) reads just those row groups, ascending; locations keep their
+    row numbers within the whole file.
+    """
     if not os.path.exists(path):
         raise InputError(path, "file not found")
     files = (sorted(os.path.join(path, f) for f in os.listdir(path) if f.endswith(".parquet"))
@@ -113,7 +118,10 @@ def read_parquet_rows(path: str, batch_size: int, schema: pa.Schema, required: t
         names = parquet.schema_arrow.names
         _require(file, names, required, schema)
         start = 0
-        for record_batch in parquet.iter_batches(batch_size=batch_size):
+        if row_groups is not None:
+            meta = parquet.metadata
+            start = sum(meta.row_group(g).num_rows for g in range(min(row_groups or [0])))
+        for record_batch in parquet.iter_batches(batch_size=batch_size, row_groups=row_groups):
             table = pa.Table.from_batches([record_batch])
             locations = [f"{file}#{start + i}" for i in range(table.num_rows)]
             start += table.num_rows
@@ -138,11 +146,16 @@ def _conform_arrow(table: pa.Table, schema: pa.Schema) -> pa.Table:
 
 
 def read_query_table_file(path: str, fmt: str, batch_size: int, source: str | None,
-                          split: str | None) -> Iterator[QueryBatch]:
-    """Canonical-column queries from Parquet or JSONL as QueryBatch."""
-    reader = read_parquet_rows if fmt == "parquet" else read_jsonl_rows
+                          split: str | None, row_groups: list[int] | None = None
+                          ) -> Iterator[QueryBatch]:
+    """Canonical-column queries from Parquet or JSONL as QueryBatch (`row_groups`: Parquet)."""
     from data_contracts.schema import QUERY_REQUIRED
-    for table, locations, bad in reader(path, batch_size, QUERY_SCHEMA, QUERY_REQUIRED, "query"):
+    if fmt == "parquet":
+        rows = read_parquet_rows(path, batch_size, QUERY_SCHEMA, QUERY_REQUIRED, "query",
+                                 row_groups=row_groups)
+    else:
+        rows = read_jsonl_rows(path, batch_size, QUERY_SCHEMA, QUERY_REQUIRED, "query")
+    for table, locations, bad in rows:
         table = _fill(table, "source", source or os.path.basename(path))
         if split is not None:
             table = _fill(table, "split", split)

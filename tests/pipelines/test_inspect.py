@@ -133,10 +133,10 @@ def test_every_view_exists_with_the_contract_columns(ins, built):
 
 def test_empty_quarantine_is_a_typed_empty_view(clean):
     run, manifest = clean
-    assert not os.path.exists(os.path.join(run, "quarantine"))  # nothing was written
+    # every phase has its files, empty ones included (read_parquet over them never fails)
+    assert [f["rows"] for f in manifest["files"] if f["phase"] == "quarantine"] == [0, 0]
     assert manifest["counts"]["quarantined"] == 0
     with open_run(run) as ins:
-        assert ins.views["quarantine"].source == "empty"
         types = {r[0]: r[1] for r in ins.con.execute("DESCRIBE quarantine").fetchall()}
         assert list(types) == QUARANTINE_SCHEMA.names
         assert set(types.values()) == {"VARCHAR"}

@@ -201,7 +201,9 @@ def test_killed_gs_run_leaves_the_earlier_manifest_and_its_files(gs_run, inputs,
 
 def test_dataflow_job_graph_builds_offline_for_a_local_input(yahoo_train, tmp_path, capsys):
     out = str(tmp_path / "run")
-    assert main(["--input", yahoo_train, "--out", out, *DATAFLOW]) == 0
+    pytest.importorskip("build")  # --setup_file pyproject.toml builds the workers' sdist
+    setup = ["--setup_file", os.path.join(REPO, "pyproject.toml")]
+    assert main(["--input", yahoo_train, "--out", out, *DATAFLOW, *setup]) == 0
     assert capsys.readouterr().out.strip() == "dry run: job graph built, nothing written"
     assert not os.path.exists(out) and os.listdir(tmp_path) == []
 

@@ -1,0 +1,45 @@
+"""Parallel reading: a Parquet input split by row groups builds the bytes of one whole read."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pyarrow.parquet as pq
+import pytest
+
+from data_contracts.synthetic import SyntheticConfig, generate_table
+from pipelines import transforms as T
+from pipelines.build_curriculum import run
+from pipelines.config import CurriculumConfig
+from tests.pipelines.helpers import manifest_bytes, tree_digest
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def parquet_input(tmp_path_factory):
+    path = tmp_path_factory.mktemp("input") / "queries.parquet"
+    table = generate_table(replace(SyntheticConfig(), n_queries=240))
+    pq.write_table(table, path, row_group_size=40)  # six row groups
+    return str(path)
+
+
+def test_row_group_splits_cover_the_file_in_order(parquet_input, monkeypatch):
+    monkeypatch.setattr(T, "SPLIT_ROWS", 80)
+    splits = T.plan_splits(CurriculumConfig(inputs=[parquet_input]))
+    assert [s.row_groups for s in splits] == [(0, 1), (2, 3), (4, 5)]
+    assert [s.position for s in splits] == sorted(s.position for s in splits)
+    batches = [b for s in splits for b in T.read_split(s, CurriculumConfig(batch_size=16))]
+    whole = list(T.read_split(T.Split(0, parquet_input, "parquet"), CurriculumConfig(
+        batch_size=16)))
+    assert [x for b in batches for x in b.locations] == [x for b in whole for x in b.locations]
+
+
+def test_split_reads_on_two_workers_give_the_bytes_of_one_whole_read(parquet_input, tmp_path,
+                                                                     monkeypatch):
+    config = CurriculumConfig(inputs=[parquet_input], k=8, k_max=16, batch_size=16)
+    whole = run(replace(config, out=str(tmp_path / "whole")))
+    monkeypatch.setattr(T, "SPLIT_ROWS", 80)
+    split = run(replace(config, out=str(tmp_path / "split")),
+                ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    assert manifest_bytes(whole.out) == manifest_bytes(split.out)
+    assert tree_digest(whole.out) == tree_digest(split.out)
