@@ -84,9 +84,9 @@ def _dropped_stats(table: pa.Table) -> dict:
             "drop_reasons": Counter(r.split(":")[0] for r in table.column("reason").to_pylist())}
 
 
-def _write_summary(_, root: str, files: list, stats: dict, before: dict) -> None:
+def _write_summary(_, root: str, files: list, stats: dict, before: dict, space=None) -> None:
     summary = {"files": sorted(files, key=lambda f: f["path"]), "stats": stats,
-               "diversity_before": before}
+               "diversity_before": before, "feature_space": T.space_dict(space)}
     fs.write_bytes(fs.join(root, SUMMARY_NAME),
                    json.dumps(summary, sort_keys=True, default=_json_default).encode("utf-8"))
 
@@ -112,11 +112,15 @@ def build(p: beam.Pipeline, config: CurriculumConfig, root: str, splits: list,
       launcher_pid: the launching process (local runs: workers end with it), or None.
     """
     seed, dcfg = config.seed, config.diversity
+    # The dataset's feature space: one scan per input, merged (None: each file decides).
+    space = (p | "DatasetSpace" >> T.DatasetSpace(config)) if config.inputs else \
+        (p | "NoSpace" >> beam.Create([None]))
+    space_side = beam.pvalue.AsSingleton(space)
     # Pass 1: read, validate, score each split in parallel; small rows only from here on.
     first = (p | "Splits" >> beam.Create(splits) | "SpreadSplits" >> beam.Reshuffle())
     if config.rollouts:
         read = first | "ReadForLog" >> beam.ParDo(
-            T.ReadForLogFn(config, root, launcher_pid)).with_outputs(
+            T.ReadForLogFn(config, root, launcher_pid), space_side).with_outputs(
                 T.ReadForLogFn.QUARANTINE, T.ReadForLogFn.STATS, main="keyed")
         small, log_quarantine = read.keyed | "ScoreFromLog" >> T.ScoreFromLog(config,
                                                                                launcher_pid)
@@ -124,7 +128,7 @@ def build(p: beam.Pipeline, config: CurriculumConfig, root: str, splits: list,
         quarantines = [read[T.ReadForLogFn.QUARANTINE], log_quarantine]
     else:
         read = first | "ReadAndScore" >> beam.ParDo(
-            T.ScoreSplitFn(config, root, launcher_pid)).with_outputs(
+            T.ScoreSplitFn(config, root, launcher_pid), space_side).with_outputs(
                 T.ScoreSplitFn.QUARANTINE, T.ScoreSplitFn.STATS, main="small")
         winners, duplicates = read.small | "Dedupe" >> T.Dedupe(config.batch_size)
         quarantines = [read[T.ScoreSplitFn.QUARANTINE], duplicates]
@@ -159,7 +163,7 @@ def build(p: beam.Pipeline, config: CurriculumConfig, root: str, splits: list,
     # Pass 2: re-read each split, join it to its decisions, write imitation and RL rows.
     second = (p | "Splits2" >> beam.Create(splits) | "SpreadSplits2" >> beam.Reshuffle()
               | "ReadAndJoin" >> beam.ParDo(T.WriteSplitFn(config, root, launcher_pid),
-                                            beam.pvalue.AsDict(decisions)))
+                                            beam.pvalue.AsDict(decisions), space_side))
     tagged = (difficulty | "TagDifficulty" >> T.tag("difficulty"),
               dropped | "TagDropped" >> T.tag("dropped"),
               quarantine | "TagQuarantine" >> T.tag("quarantine"), second)
@@ -176,7 +180,7 @@ def build(p: beam.Pipeline, config: CurriculumConfig, root: str, splits: list,
     (p | "Finish" >> beam.Create([None])
      | "WriteSummary" >> beam.Map(_write_summary, root, beam.pvalue.AsList(files),
                                   beam.pvalue.AsSingleton(stats),
-                                  beam.pvalue.AsSingleton(before)))
+                                  beam.pvalue.AsSingleton(before), space_side))
 
 
 def pipeline_options(beam_args: list[str]) -> tuple[PipelineOptions, object]:
@@ -297,11 +301,11 @@ def _diversity_summary(before: dict, stats: dict, config: CurriculumConfig) -> d
 
 
 def feature_space(stats: dict) -> dict:
-    """The run's feature space as recorded in the manifest: {"base", "width", "names"}.
+    """The feature space recorded where the readers resolve none: {"base", "width", "names"}.
 
-    Until the readers resolve one dataset-wide space (`data_contracts.readers.space`), each file
-    decides its own base, so only the width validated queries had is known (the widest, when
-    files differ); `base` and `names` are null.
+    Without a dataset-wide space (`data_contracts.readers.space`), each file decides its own
+    base, so only the width validated queries had is known (the widest, when files differ);
+    `base` and `names` are null.
     """
     widths = {int(k): int(v) for k, v in stats.get("feature_widths", {}).items()}
     return {"base": None, "width": max(widths) if widths else None, "names": None}
@@ -334,7 +338,7 @@ def make_manifest(config: CurriculumConfig, summary: dict) -> dict:
         "quarantine_reasons": {k: int(v) for k, v in stats.get("quarantine_reasons", {}).items()},
         "drop_reasons": {k: int(v) for k, v in stats.get("drop_reasons", {}).items()},
         "files": files, "curriculum": curriculum,
-        "feature_space": feature_space(stats),
+        "feature_space": summary.get("feature_space") or feature_space(stats),
         "diversity": _diversity_summary(summary["diversity_before"], stats, config),
     }
 

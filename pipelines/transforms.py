@@ -137,6 +137,8 @@ class Split:
       start: first synthetic query, byte offset (SVMlight byte ranges) or first row group.
       end: one past the last of the same, or None for "to the end".
       row_groups: Parquet row groups to read, or None for all.
+      byte_range: read bytes [start, end) of an SVMlight file with qid (the readers finish the
+        last query past `end` and skip a partial first one).
     """
 
     input_index: int
@@ -147,6 +149,7 @@ class Split:
     start: int = 0
     end: int | None = None
     row_groups: tuple | None = None
+    byte_range: bool = False
 
     @property
     def position(self) -> tuple[int, int, int]:
@@ -188,11 +191,42 @@ def plan_splits(config: CurriculumConfig) -> list[Split]:
             source = fs.basename(path.rstrip("/"))
             for i, f in enumerate(sorted(files)):
                 out += parquet_splits(Split(index, f, fmt, i, source))
+        elif _reader_planner() is not None:
+            out += _planned(Split(index, path, fmt, 0, None), config)
         elif fmt == "parquet":
             out += parquet_splits(Split(index, path, fmt, 0, None))
         else:
             out.append(Split(index, path, fmt, 0, None))
     return out
+
+
+SPLIT_BYTES = 64 << 20  # target input bytes per split (readers' planner)
+
+
+def _reader_planner():
+    """The readers' `plan_splits` (byte ranges, row groups), where they provide one."""
+    try:
+        from data_contracts.readers import plan_splits as planner
+    except ImportError:
+        return None
+    return planner
+
+
+def _planned(whole: Split, config: CurriculumConfig) -> list[Split]:
+    plans = _reader_planner()(whole.path, whole.fmt, SPLIT_BYTES,
+                              group_rows=getattr(config, "group_rows", False))
+    out = []
+    for plan in plans:
+        if "byte_range" in plan:
+            a, b = plan["byte_range"]
+            out.append(dataclasses.replace(whole, start=int(a), end=int(b), byte_range=True))
+        elif "row_groups" in plan:
+            groups = tuple(int(g) for g in plan["row_groups"])
+            out.append(dataclasses.replace(whole, start=groups[0], end=groups[-1] + 1,
+                                           row_groups=groups))
+        else:
+            out.append(whole)
+    return out or [whole]
 
 
 def parquet_splits(whole: Split, rows: int | None = None) -> list[Split]:
@@ -276,8 +310,14 @@ def _fix_locations(batch, copy: _LocalCopy):
     return batch
 
 
-def read_split(split: Split, config: CurriculumConfig) -> Iterator:
-    """The QueryBatches of one split (not yet validated)."""
+def read_split(split: Split, config: CurriculumConfig, space=None) -> Iterator:
+    """The QueryBatches of one split (not yet validated).
+
+    Args:
+      split: what to read.
+      config: the run's configuration.
+      space: the dataset's FeatureSpace (`dataset_space_of`), or None (each file decides).
+    """
     if split.fmt == "synthetic":
         for a in range(split.start, split.end, config.batch_size):
             rows = [synthetic_query(config.synthetic, i)
@@ -288,6 +328,13 @@ def read_split(split: Split, config: CurriculumConfig) -> Iterator:
                   split=config.split, source=split.source)
     if split.row_groups is not None:
         kwargs["row_groups"] = list(split.row_groups)
+    if split.byte_range:
+        kwargs["byte_range"] = (split.start, split.end)
+    if space is not None:
+        kwargs["space"] = space
+    for name in ("group_rows", "max_feature_id"):  # reader options the config may carry
+        if hasattr(config, name) and _reader_takes(name):
+            kwargs[name] = getattr(config, name)
     if not fs.is_remote(split.path) or _readers_take_remote():
         yield from read_queries(split.path, split.fmt, **kwargs)
         return
@@ -298,12 +345,84 @@ def read_split(split: Split, config: CurriculumConfig) -> Iterator:
             yield _fix_locations(batch, copy)
 
 
+def _reader_takes(name: str) -> bool:
+    import inspect
+
+    return name in inspect.signature(read_queries).parameters
+
+
+# --- the dataset's feature space -------------------------------------------------------------
+
+def scan_input(path: str, config: CurriculumConfig):
+    """What one input says about the feature space (readers' `scan_space`), or None where the
+    readers decide the space per file."""
+    try:
+        from data_contracts.readers import scan_space
+    except ImportError:
+        return None
+    return scan_space(path, config.input_format, column_map=config.column_map,
+                      max_feature_id=getattr(config, "max_feature_id", 100_000))
+
+
+class MergeSpaceStats(beam.CombineFn):
+    """Merges the inputs' SpaceStats (None: no dataset-wide space)."""
+
+    def create_accumulator(self):
+        return None
+
+    def add_input(self, acc, stats):
+        if stats is None:
+            return acc
+        return stats if acc is None else acc.merge(stats)
+
+    def merge_accumulators(self, accs):
+        out = None
+        for acc in accs:
+            out = self.add_input(out, acc)
+        return out
+
+    def extract_output(self, acc):
+        return acc
+
+
+def resolve_input_space(stats, config: CurriculumConfig):
+    """The dataset's FeatureSpace from merged stats (None stays None)."""
+    if stats is None:
+        return None
+    from data_contracts.readers import resolve_space
+
+    return resolve_space(stats, getattr(config, "zero_based", None))
+
+
+class DatasetSpace(beam.PTransform):
+    """A cheap pre-pass: one scan per input (in parallel), merged, resolved: a singleton."""
+
+    def __init__(self, config: CurriculumConfig):
+        super().__init__()
+        self.config = config
+
+    def expand(self, pbegin):
+        cfg = self.config
+        return (pbegin | "Inputs" >> beam.Create(list(cfg.inputs))
+                | "ScanSpace" >> beam.Map(scan_input, cfg)
+                | "MergeSpace" >> beam.CombineGlobally(MergeSpaceStats())
+                | "ResolveSpace" >> beam.Map(resolve_input_space, cfg))
+
+
+def space_dict(space) -> dict | None:
+    """A FeatureSpace as the manifest records it, or None."""
+    if space is None:
+        return None
+    return {"base": space.base, "width": space.width,
+            "names": list(space.names) if space.names is not None else None}
+
+
 def _progress(root: str, name: str) -> None:
     """Marks one split done (the launcher counts these markers for its progress line)."""
     fs.write_bytes(fs.join(root, PROGRESS_FOLDER, name), b"")
 
 
-def validated_batches(split: Split, config: CurriculumConfig) -> Iterator:
+def validated_batches(split: Split, config: CurriculumConfig, space=None) -> Iterator:
     """(ok table, quarantine table, records read, skipped lines) per batch of a split.
 
     Validation state is per split (duplicates within a split are quarantined here, across splits
@@ -312,7 +431,7 @@ def validated_batches(split: Split, config: CurriculumConfig) -> Iterator:
     needs_labels = parse_reward(config.reward).kind != "log"
     state = ValidationState(label_min=config.label_min, label_max=config.label_max,
                             require_labels=needs_labels)
-    for batch in prefetch(read_split(split, config)):
+    for batch in prefetch(read_split(split, config, space)):
         read_bad = batch.quarantine.num_rows
         ok, bad = validate_queries(batch, state)
         rejected = set(bad.column("location").to_pylist()[read_bad:])
@@ -399,10 +518,11 @@ class ScoreSplitFn(_WorkerFn):
         super().setup()
         self.scorer = PolicyScorer(self.config.policy_spec())
 
-    def process(self, split: Split) -> Iterator:
+    def process(self, split: Split, space=None) -> Iterator:
         seq = 0
         widths = Counter()
-        for ok, bad, records, skipped, locations in validated_batches(split, self.config):
+        for ok, bad, records, skipped, locations in validated_batches(split, self.config,
+                                                                      space):
             _count("read", records)
             yield beam.pvalue.TaggedOutput(self.STATS, _stats(read=records, skipped_lines=skipped))
             if bad.num_rows:
@@ -442,10 +562,11 @@ class ReadForLogFn(_WorkerFn):
         super().__init__(launcher_pid)
         self.config, self.root = config, root
 
-    def process(self, split: Split) -> Iterator:
+    def process(self, split: Split, space=None) -> Iterator:
         seq = 0
         widths = Counter()
-        for ok, bad, records, skipped, locations in validated_batches(split, self.config):
+        for ok, bad, records, skipped, locations in validated_batches(split, self.config,
+                                                                      space):
             _count("read", records)
             yield beam.pvalue.TaggedOutput(self.STATS, _stats(read=records, skipped_lines=skipped))
             if bad.num_rows:
@@ -839,9 +960,10 @@ class WriteSplitFn(_WorkerFn):
         super().__init__(launcher_pid)
         self.config, self.root = config, root
 
-    def process(self, split: Split, decisions: dict) -> Iterator:
+    def process(self, split: Split, decisions: dict, space=None) -> Iterator:
         seq = 0
-        for ok, _bad, _records, _skipped, _locations in validated_batches(split, self.config):
+        for ok, _bad, _records, _skipped, _locations in validated_batches(split, self.config,
+                                                                          space):
             if not ok.num_rows:
                 continue
             positions = [(*split.position, seq + i) for i in range(ok.num_rows)]
