@@ -50,6 +50,7 @@ from pipelines.config import DEFAULT_OUT, CurriculumConfig
 SUMMARY_NAME = "_summary.json"
 LOCAL_RUNNERS = (None, "DirectRunner", "FnApiRunner", "direct")
 PROGRESS_SECONDS = 5.0
+MAX_QUARANTINE = 0.5  # where the config has no max_quarantine (the readers' branch adds it)
 
 
 @dataclass
@@ -246,8 +247,6 @@ def preflight(config: CurriculumConfig, options: PipelineOptions | None = None) 
     parse_reward(config.reward)
     config.policy_spec().validate()
     _check_settings(config)
-    if not 0.0 <= config.max_quarantine <= 1.0:
-        raise ValueError(f"max_quarantine must be within [0, 1] (got {config.max_quarantine:g})")
 
 
 def _check_settings(config: CurriculumConfig) -> None:
@@ -444,7 +443,7 @@ def run(config: CurriculumConfig, beam_args: list[str] | None = None) -> RunResu
         if problems:
             raise RuntimeError("counts do not reconcile: " + "; ".join(problems))
         reason = unusable_reason(manifest["counts"], manifest["quarantine_reasons"],
-                                 config.max_quarantine)
+                                 getattr(config, "max_quarantine", MAX_QUARANTINE))
         if reason:
             raise UnusableRun(f"{', '.join(config.inputs) or 'embedded:synthetic'}: {reason}; "
                               f"nothing published, {config.out} keeps its earlier run")
@@ -551,9 +550,6 @@ def make_parser() -> argparse.ArgumentParser:
                     help="queries per batch moved through the pipeline")
     io.add_argument("--shards", type=int, default=d.shards,
                     help="Parquet shards per output (per stage for RL)")
-    io.add_argument("--max-quarantine", type=float, default=d.max_quarantine, metavar="FRACTION",
-                    help="fail (exit 2, earlier run kept) when more than this fraction of the "
-                         f"records read is quarantined (default: {d.max_quarantine:g})")
     io.add_argument("--synthetic-queries", type=int, default=d.synthetic.n_queries,
                     help="queries of the embedded default input")
     sc = parser.add_argument_group("difficulty")
@@ -619,7 +615,6 @@ def config_from_args(args: argparse.Namespace) -> CurriculumConfig:
         order=OrderConfig(strategy=args.strategy, stages=args.stages, target=args.target,
                           replay=args.replay),
         out=args.out, batch_size=args.batch_size, shards=args.shards,
-        max_quarantine=args.max_quarantine,
         synthetic=replace(SyntheticConfig(), n_queries=args.synthetic_queries),
     )
 

@@ -36,7 +36,6 @@ class CurriculumConfig:
       out: run folder.
       batch_size: queries per batch moved through the pipeline.
       shards: Parquet shards per output (per stage for RL).
-      max_quarantine: a run quarantining more than this fraction of the records it read fails.
       synthetic: the embedded default's knobs (used when `inputs` is empty).
     """
 
@@ -62,7 +61,6 @@ class CurriculumConfig:
     out: str = DEFAULT_OUT
     batch_size: int = 256
     shards: int = 2
-    max_quarantine: float = 0.5
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
     def policy_spec(self) -> PolicySpec:
