@@ -43,3 +43,18 @@ def test_split_reads_on_two_workers_give_the_bytes_of_one_whole_read(parquet_inp
                 ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
     assert manifest_bytes(whole.out) == manifest_bytes(split.out)
     assert tree_digest(whole.out) == tree_digest(split.out)
+
+
+def test_svmlight_byte_range_splits_give_the_bytes_of_one_whole_read(yahoo_train, tmp_path,
+                                                                     monkeypatch):
+    if T._reader_planner() is None:
+        pytest.skip("the readers do not split SVMlight files by byte range yet")
+    config = CurriculumConfig(inputs=[yahoo_train], k=8, k_max=16)
+    whole = run(replace(config, out=str(tmp_path / "whole")))
+    monkeypatch.setattr(T, "SPLIT_BYTES", 400_000)
+    splits = T.plan_splits(config)
+    assert len(splits) > 3 and all(s.byte_range for s in splits)
+    split = run(replace(config, out=str(tmp_path / "split")),
+                ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    assert manifest_bytes(whole.out) == manifest_bytes(split.out)
+    assert tree_digest(whole.out) == tree_digest(split.out)
