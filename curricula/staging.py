@@ -28,7 +28,7 @@ import json
 import os
 import shutil
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 try:
@@ -449,13 +449,13 @@ class Publication:
       root: where shards, pieces and the summary are written (a local staging folder, or
         `OUT/run-<id>` on an object store).
       prefix: prefix of manifest paths (`""` locally, `run-<id>/` on an object store).
+      remote: whether `out` is on an object store.
     """
 
     out: str
     root: str
     prefix: str = ""
     remote: bool = False
-    extra: dict = field(default_factory=dict)
 
 
 def begin(out: str) -> Publication:
