@@ -131,7 +131,8 @@ def build(p: beam.Pipeline, config: CurriculumConfig, root: str, splits: list,
         read = first | "ReadAndScore" >> beam.ParDo(
             T.ScoreSplitFn(config, root, launcher_pid), space_side).with_outputs(
                 T.ScoreSplitFn.QUARANTINE, T.ScoreSplitFn.STATS, main="small")
-        winners, duplicates = read.small | "Dedupe" >> T.Dedupe(config.batch_size)
+        ranged = frozenset(s.input_index for s in splits if s.byte_range)
+        winners, duplicates = read.small | "Dedupe" >> T.Dedupe(config.batch_size, ranged)
         quarantines = [read[T.ScoreSplitFn.QUARANTINE], duplicates]
     quarantine = quarantines | "AllQuarantine" >> beam.Flatten()
 
@@ -349,6 +350,12 @@ def unusable_reason(counts: dict, quarantine_reasons: dict, max_quarantine: floa
     Uses `data_contracts.usable.unusable_reason` where that module exists (its fuller checks
     include the detected layouts); this is the same rule on the counts alone.
     """
+    # The input's own faults count; queries a partial rollout log never ran do not.
+    unlogged = int(quarantine_reasons.get(Reason.NO_ROLLOUTS, 0))
+    if unlogged:
+        counts = {**counts, "quarantined": counts.get("quarantined", 0) - unlogged}
+        quarantine_reasons = {k: v for k, v in quarantine_reasons.items()
+                              if k != Reason.NO_ROLLOUTS}
     try:
         from data_contracts.usable import unusable_reason as shared
     except ImportError:
@@ -361,10 +368,7 @@ def unusable_reason(counts: dict, quarantine_reasons: dict, max_quarantine: floa
     if counts.get("scored", 0) == 0:
         return (f"no query could be scored (read {read}, quarantined {quarantined}"
                 + (f": {top}" if top else "") + ")")
-    # The input's own faults count; queries a partial rollout log never ran do not.
-    faulty = quarantined - quarantine_reasons.get(Reason.NO_ROLLOUTS, 0)
-    if read and faulty / read > max_quarantine:
-        quarantined = faulty
+    if read and quarantined / read > max_quarantine:
         return (f"quarantined {quarantined} of {read} records ({quarantined / read:.0%}), more "
                 f"than --max-quarantine {max_quarantine:g} ({top})")
     return None

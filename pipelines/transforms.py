@@ -42,6 +42,7 @@ from curricula.routing import dropped_rows, informative_demonstrations, route
 from curricula.staging import merge_pieces, write_piece
 from data_contracts import fs
 from data_contracts.arrays import pad_queries
+from data_contracts.errors import InputError
 from data_contracts.quarantine import quarantine_row, quarantine_table
 from data_contracts.readers import detect_format, read_queries, read_rollouts
 from data_contracts.readers.prefetch import prefetch
@@ -717,17 +718,30 @@ def _explode_small(table: pa.Table) -> Iterator[tuple[str, dict]]:
 class Dedupe(beam.PTransform):
     """Small rows keyed by query id; the first by input position wins, later ones quarantined.
 
+    In an input split by byte ranges (SVMlight with qid, whose queries are runs of adjacent
+    lines), one query id in two splits of the same file means rows that are not adjacent: that
+    fails the run with an InputError naming both places, as the reader does within a split.
+
     Returns (winning small rows as tables of at most `batch_size` rows, quarantine tables).
     """
 
-    def __init__(self, batch_size: int):
+    def __init__(self, batch_size: int, byte_range_inputs: frozenset = frozenset()):
         super().__init__()
         self.batch_size = batch_size
+        self.byte_range_inputs = frozenset(byte_range_inputs)
 
     def expand(self, small):
+        ranged = self.byte_range_inputs
+
         def pick(element):
             qid, rows = element
             rows = sorted(rows, key=lambda r: r["position"])
+            for later in rows[1:]:
+                if later["position"][0] in ranged and \
+                        later["position"][:2] == rows[0]["position"][:2]:
+                    where = later["location"].rsplit(":", 1)[0]
+                    raise InputError(where, f"query id {qid!r} has rows that are not adjacent "
+                                            f"({rows[0]['location']} and {later['location']})")
             if len(rows) > 1:
                 yield beam.pvalue.TaggedOutput("quarantine", duplicate_rows(
                     qid, rows[0]["location"], [r["location"] for r in rows[1:]]))

@@ -6,6 +6,7 @@ from dataclasses import replace
 import pyarrow.parquet as pq
 import pytest
 
+from data_contracts.errors import InputError
 from data_contracts.synthetic import SyntheticConfig, generate_table
 from pipelines import transforms as T
 from pipelines.build_curriculum import run
@@ -49,16 +50,43 @@ def test_split_reads_on_two_workers_give_the_bytes_of_one_whole_read(parquet_inp
     assert tree_digest(whole.out) == tree_digest(split.out)
 
 
-def test_svmlight_byte_range_splits_give_the_bytes_of_one_whole_read(yahoo_train, tmp_path,
-                                                                     monkeypatch):
+def _svmlight_with_qid(path, n_queries: int = 150) -> None:
+    table = generate_table(replace(SyntheticConfig(), n_queries=n_queries))
+    lines = []
+    for row in table.to_pylist():
+        for label, features in zip(row["labels"], row["features"]):
+            values = " ".join(f"{j + 1}:{v:.4f}" for j, v in enumerate(features))
+            lines.append(f"{label:g} qid:{row['query_id']} {values}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_svmlight_byte_range_splits_give_the_bytes_of_one_whole_read(tmp_path, monkeypatch):
     if T._reader_planner() is None:
         pytest.skip("the readers do not split SVMlight files by byte range yet")
-    config = CurriculumConfig(inputs=[yahoo_train], k=8, k_max=16)
+    path = tmp_path / "rank.txt"
+    _svmlight_with_qid(path)
+    config = CurriculumConfig(inputs=[str(path)], k=8, k_max=16)
     whole = run(replace(config, out=str(tmp_path / "whole")))
-    monkeypatch.setattr(T, "SPLIT_BYTES", 400_000)
+    monkeypatch.setattr(T, "SPLIT_BYTES", path.stat().st_size // 5)
     splits = T.plan_splits(config)
     assert len(splits) > 3 and all(s.byte_range for s in splits)
     split = run(replace(config, out=str(tmp_path / "split")),
                 ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
     assert manifest_bytes(whole.out) == manifest_bytes(split.out)
     assert tree_digest(whole.out) == tree_digest(split.out)
+
+
+def test_a_query_id_in_two_byte_range_splits_of_one_file_fails_the_run(tmp_path, monkeypatch):
+    if T._reader_planner() is None:
+        pytest.skip("the readers do not split SVMlight files by byte range yet")
+    lines = []
+    for q in ("a", "b", "c", "a"):  # "a" again at the end: not adjacent to its first rows
+        lines += [f"{label} qid:{q} 1:{label}.5 2:0.{label}" for label in (2, 0, 1)]
+    path = tmp_path / "rank.train"
+    path.write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(T, "SPLIT_BYTES", 40)
+    config = CurriculumConfig(inputs=[str(path)], out=str(tmp_path / "run"), k=4, k_max=4)
+    assert len(T.plan_splits(config)) > 1
+    with pytest.raises(InputError, match="query id 'a' has rows that are not adjacent"):
+        run(config)
+    assert not (tmp_path / "run").exists()
