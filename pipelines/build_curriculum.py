@@ -378,9 +378,10 @@ class _Progress:
     """A line on stderr every few seconds while the pipeline runs (also when not a terminal):
     splits done per pass, counted from the markers workers write into the run's location."""
 
-    def __init__(self, root: str, splits: int, every: float = PROGRESS_SECONDS,
+    def __init__(self, root: str, splits: int, every: float | None = None,
                  enabled: bool = True):
-        self.root, self.splits, self.every, self.enabled = root, splits, every, enabled
+        self.root, self.splits, self.enabled = root, splits, enabled
+        self.every = every or PROGRESS_SECONDS
         self.stop = threading.Event()
         self.started = time.monotonic()
         self.thread = threading.Thread(target=self._loop, name="progress", daemon=True)
