@@ -167,11 +167,18 @@ def write_shard(tables: list[pa.Table], phase: str, stage: int | None, shard: in
 
 
 def write_piece(table: pa.Table, phase: str, stage: int | None, shard: int, root: str) -> str:
-    """Spills one sorted piece of a shard under `root/_tmp/`; returns its path."""
-    name = f"{phase}-{-1 if stage is None else stage}-{shard}/piece-{uuid.uuid4().hex}.parquet"
+    """Spills one sorted piece of a shard under `root/_tmp/`; returns its path.
+
+    Pieces are Arrow IPC streams in batches of `MERGE_READ_ROWS` rows: no encoding to pay for,
+    and a merge reads them one batch at a time.
+    """
+    name = f"{phase}-{-1 if stage is None else stage}-{shard}/piece-{uuid.uuid4().hex}.arrow"
     path = fs.join(root, TMP_FOLDER, name)
+    table = sort_table(table, phase)
     with fs.open_write(path) as handle:
-        pq.write_table(sort_table(table, phase), handle, compression="lz4")
+        with pa.ipc.new_stream(handle, table.schema) as writer:
+            for batch in table.to_batches(max_chunksize=MERGE_READ_ROWS):
+                writer.write_batch(batch)
     return path
 
 
@@ -184,8 +191,7 @@ def _sort_key_rows(batch: pa.RecordBatch, phase: str) -> list[tuple]:
 
 def _piece_rows(path: str, phase: str) -> Iterator[tuple[tuple, int, pa.RecordBatch]]:
     with fs.open_read(path) as handle:
-        parquet = pq.ParquetFile(handle)
-        for batch in parquet.iter_batches(batch_size=MERGE_READ_ROWS):
+        for batch in pa.ipc.open_stream(handle):
             for i, key in enumerate(_sort_key_rows(batch, phase)):
                 yield key, i, batch
 

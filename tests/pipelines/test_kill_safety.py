@@ -63,7 +63,7 @@ def _shard_in_staging(out: str) -> bool:
 KILL_POINTS = {  # the moments a rerun is killed at
     "pass 1 split read": lambda out: _in_staging(out, os.path.join("_progress", "p1-*")),
     "pass 2 pieces spilled": lambda out: _in_staging(out, os.path.join("_tmp", "**",
-                                                                       "*.parquet")),
+                                                                       "*.arrow")),
     "final shards written": lambda out: _in_staging(out, os.path.join("difficulty",
                                                                       "*.parquet")),
 }
