@@ -63,7 +63,7 @@ from pipelines.config import CurriculumConfig
 METRICS_NAMESPACE = "build_curriculum"
 PROGRESS_FOLDER = "_progress"
 SPILL_BYTES = 64 << 20  # a pass-2 worker spills its buffered rows as pieces beyond this
-SPLIT_ROWS = 4096  # queries per synthetic split
+SPLIT_ROWS = 2048  # queries per synthetic split, and per Parquet split (own planner)
 _LOG = logging.getLogger("pipelines.progress")
 
 SCHEMAS = {"difficulty": DIFFICULTY_SCHEMA, "imitation": IMITATION_SCHEMA, "rl": RL_SCHEMA,
