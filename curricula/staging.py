@@ -57,6 +57,7 @@ ROW_GROUP_ROWS = 512  # rows (queries) per row group: the writer buffers at most
 WRITER_SETTINGS = dict(compression="zstd", compression_level=3, write_statistics=True,
                        use_dictionary=True, data_page_size=1 << 20)
 MERGE_READ_ROWS = 64  # rows read at a time from each piece during a merge
+MERGE_FAN_IN = 16  # pieces open at once in a merge (more are merged in levels)
 RUN_PREFIX = "run-"  # object stores: every run's shards live under OUT/run-<id>/
 TMP_FOLDER = "_tmp"  # spilled pieces, inside the run's location; removed before commit
 
@@ -196,31 +197,57 @@ def _piece_rows(path: str, phase: str) -> Iterator[tuple[tuple, int, pa.RecordBa
                 yield key, i, batch
 
 
+def _merged(pieces: list[str], phase: str) -> Iterator[pa.Table]:
+    """The rows of sorted pieces in merged order, as tables of `MERGE_READ_ROWS` rows."""
+    streams = [_piece_rows(p, phase) for p in sorted(pieces)]
+    run: list[pa.Table] = []
+    for _, i, batch in heapq.merge(*streams, key=lambda item: item[0]):
+        run.append(pa.Table.from_batches([batch.slice(i, 1)]))
+        if len(run) >= MERGE_READ_ROWS:
+            yield pa.concat_tables(run)
+            run = []
+    if run:
+        yield pa.concat_tables(run)
+
+
 def merge_pieces(pieces: list[str], phase: str, stage: int | None, shard: int, root: str,
                  schema: pa.Schema) -> dict:
     """K-way merges a shard's sorted pieces into its final file (streaming); returns its entry.
 
-    Memory: one read batch per piece plus one output row group. Rows with equal sort keys are
-    equal in every column the keys do not cover only by construction (keys are total per phase),
-    so the piece order never shows in the bytes.
+    Memory: one read batch per open piece (at most `MERGE_FAN_IN` are open: more pieces are
+    first merged in groups into larger pieces) plus one output row group. Rows with equal sort
+    keys are equal in every column the keys do not cover only by construction (keys are total
+    per phase), so the piece order never shows in the bytes.
     """
-    streams = [_piece_rows(p, phase) for p in sorted(pieces)]
-    merged = heapq.merge(*streams, key=lambda item: item[0])
-
-    def tables() -> Iterator[pa.Table]:
-        run: list[pa.Table] = []
-        for _, i, batch in merged:
-            run.append(pa.Table.from_batches([batch.slice(i, 1)]))
-            if len(run) >= MERGE_READ_ROWS:
-                yield pa.concat_tables(run)
-                run = []
-        if run:
-            yield pa.concat_tables(run)
-
+    pieces = sorted(pieces)
+    while len(pieces) > MERGE_FAN_IN:
+        merged = []
+        for start in range(0, len(pieces), MERGE_FAN_IN):
+            group = pieces[start:start + MERGE_FAN_IN]
+            merged.append(_write_merged(group, phase, stage, shard, root))
+            fs.delete(group)
+        pieces = sorted(merged)
     relative = shard_path(phase, stage, shard)
-    rows, digest = write_rows(fs.join(root, relative), tables(), schema)
+    rows, digest = write_rows(fs.join(root, relative), _merged(pieces, phase), schema)
     fs.delete(pieces)
     return _entry(relative, rows, digest, phase, stage, shard)
+
+
+def _write_merged(group: list[str], phase: str, stage: int | None, shard: int,
+                  root: str) -> str:
+    """One larger sorted piece from a group of pieces (a merge level)."""
+    name = f"{phase}-{-1 if stage is None else stage}-{shard}/piece-{uuid.uuid4().hex}.arrow"
+    path = fs.join(root, TMP_FOLDER, name)
+    writer = None
+    with fs.open_write(path) as handle:
+        for table in _merged(group, phase):
+            if writer is None:
+                writer = pa.ipc.new_stream(handle, table.schema)
+            for batch in table.to_batches(max_chunksize=MERGE_READ_ROWS):
+                writer.write_batch(batch)
+        if writer is not None:
+            writer.close()
+    return path
 
 
 # --- where a run may be written --------------------------------------------------------------
