@@ -3,7 +3,7 @@
 Generates a synthetic reranking set (queries x documents x features, graded labels 0-4) in the
 canonical QUERY_SCHEMA as Parquet, then times in one process:
 
-  (a) pipeline: read Parquet -> validate -> [spread] -> ScoreWithPolicyFn (base policy, fixed k,
+  (a) pipeline: Parquet splits -> [spread] -> ScoreSplitFn (read, validate, base policy, fixed k,
       non-adaptive) -> difficulty columns -> WriteShards, on FnApiRunner
       (pipelines.build_curriculum.pipeline_options), built by `build_scoring`;
   (b) raw: the same policy model over the same data held in memory as padded [B, D] tensors,
@@ -46,7 +46,7 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 import torch  # noqa: E402
 
-from data_contracts.schema import DIFFICULTY_SCHEMA, QUERY_SCHEMA, conform  # noqa: E402
+from data_contracts.schema import QUERY_SCHEMA  # noqa: E402
 from difficulty.policy import base_policy  # noqa: E402
 from difficulty.rewards import parse_reward  # noqa: E402
 from pipelines import transforms as T  # noqa: E402
@@ -114,19 +114,19 @@ def write_parquet(data: dict, path: str, chunk: int = 1024) -> None:
 
 # --- (a) the Beam pipeline ---------------------------------------------------------------------
 def build_scoring(p: beam.Pipeline, config: CurriculumConfig, root: str, spread: bool):
-    """read -> validate -> [spread] -> score with the policy -> difficulty columns -> shards.
+    """splits -> [spread] -> read, validate, score (pass 1's ScoreSplitFn) -> difficulty shards.
 
-    The same transforms, in the same order, as pipelines.build_curriculum.build up to scoring.
-    `spread` adds build()'s Reshuffle after validation: it lets direct_num_workers > 1 score
-    batches in parallel, at the cost of encoding every batch (features included) once.
+    The same transforms as pass 1 of pipelines.build_curriculum.build, without routing or pass 2.
+    `spread` reshuffles the splits (tiny elements) so direct_num_workers > 1 read in parallel.
     """
-    read = (p | "Start" >> beam.Create([None])
-            | "ReadAndValidate" >> beam.ParDo(T.ReadAndValidateFn(config)).with_outputs(
-                T.ReadAndValidateFn.QUARANTINE, main="ok"))
-    ok = read.ok | "Spread" >> beam.Reshuffle() if spread else read.ok
-    scored = ok | "ScoreWithPolicy" >> beam.ParDo(T.ScoreWithPolicyFn(config))
-    difficulty = scored | "DifficultyColumns" >> beam.Map(conform, DIFFICULTY_SCHEMA)
-    return difficulty | "Write_difficulty" >> T.WriteShards("difficulty", root, config.shards)
+    splits = p | "Splits" >> beam.Create(T.plan_splits(config))
+    if spread:
+        splits = splits | "Spread" >> beam.Reshuffle()
+    small = splits | "ReadAndScore" >> beam.ParDo(T.ScoreSplitFn(config, root)).with_outputs(
+        T.ScoreSplitFn.QUARANTINE, T.ScoreSplitFn.STATS, main="small")
+    difficulty = small.small | "DifficultyColumns" >> beam.Map(T.difficulty_rows)
+    return (difficulty | "TagDifficulty" >> T.tag("difficulty")
+            | "Write_difficulty" >> T.WriteShards(config, root))
 
 
 def run_pipeline(config: CurriculumConfig, root: str, beam_args: list[str], spread: bool

@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -24,15 +25,18 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import (DirectOptions, PipelineOptions, StandardOptions,
+                                                  TestOptions)
 
 from curricula import diversity as div
-from curricula.staging import check_output_path, clean_stale, discard, new_staging, publish
+from curricula.staging import abort, begin, check_output_path, commit
 from data_contracts import __version__ as PACKAGE_VERSION
 from data_contracts.errors import InputError
-from data_contracts.manifest import check_counts, config_hash, sha256_file, write_manifest
-from data_contracts.readers import FORMATS, detect_format
-from data_contracts.schema import DIFFICULTY_SCHEMA, SCHEMA_VERSION, conform
+from data_contracts import fs
+from data_contracts.manifest import check_counts, config_hash
+from data_contracts.readers import FORMATS
+from data_contracts.reasons import Reason
+from data_contracts.schema import SCHEMA_VERSION
 from data_contracts.synthetic import SyntheticConfig
 from data_contracts.teacher import TEACHER_MODES
 from curricula.diversity import DiversityConfig
@@ -45,63 +49,47 @@ from pipelines.config import DEFAULT_OUT, CurriculumConfig
 
 SUMMARY_NAME = "_summary.json"
 LOCAL_RUNNERS = (None, "DirectRunner", "FnApiRunner", "direct")
+PROGRESS_SECONDS = 5.0
+MAX_QUARANTINE = 0.5  # where the config has no max_quarantine (the readers' branch adds it)
 
 
 @dataclass
 class RunResult:
-    """What a finished run reports: its folder, manifest and Beam counters."""
+    """What a finished run reports: its folder, manifest and Beam counters (or a dry run)."""
 
     out: str
     manifest: dict
     metrics: dict
     seconds: float
+    dry_run: bool = False
 
 
-def _stats_of(kind: str):
-    """A function turning a table of `kind` into {"counts": ..., ...} statistics."""
-
-    def stats(table: pa.Table) -> dict:
-        n = table.num_rows
-        if kind == "scored":
-            return {"counts": Counter({"scored": n, **Counter(table.column("band").to_pylist())})}
-        if kind == "quarantine":
-            kinds = Counter(table.column("record_kind").to_pylist())
-            reasons = Counter(table.column("reason").to_pylist())
-            return {"counts": Counter({"quarantined": n - kinds.get("rollout", 0),
-                                       "rollouts_quarantined": kinds.get("rollout", 0)}),
-                    "quarantine_reasons": reasons}
-        if kind == "imitation":
-            return {"counts": Counter({"imitation": n}),
-                    "clusters_after": Counter(table.column("diversity_cluster").to_pylist()),
-                    "signatures_after": Counter(table.column("signature").to_pylist())}
-        if kind == "rl":
-            replay = np.asarray(table.column("replay").to_pylist(), bool)
-            stages = table.column("stage").to_numpy()
-            rates = table.column("pass_rate").to_numpy()
-            out = {"counts": Counter({"rl": int((~replay).sum()), "rl_rows": n,
-                                      "rl_replayed": int(replay.sum())}),
-                   "stage_rows": Counter(stages.tolist())}
-            out["stage_pass_rates"] = Counter(f"{int(s)}:{r:.9f}" for s, r in
-                                              zip(stages[~replay], rates[~replay]))
-            return out
-        if kind == "dropped":
-            return {"counts": Counter({"dropped": n}),
-                    "drop_reasons": Counter(r.split(":")[0] for r in
-                                            table.column("reason").to_pylist())}
-        raise ValueError(kind)
-
-    return stats
+class UnusableRun(ValueError):
+    """The run read its input but produced nothing usable (exit 2, previous run kept)."""
 
 
-def _read_count(table: pa.Table) -> dict:
-    return {"counts": Counter({"read": table.num_rows})}
+def _quarantine_stats(table: pa.Table) -> dict:
+    kinds = Counter(table.column("record_kind").to_pylist())
+    return {"counts": Counter({"quarantined": table.num_rows - kinds.get("rollout", 0),
+                               "rollouts_quarantined": kinds.get("rollout", 0)}),
+            "quarantine_reasons": Counter(table.column("reason").to_pylist())}
 
 
-def _write_summary(_, root: str, files: list, stats: dict, before: dict) -> None:
+def _scored_stats(table: pa.Table) -> dict:
+    return {"counts": Counter({"scored": table.num_rows,
+                               **Counter(table.column("band").to_pylist())})}
+
+
+def _dropped_stats(table: pa.Table) -> dict:
+    return {"counts": Counter({"dropped": table.num_rows}),
+            "drop_reasons": Counter(r.split(":")[0] for r in table.column("reason").to_pylist())}
+
+
+def _write_summary(_, root: str, files: list, stats: dict, before: dict, space=None) -> None:
     summary = {"files": sorted(files, key=lambda f: f["path"]), "stats": stats,
-               "diversity_before": before}
-    with open(os.path.join(root, SUMMARY_NAME), "w", encoding="utf-8") as handle:
-        json.dump(summary, handle, sort_keys=True, default=_json_default)
+               "diversity_before": before, "feature_space": T.space_dict(space)}
+    fs.write_bytes(fs.join(root, SUMMARY_NAME),
+                   json.dumps(summary, sort_keys=True, default=_json_default).encode("utf-8"))
 
 
 def _json_default(value):
@@ -112,33 +100,44 @@ def _json_default(value):
     raise TypeError(type(value))
 
 
-def build(p: beam.Pipeline, config: CurriculumConfig, root: str, spread: bool = True) -> None:
-    """Adds the curriculum pipeline to `p`, writing shards and a run summary under `root`.
+def build(p: beam.Pipeline, config: CurriculumConfig, root: str, splits: list,
+          launcher_pid: int | None = None) -> None:
+    """Adds the two-pass curriculum pipeline to `p`, writing shards and a summary under `root`.
 
     Args:
       p: the pipeline.
       config: the run's configuration.
-      root: the staging folder the shards and the summary are written to.
-      spread: redistribute the validated batches across workers (a Reshuffle). The reader is one
-        DoFn, so without it every later step runs where the reader ran; with one local worker it
-        buys nothing and costs a full shuffle of the features, so `run` leaves it out there.
+      root: where shards, pieces and the summary object are written (the run's location in its
+        store: a local staging folder or `OUT/run-<id>`).
+      splits: the input's splits (`transforms.plan_splits`), read once per pass.
+      launcher_pid: the launching process (local runs: workers end with it), or None.
     """
-    read = (p | "Start" >> beam.Create([None])
-            | "ReadAndValidate" >> beam.ParDo(T.ReadAndValidateFn(config)).with_outputs(
-                T.ReadAndValidateFn.QUARANTINE, main="ok"))
-    ok = (read.ok | "Spread" >> beam.Reshuffle()) if spread else read.ok
+    seed, dcfg = config.seed, config.diversity
+    # The dataset's feature space: one scan per input, merged (None: each file decides).
+    space = (p | "DatasetSpace" >> T.DatasetSpace(config)) if config.inputs else \
+        (p | "NoSpace" >> beam.Create([None]))
+    space_side = beam.pvalue.AsSingleton(space)
+    # Pass 1: read, validate, score each split in parallel; small rows only from here on.
+    first = (p | "Splits" >> beam.Create(splits) | "SpreadSplits" >> beam.Reshuffle())
     if config.rollouts:
-        scored, log_quarantine = ok | "ScoreFromLog" >> T.ScoreFromLog(config)
-        quarantine = (read.quarantine, log_quarantine) | "AllQuarantine" >> beam.Flatten()
+        read = first | "ReadForLog" >> beam.ParDo(
+            T.ReadForLogFn(config, root, launcher_pid), space_side).with_outputs(
+                T.ReadForLogFn.QUARANTINE, T.ReadForLogFn.STATS, main="keyed")
+        small, log_quarantine = read.keyed | "ScoreFromLog" >> T.ScoreFromLog(config,
+                                                                               launcher_pid)
+        winners = small
+        quarantines = [read[T.ReadForLogFn.QUARANTINE], log_quarantine]
     else:
-        scored = ok | "ScoreWithPolicy" >> beam.ParDo(T.ScoreWithPolicyFn(config))
-        quarantine = read.quarantine
-    routed = scored | "Route" >> beam.ParDo(T.RouteFn(config)).with_outputs(
-        T.RouteFn.IMITATION, T.RouteFn.DROPPED, main="rl")
+        read = first | "ReadAndScore" >> beam.ParDo(
+            T.ScoreSplitFn(config, root, launcher_pid), space_side).with_outputs(
+                T.ScoreSplitFn.QUARANTINE, T.ScoreSplitFn.STATS, main="small")
+        ranged = frozenset(s.input_index for s in splits if s.byte_range)
+        winners, duplicates = read.small | "Dedupe" >> T.Dedupe(config.batch_size, ranged)
+        quarantines = [read[T.ScoreSplitFn.QUARANTINE], duplicates]
+    quarantine = quarantines | "AllQuarantine" >> beam.Flatten()
 
     # Diversity: fit clusters on a sample, count clusters globally, select by quota.
-    candidates = routed[T.RouteFn.IMITATION]
-    seed, dcfg = config.seed, config.diversity
+    candidates = winners | "Candidates" >> T.having("imitation")
     centers = (candidates
                | "FitSample" >> beam.CombineGlobally(T._SampleDescriptors(dcfg.fit_sample, seed))
                | "FitClusters" >> beam.Map(div.fit_centers, dcfg.n_clusters, seed))
@@ -149,34 +148,41 @@ def build(p: beam.Pipeline, config: CurriculumConfig, root: str, spread: bool = 
               | "SumClusterStats" >> beam.CombineGlobally(T._SumCounters()))
     selected = assigned | "SelectDemonstrations" >> beam.ParDo(
         T.SelectDemonstrationsFn(config), beam.pvalue.AsSingleton(centers),
-        beam.pvalue.AsSingleton(before)).with_outputs("dropped", main="imitation")
+        beam.pvalue.AsSingleton(before)).with_outputs("dropped", "stats", main="decisions")
 
     # Order: a global histogram of order keys sets the stage boundaries.
-    key_stats = (routed.rl | "OrderKeys" >> beam.Map(T._stage_stats, config)
+    rl = winners | "RlCandidates" >> T.having("rl")
+    key_stats = (rl | "OrderKeys" >> beam.Map(T._stage_stats, config)
                  | "SumOrderKeys" >> beam.CombineGlobally(T._SumCounters()))
-    rl = routed.rl | "AssignStages" >> beam.ParDo(T.AssignStagesFn(config),
-                                                   beam.pvalue.AsSingleton(key_stats))
-    dropped = (routed[T.RouteFn.DROPPED], selected.dropped) | "AllDropped" >> beam.Flatten()
-    difficulty = scored | "DifficultyColumns" >> beam.Map(conform, DIFFICULTY_SCHEMA)
+    staged = rl | "AssignStages" >> beam.ParDo(
+        T.AssignStagesFn(config), beam.pvalue.AsSingleton(key_stats)).with_outputs(
+            "stats", main="decisions")
+    decisions = (selected.decisions, staged.decisions) | "AllDecisions" >> beam.Flatten()
+    dropped = ((winners | "RoutedDropped" >> beam.FlatMap(T.dropped_of), selected.dropped)
+               | "AllDropped" >> beam.Flatten())
+    difficulty = winners | "DifficultyRows" >> beam.Map(T.difficulty_rows)
 
-    outputs = {"difficulty": difficulty, "imitation": selected.imitation, "rl": rl,
-               "dropped": dropped, "quarantine": quarantine}
-    files = [pcoll | f"Write_{phase}" >> T.WriteShards(phase, root, config.shards)
-             for phase, pcoll in outputs.items()]
-    files = files | "AllFiles" >> beam.Flatten()
+    # Pass 2: re-read each split, join it to its decisions, write imitation and RL rows.
+    second = (p | "Splits2" >> beam.Create(splits) | "SpreadSplits2" >> beam.Reshuffle()
+              | "ReadAndJoin" >> beam.ParDo(T.WriteSplitFn(config, root, launcher_pid),
+                                            beam.pvalue.AsDict(decisions), space_side))
+    tagged = (difficulty | "TagDifficulty" >> T.tag("difficulty"),
+              dropped | "TagDropped" >> T.tag("dropped"),
+              quarantine | "TagQuarantine" >> T.tag("quarantine"), second)
+    files = tagged | "WriteShards" >> T.WriteShards(config, root, launcher_pid)
+
     # `read` is counted where records leave the reader, so read = quarantined + scored is a real
     # check that scoring lost or invented no query (not an identity).
-    stats = [(read.ok, read.quarantine) | "AllRead" >> beam.Flatten()
-             | "StatsRead" >> beam.Map(_read_count)]
-    stats += [scored | "StatsScored" >> beam.Map(_stats_of("scored"))]
-    stats += [outputs[k] | f"Stats_{k}" >> beam.Map(_stats_of(k))
-              for k in ("quarantine", "imitation", "rl", "dropped")]
+    stats = [read[T.ScoreSplitFn.STATS], selected.stats, staged.stats,
+             quarantine | "StatsQuarantine" >> beam.Map(_quarantine_stats),
+             winners | "StatsScored" >> beam.Map(_scored_stats),
+             dropped | "StatsDropped" >> beam.Map(_dropped_stats)]
     stats = (stats | "AllStats" >> beam.Flatten()
              | "SumStats" >> beam.CombineGlobally(T._SumCounters()))
     (p | "Finish" >> beam.Create([None])
      | "WriteSummary" >> beam.Map(_write_summary, root, beam.pvalue.AsList(files),
                                   beam.pvalue.AsSingleton(stats),
-                                  beam.pvalue.AsSingleton(before)))
+                                  beam.pvalue.AsSingleton(before), space_side))
 
 
 def pipeline_options(beam_args: list[str]) -> tuple[PipelineOptions, object]:
@@ -192,12 +198,12 @@ def pipeline_options(beam_args: list[str]) -> tuple[PipelineOptions, object]:
     return options, runner_name
 
 
-def wants_spread(options: PipelineOptions) -> bool:
-    """Whether the run can use more than one worker (then batches are reshuffled to spread)."""
-    if options.view_as(StandardOptions).runner not in LOCAL_RUNNERS:
-        return True
-    direct = options.view_as(DirectOptions)
-    return direct.direct_running_mode != "in_memory" and (direct.direct_num_workers or 1) > 1
+def is_local_runner(options: PipelineOptions) -> bool:
+    return options.view_as(StandardOptions).runner in LOCAL_RUNNERS
+
+
+def is_dry_run(options: PipelineOptions) -> bool:
+    return bool(options.view_as(TestOptions).dry_run)
 
 
 def _input_fingerprints(config: CurriculumConfig) -> list[dict]:
@@ -206,34 +212,38 @@ def _input_fingerprints(config: CurriculumConfig) -> list[dict]:
                  "sha256": config_hash(config.synthetic.__dict__)}]
     out = []
     for path in config.inputs:
-        fmt = config.input_format if config.input_format != "auto" else detect_format(path)
-        files = ([os.path.join(d, f) for d, _, fs in sorted(os.walk(path)) for f in sorted(fs)]
-                 if os.path.isdir(path) else [path])
-        if fmt == "lightgbm" or os.path.exists(path + ".query"):
+        fmt = T.resolve_format(path, config.input_format)
+        folder = fs.isdir(path)
+        files = fs.list_files(path) if folder else [path]
+        if fmt == "lightgbm" or fs.isfile(path + ".query"):
             files.append(path + ".query")
-        digests = [(os.path.relpath(f, path) if os.path.isdir(path) else os.path.basename(f),
-                    sha256_file(f)) for f in files if os.path.isfile(f)]
-        out.append({"path": os.path.abspath(path), "format": fmt,
+        base = path.rstrip("/").rstrip(os.sep)
+        digests = [(f[len(base) + 1:] if folder else fs.basename(f), fs.sha256(f))
+                   for f in files if fs.isfile(f)]
+        out.append({"path": fs.abspath(path), "format": fmt,
                     "sha256": config_hash({"files": digests}) if len(digests) > 1
                     else digests[0][1]})
     if config.rollouts:
-        out.append({"path": os.path.abspath(config.rollouts), "format": "rollouts",
-                    "sha256": sha256_file(config.rollouts)})
+        out.append({"path": fs.abspath(config.rollouts), "format": "rollouts",
+                    "sha256": fs.sha256(config.rollouts)})
     return out
 
 
-def preflight(config: CurriculumConfig) -> None:
+def preflight(config: CurriculumConfig, options: PipelineOptions | None = None) -> None:
     """Fails fast, with one line, on problems that make the whole run impossible."""
     check_output_path(config.out)
+    if options is not None and not is_local_runner(options) and not is_dry_run(options) \
+            and not fs.is_remote(config.out):
+        raise InputError(config.out, "a remote runner's workers cannot write a local --out; "
+                                     "name an object store location (gs://BUCKET/run)")
     for path in config.inputs:
         if config.input_format not in FORMATS:
             raise InputError(path, f"unknown format {config.input_format!r} "
                                    f"(expected one of {', '.join(FORMATS)})")
-        if not os.path.exists(path):
+        if not fs.exists(path):
             raise InputError(path, "file not found")
-        if config.input_format == "auto":
-            detect_format(path)
-    if config.rollouts and not os.path.exists(config.rollouts):
+        T.resolve_format(path, config.input_format)
+    if config.rollouts and not fs.exists(config.rollouts):
         raise InputError(config.rollouts, "rollout log not found")
     parse_reward(config.reward)
     config.policy_spec().validate()
@@ -290,11 +300,23 @@ def _diversity_summary(before: dict, stats: dict, config: CurriculumConfig) -> d
             "after": side(stats.get("clusters_after", {}), stats.get("signatures_after", {}))}
 
 
+def feature_space(stats: dict) -> dict:
+    """The feature space recorded where the readers resolve none: {"base", "width", "names"}.
+
+    Without a dataset-wide space (`data_contracts.readers.space`), each file decides its own
+    base, so only the width validated queries had is known (the widest, when files differ);
+    `base` and `names` are null.
+    """
+    widths = {int(k): int(v) for k, v in stats.get("feature_widths", {}).items()}
+    return {"base": None, "width": max(widths) if widths else None, "names": None}
+
+
 def make_manifest(config: CurriculumConfig, summary: dict) -> dict:
     stats = summary["stats"]
     counts = {k: int(v) for k, v in stats.get("counts", {}).items()}
     for name in ("read", "quarantined", "scored", "too_hard", "learnable", "too_easy",
-                 "imitation", "rl", "dropped", "rl_rows", "rl_replayed", "rollouts_quarantined"):
+                 "imitation", "rl", "dropped", "rl_rows", "rl_replayed", "rollouts_quarantined",
+                 "skipped_lines"):
         counts.setdefault(name, 0)
     files = summary["files"]
     stages = _stage_summary(stats, config)
@@ -310,53 +332,135 @@ def make_manifest(config: CurriculumConfig, summary: dict) -> dict:
         "created_by": "pipelines.build_curriculum", "config": data,
         "config_hash": config_hash(data), "inputs": _input_fingerprints(config),
         "policy": {"spec": config.policy if config.policy in ("base", "teacher")
-                   else os.path.abspath(config.policy),
+                   else fs.abspath(config.policy),
                    "policy_id": spec.policy_id, "fingerprint": spec.fingerprint()},
         "counts": counts,
         "quarantine_reasons": {k: int(v) for k, v in stats.get("quarantine_reasons", {}).items()},
         "drop_reasons": {k: int(v) for k, v in stats.get("drop_reasons", {}).items()},
         "files": files, "curriculum": curriculum,
+        "feature_space": summary.get("feature_space") or feature_space(stats),
         "diversity": _diversity_summary(summary["diversity_before"], stats, config),
     }
 
 
+def unusable_reason(counts: dict, quarantine_reasons: dict, max_quarantine: float
+                    ) -> str | None:
+    """Why a finished run is unusable (nothing scored; too much quarantined), or None.
+
+    Uses `data_contracts.usable.unusable_reason` where that module exists (its fuller checks
+    include the detected layouts); this is the same rule on the counts alone.
+    """
+    # The input's own faults count; queries a partial rollout log never ran do not.
+    unlogged = int(quarantine_reasons.get(Reason.NO_ROLLOUTS, 0))
+    if unlogged:
+        counts = {**counts, "quarantined": counts.get("quarantined", 0) - unlogged}
+        quarantine_reasons = {k: v for k, v in quarantine_reasons.items()
+                              if k != Reason.NO_ROLLOUTS}
+    try:
+        from data_contracts.usable import unusable_reason as shared
+    except ImportError:
+        shared = None
+    if shared is not None:
+        return shared(counts, quarantine_reasons, max_quarantine, None)
+    read, quarantined = counts.get("read", 0), counts.get("quarantined", 0)
+    top = ", ".join(f"{reason} {n}" for reason, n in
+                    sorted(quarantine_reasons.items(), key=lambda x: (-x[1], x[0]))[:3])
+    if counts.get("scored", 0) == 0:
+        return (f"no query could be scored (read {read}, quarantined {quarantined}"
+                + (f": {top}" if top else "") + ")")
+    if read and quarantined / read > max_quarantine:
+        return (f"quarantined {quarantined} of {read} records ({quarantined / read:.0%}), more "
+                f"than --max-quarantine {max_quarantine:g} ({top})")
+    return None
+
+
+class _Progress:
+    """A line on stderr every few seconds while the pipeline runs (also when not a terminal):
+    splits done per pass, counted from the markers workers write into the run's location."""
+
+    def __init__(self, root: str, splits: int, every: float | None = None,
+                 enabled: bool = True):
+        self.root, self.splits, self.enabled = root, splits, enabled
+        self.every = every or PROGRESS_SECONDS
+        self.stop = threading.Event()
+        self.started = time.monotonic()
+        self.thread = threading.Thread(target=self._loop, name="progress", daemon=True)
+
+    def __enter__(self):
+        if self.enabled:
+            self.thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self.stop.wait(self.every):
+            try:
+                names = [fs.basename(f) for f in
+                         fs.list_files(fs.join(self.root, T.PROGRESS_FOLDER))]
+            except Exception:  # a listing that fails only skips a line
+                continue
+            one = sum(n.startswith("p1-") for n in names)
+            two = sum(n.startswith("p2-") for n in names)
+            print(f"progress: {time.monotonic() - self.started:.0f}s, pass 1 (read, score) "
+                  f"{one}/{self.splits} splits, pass 2 (write) {two}/{self.splits} splits",
+                  file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        if self.enabled:
+            self.thread.join(timeout=self.every + 1)
+
+
 def run(config: CurriculumConfig, beam_args: list[str] | None = None) -> RunResult:
-    """Runs the pipeline and publishes the run folder atomically; returns what it wrote.
+    """Runs the pipeline and publishes the run in one atomic step; returns what it wrote.
 
     Raises:
       InputError: an input, the policy or the output path is unusable.
+      UnusableRun: the run scored nothing or quarantined more than `max_quarantine` (the
+        earlier run is kept).
       RuntimeError: the counts do not reconcile (a bug: the run is not published).
     """
     started = time.time()
-    preflight(config)
-    clean_stale(config.out)
-    staging = new_staging(config.out)
+    options, runner = pipeline_options(list(beam_args or []))
+    preflight(config, options)
+    splits = T.plan_splits(config)
+    pub = begin(config.out)
     try:
-        options, runner = pipeline_options(list(beam_args or []))
+        launcher = os.getpid() if is_local_runner(options) else None
         try:
-            with beam.Pipeline(runner=runner, options=options) as p:
-                build(p, config, staging, spread=wants_spread(options))
+            with _Progress(pub.root, len(splits), enabled=not is_dry_run(options)):
+                with beam.Pipeline(runner=runner, options=options) as p:
+                    build(p, config, pub.root, splits, launcher)
         except Exception as exc:  # a whole-input problem found by a worker: one line, not a trace
             error = _input_error_in(exc)
             if error is None:
                 raise
             raise error from None
-        result = p.result
-        metrics = _metrics(result)
-        summary_path = os.path.join(staging, SUMMARY_NAME)
-        with open(summary_path, encoding="utf-8") as handle:
-            summary = json.load(handle)
-        os.remove(summary_path)
+        if is_dry_run(options):
+            abort(pub)
+            return RunResult(fs.abspath(config.out), {}, {}, time.time() - started, dry_run=True)
+        metrics = _metrics(p.result)
+        summary_path = fs.join(pub.root, SUMMARY_NAME)
+        summary = json.loads(fs.read_bytes(summary_path).decode("utf-8"))
+        fs.delete([summary_path])
+        fs.delete_tree(fs.join(pub.root, T.PROGRESS_FOLDER))
         manifest = make_manifest(config, summary)
         problems = check_counts(manifest["counts"]) + _check_file_rows(manifest)
         if problems:
             raise RuntimeError("counts do not reconcile: " + "; ".join(problems))
-        write_manifest(staging, manifest)  # last: its presence means the run is complete
-        publish(staging, config.out)
+        reason = unusable_reason(manifest["counts"], manifest["quarantine_reasons"],
+                                 getattr(config, "max_quarantine", MAX_QUARANTINE))
+        if reason:
+            raise UnusableRun(f"{', '.join(config.inputs) or 'embedded:synthetic'}: {reason}; "
+                              f"nothing published, {config.out} keeps its earlier run")
+        for entry in manifest["files"]:
+            entry["path"] = pub.prefix + entry["path"]
+        for part in manifest["curriculum"]:
+            part["files"] = [pub.prefix + f for f in part["files"]]
+        commit(pub, manifest)  # last: the manifest's presence means the run is complete
     except BaseException:
-        discard(staging)
+        abort(pub)
         raise
-    return RunResult(os.path.abspath(config.out), manifest, metrics, time.time() - started)
+    return RunResult(fs.abspath(config.out), manifest, metrics, time.time() - started)
 
 
 FILE_ROWS = {"difficulty": ("scored",), "imitation": ("imitation",), "rl": ("rl_rows",),
@@ -616,6 +720,9 @@ def main(argv: list[str] | None = None) -> int:
     except (InputError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if result.dry_run:
+        print("dry run: job graph built, nothing written")
+        return 0
     print(format_report(result))
     return 0
 

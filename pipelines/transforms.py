@@ -1,35 +1,58 @@
 """Beam PTransforms that compose the plain functions of data_contracts, difficulty and curricula.
 
-Elements are Arrow tables (one batch of queries each), never single rows: Beam's per-element cost
-is paid once per batch. Every PTransform here is thin; the logic lives in the packages it calls.
+The job runs in two passes over the input so that memory follows the batch, not the input:
+
+- Pass 1 reads each split (`Split`: a file, a Parquet row-group range, a synthetic range) in
+  parallel, validates and scores it, and keeps only small per-query rows (`SMALL_SCHEMA`: query
+  id, input position, difficulty columns, fate, reason, demonstration descriptor; no features).
+  Duplicates across splits are found on those rows (the first by input position wins), and
+  routing quotas and stage boundaries come from combines over them.
+- Pass 2 re-reads the splits, re-validates (deterministic), joins each query to its decision (a
+  side input of small decision tuples keyed by query id, never features) and spills sorted pieces
+  per shard (`SpillFn`); one finalize step per shard k-way merges them (`MergeShardFn`).
+
+Elements are Arrow tables (one batch of queries each), never single rows, except the small
+per-query rows of the duplicate check. Nothing that holds every row's features is grouped.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import os
+import tempfile
+import threading
+import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import Iterator
 
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
+from apache_beam.transforms import window
 
 from curricula import diversity as div
 from curricula import ordering
 from curricula.hashing import shard_of, stable_hash
-from curricula.routing import dropped_rows, route
-from curricula.staging import write_shard
+from curricula.routing import dropped_rows, informative_demonstrations, route
+from curricula.staging import merge_pieces, write_piece
+from data_contracts import fs
 from data_contracts.arrays import pad_queries
+from data_contracts.errors import InputError
 from data_contracts.quarantine import quarantine_row, quarantine_table
-from data_contracts.readers import read_queries, read_rollouts
+from data_contracts.readers import detect_format, read_queries, read_rollouts
 from data_contracts.readers.prefetch import prefetch
 from data_contracts.reasons import Reason
-from data_contracts.schema import (DIFFICULTY_SCHEMA, DROPPED_SCHEMA, IMITATION_SCHEMA,
-                                   QUARANTINE_SCHEMA, RL_SCHEMA, ROLLOUT_SCHEMA, conform)
-from data_contracts.synthetic import generate
-from data_contracts.teacher import teacher_orders
+from data_contracts.schema import (DIFFICULTY_FIELDS, DIFFICULTY_SCHEMA, DROPPED_SCHEMA,
+                                   IMITATION_SCHEMA, POLICY_ID, QUARANTINE_SCHEMA, QUERY_ID,
+                                   QUERY_SCHEMA, RL_SCHEMA, ROLLOUT_SCHEMA, SOURCE, conform)
+from data_contracts.synthetic import _query as synthetic_query
+from data_contracts.readers.base import rows_to_batch
+from data_contracts.teacher import teacher_orders, teacher_scores
 from data_contracts.validate import ValidationState, validate_queries, validate_rollouts
 from difficulty.policy import PolicyScorer
 from difficulty.rewards import parse_reward
@@ -38,6 +61,23 @@ from pipelines import coders  # noqa: F401 - registers the Arrow table coder
 from pipelines.config import CurriculumConfig
 
 METRICS_NAMESPACE = "build_curriculum"
+PROGRESS_FOLDER = "_progress"
+SPILL_BYTES = 64 << 20  # a pass-2 worker spills its buffered rows as pieces beyond this
+SPLIT_ROWS = 2048  # queries per synthetic split, and per Parquet split (own planner)
+_LOG = logging.getLogger("pipelines.progress")
+
+SCHEMAS = {"difficulty": DIFFICULTY_SCHEMA, "imitation": IMITATION_SCHEMA, "rl": RL_SCHEMA,
+           "dropped": DROPPED_SCHEMA, "quarantine": QUARANTINE_SCHEMA}
+PHASES = tuple(SCHEMAS)
+
+# The small per-query row of pass 1: no features.
+POSITION = pa.field("position", pa.list_(pa.int64()), nullable=False)
+SMALL_SCHEMA = pa.schema(
+    [QUERY_ID, SOURCE, pa.field("location", pa.string()), POSITION, POLICY_ID]
+    + DIFFICULTY_FIELDS
+    + [pa.field("fate", pa.string()), pa.field("reason", pa.string()),
+       pa.field("weight", pa.float32()), pa.field("signature", pa.string()),
+       pa.field("_descriptor", pa.list_(pa.float32()))])
 
 
 def _count(name: str, value: int = 1) -> None:
@@ -45,118 +85,595 @@ def _count(name: str, value: int = 1) -> None:
         Metrics.counter(METRICS_NAMESPACE, name).inc(int(value))
 
 
-@beam.typehints.with_output_types(pa.Table)
-class ReadAndValidateFn(beam.DoFn):
-    """Reads every input in order and validates it: ok batches out, quarantine as a tagged output.
+# --- workers end with their launcher ---------------------------------------------------------
 
-    Inputs are read sequentially in one DoFn so duplicate query ids are caught across files; the
-    scoring that follows is what runs in parallel.
+_WATCHDOG: list = []
+
+
+def die_with_launcher(launcher_pid: int | None) -> None:
+    """In a local worker process (not the launcher), exits as soon as the launcher is gone.
+
+    Beam's multi-processing workers are children of the launcher; after a SIGKILL of the launcher
+    they would wait on their gRPC channel for minutes. A daemon thread notices the re-parenting
+    (the parent pid changes) within half a second and ends the worker.
+    """
+    if launcher_pid is None or os.getpid() == launcher_pid or _WATCHDOG:
+        return
+    if os.getppid() != launcher_pid:
+        return  # not a child of this launcher (e.g. a remote worker)
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != launcher_pid:
+                os._exit(1)
+            time.sleep(0.5)
+
+    thread = threading.Thread(target=watch, name="die-with-launcher", daemon=True)
+    thread.start()
+    _WATCHDOG.append(thread)
+
+
+class _WorkerFn(beam.DoFn):
+    """A DoFn that ends with its launcher (see `die_with_launcher`)."""
+
+    def __init__(self, launcher_pid: int | None = None):
+        self.launcher_pid = launcher_pid
+
+    def setup(self):
+        die_with_launcher(self.launcher_pid)
+
+
+# --- splits ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Split:
+    """One unit of parallel reading.
+
+    Attributes:
+      input_index: which `--input` (0-based); -1 for the embedded synthetic input.
+      path: the file to read (a file of the input; the input itself when it is one file).
+      fmt: its resolved format.
+      file_index: the file's index within its input (sorted by path).
+      source: the `source` column's value (the input's name, whatever the split).
+      start: first synthetic query, byte offset (SVMlight byte ranges) or first row group.
+      end: one past the last of the same, or None for "to the end".
+      row_groups: Parquet row groups to read, or None for all.
+      byte_range: read bytes [start, end) of an SVMlight file with qid (the readers finish the
+        last query past `end` and skip a partial first one).
     """
 
-    QUARANTINE = "quarantine"
+    input_index: int
+    path: str
+    fmt: str
+    file_index: int = 0
+    source: str | None = None
+    start: int = 0
+    end: int | None = None
+    row_groups: tuple | None = None
+    byte_range: bool = False
+
+    @property
+    def position(self) -> tuple[int, int, int]:
+        """(input, file, start): splits in input order sort by this."""
+        return (self.input_index, self.file_index, self.start)
+
+    @property
+    def name(self) -> str:
+        return f"{self.input_index}-{self.file_index}-{self.start}"
+
+
+def resolve_format(path: str, fmt: str) -> str:
+    """The format of an input (`auto` detected); remote inputs as far as the readers allow."""
+    if fmt != "auto":
+        return fmt
+    if not fs.is_remote(path):
+        return detect_format(path)
+    with local_head(path) as local:
+        return detect_format(local)
+
+
+def plan_splits(config: CurriculumConfig) -> list[Split]:
+    """The splits of every input, in input order (the launcher plans; workers read).
+
+    Files of a folder input (Parquet files of a folder) are split one per file; the embedded
+    synthetic input by ranges of `SPLIT_ROWS` queries; other inputs are one split per file until
+    the readers read byte ranges (SVMlight) and row groups (Parquet).
+    """
+    if not config.inputs:
+        n, step = config.synthetic.n_queries, SPLIT_ROWS
+        return [Split(-1, "embedded:synthetic", "synthetic", 0, "synthetic", a,
+                      min(n, a + step)) for a in range(0, n, step)]
+    out = []
+    for index, path in enumerate(config.inputs):
+        fmt = resolve_format(path, config.input_format)
+        if fmt == "parquet" and fs.isdir(path):
+            files = [f for f in fs.list_files(path) if f.endswith(".parquet")
+                     and fs.dirname(f).rstrip("/") == path.rstrip("/")]
+            source = fs.basename(path.rstrip("/"))
+            for i, f in enumerate(sorted(files)):
+                out += parquet_splits(Split(index, f, fmt, i, source))
+        elif _reader_planner() is not None:
+            out += _planned(Split(index, path, fmt, 0, None), config)
+        elif fmt == "parquet":
+            out += parquet_splits(Split(index, path, fmt, 0, None))
+        else:
+            out.append(Split(index, path, fmt, 0, None))
+    return out
+
+
+SPLIT_BYTES = 64 << 20  # target input bytes per split (readers' planner)
+
+
+def _reader_planner():
+    """The readers' `plan_splits` (byte ranges, row groups), where they provide one."""
+    try:
+        from data_contracts.readers import plan_splits as planner
+    except ImportError:
+        return None
+    return planner
+
+
+def _planned(whole: Split, config: CurriculumConfig) -> list[Split]:
+    plans = _reader_planner()(whole.path, whole.fmt, SPLIT_BYTES,
+                              group_rows=getattr(config, "group_rows", False))
+    out = []
+    for plan in plans:
+        if "byte_range" in plan:
+            a, b = plan["byte_range"]
+            out.append(dataclasses.replace(whole, start=int(a), end=int(b), byte_range=True))
+        elif "row_groups" in plan:
+            groups = tuple(int(g) for g in plan["row_groups"])
+            out.append(dataclasses.replace(whole, start=groups[0], end=groups[-1] + 1,
+                                           row_groups=groups))
+        else:
+            out.append(whole)
+    return out or [whole]
+
+
+def parquet_splits(whole: Split, rows: int | None = None) -> list[Split]:
+    """A Parquet file's splits: runs of whole row groups of about `rows` rows (from the footer).
+
+    A file whose footer cannot be read stays one split (the reader reports it in one line).
+    """
+    try:
+        with fs.open_read(whole.path) as handle:
+            meta = pq.ParquetFile(handle).metadata
+    except (pa.ArrowInvalid, OSError):
+        return [whole]
+    if meta.num_row_groups <= 1:
+        return [whole]
+    rows = rows or SPLIT_ROWS
+    groups, held, out = [], 0, []
+    for g in range(meta.num_row_groups):
+        groups.append(g)
+        held += meta.row_group(g).num_rows
+        if held >= rows:
+            out.append(groups)
+            groups, held = [], 0
+    if groups:
+        out.append(groups)
+    if len(out) == 1:
+        return [whole]
+    return [dataclasses.replace(whole, start=g[0], end=g[-1] + 1, row_groups=tuple(g))
+            for g in out]
+
+
+class _LocalCopy:
+    """A local copy of a remote input (and its `.query` file) for readers without remote support.
+
+    Location strings naming the copy are mapped back to the remote path (`restore`).
+    """
+
+    def __init__(self, path: str, head: int | None = None):
+        self.path, self.head = path, head
+
+    def __enter__(self) -> str:
+        self.folder = tempfile.mkdtemp(prefix="rerank-input-")
+        local = os.path.join(self.folder, fs.basename(self.path))
+        for src, dst in ((self.path, local), (self.path + ".query", local + ".query")):
+            if not fs.isfile(src):
+                continue
+            if self.head is None or src.endswith(".query"):
+                fs.copy(src, dst)
+            else:
+                with fs.open_read(src) as handle:
+                    data = handle.read(self.head)
+                with open(dst, "wb") as target:  # a scratch copy, outside any run
+                    target.write(data)
+        self.local = local
+        return local
+
+    def restore(self, text: str) -> str:
+        return text.replace(self.local, self.path)
+
+    def __exit__(self, *exc) -> None:
+        fs.delete_tree(self.folder)
+
+
+def local_head(path: str) -> _LocalCopy:
+    return _LocalCopy(path, head=1 << 16)
+
+
+def _readers_take_remote() -> bool:
+    """Whether the readers open paths through data_contracts.fs (gs:// included); until they
+    do, a remote input is read from a local copy (`_LocalCopy`)."""
+    from data_contracts.readers import svmlight, tabular
+    return all(getattr(m, "fs", None) is fs for m in (svmlight, tabular))
+
+
+def _fix_locations(batch, copy: _LocalCopy):
+    batch.locations = [copy.restore(x) for x in batch.locations]
+    if batch.quarantine.num_rows:
+        q = batch.quarantine
+        index = q.schema.get_field_index("location")
+        batch.quarantine = q.set_column(index, q.schema.field(index), pa.array(
+            [copy.restore(x) for x in q.column("location").to_pylist()], pa.string()))
+    return batch
+
+
+def read_split(split: Split, config: CurriculumConfig, space=None) -> Iterator:
+    """The QueryBatches of one split (not yet validated).
+
+    Args:
+      split: what to read.
+      config: the run's configuration.
+      space: the dataset's FeatureSpace (`dataset_space_of`), or None (each file decides).
+    """
+    if split.fmt == "synthetic":
+        for a in range(split.start, split.end, config.batch_size):
+            rows = [synthetic_query(config.synthetic, i)
+                    for i in range(a, min(split.end, a + config.batch_size))]
+            yield rows_to_batch(rows, [], step="read")
+        return
+    kwargs = dict(batch_size=config.batch_size, column_map=config.column_map,
+                  split=config.split, source=split.source)
+    if split.row_groups is not None:
+        kwargs["row_groups"] = list(split.row_groups)
+    if split.byte_range:
+        kwargs["byte_range"] = (split.start, split.end)
+    if space is not None:
+        kwargs["space"] = space
+    for name in ("group_rows", "max_feature_id"):  # reader options the config may carry
+        if hasattr(config, name) and _reader_takes(name):
+            kwargs[name] = getattr(config, name)
+    if not fs.is_remote(split.path) or _readers_take_remote():
+        yield from read_queries(split.path, split.fmt, **kwargs)
+        return
+    copy = _LocalCopy(split.path)
+    with copy as local:
+        kwargs["source"] = split.source or fs.basename(split.path)
+        for batch in read_queries(local, split.fmt, **kwargs):
+            yield _fix_locations(batch, copy)
+
+
+def _reader_takes(name: str) -> bool:
+    import inspect
+
+    return name in inspect.signature(read_queries).parameters
+
+
+# --- the dataset's feature space -------------------------------------------------------------
+
+def scan_input(path: str, config: CurriculumConfig):
+    """What one input says about the feature space (readers' `scan_space`), or None where the
+    readers decide the space per file."""
+    try:
+        from data_contracts.readers import scan_space
+    except ImportError:
+        return None
+    return scan_space(path, config.input_format, column_map=config.column_map,
+                      max_feature_id=getattr(config, "max_feature_id", 100_000))
+
+
+class MergeSpaceStats(beam.CombineFn):
+    """Merges the inputs' SpaceStats (None: no dataset-wide space)."""
+
+    def create_accumulator(self):
+        return None
+
+    def add_input(self, acc, stats):
+        if stats is None:
+            return acc
+        return stats if acc is None else acc.merge(stats)
+
+    def merge_accumulators(self, accs):
+        out = None
+        for acc in accs:
+            out = self.add_input(out, acc)
+        return out
+
+    def extract_output(self, acc):
+        return acc
+
+
+def resolve_input_space(stats, config: CurriculumConfig):
+    """The dataset's FeatureSpace from merged stats (None stays None)."""
+    if stats is None:
+        return None
+    from data_contracts.readers import resolve_space
+
+    return resolve_space(stats, getattr(config, "zero_based", None))
+
+
+class DatasetSpace(beam.PTransform):
+    """A cheap pre-pass: one scan per input (in parallel), merged, resolved: a singleton."""
 
     def __init__(self, config: CurriculumConfig):
+        super().__init__()
         self.config = config
 
-    def _batches(self):
+    def expand(self, pbegin):
         cfg = self.config
-        if not cfg.inputs:
-            yield from generate(cfg.synthetic, cfg.batch_size)
-            return
-        for path in cfg.inputs:
-            yield from read_queries(path, cfg.input_format, batch_size=cfg.batch_size,
-                                    column_map=cfg.column_map, split=cfg.split)
+        return (pbegin | "Inputs" >> beam.Create(list(cfg.inputs))
+                | "ScanSpace" >> beam.Map(scan_input, cfg)
+                | "MergeSpace" >> beam.CombineGlobally(MergeSpaceStats())
+                | "ResolveSpace" >> beam.Map(resolve_input_space, cfg))
 
-    def process(self, _unused) -> Iterator:
-        # A reward verified against labels cannot score an unlabelled query: quarantine it.
-        needs_labels = parse_reward(self.config.reward).kind != "log"
-        state = ValidationState(label_min=self.config.label_min, label_max=self.config.label_max,
-                                require_labels=needs_labels)
-        for batch in prefetch(self._batches()):
-            _count("read", batch.records)
-            ok, bad = validate_queries(batch, state)
-            if bad.num_rows:
-                for reason, n in Counter(bad.column("reason").to_pylist()).items():
-                    _count(f"quarantine_{reason}", n)
-                yield beam.pvalue.TaggedOutput(self.QUARANTINE, bad)
-            if ok.num_rows:
-                yield ok
+
+def space_dict(space) -> dict | None:
+    """A FeatureSpace as the manifest records it, or None."""
+    if space is None:
+        return None
+    return {"base": space.base, "width": space.width,
+            "names": list(space.names) if space.names is not None else None}
+
+
+def _progress(root: str, name: str) -> None:
+    """Marks one split done (the launcher counts these markers for its progress line)."""
+    fs.write_bytes(fs.join(root, PROGRESS_FOLDER, name), b"")
+
+
+def validated_batches(split: Split, config: CurriculumConfig, space=None) -> Iterator:
+    """(ok table, quarantine table, records read, skipped lines) per batch of a split.
+
+    Validation state is per split (duplicates within a split are quarantined here, across splits
+    by `Dedupe`), so pass 1 and pass 2 see exactly the same ok rows.
+    """
+    needs_labels = parse_reward(config.reward).kind != "log"
+    state = ValidationState(label_min=config.label_min, label_max=config.label_max,
+                            require_labels=needs_labels)
+    for batch in prefetch(read_split(split, config, space)):
+        read_bad = batch.quarantine.num_rows
+        ok, bad = validate_queries(batch, state)
+        rejected = set(bad.column("location").to_pylist()[read_bad:])
+        ok_locations = [x for x in batch.locations if x not in rejected]
+        yield ok, bad, batch.records, int(getattr(batch, "skipped_lines", 0)), ok_locations
+
+
+# --- pass 1: read, validate, score; small rows out -------------------------------------------
+
+def _small_rows(scored: pa.Table, positions: list, locations: list, routing, config
+                ) -> pa.Table:
+    """The small per-query rows of scored queries (routing decided; descriptors for candidates).
+
+    `scored` may lack real features when its descriptors were computed earlier (`_descriptor`
+    column present).
+    """
+    routed_fate, reasons, weights, signatures, descs = _route_small(scored, routing, config)
+    columns = {"query_id": scored.column("query_id"), "source": scored.column("source"),
+               "location": pa.array(locations, pa.string()),
+               "position": pa.array(positions, pa.list_(pa.int64())),
+               "policy_id": scored.column("policy_id")}
+    for f in DIFFICULTY_FIELDS:
+        columns[f.name] = scored.column(f.name)
+    columns.update(fate=pa.array(routed_fate, pa.string()), reason=pa.array(reasons, pa.string()),
+                   weight=pa.array(weights, pa.float32()),
+                   signature=pa.array(signatures, pa.string()),
+                   _descriptor=pa.array(descs, pa.list_(pa.float32())))
+    return pa.Table.from_pydict(columns, schema=SMALL_SCHEMA)
+
+
+def _route_small(scored: pa.Table, routing, config):
+    """Per row: fate, reason, weight, signature, descriptor (the last three for imitation)."""
+    n = scored.num_rows
+    qids = scored.column("query_id").to_pylist()
+    row_of = {q: i for i, q in enumerate(qids)}
+    fate = ["rl"] * n
+    reason = [""] * n
+    weight: list = [None] * n
+    signature: list = [None] * n
+    desc: list = [None] * n
+    has_desc = "_descriptor" in scored.column_names
+    routed = route(scored.drop_columns(["_descriptor", "_signature"]) if has_desc else scored,
+                   routing)
+    for qid, why in zip(routed.dropped.column("query_id").to_pylist(),
+                        routed.dropped.column("reason").to_pylist()):
+        fate[row_of[qid]], reason[row_of[qid]] = "dropped", why
+    imitation_ids = routed.imitation.column("query_id").to_pylist()
+    if imitation_ids:
+        if has_desc:
+            rows = [row_of[q] for q in imitation_ids]
+            d = scored.column("_descriptor").to_pylist()
+            s = scored.column("_signature").to_pylist()
+            found = [(d[r], s[r]) for r in rows]
+        else:
+            vectors, names = div.descriptors(pad_queries(routed.imitation),
+                                             routed.imitation_teacher, config.diversity.max_dims)
+            found = list(zip([v.tolist() for v in vectors], names))
+        for qid, w, (v, s) in zip(imitation_ids, routed.imitation_weight.tolist(), found):
+            i = row_of[qid]
+            fate[i], weight[i], signature[i], desc[i] = "imitation", float(w), s, v
+    return fate, reason, weight, signature, desc
+
+
+def _stats(**counts) -> dict:
+    return {"counts": Counter({k: int(v) for k, v in counts.items() if v})}
 
 
 @beam.typehints.with_output_types(pa.Table)
-class ScoreWithPolicyFn(beam.DoFn):
-    """Samples rollouts and estimates difficulty per batch; the policy is built once per worker."""
+class ScoreSplitFn(_WorkerFn):
+    """Pass 1 with a policy: one split read, validated and scored; small rows out.
 
-    def __init__(self, config: CurriculumConfig):
-        self.config = config
+    Outputs: small rows (main), quarantine tables (`quarantine`), statistics (`stats`).
+    """
+
+    QUARANTINE, STATS = "quarantine", "stats"
+
+    def __init__(self, config: CurriculumConfig, root: str, launcher_pid: int | None = None):
+        super().__init__(launcher_pid)
+        self.config, self.root = config, root
+        self.routing = dataclasses.replace(config.routing, teacher_mode=config.teacher)
         self.scorer = None
 
     def setup(self):
+        super().setup()
         self.scorer = PolicyScorer(self.config.policy_spec())
 
-    def process(self, queries: pa.Table) -> Iterator[pa.Table]:
-        scored, spent = score_with_policy(queries, self.scorer, self.config.scoring())
-        _count("rollouts", spent)
-        for band, n in Counter(scored.column("band").to_pylist()).items():
-            _count(f"band_{band}", n)
-        yield scored
+    def process(self, split: Split, space=None) -> Iterator:
+        seq = 0
+        widths = Counter()
+        for ok, bad, records, skipped, locations in validated_batches(split, self.config,
+                                                                      space):
+            _count("read", records)
+            yield beam.pvalue.TaggedOutput(self.STATS, _stats(read=records, skipped_lines=skipped))
+            if bad.num_rows:
+                yield beam.pvalue.TaggedOutput(self.QUARANTINE, bad)
+            if not ok.num_rows:
+                continue
+            positions = [[*split.position, seq + i] for i in range(ok.num_rows)]
+            seq += ok.num_rows
+            widths.update(_widths(ok))
+            scored, spent = score_with_policy(ok, self.scorer, self.config.scoring())
+            _count("rollouts", spent)
+            yield _small_rows(scored, positions, locations, self.routing, self.config)
+        if widths:
+            yield beam.pvalue.TaggedOutput(self.STATS, {"feature_widths": widths})
+        _progress(self.root, f"p1-{split.name}")
+        _LOG.info("pass 1: split %s done", split.name)
 
 
-def _explode_queries(table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
-    # `take`, not `slice`: a pickled slice carries its whole batch's buffers, so a join of N
-    # queries would move N copies of the batch.
-    for i, qid in enumerate(table.column("query_id").to_pylist()):
-        yield qid, table.take(pa.array([i], pa.int64()))
+def _widths(ok: pa.Table) -> Counter:
+    inner = pc.list_flatten(ok.column("features"))
+    if len(inner) == 0:
+        return Counter()
+    return Counter({int(pc.list_value_length(inner)[0].as_py()): ok.num_rows})
+
+
+class ReadForLogFn(_WorkerFn):
+    """Pass 1 with a rollout log: one split read and validated; per query a featureless row
+    (doc ids, labels, teacher, position) with its demonstration descriptor, keyed by query id.
+
+    Descriptors depend on features and the teacher only, not on the band, so they are computed
+    here for every query with an informative demonstration, before the rollouts are joined.
+    """
+
+    QUARANTINE, STATS = "quarantine", "stats"
+
+    def __init__(self, config: CurriculumConfig, root: str, launcher_pid: int | None = None):
+        super().__init__(launcher_pid)
+        self.config, self.root = config, root
+
+    def process(self, split: Split, space=None) -> Iterator:
+        seq = 0
+        widths = Counter()
+        for ok, bad, records, skipped, locations in validated_batches(split, self.config,
+                                                                      space):
+            _count("read", records)
+            yield beam.pvalue.TaggedOutput(self.STATS, _stats(read=records, skipped_lines=skipped))
+            if bad.num_rows:
+                yield beam.pvalue.TaggedOutput(self.QUARANTINE, bad)
+            if not ok.num_rows:
+                continue
+            widths.update(_widths(ok))
+            scores, given = teacher_scores(ok, self.config.teacher)
+            has = given & informative_demonstrations(ok, scores)
+            descs: list = [None] * ok.num_rows
+            sigs: list = [None] * ok.num_rows
+            rows = np.flatnonzero(has)
+            if rows.size:
+                subset = ok.take(pa.array(rows))
+                width = int(subset.column("doc_ids").combine_chunks().value_lengths()
+                            .to_numpy().max())
+                vectors, names = div.descriptors(pad_queries(subset), scores[rows][:, :width],
+                                                 self.config.diversity.max_dims)
+                for j, r in enumerate(rows):
+                    descs[r], sigs[r] = vectors[j].tolist(), names[j]
+            featureless = _featureless(ok)
+            for i, qid in enumerate(ok.column("query_id").to_pylist()):
+                yield (qid, {"query": featureless.slice(i, 1).to_pylist()[0],
+                             "position": [*split.position, seq + i], "location": locations[i],
+                             "descriptor": descs[i], "signature": sigs[i]})
+            seq += ok.num_rows
+        if widths:
+            yield beam.pvalue.TaggedOutput(self.STATS, {"feature_widths": widths})
+        _progress(self.root, f"p1-{split.name}")
+
+
+def _featureless(ok: pa.Table) -> pa.Table:
+    """`ok` with every document's feature vector emptied (the width-0 features of a query)."""
+    n_docs = ok.column("doc_ids").combine_chunks().value_lengths().to_numpy()
+    empty = pa.array([[[] for _ in range(int(n))] for n in n_docs],
+                     pa.list_(pa.list_(pa.float32())))
+    index = ok.schema.get_field_index("features")
+    return ok.set_column(index, ok.schema.field(index), empty)
 
 
 def _rollout_rows(path: str) -> Iterator:
+    if fs.is_remote(path) and not _readers_take_remote():
+        copy = _LocalCopy(path)
+        with copy as local:
+            yield from _rollout_rows_of(local, copy)
+        return
+    yield from _rollout_rows_of(path, None)
+
+
+def _rollout_rows_of(path: str, copy) -> Iterator:
     for table, bad in read_rollouts(path):
         _count("rollouts_read", table.num_rows + bad.num_rows)
         if bad.num_rows:
-            _count("rollouts_quarantined", bad.num_rows)
+            if copy is not None:
+                index = bad.schema.get_field_index("location")
+                bad = bad.set_column(index, bad.schema.field(index), pa.array(
+                    [copy.restore(x) for x in bad.column("location").to_pylist()], pa.string()))
             yield beam.pvalue.TaggedOutput("quarantine", bad)
         for row in table.to_pylist():
             yield row["query_id"], row
 
 
 class ScoreFromLog(beam.PTransform):
-    """Joins an outside policy's rollouts to their queries, verifies them, estimates difficulty.
+    """Joins an outside policy's rollouts to featureless queries, verifies them, scores.
 
-    The join is per query (a CoGroupByKey), the one place rows move one by one.
+    The join is per query (a CoGroupByKey of rollouts and small query rows, never features).
+    Returns (small rows, quarantine tables).
     """
 
-    def __init__(self, config: CurriculumConfig):
+    def __init__(self, config: CurriculumConfig, launcher_pid: int | None = None):
         super().__init__()
-        self.config = config
+        self.config, self.launcher_pid = config, launcher_pid
 
-    def expand(self, queries):
+    def expand(self, keyed_queries):
         cfg = self.config
-        rollouts = (queries.pipeline | "RolloutLog" >> beam.Create([cfg.rollouts])
+        rollouts = (keyed_queries.pipeline | "RolloutLog" >> beam.Create([cfg.rollouts])
                     | "ReadRollouts" >> beam.FlatMap(_rollout_rows).with_outputs(
                         "quarantine", main="rows"))
-        keyed = queries | "KeyQueries" >> beam.FlatMap(_explode_queries)
-        joined = ({"query": keyed, "rollouts": rollouts.rows}
+        joined = ({"query": keyed_queries, "rollouts": rollouts.rows}
                   | "JoinRollouts" >> beam.CoGroupByKey())
-        scored = joined | "VerifyAndScore" >> beam.ParDo(_ScoreJoinedFn(cfg)).with_outputs(
-            "quarantine", main="scored")
+        scored = joined | "VerifyAndScore" >> beam.ParDo(
+            _ScoreJoinedFn(cfg, self.launcher_pid)).with_outputs("quarantine", main="scored")
         quarantine = ((rollouts.quarantine, scored.quarantine)
                       | "RolloutQuarantine" >> beam.Flatten())
         return scored.scored, quarantine
 
 
-class _ScoreJoinedFn(beam.DoFn):
-    def __init__(self, config: CurriculumConfig):
+class _ScoreJoinedFn(_WorkerFn):
+    def __init__(self, config: CurriculumConfig, launcher_pid: int | None = None):
+        super().__init__(launcher_pid)
         self.config = config
+        self.routing = dataclasses.replace(config.routing, teacher_mode=config.teacher)
 
     def process(self, element) -> Iterator:
         qid, grouped = element
-        query_tables = list(grouped["query"])
+        occurrences = sorted(grouped["query"], key=lambda o: o["position"])
         # Sorted by id, then content: which of two rows sharing a rollout id is kept (the first)
         # must not depend on the order the join delivers them in.
         rows = sorted(grouped["rollouts"],
                       key=lambda r: (str(r["rollout_id"]), json.dumps(r, sort_keys=True,
                                                                      default=str)))
-        known = {qid: query_tables[0].column("doc_ids")[0].as_py()} if query_tables else {}
+        if len(occurrences) > 1:
+            yield beam.pvalue.TaggedOutput("quarantine", duplicate_rows(
+                qid, occurrences[0]["location"], [o["location"] for o in occurrences[1:]]))
+        first = occurrences[0] if occurrences else None
+        known = {qid: first["query"]["doc_ids"]} if first else {}
         table = pa.Table.from_pylist(rows, schema=ROLLOUT_SCHEMA) if rows else None
         if table is not None:
             ok, bad = validate_rollouts(table, known, self.config.rollouts)
@@ -164,7 +681,7 @@ class _ScoreJoinedFn(beam.DoFn):
                 _count("rollouts_quarantined", bad.num_rows)
                 yield beam.pvalue.TaggedOutput("quarantine", bad)
             rows = ok.to_pylist()
-        if not query_tables:
+        if first is None:
             return
         if not rows:  # the outside policy never ran this query: it cannot be assessed
             _count(f"quarantine_{Reason.NO_ROLLOUTS}")
@@ -173,43 +690,88 @@ class _ScoreJoinedFn(beam.DoFn):
                 query_id=qid, detail="the rollout log has no valid rollout for this query",
                 raw={"query_id": qid})]))
             return
+        query = pa.Table.from_pylist([first["query"]], schema=QUERY_SCHEMA)
         policy_id = rows[0].get("policy_id") or "log"
-        scored = score_from_log(query_tables[0], [rows], policy_id, self.config.scoring())
-        _count(f"band_{scored.column('band')[0].as_py()}")
-        yield scored
+        scored = score_from_log(query, [rows], policy_id, self.config.scoring())
+        scored = (scored.append_column("_descriptor", pa.array([first["descriptor"]],
+                                                               pa.list_(pa.float32())))
+                  .append_column("_signature", pa.array([first["signature"]], pa.string())))
+        yield _small_rows(scored, [first["position"]], [first["location"]], self.routing,
+                          self.config)
 
 
-@beam.typehints.with_output_types(pa.Table)
-class RouteFn(beam.DoFn):
-    """Routes scored batches: RL candidates (main), imitation candidates, dropped."""
+# --- duplicates across splits ----------------------------------------------------------------
 
-    IMITATION, DROPPED = "imitation", "dropped"
+def duplicate_rows(qid: str, first_location: str, locations: list[str]) -> pa.Table:
+    """Quarantine rows for later occurrences of a query id (the first by input order wins)."""
+    return quarantine_table([quarantine_row(
+        Reason.DUPLICATE_QUERY_ID, step="validate", location=loc, query_id=qid,
+        detail=f"query id {qid!r} was already read at {first_location}",
+        raw={"query_id": qid}) for loc in locations])
 
-    def __init__(self, config: CurriculumConfig):
-        self.config = config
-        self.routing = dataclasses.replace(config.routing, teacher_mode=config.teacher)
 
-    def process(self, scored: pa.Table) -> Iterator:
-        routed = route(scored, self.routing)
-        if routed.dropped.num_rows:
-            yield beam.pvalue.TaggedOutput(self.DROPPED, routed.dropped)
-        if routed.imitation.num_rows:
-            yield beam.pvalue.TaggedOutput(self.IMITATION, self._describe(routed))
-        if routed.rl.num_rows:
-            yield routed.rl
+def _explode_small(table: pa.Table) -> Iterator[tuple[str, dict]]:
+    for row in table.to_pylist():
+        yield row["query_id"], row
 
-    def _describe(self, routed) -> pa.Table:
-        """Imitation candidates with teacher order, weight, behavior descriptor and signature."""
-        table, scores = routed.imitation, routed.imitation_teacher
-        batch = pad_queries(table)
-        desc, signatures = div.descriptors(batch, scores, self.config.diversity.max_dims)
-        orders = teacher_orders(scores, batch.n_docs)
-        index = table.schema.get_field_index("teacher_order")
-        table = table.set_column(index, table.schema.field(index),
-                                 pa.array(orders, pa.list_(pa.int32())))
-        return (table.append_column("weight", pa.array(routed.imitation_weight, pa.float32()))
-                .append_column("signature", pa.array(signatures, pa.string()))
-                .append_column("_descriptor", pa.array(list(desc), pa.list_(pa.float32()))))
+
+class Dedupe(beam.PTransform):
+    """Small rows keyed by query id; the first by input position wins, later ones quarantined.
+
+    In an input split by byte ranges (SVMlight with qid, whose queries are runs of adjacent
+    lines), one query id in two splits of the same file means rows that are not adjacent: that
+    fails the run with an InputError naming both places, as the reader does within a split.
+
+    Returns (winning small rows as tables of at most `batch_size` rows, quarantine tables).
+    """
+
+    def __init__(self, batch_size: int, byte_range_inputs: frozenset = frozenset()):
+        super().__init__()
+        self.batch_size = batch_size
+        self.byte_range_inputs = frozenset(byte_range_inputs)
+
+    def expand(self, small):
+        ranged = self.byte_range_inputs
+
+        def pick(element):
+            qid, rows = element
+            rows = sorted(rows, key=lambda r: r["position"])
+            for later in rows[1:]:
+                if later["position"][0] in ranged and \
+                        later["position"][:2] == rows[0]["position"][:2]:
+                    where = later["location"].rsplit(":", 1)[0]
+                    raise InputError(where, f"query id {qid!r} has rows that are not adjacent "
+                                            f"({rows[0]['location']} and {later['location']})")
+            if len(rows) > 1:
+                yield beam.pvalue.TaggedOutput("quarantine", duplicate_rows(
+                    qid, rows[0]["location"], [r["location"] for r in rows[1:]]))
+            yield rows[0]
+
+        picked = (small | "KeySmall" >> beam.FlatMap(_explode_small)
+                  | "GroupIds" >> beam.GroupByKey()
+                  | "FirstWins" >> beam.FlatMap(pick).with_outputs("quarantine", main="rows"))
+        tables = (picked.rows
+                  | "Batch" >> beam.BatchElements(min_batch_size=self.batch_size,
+                                                  max_batch_size=self.batch_size)
+                  | "AsTables" >> beam.Map(lambda rows: pa.Table.from_pylist(
+                      rows, schema=SMALL_SCHEMA)).with_output_types(pa.Table))
+        return tables, picked.quarantine
+
+
+# --- decisions on small rows -----------------------------------------------------------------
+
+def _where(table: pa.Table, fate: str) -> pa.Table:
+    return table.filter(pc.equal(table.column("fate"), fate))
+
+
+def having(fate: str):
+    """A FlatMap keeping the small rows of one fate (empty tables are not passed on)."""
+    def keep(table: pa.Table) -> Iterator[pa.Table]:
+        rows = _where(table, fate)
+        if rows.num_rows:
+            yield rows
+
+    return beam.FlatMap(keep)
 
 
 class _SampleDescriptors(beam.CombineFn):
@@ -272,9 +834,13 @@ def _cluster_stats(table: pa.Table) -> dict:
             "signatures": Counter(table.column("signature").to_pylist())}
 
 
-@beam.typehints.with_output_types(pa.Table)
 class SelectDemonstrationsFn(beam.DoFn):
-    """Keeps demonstrations by per-cluster quota (from the global counts); the rest are dropped."""
+    """Keeps demonstrations by per-cluster quota (from the global counts); the rest are dropped.
+
+    Outputs decision tuples `(qid, ("imitation", position, cluster, signature, weight,
+    pass_rate, band))` (main),
+    dropped rows (`dropped`) and statistics (`stats`).
+    """
 
     def __init__(self, config: CurriculumConfig):
         self.config = config
@@ -293,10 +859,19 @@ class SelectDemonstrationsFn(beam.DoFn):
             lost = table.filter(pa.array(~keep))
             reasons = [f"diversity_quota: cluster {c} thinned"
                        for c in lost.column("diversity_cluster").to_pylist()]
-            yield beam.pvalue.TaggedOutput("dropped", dropped_rows(lost, reasons))
+            yield beam.pvalue.TaggedOutput("dropped", dropped_rows(lost.drop_columns(["reason"]),
+                                                                   reasons))
         if kept.num_rows:
             _count("imitation", kept.num_rows)
-            yield conform(kept, IMITATION_SCHEMA)
+            yield beam.pvalue.TaggedOutput("stats", {
+                "counts": Counter({"imitation": kept.num_rows}),
+                "clusters_after": Counter(kept.column("diversity_cluster").to_pylist()),
+                "signatures_after": Counter(kept.column("signature").to_pylist())})
+            for row in kept.select(["query_id", "position", "diversity_cluster", "signature",
+                                    "weight", "pass_rate", "band"]).to_pylist():
+                yield row["query_id"], ("imitation", tuple(row["position"]),
+                                        row["diversity_cluster"], row["signature"], row["weight"],
+                                        row["pass_rate"], row["band"])
 
 
 def _stage_stats(table: pa.Table, config: CurriculumConfig) -> dict:
@@ -304,29 +879,121 @@ def _stage_stats(table: pa.Table, config: CurriculumConfig) -> dict:
     return {"keys": ordering.key_histogram(keys)}
 
 
-@beam.typehints.with_output_types(pa.Table)
 class AssignStagesFn(beam.DoFn):
-    """Order key and stage per RL row, from the global key histogram; replays copy rows forward."""
+    """Order key and stages per RL query, from the global key histogram (replays included).
+
+    Outputs decision tuples `(qid, ("rl", position, order_key, stages, pass_rate, band))` (main;
+    `stages` starts with the query's own stage, then its replay stages) and statistics.
+    """
 
     def __init__(self, config: CurriculumConfig):
         self.config = config
 
-    def process(self, table: pa.Table, stats: dict) -> Iterator[pa.Table]:
+    def process(self, table: pa.Table, stats: dict) -> Iterator:
         order = self.config.order
         keys = ordering.order_keys(table.column("pass_rate").to_numpy(), order)
         histogram = Counter({float(k): v for k, v in stats["keys"].items()})
-        stage_of = ordering.stage_table(histogram, order.stages)
-        stages = ordering.assign_stages(keys, stage_of)
+        stages = ordering.assign_stages(keys, ordering.stage_table(histogram, order.stages))
         qids = table.column("query_id").to_pylist()
         copies = ordering.replay_copies(qids, stages, order, self.config.seed)
-        rows = np.concatenate([np.arange(table.num_rows), [r for r, _ in copies]]).astype(int)
-        out = table.take(pa.array(rows))
-        out = (out.append_column("stage", pa.array(
-                    np.concatenate([stages, [s for _, s in copies]]).astype(np.int32)))
-               .append_column("order_key", pa.array(keys[rows], pa.float64()))
-               .append_column("replay", pa.array([False] * table.num_rows + [True] * len(copies))))
+        later: dict[int, list[int]] = {}
+        for row, stage in copies:
+            later.setdefault(row, []).append(stage)
+        rates = table.column("pass_rate").to_numpy()
         _count("rl", table.num_rows)
-        yield conform(out, RL_SCHEMA)
+        stage_rows = Counter(stages.tolist()) + Counter(s for _, s in copies)
+        yield beam.pvalue.TaggedOutput("stats", {
+            "counts": Counter({"rl": table.num_rows, "rl_rows": table.num_rows + len(copies),
+                               "rl_replayed": len(copies)}),
+            "stage_rows": stage_rows,
+            "stage_pass_rates": Counter(f"{int(s)}:{r:.9f}" for s, r in zip(stages, rates))})
+        positions = table.column("position").to_pylist()
+        bands = table.column("band").to_pylist()
+        for i, qid in enumerate(qids):
+            yield qid, ("rl", tuple(positions[i]), float(keys[i]),
+                        (int(stages[i]), *sorted(later.get(i, []))), float(rates[i]), bands[i])
+
+
+# --- pass 2: re-read, join decisions, write ---------------------------------------------------
+
+def pass2_rows(ok: pa.Table, positions: list, decisions: dict, config: CurriculumConfig
+               ) -> Iterator[tuple[str, pa.Table]]:
+    """(phase, rows) of the imitation and RL shards for one validated batch.
+
+    Args:
+      ok: validated queries (QUERY_SCHEMA) as pass 1 saw them.
+      positions: each row's input position.
+      decisions: query id -> decision tuple (see `SelectDemonstrationsFn`, `AssignStagesFn`);
+        a query whose decision names another position is a duplicate and is skipped.
+    """
+    qids = ok.column("query_id").to_pylist()
+    imitation, rl = [], []
+    for i, qid in enumerate(qids):
+        decision = decisions.get(qid)
+        if decision is None or tuple(positions[i]) != decision[1]:
+            continue
+        (imitation if decision[0] == "imitation" else rl).append((i, decision))
+    if imitation:
+        rows = ok.take(pa.array([i for i, _ in imitation]))
+        scores, _ = teacher_scores(rows, config.teacher)
+        n_docs = rows.column("doc_ids").combine_chunks().value_lengths().to_numpy()
+        orders = teacher_orders(scores, n_docs)
+        index = rows.schema.get_field_index("teacher_order")
+        rows = rows.set_column(index, rows.schema.field(index),
+                               pa.array(orders, pa.list_(pa.int32())))
+        d = [decision for _, decision in imitation]
+        rows = (rows.append_column("pass_rate", pa.array([x[5] for x in d], pa.float64()))
+                .append_column("band", pa.array([x[6] for x in d], pa.string()))
+                .append_column("diversity_cluster", pa.array([x[2] for x in d], pa.int32()))
+                .append_column("signature", pa.array([x[3] for x in d], pa.string()))
+                .append_column("weight", pa.array([x[4] for x in d], pa.float32())))
+        yield "imitation", conform(rows, IMITATION_SCHEMA)
+    if rl:
+        take, stage, key, replay, rate, band = [], [], [], [], [], []
+        for i, decision in rl:
+            for j, s in enumerate(decision[3]):
+                take.append(i)
+                stage.append(s)
+                key.append(decision[2])
+                replay.append(j > 0)
+                rate.append(decision[4])
+                band.append(decision[5])
+        rows = ok.take(pa.array(take))
+        rows = (rows.append_column("pass_rate", pa.array(rate, pa.float64()))
+                .append_column("band", pa.array(band, pa.string()))
+                .append_column("stage", pa.array(stage, pa.int32()))
+                .append_column("order_key", pa.array(key, pa.float64()))
+                .append_column("replay", pa.array(replay, pa.bool_())))
+        yield "rl", conform(rows, RL_SCHEMA)
+
+
+class WriteSplitFn(_WorkerFn):
+    """Pass 2: one split re-read and re-validated; its imitation and RL rows, as (phase, table)."""
+
+    def __init__(self, config: CurriculumConfig, root: str, launcher_pid: int | None = None):
+        super().__init__(launcher_pid)
+        self.config, self.root = config, root
+
+    def process(self, split: Split, decisions: dict, space=None) -> Iterator:
+        seq = 0
+        for ok, _bad, _records, _skipped, _locations in validated_batches(split, self.config,
+                                                                          space):
+            if not ok.num_rows:
+                continue
+            positions = [(*split.position, seq + i) for i in range(ok.num_rows)]
+            seq += ok.num_rows
+            yield from pass2_rows(ok, positions, decisions, self.config)
+        _progress(self.root, f"p2-{split.name}")
+        _LOG.info("pass 2: split %s done", split.name)
+
+
+def shard_keys(config: CurriculumConfig) -> list[tuple[str, int, int]]:
+    """Every (phase, stage, shard) of a run: each is written, empty or not."""
+    keys = []
+    for phase in PHASES:
+        stages = range(config.order.stages) if phase == "rl" else [-1]
+        keys += [(phase, s, h) for s in stages for h in range(config.shards)]
+    return keys
 
 
 def _keyed_shards(table: pa.Table, phase: str, shards: int) -> Iterator[tuple]:
@@ -343,27 +1010,93 @@ def _keyed_shards(table: pa.Table, phase: str, shards: int) -> Iterator[tuple]:
             yield (phase, int(s), int(h)), table.filter(pa.array(mask))
 
 
-SCHEMAS = {"difficulty": DIFFICULTY_SCHEMA, "imitation": IMITATION_SCHEMA, "rl": RL_SCHEMA,
-           "dropped": DROPPED_SCHEMA, "quarantine": QUARANTINE_SCHEMA}
+class SpillFn(_WorkerFn):
+    """Buffers (phase, table) rows per shard and spills sorted pieces under the run's location.
+
+    Emits (shard key, piece path) when a piece is written: at most `SPILL_BYTES` are held.
+    """
+
+    def __init__(self, root: str, shards: int, launcher_pid: int | None = None,
+                 limit: int = SPILL_BYTES):
+        super().__init__(launcher_pid)
+        self.root, self.shards, self.limit = root, shards, limit
+
+    def start_bundle(self):
+        self.buffer: dict[tuple, list[pa.Table]] = {}
+        self.held = 0
+
+    def process(self, element) -> Iterator:
+        phase, table = element
+        for key, piece in _keyed_shards(table, phase, self.shards):
+            self.buffer.setdefault(key, []).append(piece)
+            self.held += piece.nbytes
+        if self.held > self.limit:
+            yield from self._spill()
+
+    def _spill(self) -> Iterator:
+        for key in sorted(self.buffer):
+            phase, stage, shard = key
+            table = pa.concat_tables(self.buffer[key])
+            yield key, write_piece(table, phase, None if stage < 0 else stage, shard, self.root)
+        self.buffer, self.held = {}, 0
+
+    def finish_bundle(self):
+        for key, path in self._spill():
+            yield window.GlobalWindows.windowed_value((key, path))
+
+
+class MergeShardFn(_WorkerFn):
+    """Finalizes one shard: k-way merges its pieces (none: an empty file of the schema)."""
+
+    def __init__(self, root: str, launcher_pid: int | None = None):
+        super().__init__(launcher_pid)
+        self.root = root
+
+    def process(self, element) -> Iterator[dict]:
+        (phase, stage, shard), grouped = element
+        pieces = sorted(p for p in grouped["pieces"])
+        yield merge_pieces(pieces, phase, None if stage < 0 else stage, shard, self.root,
+                           SCHEMAS[phase])
 
 
 class WriteShards(beam.PTransform):
-    """Writes one phase's tables as deterministic Parquet shards; outputs manifest file entries."""
+    """Writes every shard of a run from (phase, table) elements; outputs manifest file entries.
 
-    def __init__(self, phase: str, root: str, shards: int):
+    Applied to a PCollection or to a tuple of them: each is spilled where it is produced (the
+    spill fuses with its producer), so rows with features are never materialized between steps;
+    only piece paths are flattened and grouped.
+    """
+
+    def __init__(self, config: CurriculumConfig, root: str, launcher_pid: int | None = None,
+                 spill_bytes: int = SPILL_BYTES):
         super().__init__()
-        self.phase, self.root, self.shards = phase, root, shards
+        self.config, self.root, self.launcher_pid = config, root, launcher_pid
+        self.spill_bytes = spill_bytes
 
-    def expand(self, tables):
-        phase, root, schema = self.phase, self.root, SCHEMAS[self.phase]
+    def expand(self, phase_tables):
+        sources = (list(phase_tables) if isinstance(phase_tables, tuple)
+                   else [phase_tables])
+        pipeline = sources[0].pipeline
+        keys = pipeline | "ShardKeys" >> beam.Create([(k, None) for k in shard_keys(self.config)])
+        spill = SpillFn(self.root, self.config.shards, self.launcher_pid, self.spill_bytes)
+        pieces = [source | f"Spill{i}" >> beam.ParDo(spill) for i, source in enumerate(sources)]
+        pieces = pieces | "AllPieces" >> beam.Flatten()
+        return ({"keys": keys, "pieces": pieces} | "PiecesPerShard" >> beam.CoGroupByKey()
+                | "Merge" >> beam.ParDo(MergeShardFn(self.root, self.launcher_pid)))
 
-        def write(element) -> dict:
-            (name, stage, shard), pieces = element
-            return write_shard(list(pieces), name, None if stage < 0 else stage, shard, root,
-                               schema)
 
-        return (tables
-                | f"Key{phase}" >> beam.FlatMap(_keyed_shards, phase, self.shards)
-                | f"Group{phase}" >> beam.GroupByKey()
-                | f"Write{phase}" >> beam.Map(write))
+def tag(phase: str):
+    """A Map turning tables of `phase` into (phase, table) elements for `WriteShards`."""
+    return beam.Map(lambda table: (phase, table))
+
+
+def difficulty_rows(small: pa.Table) -> pa.Table:
+    return conform(small, DIFFICULTY_SCHEMA)
+
+
+def dropped_of(small: pa.Table) -> Iterator[pa.Table]:
+    """Dropped small rows as DROPPED_SCHEMA (their routing reason)."""
+    rows = _where(small, "dropped")
+    if rows.num_rows:
+        yield dropped_rows(rows.drop_columns(["reason"]), rows.column("reason").to_pylist())
 

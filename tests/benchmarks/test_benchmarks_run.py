@@ -27,3 +27,10 @@ def test_scoring_benchmark_reports_the_ratio():
     out = _run("benchmarks/bench_scoring.py", "--queries", "200", "--docs", "20",
                "--features", "16", "--repeats", "1")
     assert "ratio" in out.lower()
+
+
+@pytest.mark.slow
+def test_build_benchmark_reports_its_three_ratios():
+    out = _run("benchmarks/bench_build.py", "--queries", "120", "--docs", "12", "--features",
+               "8", "--scale", "2")
+    assert "ratio build/raw" in out and "peak RSS" in out and "speed-up" in out

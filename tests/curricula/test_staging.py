@@ -75,7 +75,9 @@ def _tree(folder) -> dict:
 
 def test_publish_replaces_an_old_run_whole(tmp_path):
     out = str(tmp_path / "run")
-    _fake_run(out, {"manifest.json": "old", "rl/stage-02/part-00000.parquet": "old",
+    old_manifest = json.dumps({"files": [{"path": "rl/stage-02/part-00000.parquet"},
+                                         {"path": "old-only.txt"}]})
+    _fake_run(out, {"manifest.json": old_manifest, "rl/stage-02/part-00000.parquet": "old",
                     "old-only.txt": "x"})
     staging = new_staging(out)
     assert os.path.basename(staging).startswith(".run.staging-")
@@ -150,3 +152,19 @@ def test_clean_stale_spares_the_staging_folder_of_a_run_in_progress(tmp_path):
     assert not staging_module._HELD  # the lock went with the publish
     clean_stale(out)
     assert _tree(out) == {"manifest.json": "new"}
+
+
+@pytest.mark.parametrize("fan_in", [2, 16])
+def test_merged_pieces_have_the_bytes_of_one_write(tmp_path, monkeypatch, fan_in):
+    monkeypatch.setattr(staging_module, "MERGE_FAN_IN", fan_in)  # 2: merges in levels
+    table = _rl_rows(60)
+    perm = np.random.default_rng(2).permutation(table.num_rows)
+    shuffled = table.take(pa.array(perm))
+    root = str(tmp_path / "merged")
+    pieces = [staging_module.write_piece(shuffled.slice(a, 11), "rl", 1, 0, root)
+              for a in range(0, shuffled.num_rows, 11)]
+    assert len(pieces) > 4
+    merged = staging_module.merge_pieces(pieces, "rl", 1, 0, root, RL_SCHEMA)
+    whole = write_shard([table], "rl", 1, 0, str(tmp_path / "whole"), RL_SCHEMA)
+    assert merged == whole
+    assert not any(files for _, _, files in os.walk(os.path.join(root, "_tmp")))

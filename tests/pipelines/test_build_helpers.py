@@ -10,7 +10,7 @@ from data_contracts.errors import InputError
 from data_contracts.manifest import check_counts
 from pipelines.build_curriculum import (_check_file_rows, _input_error_in, config_from_args,
                                         make_manifest, make_parser, pipeline_options, run,
-                                        unknown_beam_args, wants_spread)
+                                        unknown_beam_args, unusable_reason)
 from pipelines.config import CurriculumConfig
 
 
@@ -77,15 +77,13 @@ def test_local_runs_use_fn_api_runner():
     assert runner == "DataflowRunner"
 
 
-def test_batches_are_reshuffled_only_where_several_workers_can_use_them():
-    one_worker = ([], ["--direct_running_mode=in_memory"],
-                  ["--direct_running_mode=multi_processing", "--direct_num_workers=1"])
-    for args in one_worker:
-        assert not wants_spread(pipeline_options(args)[0]), args
-    several = (["--direct_running_mode=multi_processing", "--direct_num_workers=2"],
-               ["--runner=DataflowRunner"])
-    for args in several:
-        assert wants_spread(pipeline_options(args)[0]), args
+def test_unusable_runs_are_named():
+    assert unusable_reason({"read": 10, "scored": 0, "quarantined": 10},
+                           {"label_out_of_range": 10}, 0.5).startswith("no query could be scored")
+    reason = unusable_reason({"read": 10, "scored": 4, "quarantined": 6},
+                             {"label_out_of_range": 6}, 0.5)
+    assert reason.startswith("quarantined 6 of 10 records (60%), more than --max-quarantine 0.5")
+    assert unusable_reason({"read": 10, "scored": 6, "quarantined": 4}, {}, 0.5) is None
 
 
 def test_cli_flags_reach_the_config():

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections import Counter
 from dataclasses import replace
 
 import apache_beam as beam
@@ -15,7 +14,8 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from data_contracts.schema import SCORED_QUERY_SCHEMA
+from curricula.staging import shard_path, write_shard
+from data_contracts.schema import DIFFICULTY_SCHEMA, conform
 from data_contracts.synthetic import SyntheticConfig, generate_table
 from difficulty.policy import PolicyScorer
 from difficulty.scoring import score_with_policy
@@ -28,130 +28,138 @@ def _pipeline() -> BeamTestPipeline:
     return BeamTestPipeline(runner=FnApiRunner(), options=PipelineOptions([]))
 
 
-def _ids(tables) -> list:
-    return sorted(q for t in tables for q in t.column("query_id").to_pylist())
-
-
 def _synthetic(n: int = 24) -> pa.Table:
     return generate_table(replace(SyntheticConfig(), n_queries=n))
 
 
-def test_score_with_policy_fn_matches_the_plain_function_per_batch():
-    config = CurriculumConfig(k=8, k_max=16)
+def test_score_split_fn_keeps_small_rows_that_match_the_plain_scoring(tmp_path):
+    config = CurriculumConfig(k=8, k_max=16, synthetic=replace(SyntheticConfig(), n_queries=24),
+                              batch_size=10)
     queries = _synthetic(24)
-    batches = [queries.slice(0, 10), queries.slice(10, 14)]
     expected, _ = score_with_policy(queries, PolicyScorer(config.policy_spec()), config.scoring())
     want = sorted(zip(expected.column("query_id").to_pylist(),
                       expected.column("successes").to_pylist(),
                       expected.column("trials").to_pylist(),
                       expected.column("band").to_pylist()))
+    splits = [T.Split(-1, "embedded:synthetic", "synthetic", 0, "synthetic", 0, 12),
+              T.Split(-1, "embedded:synthetic", "synthetic", 0, "synthetic", 12, 24)]
 
     def rows(tables):
         out = []
         for t in tables:
-            assert t.schema.equals(SCORED_QUERY_SCHEMA)
+            assert t.schema.equals(T.SMALL_SCHEMA)  # no features travel past pass 1
             out += zip(t.column("query_id").to_pylist(), t.column("successes").to_pylist(),
                        t.column("trials").to_pylist(), t.column("band").to_pylist())
         return sorted(out)
 
     with _pipeline() as p:
-        scored = (p | beam.Create(batches, reshuffle=False)
-                  | beam.ParDo(T.ScoreWithPolicyFn(config)))
-        assert_that(scored | beam.combiners.ToList() | beam.Map(rows), equal_to([want]))
+        small = (p | beam.Create(splits, reshuffle=False)
+                 | beam.ParDo(T.ScoreSplitFn(config, str(tmp_path))).with_outputs(
+                     "quarantine", "stats", main="small"))
+        assert_that(small.small | beam.combiners.ToList() | beam.Map(rows), equal_to([want]))
+    assert sorted(os.listdir(tmp_path / T.PROGRESS_FOLDER)) == ["p1--1-0-0", "p1--1-0-12"]
 
 
-def test_route_fn_splits_into_tagged_outputs():
-    rows = [scored_row("rl-1", "learnable"), scored_row("rl-2", "learnable", seed=2),
-            scored_row("zv", "learnable", zero_variance=True),
-            scored_row("hard", "too_hard"), scored_row("hard-nodemo", "too_hard", labels=None),
-            scored_row("easy", "too_easy")]
-    table = scored_table(rows)
-    config = CurriculumConfig()
+def test_duplicates_within_and_across_splits_first_by_input_order_wins(tmp_path):
+    good = {"query_id": "a", "doc_ids": ["x", "y"], "features": [[1.0], [2.0]],
+            "labels": [1, 0]}
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    first.write_text("\n".join([json.dumps(good), json.dumps({**good, "labels": [9, 0]}),
+                                json.dumps(good), "{not json"]) + "\n")
+    second.write_text(json.dumps({**good, "labels": [0, 1]}) + "\n")
+    config = CurriculumConfig(inputs=[str(first), str(second)], k=4, k_max=4)
+    splits = T.plan_splits(config)
+    assert [s.position for s in splits] == [(0, 0, 0), (1, 0, 0)]
     with _pipeline() as p:
-        routed = (p | beam.Create([table.slice(0, 3), table.slice(3)], reshuffle=False)
-                  | beam.ParDo(T.RouteFn(config)).with_outputs(
-                      T.RouteFn.IMITATION, T.RouteFn.DROPPED, main="rl"))
-        assert_that(routed.rl | "RlIds" >> beam.combiners.ToList() | "R" >> beam.Map(_ids),
-                    equal_to([["rl-1", "rl-2"]]), label="rl")
-        imitation = routed[T.RouteFn.IMITATION]
-        assert_that(imitation | "ImIds" >> beam.combiners.ToList() | "I" >> beam.Map(_ids),
-                    equal_to([["easy", "hard"]]), label="imitation")
-        # imitation candidates carry what selection needs: weight, signature, descriptor
-        assert_that(imitation | "Cols" >> beam.Map(
-                        lambda t: {"weight", "signature", "_descriptor"} <= set(t.column_names)),
-                    equal_to([True]), label="columns")
-        dropped = routed[T.RouteFn.DROPPED] | "DropReasons" >> beam.FlatMap(
-            lambda t: zip(t.column("query_id").to_pylist(), t.column("reason").to_pylist()))
-        assert_that(dropped, equal_to([("zv", "zero_variance_group"),
-                                       ("hard-nodemo", "too_hard: no demonstration")]),
-                    label="dropped")
+        read = (p | beam.Create(list(reversed(splits)))  # the order of arrival must not matter
+                | beam.ParDo(T.ScoreSplitFn(config, str(tmp_path))).with_outputs(
+                    "quarantine", "stats", main="small"))
+        winners, duplicates = read.small | T.Dedupe(config.batch_size)
+        assert_that(winners | "Won" >> beam.FlatMap(
+                        lambda t: zip(t.column("query_id").to_pylist(),
+                                      t.column("location").to_pylist())),
+                    equal_to([("a", f"{first}:1")]), label="winner")
+        reasons = ((read.quarantine, duplicates) | beam.Flatten()
+                   | beam.FlatMap(lambda t: zip(t.column("reason").to_pylist(),
+                                                t.column("location").to_pylist())))
+        assert_that(reasons, equal_to([("label_out_of_range", f"{first}:2"),
+                                       ("duplicate_query_id", f"{first}:3"),
+                                       ("unparseable_record", f"{first}:4"),
+                                       ("duplicate_query_id", f"{second}:1")]),
+                    label="quarantine")
 
 
-def test_assign_stages_fn_with_a_global_histogram_side_input():
+def _small(rows: list[dict]) -> pa.Table:
+    table = scored_table(rows)
+    return T._small_rows(table, [[0, 0, 0, i] for i in range(len(rows))],
+                         [f"t:{i}" for i in range(len(rows))],
+                         CurriculumConfig().routing, CurriculumConfig())
+
+
+def test_assign_stages_fn_gives_decisions_from_a_global_histogram():
     rng = np.random.default_rng(0)
     rates = (rng.integers(0, 17, size=60) + 1.0) / 18.0
-    rows = [scored_row(f"q{i:02d}", "learnable", successes=int(round(r * 18 - 1)))
-            for i, r in enumerate(rates)]
-    table = scored_table(rows)
+    small = _small([scored_row(f"q{i:02d}", "learnable", successes=int(round(r * 18 - 1)))
+                    for i, r in enumerate(rates)])
     config = CurriculumConfig()
     config = replace(config, order=replace(config.order, stages=3, replay=0.25))
 
-    def check(tables):
-        t = pa.concat_tables(tables)
-        own = t.filter(pa.array([not r for r in t.column("replay").to_pylist()]))
-        assert sorted(own.column("query_id").to_pylist()) == [f"q{i:02d}" for i in range(60)]
-        stage = np.array(own.column("stage").to_pylist())
-        rate = np.array(own.column("pass_rate").to_pylist())
+    def check(decisions):
+        decisions = dict(decisions)
+        assert sorted(decisions) == [f"q{i:02d}" for i in range(60)]
+        own = {q: d[3][0] for q, d in decisions.items()}
+        rate = {q: d[4] for q, d in decisions.items()}
         for s in range(2):
-            assert rate[stage == s].min() >= rate[stage == s + 1].max()
-        first = dict(zip(own.column("query_id").to_pylist(), stage))
-        for qid, s, replay in zip(t.column("query_id").to_pylist(), t.column("stage").to_pylist(),
-                                  t.column("replay").to_pylist()):
-            if replay:
-                assert s > first[qid]
+            assert min(rate[q] for q in own if own[q] == s) >= \
+                max(rate[q] for q in own if own[q] == s + 1)
+        replays = [d[3][1:] for d in decisions.values()]
+        assert any(replays)
+        assert all(all(s > d[3][0] for s in d[3][1:]) for d in decisions.values())
         return True
 
     with _pipeline() as p:
-        batches = p | beam.Create([table.slice(0, 25), table.slice(25)], reshuffle=False)
+        batches = p | beam.Create([small.slice(0, 25), small.slice(25)], reshuffle=False)
         stats = (batches | beam.Map(T._stage_stats, config)
                  | beam.CombineGlobally(T._SumCounters()))
-        staged = batches | beam.ParDo(T.AssignStagesFn(config), beam.pvalue.AsSingleton(stats))
-        assert_that(staged | beam.combiners.ToList() | beam.Map(check), equal_to([True]))
+        staged = batches | beam.ParDo(T.AssignStagesFn(config),
+                                      beam.pvalue.AsSingleton(stats)).with_outputs(
+            "stats", main="decisions")
+        assert_that(staged.decisions | beam.combiners.ToList() | beam.Map(check),
+                    equal_to([True]))
 
 
-def test_write_shards_writes_each_shard_once(tmp_path):
+def test_write_shards_spills_merges_and_writes_every_shard(tmp_path):
     queries = _synthetic(30)
-    config = CurriculumConfig(k=8, k_max=8, adaptive=False)
+    config = CurriculumConfig(k=8, k_max=8, adaptive=False, shards=3)
     scored, _ = score_with_policy(queries, PolicyScorer(config.policy_spec()), config.scoring())
-    from data_contracts.schema import DIFFICULTY_SCHEMA, conform
     difficulty = conform(scored, DIFFICULTY_SCHEMA)
-    root = str(tmp_path)
-    with _pipeline() as p:
-        files = (p | beam.Create([difficulty.slice(0, 11), difficulty.slice(11)], reshuffle=False)
-                 | T.WriteShards("difficulty", root, 3))
+    root = str(tmp_path / "run")
+
+    with _pipeline() as p:  # spill after every batch: several pieces per shard to merge
+        files = (p | beam.Create([("difficulty", difficulty.slice(0, 11)),
+                                  ("difficulty", difficulty.slice(11, 7)),
+                                  ("difficulty", difficulty.slice(18))], reshuffle=False)
+                 | T.WriteShards(config, root, spill_bytes=0))
         assert_that(files | beam.Map(lambda f: (f["phase"], f["stage"], f["shard"])),
-                    equal_to([("difficulty", None, s) for s in range(3)]))
-    written = sorted(os.listdir(tmp_path / "difficulty"))
+                    equal_to([(k[0], None if k[1] < 0 else k[1], k[2])
+                              for k in T.shard_keys(config)]))
+    assert not os.path.exists(os.path.join(root, "_tmp")) or not any(
+        files for _, _, files in os.walk(os.path.join(root, "_tmp")))
+    written = sorted(os.listdir(os.path.join(root, "difficulty")))
     assert written == [f"part-{s:05d}.parquet" for s in range(3)]
-    back = pa.concat_tables([pq.read_table(tmp_path / "difficulty" / f) for f in written])
+    back = pa.concat_tables([pq.read_table(os.path.join(root, "difficulty", f))
+                             for f in written])
     assert sorted(back.column("query_id").to_pylist()) == sorted(
         queries.column("query_id").to_pylist())
-
-
-def test_read_and_validate_fn_quarantines_with_reasons(tmp_path):
-    path = tmp_path / "queries.jsonl"
-    good = {"query_id": "a", "doc_ids": ["x", "y"], "features": [[1.0], [2.0]],
-            "labels": [1, 0]}
-    lines = [json.dumps(good), json.dumps({**good, "labels": [9, 0]}),  # label out of range
-             json.dumps(good), "{not json"]  # duplicate query id; unparseable
-    path.write_text("\n".join(lines) + "\n")
-    config = CurriculumConfig(inputs=[str(path)])
-    with _pipeline() as p:
-        read = (p | beam.Create([None])
-                | beam.ParDo(T.ReadAndValidateFn(config)).with_outputs(
-                    T.ReadAndValidateFn.QUARANTINE, main="ok"))
-        assert_that(read.ok | "Ok" >> beam.FlatMap(lambda t: t.column("query_id").to_pylist()),
-                    equal_to(["a"]), label="ok")
-        reasons = read.quarantine | beam.FlatMap(lambda t: t.column("reason").to_pylist())
-        assert_that(reasons, equal_to(["label_out_of_range", "duplicate_query_id",
-                                       "unparseable_record"]), label="quarantine")
+    # the merged shard has the bytes of the same rows written at once
+    for s in range(3):
+        rows = pq.read_table(os.path.join(root, shard_path("difficulty", None, s)))
+        again = write_shard([rows.slice(0, 3), rows.slice(3)], "difficulty", None, s,
+                            str(tmp_path / "again"), DIFFICULTY_SCHEMA)
+        with open(os.path.join(root, again["path"]), "rb") as a, \
+                open(tmp_path / "again" / again["path"], "rb") as b:
+            assert a.read() == b.read()
+    # phases without rows still have their files, empty, in their schema
+    empty = pq.read_table(os.path.join(root, shard_path("quarantine", None, 0)))
+    assert empty.num_rows == 0 and empty.schema.equals(T.SCHEMAS["quarantine"])
+    assert os.path.exists(os.path.join(root, shard_path("rl", 2, 2)))
