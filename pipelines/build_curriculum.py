@@ -34,11 +34,11 @@ from data_contracts import __version__ as PACKAGE_VERSION
 from data_contracts.errors import InputError
 from data_contracts import fs
 from data_contracts.manifest import check_counts, config_hash
-from data_contracts.readers import FORMATS
-from data_contracts.reasons import Reason
+from data_contracts.readers import FORMATS, detect_format
 from data_contracts.schema import SCHEMA_VERSION
 from data_contracts.synthetic import SyntheticConfig
 from data_contracts.teacher import TEACHER_MODES
+from data_contracts.usable import unusable_reason as shared_unusable_reason
 from curricula.diversity import DiversityConfig
 from curricula.ordering import STRATEGIES, OrderConfig
 from curricula.routing import RoutingConfig
@@ -50,7 +50,6 @@ from pipelines.config import DEFAULT_OUT, CurriculumConfig
 SUMMARY_NAME = "_summary.json"
 LOCAL_RUNNERS = (None, "DirectRunner", "FnApiRunner", "direct")
 PROGRESS_SECONDS = 5.0
-MAX_QUARANTINE = 0.5  # where the config has no max_quarantine (the readers' branch adds it)
 
 
 @dataclass
@@ -343,35 +342,20 @@ def make_manifest(config: CurriculumConfig, summary: dict) -> dict:
     }
 
 
-def unusable_reason(counts: dict, quarantine_reasons: dict, max_quarantine: float
+def unusable_reason(config: CurriculumConfig, counts: dict, quarantine_reasons: dict
                     ) -> str | None:
-    """Why a finished run is unusable (nothing scored; too much quarantined), or None.
-
-    Uses `data_contracts.usable.unusable_reason` where that module exists (its fuller checks
-    include the detected layouts); this is the same rule on the counts alone.
-    """
-    # The input's own faults count; queries a partial rollout log never ran do not.
-    unlogged = int(quarantine_reasons.get(Reason.NO_ROLLOUTS, 0))
-    if unlogged:
-        counts = {**counts, "quarantined": counts.get("quarantined", 0) - unlogged}
-        quarantine_reasons = {k: v for k, v in quarantine_reasons.items()
-                              if k != Reason.NO_ROLLOUTS}
-    try:
-        from data_contracts.usable import unusable_reason as shared
-    except ImportError:
-        shared = None
-    if shared is not None:
-        return shared(counts, quarantine_reasons, max_quarantine, None)
-    read, quarantined = counts.get("read", 0), counts.get("quarantined", 0)
-    top = ", ".join(f"{reason} {n}" for reason, n in
-                    sorted(quarantine_reasons.items(), key=lambda x: (-x[1], x[0]))[:3])
-    if counts.get("scored", 0) == 0:
-        return (f"no query could be scored (read {read}, quarantined {quarantined}"
-                + (f": {top}" if top else "") + ")")
-    if read and quarantined / read > max_quarantine:
-        return (f"quarantined {quarantined} of {read} records ({quarantined / read:.0%}), more "
-                f"than --max-quarantine {max_quarantine:g} ({top})")
-    return None
+    """Why a finished run is unusable (nothing scored; too much quarantined), or None: the
+    readers' rule (`data_contracts.usable.unusable_reason`) with each input's detected layout,
+    so the line names the likely cause ("looks like TREC qrels")."""
+    layouts = {}
+    for path in config.inputs:
+        try:
+            layouts[path] = detect_format(path)
+        except InputError:
+            layouts[path] = "unknown"
+    forced = config.input_format if config.input_format != "auto" else None
+    return shared_unusable_reason(counts, quarantine_reasons, config.max_quarantine, layouts,
+                                  forced_format=forced)
 
 
 class _Progress:
@@ -447,8 +431,7 @@ def run(config: CurriculumConfig, beam_args: list[str] | None = None) -> RunResu
         problems = check_counts(manifest["counts"]) + _check_file_rows(manifest)
         if problems:
             raise RuntimeError("counts do not reconcile: " + "; ".join(problems))
-        reason = unusable_reason(manifest["counts"], manifest["quarantine_reasons"],
-                                 getattr(config, "max_quarantine", MAX_QUARANTINE))
+        reason = unusable_reason(config, manifest["counts"], manifest["quarantine_reasons"])
         if reason:
             raise UnusableRun(f"{', '.join(config.inputs) or 'embedded:synthetic'}: {reason}; "
                               f"nothing published, {config.out} keeps its earlier run")

@@ -44,7 +44,7 @@ from data_contracts import fs
 from data_contracts.arrays import pad_queries
 from data_contracts.errors import InputError
 from data_contracts.quarantine import quarantine_row, quarantine_table
-from data_contracts.readers import detect_format, read_queries, read_rollouts
+from data_contracts.readers import LOOKS_LIKE, detect_format, read_queries, read_rollouts
 from data_contracts.readers.prefetch import prefetch
 from data_contracts.reasons import Reason
 from data_contracts.schema import (DIFFICULTY_FIELDS, DIFFICULTY_SCHEMA, DROPPED_SCHEMA,
@@ -164,12 +164,16 @@ class Split:
 
 def resolve_format(path: str, fmt: str) -> str:
     """The format of an input (`auto` detected); remote inputs as far as the readers allow."""
-    if fmt != "auto":
-        return fmt
-    if not fs.is_remote(path):
-        return detect_format(path)
-    with local_head(path) as local:
-        return detect_format(local)
+    if fmt == "auto":
+        if not fs.is_remote(path):
+            fmt = detect_format(path)
+        else:
+            with local_head(path) as local:
+                fmt = detect_format(local)
+    if fmt in LOOKS_LIKE and fmt != "empty":  # a known layout that holds no queries: say what it looks like
+        raise InputError(path, f"looks like {LOOKS_LIKE[fmt]}; it holds no queries with "
+                               "features to read")
+    return fmt
 
 
 def plan_splits(config: CurriculumConfig) -> list[Split]:

@@ -27,7 +27,8 @@ FORMATS = ("auto",) + READABLE
 
 
 def _resolve_format(path: str, fmt: str) -> str:
-    if fmt not in FORMATS:
+    """`fmt`, detected when `auto`; a detected name (LOOKS_LIKE, `empty`) passes as it is."""
+    if fmt not in FORMATS and fmt not in LOOKS_LIKE:
         raise InputError(path, f"unknown format {fmt!r} (expected one of {', '.join(FORMATS)})")
     if fmt == "auto":
         return detect_format(path)
@@ -187,7 +188,7 @@ def plan_splits(path: str, fmt: str = "auto", target_bytes: int = 64 << 20, *,
         size = fs.size(path)
         step = max(1, int(target_bytes))
         bounds = list(range(0, size, step)) + [size]
-        if len(bounds) < 2:
+        if len(bounds) <= 2:  # one split: read whole, so errors name lines, not bytes
             return [{}]
         return [{"byte_range": (a, b)} for a, b in zip(bounds[:-1], bounds[1:])]
     if fmt == "parquet":

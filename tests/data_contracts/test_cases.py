@@ -31,9 +31,6 @@ from tests.conftest import REPO
 from tests.data_contracts.util import read_and_validate
 
 CASES = os.path.join(os.path.dirname(REPO), "shared", "cases", "inputs")
-NEEDS_WIRING = ("the pipeline engineer wires unusable_reason / dataset_space / group_rows / "
-                "skipped_lines into build_curriculum.run and ReadAndValidateFn (readers provide "
-                "them); remove this mark when that lands")
 
 
 @pytest.fixture(scope="module")
@@ -78,18 +75,25 @@ def run_cli(args: list[str], out: str, capsys) -> tuple[int, str]:
     return code, captured.err
 
 
+def _manifest_bytes(run: str) -> bytes:
+    """The run's manifest as bytes (verified first: every listed file still matches)."""
+    load_manifest(run)
+    with open(os.path.join(run, "manifest.json"), "rb") as handle:
+        return handle.read()
+
+
 def assert_fails_keeping(previous_run, tmp_path, capsys, args, *needles) -> str:
     """The run exits 2 with one `error:` line holding `needles`; the previous run is kept."""
     out = str(tmp_path / "run")
     shutil.copytree(previous_run, out)
-    before = load_manifest(out)
+    before = _manifest_bytes(out)
     code, err = run_cli(args, out, capsys)
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2, err
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     for needle in needles:
         assert needle in lines[0], lines[0]
-    assert load_manifest(out) == before
+    assert _manifest_bytes(out) == before
     assert not [p for p in os.listdir(tmp_path) if "staging" in p]
     return lines[0]
 
@@ -155,7 +159,6 @@ def test_02_end_to_end_refused_previous_run_kept(cases, previous_run, tmp_path, 
                          "line 3")
 
 
-@pytest.mark.xfail(strict=True, reason=NEEDS_WIRING)
 def test_02_end_to_end_group_rows(cases, tmp_path, capsys):
     path, = case(cases, "02-qid-rows-not-adjacent", "data.txt")
     assert_scores(tmp_path, capsys, ["--input", path, "--group-rows"], 2, 0, 2)
@@ -209,7 +212,6 @@ def test_04_end_to_end_read_equals_scored(cases, tmp_path, capsys):
     assert_scores(tmp_path, capsys, ["--input", path], 2, 0, 2)
 
 
-@pytest.mark.xfail(strict=True, reason=NEEDS_WIRING)
 def test_04_end_to_end_manifest_counts_skipped_lines(cases, tmp_path, capsys):
     path, = case(cases, "04-comment-lines", "data.txt")
     manifest = assert_scores(tmp_path, capsys, ["--input", path], 2, 0, 2)
@@ -229,7 +231,6 @@ def test_05_no_features_is_quarantined_with_its_reason(cases):
     assert line.startswith("nothing scored: 2 of 2 records quarantined, top reason no_features")
 
 
-@pytest.mark.xfail(strict=True, reason=NEEDS_WIRING)
 def test_05_end_to_end_refused(cases, previous_run, tmp_path, capsys):
     path, = case(cases, "05-no-features", "judgments.txt")
     assert_fails_keeping(previous_run, tmp_path, capsys, ["--input", path], "no_features")
@@ -292,7 +293,6 @@ def test_14_table_and_sparse_width_mismatch_is_one_line(cases, tmp_path):
     assert "\n" not in str(info.value) and "width mismatch" in str(info.value)
 
 
-@pytest.mark.xfail(strict=True, reason=NEEDS_WIRING)
 def test_14_end_to_end_two_queries(cases, tmp_path, capsys):
     a, b = case(cases, "14-sparse-width-across-files", "a.txt", "b.txt")
     assert_scores(tmp_path, capsys, ["--input", a, "--input", b], 2, 0, 2)
@@ -352,7 +352,6 @@ def test_08_end_to_end_auto_fails_keeping_the_previous_run(cases, previous_run, 
                          "looks like TREC qrels: qid iter docno rel")
 
 
-@pytest.mark.xfail(strict=True, reason=NEEDS_WIRING)
 def test_08_end_to_end_forced_format_fails(cases, previous_run, tmp_path, capsys):
     path, = case(cases, "08-nothing-usable", "qrels.test")
     assert_fails_keeping(previous_run, tmp_path, capsys,
@@ -473,7 +472,6 @@ def test_15_empty_input_reads_nothing_and_the_rule_says_so(cases, tmp_path):
     assert detect_format(str(gz)) == "empty"
 
 
-@pytest.mark.xfail(strict=True, reason=NEEDS_WIRING)
 def test_15_end_to_end_refused(cases, previous_run, tmp_path, capsys):
     path, = case(cases, "15-empty-file", "data.txt")
     assert_fails_keeping(previous_run, tmp_path, capsys, ["--input", path], "no records in")
