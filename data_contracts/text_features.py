@@ -27,6 +27,7 @@ first-stage ones, so every query has the same feature width.
 """
 from __future__ import annotations
 
+import logging
 import re
 from typing import Sequence
 
@@ -39,6 +40,7 @@ TEXT_FEATURE_NAMES = (
     "first_stage_reciprocal_rank", "first_stage_score", "first_stage_score_z",
 )
 TOKEN_PATTERN = r"(?u)\b\w\w+\b"
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # one index per query: no per-call logs
 _TOKEN = re.compile(TOKEN_PATTERN)
 
 

@@ -453,6 +453,25 @@ def make_parser() -> argparse.ArgumentParser:
                     help="Parquet shards per output (per stage for RL)")
     io.add_argument("--synthetic-queries", type=int, default=d.synthetic.n_queries,
                     help="queries of the embedded default input")
+    io.add_argument("--synthetic", default=d.synthetic_kind, choices=("features", "text"),
+                    help="the embedded default input: feature vectors or a text reranking set "
+                         "(queries, passages, qrels, first-stage and teacher runs)")
+    tx = parser.add_argument_group("text rerankers")
+    tx.add_argument("--candidates", default=None, metavar="RUN",
+                    help="TREC run: each query's candidates, in order (beir, msmarco layouts)")
+    tx.add_argument("--qrels", default=None, metavar="FILE",
+                    help="TREC qrels where the input's layout does not hold them")
+    tx.add_argument("--teacher-run", default=None, metavar="RUN",
+                    help="TREC run: the teacher's demonstration order (any input format; "
+                         "joined by query and document id)")
+    tx.add_argument("--rollout-format", default=d.rollout_format,
+                    choices=("permutation", "answer"),
+                    help="how --rollouts `generation` text is parsed: [3] > [1] > [2] "
+                         "(RankGPT, ReasonRank) or <answer>[k]</answer> (Rank-R1)")
+    tx.add_argument("--malformed", default=d.malformed, choices=("fail", "repair"),
+                    help="a malformed generation is a failed rollout (default) or repaired "
+                         "(drop repeats and unknown ids, append the missing in prompt order); "
+                         "counted either way")
     sc = parser.add_argument_group("difficulty")
     sc.add_argument("--policy", default=d.policy, metavar="base|teacher|CHECKPOINT",
                     help="policy whose rollouts are scored (default: base, the untrained model)")
@@ -517,6 +536,9 @@ def config_from_args(args: argparse.Namespace) -> CurriculumConfig:
                           replay=args.replay),
         out=args.out, batch_size=args.batch_size, shards=args.shards,
         synthetic=replace(SyntheticConfig(), n_queries=args.synthetic_queries),
+        synthetic_kind=args.synthetic, candidates=args.candidates, qrels=args.qrels,
+        teacher_run=args.teacher_run, rollout_format=args.rollout_format,
+        malformed=args.malformed,
     )
 
 

@@ -29,6 +29,7 @@ from data_contracts.reasons import Reason
 from data_contracts.schema import (DIFFICULTY_SCHEMA, DROPPED_SCHEMA, IMITATION_SCHEMA,
                                    QUARANTINE_SCHEMA, RL_SCHEMA, ROLLOUT_SCHEMA, conform)
 from data_contracts.synthetic import generate
+from data_contracts.synthetic_text import generate_text
 from data_contracts.teacher import teacher_orders
 from data_contracts.validate import ValidationState, validate_queries, validate_rollouts
 from difficulty.policy import PolicyScorer
@@ -61,11 +62,15 @@ class ReadAndValidateFn(beam.DoFn):
     def _batches(self):
         cfg = self.config
         if not cfg.inputs:
+            if cfg.synthetic_kind == "text":
+                yield from generate_text(cfg.synthetic_text(), cfg.batch_size)
+                return
             yield from generate(cfg.synthetic, cfg.batch_size)
             return
         for path in cfg.inputs:
             yield from read_queries(path, cfg.input_format, batch_size=cfg.batch_size,
-                                    column_map=cfg.column_map, split=cfg.split)
+                                    column_map=cfg.column_map, split=cfg.split,
+                                    text=cfg.text_options())
 
     def process(self, _unused) -> Iterator:
         # A reward verified against labels cannot score an unlabelled query: quarantine it.
