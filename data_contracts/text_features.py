@@ -31,7 +31,6 @@ import logging
 import re
 from typing import Sequence
 
-import bm25s
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -52,6 +51,8 @@ def tokenize(text: str | None) -> list[str]:
 def _bm25(query: list[str], passages: list[list[str]]) -> np.ndarray:
     if not query or not any(passages):
         return np.zeros(len(passages))
+    import bm25s  # here, so feature inputs never need it
+
     # bm25s cannot index an empty document: give empty passages a token no query has
     retriever = bm25s.BM25(k1=1.5, b=0.75)
     retriever.index([p if p else ["\x00"] for p in passages], show_progress=False)
