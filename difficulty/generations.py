@@ -146,3 +146,22 @@ def parse_generation(text: str | None, n_candidates: int, fmt: str = "permutatio
     if malformed == "repair" and reason != "no_ranking":
         return ParsedGeneration(repair(ids, n_candidates), reason, repaired=True)
     return ParsedGeneration(None, reason)
+
+
+def malformed_stats(scored) -> dict:
+    """Run statistics of parsed generations from scored rows (SCORED_QUERY_SCHEMA or
+    DIFFICULTY_SCHEMA): `{"counts": {"rollouts_malformed": N}, "malformed_reasons": {reason: n}}`,
+    summed over the rows whose `malformed_rollouts` is not null (Counters, so the pipeline's
+    statistics combiner can add them across batches)."""
+    import json
+    from collections import Counter
+
+    if "malformed_rollouts" not in scored.column_names:
+        return {"counts": Counter(), "malformed_reasons": Counter()}
+    counts = [n for n in scored.column("malformed_rollouts").to_pylist() if n is not None]
+    reasons: Counter = Counter()
+    for text in scored.column("malformed_reasons").to_pylist():
+        if text:
+            reasons.update(json.loads(text))
+    return {"counts": Counter({"rollouts_malformed": sum(counts)} if counts else {}),
+            "malformed_reasons": reasons}

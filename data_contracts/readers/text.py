@@ -260,10 +260,10 @@ def candidate_rows(run: dict, run_path: str, query_texts: dict | None,
         yield row
 
 
-def _need(path: str | None, what: str, fmt: str) -> str:
-    if not path:
-        raise InputError(fmt, f"the {fmt} layout needs {what}")
-    return path
+def _need(value: str | None, what: str, fmt: str, path: str) -> str:
+    if not value:
+        raise InputError(path, f"the {fmt} layout needs {what}")
+    return value
 
 
 def read_text_queries(path: str, fmt: str, options: TextOptions | None = None, *,
@@ -299,7 +299,8 @@ def read_text_queries(path: str, fmt: str, options: TextOptions | None = None, *
                                                  source, split), batch_size)
     if not fs.isdir(path):
         raise InputError(path, f"the {fmt} layout is a folder")
-    run_path = _need(options.candidates, "--candidates RUN (each query's candidates)", fmt)
+    run_path = _need(options.candidates, "--candidates RUN (each query's candidates)", fmt,
+                     path)
     run = read_run(run_path)
     needed_docs = {d for ranked in run.values() for d, _ in ranked}
     if fmt == "beir":

@@ -57,3 +57,17 @@ def test_logs_without_generations_leave_the_columns_null():
                          "p", cfg).to_pylist()[0]
     assert row["malformed_rollouts"] is None and row["malformed_reasons"] is None
     assert np.isclose(row["reward_mean"], 1.0)
+
+
+def test_malformed_stats_sum_the_scored_rows():
+    from difficulty.generations import malformed_stats
+
+    cfg = ScoringConfig(reward=parse_reward("ndcg@3>=0.99"))
+    rows = [{"query_id": "q1", **r} for r in ROWS]
+    scored = score_from_log(_query(), [rows], "llm", cfg)
+    stats = malformed_stats(pa.concat_tables([scored, scored]))
+    assert stats["counts"]["rollouts_malformed"] == 6
+    assert stats["malformed_reasons"] == {"missing_id": 2, "no_ranking": 2, "repeated_id": 2}
+    plain = score_from_log(_query(), [[{"query_id": "q1", "rollout_id": "r",
+                                        "ranking": ["d2"]}]], "p", cfg)
+    assert malformed_stats(plain)["counts"] == {}
