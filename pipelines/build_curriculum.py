@@ -202,6 +202,9 @@ def wants_spread(options: PipelineOptions) -> bool:
 
 def _input_fingerprints(config: CurriculumConfig) -> list[dict]:
     if not config.inputs:
+        if config.synthetic_kind == "text":  # not the feature generator's: a trainer must not
+            return [{"path": "embedded:synthetic-text", "format": "synthetic-text",  # regenerate
+                     "sha256": config_hash(config.synthetic_text().__dict__)}]      # it as one
         return [{"path": "embedded:synthetic", "format": "synthetic",
                  "sha256": config_hash(config.synthetic.__dict__)}]
     out = []
@@ -216,6 +219,11 @@ def _input_fingerprints(config: CurriculumConfig) -> list[dict]:
         out.append({"path": os.path.abspath(path), "format": fmt,
                     "sha256": config_hash({"files": digests}) if len(digests) > 1
                     else digests[0][1]})
+    for kind in ("candidates", "qrels", "teacher_run"):  # text inputs' side files
+        side = getattr(config, kind)
+        if side and os.path.isfile(side):
+            out.append({"path": os.path.abspath(side), "format": kind,
+                        "sha256": sha256_file(side)})
     if config.rollouts:
         out.append({"path": os.path.abspath(config.rollouts), "format": "rollouts",
                     "sha256": sha256_file(config.rollouts)})

@@ -64,6 +64,8 @@ def test_rollout_log_counts_reconcile_and_malformed_outputs_are_failures(runs, f
     _, logged = runs
     c = _counts(logged)
     assert c["scored"] == len(fx["data"]["run"]) and c["rollouts_quarantined"] == 0
+    formats = [i["format"] for i in logged.manifest["inputs"]]
+    assert formats == ["beir", "candidates", "teacher_run", "rollouts"]
     diff = phase_table(logged.out, "difficulty")
     assert sum(diff.column("trials").to_pylist()) == fx["rollouts_total"]
     assert sum(diff.column("malformed_rollouts").to_pylist()) == sum(fx["malformed"].values())
@@ -144,6 +146,13 @@ def test_exported_rewards_score_rollouts_as_the_pipeline_did(runs, fx, tmp_path)
     for line in open(fx["rollouts"]):
         row = json.loads(line)
         by_query.setdefault(row["query_id"], []).append(row["generation"])
+    # verl loads the exported reward_fn.py by path: it is the same function
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("verl_reward", os.path.join(out, "reward_fn.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.compute_score is compute_score
     checked = 0
     for name in sorted(os.listdir(os.path.join(out, "rl"))):
         verl_rows = pq.read_table(os.path.join(out, "rl", name)).to_pylist()
