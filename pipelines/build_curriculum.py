@@ -467,6 +467,8 @@ def make_parser() -> argparse.ArgumentParser:
     tx = parser.add_argument_group("text rerankers")
     tx.add_argument("--candidates", default=None, metavar="RUN",
                     help="TREC run: each query's candidates, in order (beir, msmarco layouts)")
+    tx.add_argument("--candidate-depth", type=int, default=None, metavar="N",
+                    help="keep each query's first N candidates (default: all the run lists)")
     tx.add_argument("--qrels", default=None, metavar="FILE",
                     help="TREC qrels where the input's layout does not hold them")
     tx.add_argument("--teacher-run", default=None, metavar="RUN",
@@ -525,7 +527,8 @@ def config_from_args(args: argparse.Namespace) -> CurriculumConfig:
     lo, _, hi = args.label_range.partition(",")
     column_map = dict(item.split("=", 1) for item in args.column_map.split(",") if "=" in item)
     for name, value, low in (("--k", args.k, 1), ("--stages", args.stages, 1),
-                             ("--shards", args.shards, 1), ("--batch-size", args.batch_size, 1)):
+                             ("--shards", args.shards, 1), ("--batch-size", args.batch_size, 1),
+                             ("--candidate-depth", args.candidate_depth or 1, 1)):
         if value < low:
             raise ValueError(f"{name} must be at least {low}")
     return CurriculumConfig(
@@ -545,7 +548,8 @@ def config_from_args(args: argparse.Namespace) -> CurriculumConfig:
         out=args.out, batch_size=args.batch_size, shards=args.shards,
         synthetic=replace(SyntheticConfig(), n_queries=args.synthetic_queries),
         synthetic_kind=args.synthetic, candidates=args.candidates, qrels=args.qrels,
-        teacher_run=args.teacher_run, rollout_format=args.rollout_format,
+        teacher_run=args.teacher_run, candidate_depth=args.candidate_depth,
+        rollout_format=args.rollout_format,
         malformed=args.malformed,
     )
 

@@ -44,6 +44,7 @@ class CurriculumConfig:
       candidates: for text inputs, a TREC run naming each query's candidates, in order.
       qrels: TREC qrels where the input's layout does not hold them.
       teacher_run: a TREC run giving the teacher's demonstration order (any input format).
+      candidate_depth: keep each query's first N candidates of a text input (None: all).
       rollout_format: how a rollout log's `generation` text is parsed: permutation|answer.
       malformed: a malformed generation is a failed rollout (`fail`) or repaired (`repair`).
     """
@@ -75,13 +76,14 @@ class CurriculumConfig:
     candidates: str | None = None
     qrels: str | None = None
     teacher_run: str | None = None
+    candidate_depth: int | None = None
     rollout_format: str = "permutation"
     malformed: str = "fail"
 
     def text_options(self) -> TextOptions:
         """The side files of text inputs (and the teacher run of any input)."""
         return TextOptions(candidates=self.candidates, qrels=self.qrels,
-                           teacher_run=self.teacher_run)
+                           teacher_run=self.teacher_run, depth=self.candidate_depth)
 
     def synthetic_text(self) -> SyntheticTextConfig:
         """The embedded text default's knobs (`--synthetic text`)."""

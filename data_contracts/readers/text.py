@@ -54,11 +54,14 @@ class TextOptions:
       candidates: a TREC run naming each query's candidates, in order.
       qrels: TREC qrels (where the layout does not hold them).
       teacher_run: a TREC run giving the teacher's demonstration order.
+      depth: keep each query's first `depth` candidates of a run or rank_llm request (None:
+        all), as listwise rerankers rerank a first stage's top 20 or 100.
     """
 
     candidates: str | None = None
     qrels: str | None = None
     teacher_run: str | None = None
+    depth: int | None = None
 
 
 def _lines(path: str) -> Iterator[tuple[int, list[str]]]:
@@ -105,13 +108,14 @@ def read_qrels(path: str) -> dict[str, dict[str, float]]:
     return qrels
 
 
-def read_run(path: str) -> dict[str, list[tuple[str, float | None]]]:
+def read_run(path: str, depth: int | None = None) -> dict[str, list[tuple[str, float | None]]]:
     """A TREC run as each query's ranked (document id, score) list.
 
     Accepted lines: `qid Q0 docid rank score tag` (6 columns; also 5 without the tag),
     `qid Q0 docid rank` (4), `qid docid rank` (3, MS MARCO's run TSV) and `qid docid` (2, in
     file order). A query's list is ordered by the rank column where there is one (ties and 2-column
-    runs in file order); a score is None where the line gives none. Query order: first appearance.
+    runs in file order) and cut to its first `depth` entries; a score is None where the line gives
+    none. Query order: first appearance.
 
     Raises:
       InputError: the file is missing or a line has an unknown shape (with its line number).
@@ -135,7 +139,7 @@ def read_run(path: str) -> dict[str, list[tuple[str, float | None]]]:
                                                  "qid Q0 docid rank score tag, qid docid rank or "
                                                  "qid docid)")
         entries.setdefault(qid, []).append((rank, number, doc, score))
-    return {qid: [(doc, score) for _, _, doc, score in sorted(rows)]
+    return {qid: [(doc, score) for _, _, doc, score in sorted(rows)][:depth]
             for qid, rows in entries.items()}
 
 
@@ -291,17 +295,18 @@ def read_text_queries(path: str, fmt: str, options: TextOptions | None = None, *
     teacher = read_run(options.teacher_run) if options.teacher_run else None
     qrels = read_qrels(options.qrels) if options.qrels else None
     if fmt == "rankllm":
-        return featurized_batches(_rankllm_rows(path, qrels, teacher, source, split), batch_size)
+        return featurized_batches(_rankllm_rows(path, qrels, teacher, source, split,
+                                                options.depth), batch_size)
     if fmt == "trec":
         run_path = path
-        run = read_run(run_path)
+        run = read_run(run_path, options.depth)
         return featurized_batches(candidate_rows(run, run_path, None, None, qrels, teacher,
                                                  source, split), batch_size)
     if not fs.isdir(path):
         raise InputError(path, f"the {fmt} layout is a folder")
     run_path = _need(options.candidates, "--candidates RUN (each query's candidates)", fmt,
                      path)
-    run = read_run(run_path)
+    run = read_run(run_path, options.depth)
     needed_docs = {d for ranked in run.values() for d, _ in ranked}
     if fmt == "beir":
         corpus = _first_existing(path, ["corpus.jsonl"])
@@ -328,7 +333,7 @@ def read_text_queries(path: str, fmt: str, options: TextOptions | None = None, *
 
 
 def _rankllm_rows(path: str, qrels: dict | None, teacher: dict | None, source: str,
-                  split: str | None) -> Iterator[dict]:
+                  split: str | None, depth: int | None = None) -> Iterator[dict]:
     with fs.open_text(path) as handle:
         for number, line in enumerate(handle, 1):
             if not line.strip():
@@ -336,7 +341,7 @@ def _rankllm_rows(path: str, qrels: dict | None, teacher: dict | None, source: s
             location = f"{path}:{number}"
             try:
                 record = json.loads(line)
-                query, candidates = record["query"], record["candidates"]
+                query, candidates = record["query"], record["candidates"][:depth]
                 qid = str(query["qid"])
                 doc_ids = [str(c["docid"]) for c in candidates]
                 texts = [_json_text(c.get("doc") or {}) for c in candidates]

@@ -182,3 +182,11 @@ def test_query_features_are_documented_and_sensible():
     assert coverage.tolist() == [1.0, 0.0, 0.0]
     assert np.allclose(f[:, 5], [1, 0.5, 1 / 3]) and np.allclose(f[:, 7].mean(), 0, atol=1e-6)
     assert np.isfinite(query_features("", ["", ""], None, None)).all()
+
+
+def test_candidate_depth_keeps_the_first_candidates(fx):
+    full, _ = _read(fx["beir"], "beir", candidates=fx["run"])
+    cut, _ = _read(fx["beir"], "beir", candidates=fx["run"], depth=3)
+    rl, _ = _read(fx["rankllm"], "rankllm", depth=3)
+    assert cut.column("doc_ids").to_pylist() == [d[:3] for d in full.column("doc_ids").to_pylist()]
+    assert rl.column("doc_ids").equals(cut.column("doc_ids"))

@@ -98,6 +98,8 @@ def test_exports_load_with_datasets_in_curriculum_order(runs, tmp_path, to, whic
     result = runs[which]
     out = str(tmp_path / to)
     record = export_run(result.out, to, out)
+    again = export_run(result.out, to, str(tmp_path / "again"))
+    assert again == record  # same run, same bytes (the record holds every file's sha256)
     c = result.manifest["counts"]
     stages = [e for e in result.manifest["curriculum"] if e["phase"] == "rl" and e["rows"]]
     first = ["imitation.parquet"] if c["imitation"] else []  # empty phases write no file
