@@ -39,6 +39,7 @@ from curricula.diversity import DiversityConfig
 from curricula.ordering import STRATEGIES, OrderConfig
 from curricula.routing import RoutingConfig
 from difficulty.estimate import BandConfig
+from difficulty.generations import malformed_stats
 from difficulty.rewards import parse_reward
 from pipelines import transforms as T
 from pipelines.config import DEFAULT_OUT, CurriculumConfig
@@ -62,8 +63,10 @@ def _stats_of(kind: str):
 
     def stats(table: pa.Table) -> dict:
         n = table.num_rows
-        if kind == "scored":
-            return {"counts": Counter({"scored": n, **Counter(table.column("band").to_pylist())})}
+        if kind == "scored":  # + malformed LLM generations (failed or repaired), by reason
+            malformed = malformed_stats(table)
+            return {"counts": Counter({"scored": n, **Counter(table.column("band").to_pylist())})
+                    + malformed["counts"], "malformed_reasons": malformed["malformed_reasons"]}
         if kind == "quarantine":
             kinds = Counter(table.column("record_kind").to_pylist())
             reasons = Counter(table.column("reason").to_pylist())
@@ -323,6 +326,7 @@ def make_manifest(config: CurriculumConfig, summary: dict) -> dict:
         "counts": counts,
         "quarantine_reasons": {k: int(v) for k, v in stats.get("quarantine_reasons", {}).items()},
         "drop_reasons": {k: int(v) for k, v in stats.get("drop_reasons", {}).items()},
+        "malformed_reasons": {k: int(v) for k, v in stats.get("malformed_reasons", {}).items()},
         "files": files, "curriculum": curriculum,
         "diversity": _diversity_summary(summary["diversity_before"], stats, config),
     }

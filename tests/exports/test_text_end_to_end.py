@@ -73,6 +73,8 @@ def test_rollout_log_counts_reconcile_and_malformed_outputs_are_failures(runs, f
     for text in diff.column("malformed_reasons").to_pylist():
         reasons.update(json.loads(text))
     assert dict(reasons) == fx["malformed"]
+    assert c["rollouts_malformed"] == sum(fx["malformed"].values())  # and in the manifest
+    assert logged.manifest["malformed_reasons"] == fx["malformed"]
     # Independent check: each well-formed rollout's NDCG@10 from pytrec_eval (qrels restricted to
     # the candidates, as the pipeline's labels are), malformed ones failures.
     data = fx["data"]
