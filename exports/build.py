@@ -162,15 +162,15 @@ def _write(table: pa.Table, out: str, relative: str, phase: str, stage: int | No
 
 
 def _check_out(out: str, run_root: str) -> None:
+    """An export folder is new, empty or an earlier export, and never inside the run."""
     if not fs.is_remote(out):
         real_out, real_run = os.path.realpath(out), os.path.realpath(run_root)
         if real_out == real_run or real_out.startswith(real_run + os.sep):
             raise InputError(out, "the export folder is inside the run folder (exports never go "
                                   "inside a run)")
-        if os.path.isdir(out) and os.listdir(out) and \
-                not os.path.isfile(os.path.join(out, EXPORT_NAME)):
-            raise InputError(out, f"folder exists and is not an export (no {EXPORT_NAME}); "
-                                  "name a new or empty folder")
+    if fs.isdir(out) and fs.list_files(out, 1) and not fs.exists(fs.join(out, EXPORT_NAME)):
+        raise InputError(out, f"folder exists and is not an export (no {EXPORT_NAME}); name a "
+                              "new or empty folder")
 
 
 def export_run(run: str, to: str, out: str, template_path: str | None = None,

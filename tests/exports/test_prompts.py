@@ -46,3 +46,15 @@ def test_teacher_completion_round_trips_through_the_reward():
     assert completion_text([1, 2, 0], "answer") == "<answer>[2]</answer>"
     assert compute_score("s", "<answer>[2]</answer>", answer) == 1.0
     assert compute_score("s", "<answer>[1]</answer>", answer) == 0.0
+
+
+def test_export_refuses_a_folder_of_other_files(tmp_path):
+    from exports.build import _check_out
+
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="not an export"):
+        _check_out(str(tmp_path / "out"), str(tmp_path / "run"))
+    with pytest.raises(InputError, match="inside the run"):
+        _check_out(str(tmp_path / "run" / "x"), str(tmp_path / "run"))
+    _check_out(str(tmp_path / "new"), str(tmp_path / "run"))
