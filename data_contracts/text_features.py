@@ -39,7 +39,6 @@ TEXT_FEATURE_NAMES = (
     "first_stage_reciprocal_rank", "first_stage_score", "first_stage_score_z",
 )
 TOKEN_PATTERN = r"(?u)\b\w\w+\b"
-logging.getLogger("bm25s").setLevel(logging.WARNING)  # one index per query: no per-call logs
 _TOKEN = re.compile(TOKEN_PATTERN)
 
 
@@ -52,6 +51,8 @@ def _bm25(query: list[str], passages: list[list[str]]) -> np.ndarray:
     if not query or not any(passages):
         return np.zeros(len(passages))
     import bm25s  # here, so feature inputs never need it
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # its import sets DEBUG; one index a query
 
     # bm25s cannot index an empty document: give empty passages a token no query has
     retriever = bm25s.BM25(k1=1.5, b=0.75)
