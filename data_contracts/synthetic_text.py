@@ -158,3 +158,11 @@ def generate_text(cfg: SyntheticTextConfig = SyntheticTextConfig(), batch_size: 
     rows = candidate_rows(data["run"], "synthetic:text", data["queries"], data["corpus"],
                            data["qrels"], data["teacher"], "synthetic-text", cfg.split)
     return featurized_batches(rows, batch_size)
+
+
+def generate_text_table(cfg: SyntheticTextConfig = SyntheticTextConfig()) -> "pa.Table":
+    """The whole set as one validated-shape table (QUERY_SCHEMA), e.g. a held-out split:
+    `SyntheticTextConfig(split="heldout", n_queries=300)` has query ids of its own."""
+    import pyarrow as pa
+
+    return pa.concat_tables([b.queries for b in generate_text(cfg)])
