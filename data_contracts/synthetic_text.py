@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
+import pyarrow as pa
 
 from data_contracts import fs
 from data_contracts.readers.base import QueryBatch
@@ -160,9 +161,7 @@ def generate_text(cfg: SyntheticTextConfig = SyntheticTextConfig(), batch_size: 
     return featurized_batches(rows, batch_size)
 
 
-def generate_text_table(cfg: SyntheticTextConfig = SyntheticTextConfig()) -> "pa.Table":
+def generate_text_table(cfg: SyntheticTextConfig = SyntheticTextConfig()) -> pa.Table:
     """The whole set as one validated-shape table (QUERY_SCHEMA), e.g. a held-out split:
     `SyntheticTextConfig(split="heldout", n_queries=300)` has query ids of its own."""
-    import pyarrow as pa
-
     return pa.concat_tables([b.queries for b in generate_text(cfg)])

@@ -55,7 +55,7 @@ TRL_GRPO_SCHEMA = pa.schema([
     ("prompt", MESSAGES), ("ground_truth", pa.string()), ("query_id", pa.string()),
     ("stage", pa.int32()), ("pass_rate", pa.float64()), ("band", pa.string()),
     ("order_key", pa.float64()), ("replay", pa.bool_())])
-REWARD_FN = '''"""verl custom reward function of a rerank-curriculum export (see exports/rewards.py).
+REWARD_FN = '''"""verl custom reward function of a rerank-curriculum export (exports/rewards.py).
 
 verl: custom_reward_function.path=THIS_FILE custom_reward_function.name=compute_score
 """

@@ -45,6 +45,10 @@ def runs(fx, tmp_path_factory):
     return policy, logged
 
 
+def _load(path):
+    return datasets.load_dataset("parquet", data_files={"train": path}, split="train")
+
+
 def _counts(result):
     c = result.manifest["counts"]
     assert c["read"] == c["quarantined"] + c["scored"]
@@ -114,8 +118,7 @@ def test_exports_load_with_datasets_in_curriculum_order(runs, tmp_path, to, whic
                ("trl", "rl"): {"prompt", "ground_truth", "query_id", "stage", "pass_rate",
                                "band", "order_key", "replay"}}
     for entry in record["files"]:
-        ds = datasets.load_dataset("parquet", data_files={"train": os.path.join(out, entry["path"])},
-                                   split="train")
+        ds = _load(os.path.join(out, entry["path"]))
         assert set(ds.column_names) == columns[(to, entry["phase"])]
         assert len(ds) == entry["rows"]
         if entry["phase"] == "imitation":
@@ -128,8 +131,7 @@ def test_exports_load_with_datasets_in_curriculum_order(runs, tmp_path, to, whic
             assert prompt[-1]["role"] == "user" and "[1] " in prompt[-1]["content"]
     if to == "verl":
         rl = [f for f in record["files"] if f["phase"] == "rl" and f["rows"]]
-        ds = datasets.load_dataset("parquet", data_files={"train": os.path.join(out, rl[0]["path"])},
-                                   split="train")
+        ds = _load(os.path.join(out, rl[0]["path"]))
         info = ds[0]["extra_info"]
         assert info["stage"] == rl[0]["stage"] and info["policy_id"]
         assert info["interval_low"] <= info["pass_rate"] <= info["interval_high"]
