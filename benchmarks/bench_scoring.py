@@ -101,7 +101,7 @@ def to_arrow(data: dict, start: int, stop: int) -> pa.Table:
         "source": pa.array(["bench"] * q, pa.string()),
         "split": pa.array(["train"] * q, pa.string()),
     }
-    return pa.Table.from_pydict(columns, schema=QUERY_SCHEMA)
+    return conform(pa.table(columns), QUERY_SCHEMA)  # new nullable columns come as nulls
 
 
 def write_parquet(data: dict, path: str, chunk: int = 1024) -> None:

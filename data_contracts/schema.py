@@ -18,12 +18,20 @@ TEACHER_SCORES = pa.field("teacher_scores", pa.list_(pa.float32()))
 TEACHER_ORDER = pa.field("teacher_order", pa.list_(pa.int32()))
 SOURCE = pa.field("source", pa.string())
 SPLIT = pa.field("split", pa.string())
+# Text rerankers (optional): the query and passage texts, stored once per query, and the
+# first-stage retriever's ranks (1-based) and scores of the candidates, in `doc_ids` order.
+QUERY_TEXT = pa.field("query_text", pa.string())
+DOC_TEXTS = pa.field("doc_texts", pa.list_(pa.string()))
+FIRST_STAGE_RANKS = pa.field("first_stage_ranks", pa.list_(pa.int32()))
+FIRST_STAGE_SCORES = pa.field("first_stage_scores", pa.list_(pa.float32()))
+TEACHER_REASONING = pa.field("teacher_reasoning", pa.string())
 
 ROLLOUT_ID = pa.field("rollout_id", pa.string(), nullable=False)
 RANKING = pa.field("ranking", pa.list_(pa.string()))
 REWARD = pa.field("reward", pa.float64())
 PASSED = pa.field("passed", pa.bool_())
 POLICY_ID = pa.field("policy_id", pa.string())
+GENERATION = pa.field("generation", pa.string())  # an LLM's raw output, parsed when scored
 
 TRIALS = pa.field("trials", pa.int32(), nullable=False)
 SUCCESSES = pa.field("successes", pa.int32(), nullable=False)
@@ -38,6 +46,10 @@ BAND = pa.field("band", pa.string(), nullable=False)
 BAND_CONFIDENCE = pa.field("band_confidence", pa.float64(), nullable=False)
 DECIDED = pa.field("decided", pa.bool_(), nullable=False)
 RULE = pa.field("rule", pa.string(), nullable=False)
+# Rollouts from generations: how many were malformed (failed or repaired), and why, as a JSON
+# object {reason: count}; null where rollouts were not parsed from text.
+MALFORMED_ROLLOUTS = pa.field("malformed_rollouts", pa.int32())
+MALFORMED_REASONS = pa.field("malformed_reasons", pa.string())
 
 DIVERSITY_CLUSTER = pa.field("diversity_cluster", pa.int32(), nullable=False)
 SIGNATURE = pa.field("signature", pa.string(), nullable=False)
@@ -57,16 +69,19 @@ NULLABLE_QUERY_ID = pa.field("query_id", pa.string())
 
 # --- records --------------------------------------------------------------------------------
 QUERY_SCHEMA = pa.schema(
-    [QUERY_ID, DOC_IDS, FEATURES, LABELS, TEACHER_SCORES, TEACHER_ORDER, SOURCE, SPLIT]
+    [QUERY_ID, DOC_IDS, FEATURES, LABELS, TEACHER_SCORES, TEACHER_ORDER, SOURCE, SPLIT,
+     QUERY_TEXT, DOC_TEXTS, FIRST_STAGE_RANKS, FIRST_STAGE_SCORES, TEACHER_REASONING]
 )
 QUERY_REQUIRED = ("query_id", "doc_ids", "features")
 
-ROLLOUT_SCHEMA = pa.schema([QUERY_ID, ROLLOUT_ID, RANKING, REWARD, PASSED, POLICY_ID])
+ROLLOUT_SCHEMA = pa.schema([QUERY_ID, ROLLOUT_ID, RANKING, REWARD, PASSED, POLICY_ID,
+                            GENERATION])
 ROLLOUT_REQUIRED = ("query_id", "rollout_id")
 
 DIFFICULTY_FIELDS = [
     TRIALS, SUCCESSES, PASS_RATE, INTERVAL_LOW, INTERVAL_HIGH, PASS_AT_K, REWARD_MEAN,
-    REWARD_STD, ZERO_VARIANCE, BAND, BAND_CONFIDENCE, DECIDED, RULE,
+    REWARD_STD, ZERO_VARIANCE, BAND, BAND_CONFIDENCE, DECIDED, RULE, MALFORMED_ROLLOUTS,
+    MALFORMED_REASONS,
 ]
 DIFFICULTY_SCHEMA = pa.schema([QUERY_ID, POLICY_ID] + DIFFICULTY_FIELDS)
 

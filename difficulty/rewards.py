@@ -1,4 +1,15 @@
-"""Rewards that verify a ranking: `ndcg@K>=TAU`, `hit@1`, or `log` (the log's own reward).
+"""Rewards that verify a ranking: `ndcg@K>=TAU`, composites, `hit@1`, or `log` (the log's own).
+
+A composite is a weighted sum of terms with a pass threshold, e.g. ReasonRank's
+`ndcg@10+0.2*recall@10+0.1*rbo>=0.8`. Terms: `ndcg@K` (as below), `recall@K` (relevant documents,
+label > 0, in the top K over the query's relevant documents; 0 without any) and `rbo` or `rbo@D`
+(rank-biased overlap with the reference order, Webber, Moffat & Zobel 2010, the extrapolated
+RBO_ext of their eq. 32, persistence `p` = 0.9 unless `,p=P` is given, evaluated at depth D or the
+query's document count, whichever is smaller; 1 for the reference order itself). The reference
+order is the teacher's (`teacher_order`/`teacher_scores`) where the query has one, else the
+labels' ideal order (ties in input order). NDCG and recall are always against the labels (qrels).
+A composite passes when its value is at least TAU; when it has an NDCG or recall term a query
+without relevant documents never passes.
 
 NDCG follows trec_eval's ndcg_cut conventions: gain = the graded label (linear; `gain=exp` gives
 2^label - 1), discount 1/log2(rank + 1) for ranks 1..K, ideal DCG from the query's own labels sorted
@@ -15,20 +26,37 @@ from dataclasses import dataclass
 import numpy as np
 
 _NDCG = re.compile(r"^ndcg@(\d+)>=([0-9.]+)(?:,gain=(linear|exp))?$")
+_COMPOSITE = re.compile(r"^(?P<terms>[^>]+)>=(?P<tau>[0-9.]+)(?P<opts>(?:,[a-z]+=[a-z0-9.]+)*)$")
+_TERM = re.compile(r"^(?:(?P<w>[0-9.]+)\*)?(?P<metric>ndcg|recall|rbo)(?:@(?P<k>\d+))?$")
+METRICS = ("ndcg", "recall", "rbo")
 
 
 @dataclass(frozen=True)
 class RewardSpec:
-    """A parsed reward: `kind` in {ndcg, hit, log}, with NDCG's cutoff, threshold and gain."""
+    """A parsed reward: `kind` in {ndcg, composite, hit, log}.
+
+    Attributes:
+      k, tau, gain: NDCG's cutoff, the pass threshold and the gain (`linear` or `exp`).
+      terms: for `composite`, (weight, metric, cutoff or None) per term, metric in METRICS.
+      rbo_p: RBO's persistence.
+    """
 
     kind: str
     k: int = 10
     tau: float = 0.7
     gain: str = "linear"
     log_pass_threshold: float = 0.5
+    terms: tuple = ()
+    rbo_p: float = 0.9
 
     @property
     def name(self) -> str:
+        if self.kind == "composite":
+            parts = [("" if w == 1 else f"{w:g}*") + m + ("" if c is None else f"@{c}")
+                     for w, m, c in self.terms]
+            opts = (",gain=exp" if self.gain == "exp" else "") + (
+                f",p={self.rbo_p:g}" if self.rbo_p != 0.9 else "")
+            return "+".join(parts) + f">={self.tau:g}" + opts
         if self.kind == "ndcg":
             suffix = ",gain=exp" if self.gain == "exp" else ""
             return f"ndcg@{self.k}>={self.tau:g}{suffix}"
@@ -36,7 +64,10 @@ class RewardSpec:
 
 
 def parse_reward(spec: str) -> RewardSpec:
-    """Parses `ndcg@K>=TAU[,gain=linear|exp]`, `hit@1` or `log`.
+    """Parses `ndcg@K>=TAU[,gain=linear|exp]`, a composite, `hit@1` or `log`.
+
+    A composite is `TERM+TERM...>=TAU[,gain=exp][,p=P]`, TERM = `[W*]ndcg@K | [W*]recall@K |
+    [W*]rbo[@D]` (see the module docstring).
 
     Raises:
       ValueError: the spec is none of these.
@@ -52,7 +83,38 @@ def parse_reward(spec: str) -> RewardSpec:
         return RewardSpec("hit")
     if text == "log":
         return RewardSpec("log")
-    raise ValueError(f"unknown reward {spec!r} (expected ndcg@K>=TAU[,gain=exp], hit@1 or log)")
+    match = _COMPOSITE.match(text)
+    if match:
+        return _parse_composite(spec, match)
+    raise ValueError(f"unknown reward {spec!r} (expected ndcg@K>=TAU[,gain=exp], a composite "
+                     "like ndcg@10+0.2*recall@10+0.1*rbo>=0.8, hit@1 or log)")
+
+
+def _parse_composite(spec: str, match: re.Match) -> RewardSpec:
+    terms = []
+    for part in match.group("terms").split("+"):
+        term = _TERM.match(part)
+        if not term:
+            raise ValueError(f"reward {spec!r}: bad term {part!r} (expected [W*]ndcg@K, "
+                             "[W*]recall@K or [W*]rbo[@D])")
+        weight = float(term.group("w")) if term.group("w") else 1.0
+        metric, cut = term.group("metric"), term.group("k")
+        if metric != "rbo" and cut is None:
+            raise ValueError(f"reward {spec!r}: {metric} needs a cutoff ({metric}@K)")
+        if cut is not None and int(cut) < 1:
+            raise ValueError(f"reward {spec!r}: cutoffs must be at least 1")
+        terms.append((weight, metric, None if cut is None else int(cut)))
+    opts = dict(o.split("=", 1) for o in match.group("opts").split(",") if o)
+    unknown = set(opts) - {"gain", "p"}
+    if unknown or opts.get("gain", "linear") not in ("linear", "exp"):
+        raise ValueError(f"reward {spec!r}: options are gain=linear|exp and p=P")
+    p = float(opts.get("p", 0.9))
+    tau = float(match.group("tau"))
+    if not 0.0 < p < 1.0 or not 0.0 <= tau <= sum(w for w, _, _ in terms):
+        raise ValueError(f"reward {spec!r}: need 0 < p < 1 and 0 <= TAU <= the sum of weights")
+    ndcg_cuts = [c for _, m, c in terms if m == "ndcg"]
+    return RewardSpec("composite", k=ndcg_cuts[0] if ndcg_cuts else 10, tau=tau,
+                      gain=opts.get("gain", "linear"), terms=tuple(terms), rbo_p=p)
 
 
 def _gains(labels: np.ndarray, gain: str) -> np.ndarray:
@@ -109,14 +171,105 @@ def ndcg_passes(reward: np.ndarray, idcg: np.ndarray, tau: float) -> np.ndarray:
     return (reward >= tau - 1e-12) & (idcg > 0)
 
 
+def recall_of_rankings(rankings: np.ndarray, labels: np.ndarray, mask: np.ndarray, k: int,
+                       valid: np.ndarray | None = None) -> np.ndarray:
+    """[B, R] Recall@k: relevant documents (label > 0) in the top k over the query's relevant
+    documents; 0 for a query without relevant documents. Shapes as in `ndcg_of_rankings`."""
+    rel = (mask & (labels > 0)).astype(np.float64)
+    cut = min(k, rankings.shape[-1])
+    picked = np.take_along_axis(rel[:, None, :], rankings[..., :cut], axis=-1)
+    if valid is not None:
+        picked = np.where(valid[..., :cut], picked, 0.0)
+    total = rel.sum(-1)[:, None]
+    hits = picked.sum(-1)
+    return np.divide(hits, total, out=np.zeros_like(hits), where=total > 0)
+
+
+def reference_order(labels: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """[B, D] the labels' ideal order (document indices, best first; ties in input order,
+    padding last)."""
+    return np.argsort(-np.where(mask, labels, -np.inf), axis=-1, kind="stable")
+
+
+def rbo_of_rankings(rankings: np.ndarray, reference: np.ndarray, mask: np.ndarray,
+                    p: float = 0.9, depth: int | None = None,
+                    valid: np.ndarray | None = None) -> np.ndarray:
+    """[B, R] extrapolated rank-biased overlap RBO_ext (Webber et al. 2010, eq. 32) with a
+    reference order.
+
+    RBO_ext@k = X_k / k * p^k + (1 - p) / p * sum_{d=1..k} X_d / d * p^d, X_d = |A_d & B_d| the
+    overlap of the two top-d prefixes, k = min(depth, documents of the query). Identical orders
+    give 1, disjoint prefixes 0.
+
+    Args:
+      rankings: [B, R, D] document indices, best first.
+      reference: [B, D] the reference order (document indices, best first).
+      mask: [B, D] real documents.
+      p: persistence in (0, 1).
+      depth: evaluation depth (default: every document).
+      valid: optional [B, R, D], False for slots that name no document.
+    """
+    b, r, d = rankings.shape
+    width = mask.shape[1]
+    n = mask.sum(-1)
+    k = np.minimum(n, depth) if depth is not None else n  # [B]
+    big = width  # the position of a document a list does not hold
+    ref_pos = np.full((b, width), big, dtype=np.int64)
+    np.put_along_axis(ref_pos, reference, np.arange(width)[None, :].repeat(b, 0), axis=-1)
+    ref_pos = np.where(mask, ref_pos, big)
+    slots = np.broadcast_to(np.arange(d), rankings.shape)
+    if valid is not None:
+        slots = np.where(valid, slots, big)
+    rank_pos = np.full((b, r, width), big, dtype=np.int64)
+    np.put_along_axis(rank_pos, rankings, slots, axis=-1)
+    both = np.maximum(rank_pos, ref_pos[:, None, :])  # depth at which the doc is in both prefixes
+    both = np.where(mask[:, None, :], np.minimum(both, big), big)
+    flat = (np.arange(b * r)[:, None] * (big + 1) + both.reshape(b * r, width)).ravel()
+    x = np.bincount(flat, minlength=b * r * (big + 1)).reshape(b, r, big + 1)[..., :big]
+    x = np.cumsum(x, axis=-1).astype(np.float64)  # [B, R, width]: X_d for d = 1..width
+    depths = np.arange(1, big + 1, dtype=np.float64)
+    inside = depths[None, :] <= k[:, None]  # [B, width]
+    terms = np.where(inside[:, None, :], x / depths * p ** depths, 0.0).sum(-1)
+    kk = np.maximum(k, 1)
+    xk = np.take_along_axis(x, (kk - 1)[:, None, None].repeat(r, 1), axis=-1)[..., 0]
+    out = xk / kk[:, None] * p ** kk[:, None] + (1 - p) / p * terms
+    return np.where((k > 0)[:, None], out, 0.0)
+
+
+def composite_of_rankings(spec: RewardSpec, rankings: np.ndarray, labels: np.ndarray,
+                          mask: np.ndarray, valid: np.ndarray | None = None,
+                          reference: np.ndarray | None = None) -> np.ndarray:
+    """[B, R] the weighted sum of a composite reward's terms (see the module docstring)."""
+    total = np.zeros(rankings.shape[:2])
+    for weight, metric, cut in spec.terms:
+        if metric == "ndcg":
+            value = ndcg_of_rankings(rankings, labels, mask, cut, spec.gain, valid)
+        elif metric == "recall":
+            value = recall_of_rankings(rankings, labels, mask, cut, valid)
+        else:
+            ref = reference if reference is not None else reference_order(labels, mask)
+            value = rbo_of_rankings(rankings, ref, mask, spec.rbo_p, cut, valid)
+        total += weight * value
+    return total
+
+
 def evaluate(spec: RewardSpec, rankings: np.ndarray, labels: np.ndarray, mask: np.ndarray,
-             valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+             valid: np.ndarray | None = None, reference: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
     """(continuous reward [B, R], pass [B, R]) of rankings under `spec`.
 
     Args:
       valid: optional [B, R, D], False for slots that name no document (partial rankings from a
         log); such a slot gains nothing, and an empty top slot is not a hit.
+      reference: optional [B, D] reference order for `rbo` terms (the teacher's); default the
+        labels' ideal order.
     """
+    if spec.kind == "composite":
+        reward = composite_of_rankings(spec, rankings, labels, mask, valid, reference)
+        passed = reward >= spec.tau - 1e-12
+        if any(m != "rbo" for _, m, _ in spec.terms):
+            passed &= (mask & (labels > 0)).any(-1)[:, None]
+        return reward, passed
     if spec.kind == "ndcg":
         reward = ndcg_of_rankings(rankings, labels, mask, spec.k, spec.gain, valid)
         return reward, ndcg_passes(reward, ideal_dcg(labels, mask, spec.k, spec.gain)[:, None],
@@ -128,3 +281,37 @@ def evaluate(spec: RewardSpec, rankings: np.ndarray, labels: np.ndarray, mask: n
             passed &= valid[..., 0]
         return passed.astype(np.float64), passed
     raise ValueError("the `log` reward comes from a rollout log, not from sampled rankings")
+
+
+def trec_order(scores: dict) -> list:
+    """Document ids of one query's run in trec_eval's order: score descending, ties by document
+    id descending (trec_eval sorts by score, then docno, both decreasing)."""
+    return sorted(scores, key=lambda doc: (scores[doc], doc), reverse=True)
+
+
+def ndcg_of_run(run: dict, qrels: dict, k: int, gain: str = "linear") -> dict:
+    """trec_eval's `ndcg_cut_K` of a TREC run, per query, with this module's NDCG.
+
+    Each query's documents are the union of its ranked and its judged documents, so the ideal DCG
+    comes from every judged document (as trec_eval's), ranked or not; the ranking is the run in
+    `trec_order`. Queries without judgments are left out (as trec_eval does).
+
+    Args:
+      run: query id -> {document id: score}.
+      qrels: query id -> {document id: graded relevance}.
+      k: cutoff.
+      gain: `linear` (trec_eval's) or `exp`.
+
+    Returns:
+      query id -> NDCG@k.
+    """
+    out = {}
+    for qid in sorted(set(run) & set(qrels)):
+        ranked = trec_order(run[qid])
+        docs = ranked + sorted(set(qrels[qid]) - set(ranked))
+        labels = np.array([[float(qrels[qid].get(doc, 0)) for doc in docs]])
+        mask = np.ones_like(labels, dtype=bool)
+        ranking = np.arange(len(docs))[None, None, :]
+        valid = (np.arange(len(docs)) < len(ranked))[None, None, :]
+        out[qid] = float(ndcg_of_rankings(ranking, labels, mask, k, gain, valid)[0, 0])
+    return out

@@ -4,6 +4,8 @@ Plain numpy/torch on Arrow tables; the Beam pipeline calls these per batch.
 """
 from __future__ import annotations
 
+import json
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,9 +14,10 @@ import pyarrow as pa
 from data_contracts.arrays import pad_queries
 from data_contracts.schema import DIFFICULTY_FIELDS, SCORED_QUERY_SCHEMA
 from data_contracts.teacher import teacher_scores
+from difficulty.generations import parse_generation
 from difficulty.estimate import BAND_NAMES, BandConfig, Budget, band_of_rate, summarize
 from difficulty.policy import PolicyScorer
-from difficulty.rewards import RewardSpec, evaluate, ideal_dcg
+from difficulty.rewards import RewardSpec, evaluate, ideal_dcg, reference_order
 from difficulty.sampler import gumbel_noise, sample_rankings
 
 
@@ -29,6 +32,9 @@ class ScoringConfig:
       temperature: Plackett-Luce temperature of the sampled rankings.
       seed: seeds every query's stream with (seed, query id, round).
       teacher_mode: where the `teacher` policy's scores come from.
+      rollout_format: how a log's `generation` text is parsed: `permutation` or `answer`
+        (difficulty/generations.py).
+      malformed: a malformed generation is a failed rollout (`fail`) or repaired (`repair`).
     """
 
     reward: RewardSpec
@@ -37,6 +43,8 @@ class ScoringConfig:
     temperature: float = 1.0
     seed: int = 0
     teacher_mode: str = "auto"
+    rollout_format: str = "permutation"
+    malformed: str = "fail"
 
 
 def deterministic_outcome(labels: np.ndarray, mask: np.ndarray, n_docs: np.ndarray,
@@ -78,9 +86,34 @@ def difficulty_table(queries: pa.Table, policy_id: str, tallies: dict, rules: li
                                    columns["rule"])
     arrays = {name: queries.column(name) for name in queries.column_names}
     arrays["policy_id"] = pa.array([policy_id] * queries.num_rows, pa.string())
+    for name in ("malformed_rollouts", "malformed_reasons"):  # only for parsed generations
+        if tallies.get(name) is not None:
+            columns[name] = tallies[name]
     for fld in DIFFICULTY_FIELDS:
-        arrays[fld.name] = pa.array(columns[fld.name], type=fld.type)
+        arrays[fld.name] = (pa.array(columns[fld.name], type=fld.type) if fld.name in columns
+                            else pa.nulls(queries.num_rows, fld.type))
     return pa.table(arrays, schema=SCORED_QUERY_SCHEMA)
+
+
+def rbo_reference(queries: pa.Table, mask: np.ndarray, spec: RewardSpec) -> np.ndarray | None:
+    """[B, D] the reference order of a reward's RBO term: the teacher's order where a query has
+    a teacher column, else the labels' ideal order; None when the reward has no RBO term."""
+    if not any(m == "rbo" for _, m, _ in spec.terms):
+        return None
+    scores, has = teacher_scores(queries, "column")
+    labels = pad_queries(queries).labels
+    basis = np.where(has[:, None], scores, labels)
+    return reference_order(basis, mask)
+
+
+def _parse_row(row: dict, n_docs: int, cfg: ScoringConfig, tally: Counter) -> dict:
+    """A rollout whose `generation` is parsed: its ranking (doc ids), or a failed rollout."""
+    if row.get("ranking") is not None or row.get("generation") is None:
+        return row
+    parsed = parse_generation(row["generation"], n_docs, cfg.rollout_format, cfg.malformed)
+    if parsed.reason is not None:
+        tally[parsed.reason] += 1
+    return {**row, "_indices": parsed.ranking, "_failed": parsed.ranking is None}
 
 
 def score_with_policy(queries: pa.Table, scorer: PolicyScorer, cfg: ScoringConfig
@@ -105,6 +138,7 @@ def score_with_policy(queries: pa.Table, scorer: PolicyScorer, cfg: ScoringConfi
     tallies = {name: np.zeros(n) for name in ("successes", "trials", "reward_sum",
                                               "reward_sq_sum")}
     overrides = deterministic_outcome(batch.labels, batch.mask, batch.n_docs, cfg.reward)
+    reference = rbo_reference(queries, batch.mask, cfg.reward)
     open_rows = np.arange(n)
     budget = cfg.budget
     spent = 0
@@ -117,7 +151,8 @@ def score_with_policy(queries: pa.Table, scorer: PolicyScorer, cfg: ScoringConfi
         rankings = sample_rankings(scores[open_rows], batch.mask[open_rows], noise,
                                    cfg.temperature)
         reward, passed = evaluate(cfg.reward, rankings, batch.labels[open_rows],
-                                  batch.mask[open_rows])
+                                  batch.mask[open_rows], reference=None if reference is None
+                                  else reference[open_rows])
         spent += reward.size
         tallies["successes"][open_rows] += passed.sum(-1)
         tallies["trials"][open_rows] += k_round
@@ -144,6 +179,11 @@ def score_from_log(queries: pa.Table, rollouts: list[list[dict]], policy_id: str
     A rollout with a ranking is verified with `cfg.reward` (unless the reward is `log` and the log
     gives a reward or pass flag); otherwise the log's `passed` (or `reward >= log_pass_threshold`)
     and `reward` are used as they are. A query with no rollouts has 0 trials and an undecided band.
+
+    A rollout with a `generation` (an LLM's raw text) and no ranking is parsed with
+    `cfg.rollout_format` against the query's `doc_ids` order (the prompt's): a malformed output
+    is a failed rollout (reward 0, not passed) under `cfg.malformed == "fail"`, or repaired; its
+    reason is counted in the `malformed_rollouts` / `malformed_reasons` columns.
     """
     batch = pad_queries(queries)
     n = queries.num_rows
@@ -151,20 +191,33 @@ def score_from_log(queries: pa.Table, rollouts: list[list[dict]], policy_id: str
                                               "reward_sq_sum")}
     spec = cfg.reward
     doc_index = [{d: j for j, d in enumerate(ids)} for ids in queries.column("doc_ids").to_pylist()]
+    reference = rbo_reference(queries, batch.mask, spec)
+    parsed_any = any(r.get("generation") is not None and r.get("ranking") is None
+                     for rows in rollouts for r in rows)
+    malformed, reasons = np.zeros(n, dtype=np.int64), [None] * n
     for i, rows in enumerate(rollouts):
+        tally: Counter = Counter()
+        rows = [_parse_row(row, len(doc_index[i]), cfg, tally) for row in rows]
+        malformed[i] = sum(tally.values())
+        reasons[i] = json.dumps(dict(sorted(tally.items())))
         for row in rows:
             given = row.get("reward") is not None or row.get("passed") is not None
-            if row.get("ranking") is not None and not (spec.kind == "log" and given):
+            if row.get("_failed"):  # a malformed generation: the policy failed this rollout
+                reward, passed = 0.0, False
+            elif (row.get("ranking") is not None or "_indices" in row) and not (
+                    spec.kind == "log" and given):
                 if spec.kind == "log":
                     raise ValueError("reward `log` needs a reward or passed value in the log")
-                idx = [doc_index[i][d] for d in row["ranking"]]
+                idx = (row["_indices"] if "_indices" in row
+                       else [doc_index[i][d] for d in row["ranking"]])
                 width = batch.mask.shape[1]
                 ranking = np.zeros((1, 1, width), dtype=np.int64)
                 valid = np.zeros((1, 1, width), dtype=bool)
                 ranking[0, 0, :len(idx)] = idx
                 valid[0, 0, :len(idx)] = True
                 rewards, passes = evaluate(spec, ranking, batch.labels[i:i + 1],
-                                           batch.mask[i:i + 1], valid)
+                                           batch.mask[i:i + 1], valid,
+                                           None if reference is None else reference[i:i + 1])
                 reward, passed = float(rewards[0, 0]), bool(passes[0, 0])
             else:
                 reward = row["reward"] if row.get("reward") is not None else float(row["passed"])
@@ -175,4 +228,8 @@ def score_from_log(queries: pa.Table, rollouts: list[list[dict]], policy_id: str
             tallies["reward_sum"][i] += float(reward)
             tallies["reward_sq_sum"][i] += float(reward) ** 2
     rule = cfg.bands.rule() + ", outside rollouts"
+    if parsed_any:
+        tallies["malformed_rollouts"] = malformed
+        tallies["malformed_reasons"] = reasons
+        rule += f", generations parsed as {cfg.rollout_format} (malformed: {cfg.malformed})"
     return difficulty_table(queries, policy_id, tallies, [rule] * n, cfg.bands)

@@ -43,6 +43,7 @@ from curricula.diversity import DiversityConfig
 from curricula.ordering import STRATEGIES, OrderConfig
 from curricula.routing import RoutingConfig
 from difficulty.estimate import BandConfig
+from difficulty.generations import malformed_stats
 from difficulty.rewards import parse_reward
 from pipelines import transforms as T
 from pipelines.config import DEFAULT_OUT, CurriculumConfig
@@ -75,8 +76,11 @@ def _quarantine_stats(table: pa.Table) -> dict:
 
 
 def _scored_stats(table: pa.Table) -> dict:
+    """Scored and band counts, plus malformed LLM generations (failed or repaired) by reason."""
+    malformed = malformed_stats(table)
     return {"counts": Counter({"scored": table.num_rows,
-                               **Counter(table.column("band").to_pylist())})}
+                               **Counter(table.column("band").to_pylist())})
+            + malformed["counts"], "malformed_reasons": malformed["malformed_reasons"]}
 
 
 def _dropped_stats(table: pa.Table) -> dict:
@@ -207,6 +211,9 @@ def is_dry_run(options: PipelineOptions) -> bool:
 
 def _input_fingerprints(config: CurriculumConfig) -> list[dict]:
     if not config.inputs:
+        if config.synthetic_kind == "text":  # not the feature generator's: a trainer must not
+            return [{"path": "embedded:synthetic-text", "format": "synthetic-text",  # regenerate
+                     "sha256": config_hash(config.synthetic_text().__dict__)}]      # it as one
         return [{"path": "embedded:synthetic", "format": "synthetic",
                  "sha256": config_hash(config.synthetic.__dict__)}]
     out = []
@@ -222,6 +229,10 @@ def _input_fingerprints(config: CurriculumConfig) -> list[dict]:
         out.append({"path": fs.abspath(path), "format": fmt,
                     "sha256": config_hash({"files": digests}) if len(digests) > 1
                     else digests[0][1]})
+    for kind in ("candidates", "qrels", "teacher_run"):  # text inputs' side files
+        side = getattr(config, kind)
+        if side and fs.isfile(side):
+            out.append({"path": fs.abspath(side), "format": kind, "sha256": fs.sha256(side)})
     if config.rollouts:
         out.append({"path": fs.abspath(config.rollouts), "format": "rollouts",
                     "sha256": fs.sha256(config.rollouts)})
@@ -336,6 +347,7 @@ def make_manifest(config: CurriculumConfig, summary: dict) -> dict:
         "counts": counts,
         "quarantine_reasons": {k: int(v) for k, v in stats.get("quarantine_reasons", {}).items()},
         "drop_reasons": {k: int(v) for k, v in stats.get("drop_reasons", {}).items()},
+        "malformed_reasons": {k: int(v) for k, v in stats.get("malformed_reasons", {}).items()},
         "files": files, "curriculum": curriculum,
         "feature_space": summary.get("feature_space") or feature_space(stats),
         "diversity": _diversity_summary(summary["diversity_before"], stats, config),
@@ -574,6 +586,27 @@ def make_parser() -> argparse.ArgumentParser:
                     help="Parquet shards per output (per stage for RL)")
     io.add_argument("--synthetic-queries", type=int, default=d.synthetic.n_queries,
                     help="queries of the embedded default input")
+    io.add_argument("--synthetic", default=d.synthetic_kind, choices=("features", "text"),
+                    help="the embedded default input: feature vectors or a text reranking set "
+                         "(queries, passages, qrels, first-stage and teacher runs)")
+    tx = parser.add_argument_group("text rerankers")
+    tx.add_argument("--candidates", default=None, metavar="RUN",
+                    help="TREC run: each query's candidates, in order (beir, msmarco layouts)")
+    tx.add_argument("--candidate-depth", type=int, default=None, metavar="N",
+                    help="keep each query's first N candidates (default: all the run lists)")
+    tx.add_argument("--qrels", default=None, metavar="FILE",
+                    help="TREC qrels where the input's layout does not hold them")
+    tx.add_argument("--teacher-run", default=None, metavar="RUN",
+                    help="TREC run: the teacher's demonstration order (any input format; "
+                         "joined by query and document id)")
+    tx.add_argument("--rollout-format", default=d.rollout_format,
+                    choices=("permutation", "answer"),
+                    help="how --rollouts `generation` text is parsed: [3] > [1] > [2] "
+                         "(RankGPT, ReasonRank) or <answer>[k]</answer> (Rank-R1)")
+    tx.add_argument("--malformed", default=d.malformed, choices=("fail", "repair"),
+                    help="a malformed generation is a failed rollout (default) or repaired "
+                         "(drop repeats and unknown ids, append the missing in prompt order); "
+                         "counted either way")
     sc = parser.add_argument_group("difficulty")
     sc.add_argument("--policy", default=d.policy, metavar="base|teacher|CHECKPOINT",
                     help="policy whose rollouts are scored (default: base, the untrained model)")
@@ -632,7 +665,8 @@ def config_from_args(args: argparse.Namespace) -> CurriculumConfig:
         raise ValueError("--max-feature-id must be at least 1")
     column_map = dict(item.split("=", 1) for item in args.column_map.split(",") if "=" in item)
     for name, value, low in (("--k", args.k, 1), ("--stages", args.stages, 1),
-                             ("--shards", args.shards, 1), ("--batch-size", args.batch_size, 1)):
+                             ("--shards", args.shards, 1), ("--batch-size", args.batch_size, 1),
+                             ("--candidate-depth", args.candidate_depth or 1, 1)):
         if value < low:
             raise ValueError(f"{name} must be at least {low}")
     return CurriculumConfig(
@@ -654,6 +688,10 @@ def config_from_args(args: argparse.Namespace) -> CurriculumConfig:
         synthetic=replace(SyntheticConfig(), n_queries=args.synthetic_queries),
         zero_based=args.zero_based, group_rows=args.group_rows,
         max_feature_id=args.max_feature_id, max_quarantine=args.max_quarantine,
+        synthetic_kind=args.synthetic, candidates=args.candidates, qrels=args.qrels,
+        teacher_run=args.teacher_run, candidate_depth=args.candidate_depth,
+        rollout_format=args.rollout_format,
+        malformed=args.malformed,
     )
 
 

@@ -6,7 +6,9 @@ from dataclasses import asdict, dataclass, field
 from curricula.diversity import DiversityConfig
 from curricula.ordering import OrderConfig
 from curricula.routing import RoutingConfig
+from data_contracts.readers.text import TextOptions
 from data_contracts.synthetic import SyntheticConfig
+from data_contracts.synthetic_text import SyntheticTextConfig
 from data_contracts.synthetic import config_from_dict as synthetic_from_dict
 from difficulty.estimate import BandConfig, Budget
 from difficulty.policy import PolicySpec
@@ -42,6 +44,14 @@ class CurriculumConfig:
       group_rows: group a query's rows that are not adjacent, in memory per file.
       max_feature_id: a larger SVMlight feature id quarantines its query.
       max_quarantine: a run that quarantines more than this share of what it read fails.
+      synthetic_kind: the embedded default: `features` (data_contracts/synthetic.py) or `text`
+        (data_contracts/synthetic_text.py, `synthetic.n_queries` queries, `synthetic.seed`).
+      candidates: for text inputs, a TREC run naming each query's candidates, in order.
+      qrels: TREC qrels where the input's layout does not hold them.
+      teacher_run: a TREC run giving the teacher's demonstration order (any input format).
+      candidate_depth: keep each query's first N candidates of a text input (None: all).
+      rollout_format: how a rollout log's `generation` text is parsed: permutation|answer.
+      malformed: a malformed generation is a failed rollout (`fail`) or repaired (`repair`).
     """
 
     inputs: list = field(default_factory=list)
@@ -71,6 +81,22 @@ class CurriculumConfig:
     group_rows: bool = False
     max_feature_id: int = 100_000  # data_contracts.readers.space.DEFAULT_MAX_FEATURE_ID
     max_quarantine: float = 0.5  # data_contracts.usable.DEFAULT_MAX_QUARANTINE
+    synthetic_kind: str = "features"
+    candidates: str | None = None
+    qrels: str | None = None
+    teacher_run: str | None = None
+    candidate_depth: int | None = None
+    rollout_format: str = "permutation"
+    malformed: str = "fail"
+
+    def text_options(self) -> TextOptions:
+        """The side files of text inputs (and the teacher run of any input)."""
+        return TextOptions(candidates=self.candidates, qrels=self.qrels,
+                           teacher_run=self.teacher_run, depth=self.candidate_depth)
+
+    def synthetic_text(self) -> SyntheticTextConfig:
+        """The embedded text default's knobs (`--synthetic text`)."""
+        return SyntheticTextConfig(n_queries=self.synthetic.n_queries, seed=self.synthetic.seed)
 
     def policy_spec(self) -> PolicySpec:
         return PolicySpec(name=self.policy, seed=self.seed, teacher_mode=self.teacher)
@@ -80,7 +106,8 @@ class CurriculumConfig:
                              budget=Budget(k=self.k, k_max=max(self.k_max, self.k),
                                            adaptive=self.adaptive),
                              bands=self.bands, temperature=self.temperature, seed=self.seed,
-                             teacher_mode=self.teacher)
+                             teacher_mode=self.teacher, rollout_format=self.rollout_format,
+                             malformed=self.malformed)
 
     def to_dict(self) -> dict:
         """The config as JSON-able values; `out` is left out so moving a run keeps its hash."""

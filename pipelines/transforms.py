@@ -53,6 +53,7 @@ from data_contracts.schema import (DIFFICULTY_FIELDS, DIFFICULTY_SCHEMA, DROPPED
 from data_contracts.synthetic import _query as synthetic_query
 from data_contracts.readers.base import rows_to_batch
 from data_contracts.teacher import teacher_orders, teacher_scores
+from data_contracts.synthetic_text import generate_text
 from data_contracts.validate import ValidationState, validate_queries, validate_rollouts
 from difficulty.policy import PolicyScorer
 from difficulty.rewards import parse_reward
@@ -183,6 +184,8 @@ def plan_splits(config: CurriculumConfig) -> list[Split]:
     synthetic input by ranges of `SPLIT_ROWS` queries; other inputs are one split per file until
     the readers read byte ranges (SVMlight) and row groups (Parquet).
     """
+    if not config.inputs and config.synthetic_kind == "text":  # built whole: one split
+        return [Split(-1, "embedded:synthetic-text", "synthetic-text", 0, "synthetic-text")]
     if not config.inputs:
         n, step = config.synthetic.n_queries, SPLIT_ROWS
         return [Split(-1, "embedded:synthetic", "synthetic", 0, "synthetic", a,
@@ -329,8 +332,11 @@ def read_split(split: Split, config: CurriculumConfig, space=None) -> Iterator:
                     for i in range(a, min(split.end, a + config.batch_size))]
             yield rows_to_batch(rows, [], step="read")
         return
+    if split.fmt == "synthetic-text":
+        yield from generate_text(config.synthetic_text(), config.batch_size)
+        return
     kwargs = dict(batch_size=config.batch_size, column_map=config.column_map,
-                  split=config.split, source=split.source)
+                  split=config.split, source=split.source, text=config.text_options())
     if split.row_groups is not None:
         kwargs["row_groups"] = list(split.row_groups)
     if split.byte_range:

@@ -23,7 +23,10 @@ from data_contracts.readers.space import (DEFAULT_MAX_FEATURE_ID, FeatureSpace, 
 from data_contracts.readers.svmlight import GROUP_SUFFIXES, group_file, read_svmlight
 from data_contracts.readers.tabular import TABLE_FORMATS, read_table_queries
 
-FORMATS = ("auto",) + READABLE
+from data_contracts.readers.text import (TEXT_FORMATS, TextOptions, apply_teacher_run,
+                                         is_text_column_map, read_hf_text, read_text_queries)
+
+FORMATS = ("auto",) + READABLE + TEXT_FORMATS
 
 
 def _resolve_format(path: str, fmt: str) -> str:
@@ -55,7 +58,8 @@ def read_queries(path: str, fmt: str = "auto", *, batch_size: int = 256,
                  space: FeatureSpace | None = None, byte_range: tuple[int, int] | None = None,
                  row_groups: list[int] | None = None, group_rows: bool = False,
                  max_feature_id: int = DEFAULT_MAX_FEATURE_ID,
-                 id_prefix: str | None = None) -> Iterator[QueryBatch]:
+                 id_prefix: str | None = None, text: TextOptions | None = None
+                 ) -> Iterator[QueryBatch]:
     """Streams any supported input as canonical (not yet validated) query batches.
 
     Args:
@@ -77,6 +81,8 @@ def read_queries(path: str, fmt: str = "auto", *, batch_size: int = 256,
         (`feature_id_out_of_range`).
       id_prefix: the FILE of made-up `FILE:N` query ids of a group-file layout (default: the
         file's name; `plan_inputs` lengthens it when two inputs share a name).
+      text: candidates, qrels and teacher run of text inputs (readers/text.py); its
+        `teacher_run` also sets the demonstration order of feature inputs.
 
     Raises:
       InputError: the input is unusable as a whole: missing, unknown or known-but-not-queries
@@ -89,6 +95,18 @@ def read_queries(path: str, fmt: str = "auto", *, batch_size: int = 256,
     if fmt in LOOKS_LIKE:
         raise InputError(path, f"looks like {LOOKS_LIKE[fmt]}; it holds no queries with "
                                f"features to read")
+    if fmt in TEXT_FORMATS:
+        return read_text_queries(path, fmt, text, batch_size=batch_size, source=source,
+                                 split=split)
+    if fmt == "hf" and is_text_column_map(column_map):
+        return read_hf_text(path, column_map=column_map, options=text, batch_size=batch_size,
+                            source=source, split=split)
+    if text is not None and text.teacher_run:  # a feature input with a teacher run
+        return apply_teacher_run(read_queries(
+            path, fmt, batch_size=batch_size, column_map=column_map, source=source, split=split,
+            num_features=num_features, space=space, byte_range=byte_range,
+            row_groups=row_groups, group_rows=group_rows, max_feature_id=max_feature_id,
+            id_prefix=id_prefix), text.teacher_run)
     if fmt in ("svmlight", "lightgbm", "xgboost"):
         return read_svmlight(path, batch_size=batch_size, query_file=_query_file(path, fmt),
                              num_features=num_features, source=source, split=split, space=space,
@@ -221,5 +239,5 @@ def _has_qid(path: str) -> bool:
 
 
 __all__ = ["FORMATS", "GROUP_SUFFIXES", "LOOKS_LIKE", "FeatureSpace", "InputPlan", "QueryBatch",
-           "SpaceStats", "dataset_space", "detect_format", "looks_like", "plan_inputs",
+           "SpaceStats", "TextOptions", "dataset_space", "detect_format", "looks_like", "plan_inputs",
            "plan_splits", "read_queries", "read_rollouts", "resolve_space", "scan_space"]

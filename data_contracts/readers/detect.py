@@ -122,6 +122,8 @@ def detect_format(path: str) -> str:
     if fs.isdir(path):
         files = fs.list_files(path)
         names = {fs.basename(f) for f in files}
+        if "queries.jsonl" in names and names & {"corpus.jsonl", "corpus.jsonl.gz"}:
+            return "beir"  # read by readers/text.py
         if names & set(HF_MARKERS):
             return "hf"
         if any(f.lower().endswith(".parquet") for f in files):

@@ -13,7 +13,7 @@ from data_contracts.readers.tabular import read_jsonl_rows, read_parquet_rows
 from data_contracts.reasons import Reason
 from data_contracts.schema import QUARANTINE_SCHEMA, ROLLOUT_REQUIRED, ROLLOUT_SCHEMA
 
-OUTCOME_COLUMNS = ("ranking", "reward", "passed")
+OUTCOME_COLUMNS = ("ranking", "reward", "passed", "generation")
 
 
 def read_rollouts(path: str, *, batch_size: int = 4096, fmt: str = "auto"
@@ -21,7 +21,7 @@ def read_rollouts(path: str, *, batch_size: int = 4096, fmt: str = "auto"
     """Streams a rollout log as (rollouts in ROLLOUT_SCHEMA, quarantine) batches.
 
     A rollout needs `query_id`, `rollout_id` and at least one of `ranking` (document ids, best
-    first), `reward` or `passed`; a row with all of them null is quarantined, and a log in which
+    first), `reward`, `passed` or `generation` (an LLM's raw text, parsed when scored); a row with all of them null is quarantined, and a log in which
     no row has any of them is unusable (InputError, raised once the whole log has been read).
     """
     if fmt not in ("auto", "parquet", "jsonl"):
@@ -38,9 +38,11 @@ def read_rollouts(path: str, *, batch_size: int = 4096, fmt: str = "auto"
             saw_rows = True
             saw_outcome = saw_outcome or any(
                 table.column(c).null_count < table.num_rows for c in OUTCOME_COLUMNS)
-        has = pc.or_(pc.or_(pc.is_valid(table.column("ranking")),
-                            pc.is_valid(table.column("reward"))),
-                     pc.is_valid(table.column("passed"))) if table.num_rows else pa.array([], pa.bool_())
+        has = pa.array([], pa.bool_())
+        if table.num_rows:  # any outcome column given (a `generation` is parsed when scored)
+            has = pc.is_valid(table.column(OUTCOME_COLUMNS[0]))
+            for name in OUTCOME_COLUMNS[1:]:
+                has = pc.or_(has, pc.is_valid(table.column(name)))
         missing = [i for i, ok in enumerate(has.to_pylist()) if not ok]
         rows = [quarantine_row(Reason.ROLLOUT_WITHOUT_OUTCOME, step="read", location=locations[i],
                                query_id=table.column("query_id")[i].as_py(),

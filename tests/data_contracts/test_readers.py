@@ -171,7 +171,8 @@ def test_rollout_logs(tmp_path, fmt):
     assert ok.num_rows + bad.num_rows == len(ROLLOUT_ROWS)
     assert ok.to_pylist() == [
         {"query_id": r["query_id"], "rollout_id": r["rollout_id"], "ranking": r.get("ranking"),
-         "reward": r.get("reward"), "passed": r.get("passed"), "policy_id": r.get("policy_id")}
+         "reward": r.get("reward"), "passed": r.get("passed"), "policy_id": r.get("policy_id"),
+         "generation": r.get("generation")}
         for r in ROLLOUT_ROWS[:3]]
     assert bad.column("reason").to_pylist() == [Reason.ROLLOUT_WITHOUT_OUTCOME]
     assert bad.column("query_id").to_pylist() == ["b"]

@@ -1,0 +1,167 @@
+"""Parses an LLM reranker's raw generation into a ranking of its prompt's candidates.
+
+Two named formats (`--rollout-format`):
+
+- `permutation` (RankGPT, RankZephyr, ReasonRank): a listwise permutation `[3] > [1] > [2]`,
+  where `[k]` is the k-th candidate (1-based) in the order the prompt listed them, i.e. the
+  candidate run's order (the query's `doc_ids`). When the text holds an `<answer>...</answer>`
+  block (ReasonRank writes one after its `<think>...</think>` block) only the last answer block is
+  read; otherwise, when it holds a closed `<think>` block, only the text after `</think>`; an
+  unclosed `<think>` with no answer is no ranking. Every `[k]` in that region is read in order;
+  text around and between them (`Ranking:`, `>`, commas, a closing remark) is ignored.
+- `answer` (Rank-R1, setwise): `<answer>[k]</answer>`, the one candidate the model chose (the
+  brackets are optional: `<answer>3</answer>`; the same id twice still names one candidate). The
+  ranking is that candidate alone, a partial ranking of length 1; its repair keeps the first id in
+  range.
+
+A malformed output has a reason (the first that applies, in this order):
+
+- `no_ranking`: no `[k]` at all (or no `<answer>` block for `answer`);
+- `id_out_of_range`: some k is below 1 or above the number of candidates;
+- `repeated_id`: some k appears twice;
+- `missing_id`: a permutation that does not name every candidate;
+- `multiple_answers`: an `answer` block naming more than one distinct candidate.
+
+`--malformed fail` (the default) makes a malformed output a failed rollout (reward 0, not
+passed): it is the policy's failure and belongs in its pass rate. `--malformed repair` applies the
+usual repair of listwise rerankers (as in RankGPT's and rank_llm's post-processing): drop ids out
+of range and repeats (the first occurrence is kept), then append the candidates not named, in
+prompt order; an output with no ranking at all cannot be repaired and fails. Either way the reason
+is counted.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+ROLLOUT_FORMATS = ("permutation", "answer")
+MALFORMED_MODES = ("fail", "repair")
+MALFORMED_REASONS = ("no_ranking", "id_out_of_range", "repeated_id", "missing_id",
+                     "multiple_answers")
+
+_ID = re.compile(r"\[\s*(-?\d+)\s*\]")
+_BARE = re.compile(r"-?\d+")
+_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
+_THINK_END = re.compile(r"</think>", re.IGNORECASE)
+_THINK_START = re.compile(r"<think>", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ParsedGeneration:
+    """A generation's ranking and what was wrong with it.
+
+    Attributes:
+      ranking: candidate indices (0-based, into the prompt's order), best first; None when the
+        output is a failed rollout (malformed under `fail`, or not repairable).
+      reason: the malformation (one of MALFORMED_REASONS), None for a well-formed output.
+      repaired: True when `ranking` was made by repairing a malformed output.
+    """
+
+    ranking: list[int] | None
+    reason: str | None = None
+    repaired: bool = False
+
+
+def _answer_region(text: str) -> str | None:
+    answers = _ANSWER.findall(text)
+    if answers:
+        return answers[-1]
+    ends = list(_THINK_END.finditer(text))
+    if ends:
+        return text[ends[-1].end():]
+    if _THINK_START.search(text):
+        return None  # still thinking: no answer was given
+    return text
+
+
+def _check(ids: list[int], n: int, complete: bool) -> str | None:
+    if not ids:
+        return "no_ranking"
+    if any(k < 1 or k > n for k in ids):
+        return "id_out_of_range"
+    if len(set(ids)) != len(ids):
+        return "repeated_id"
+    if complete and len(ids) != n:
+        return "missing_id"
+    return None
+
+
+def repair(ids: list[int], n: int) -> list[int]:
+    """The repaired permutation (0-based) of 1-based ids over `n` candidates.
+
+    Drops ids out of 1..n and repeats (keeping the first occurrence), then appends the candidates
+    not named, in prompt order.
+    """
+    seen: list[int] = []
+    taken = set()
+    for k in ids:
+        if 1 <= k <= n and k not in taken:
+            taken.add(k)
+            seen.append(k - 1)
+    return seen + [j for j in range(n) if j + 1 not in taken]
+
+
+def parse_generation(text: str | None, n_candidates: int, fmt: str = "permutation",
+                     malformed: str = "fail") -> ParsedGeneration:
+    """Parses one generation against a prompt of `n_candidates` numbered candidates.
+
+    Args:
+      text: the raw generated text (None counts as no ranking).
+      n_candidates: how many candidates the prompt listed ([1]..[n]).
+      fmt: `permutation` or `answer` (see the module docstring).
+      malformed: `fail` or `repair`.
+
+    Returns:
+      A ParsedGeneration (ranking 0-based, or None for a failed rollout).
+
+    Raises:
+      ValueError: unknown `fmt` or `malformed`.
+    """
+    if fmt not in ROLLOUT_FORMATS:
+        raise ValueError(f"unknown rollout format {fmt!r} (expected one of {ROLLOUT_FORMATS})")
+    if malformed not in MALFORMED_MODES:
+        raise ValueError(f"unknown malformed mode {malformed!r} (expected one of "
+                         f"{MALFORMED_MODES})")
+    if fmt == "answer":
+        answers = _ANSWER.findall(text or "")
+        if not answers:
+            return ParsedGeneration(None, "no_ranking")
+        region = answers[-1]
+        ids = [int(m) for m in _ID.findall(region)] or [int(m) for m in _BARE.findall(region)]
+        distinct = list(dict.fromkeys(ids))  # `[2] ... [2]` still names one candidate
+        reason = _check(distinct, n_candidates, complete=False)
+        if reason is None and len(distinct) > 1:
+            reason = "multiple_answers"
+        if reason is None:
+            return ParsedGeneration([distinct[0] - 1])
+        valid = [k for k in distinct if 1 <= k <= n_candidates]
+        if malformed == "repair" and valid:
+            return ParsedGeneration([valid[0] - 1], reason, repaired=True)
+        return ParsedGeneration(None, reason)
+    region = _answer_region(text or "")
+    ids = [int(m) for m in _ID.findall(region)] if region is not None else []
+    reason = _check(ids, n_candidates, complete=True)
+    if reason is None:
+        return ParsedGeneration([k - 1 for k in ids])
+    if malformed == "repair" and reason != "no_ranking":
+        return ParsedGeneration(repair(ids, n_candidates), reason, repaired=True)
+    return ParsedGeneration(None, reason)
+
+
+def malformed_stats(scored) -> dict:
+    """Run statistics of parsed generations from scored rows (SCORED_QUERY_SCHEMA or
+    DIFFICULTY_SCHEMA): `{"counts": {"rollouts_malformed": N}, "malformed_reasons": {reason: n}}`,
+    summed over the rows whose `malformed_rollouts` is not null (Counters, so the pipeline's
+    statistics combiner can add them across batches)."""
+    import json
+    from collections import Counter
+
+    if "malformed_rollouts" not in scored.column_names:
+        return {"counts": Counter(), "malformed_reasons": Counter()}
+    counts = [n for n in scored.column("malformed_rollouts").to_pylist() if n is not None]
+    reasons: Counter = Counter()
+    for text in scored.column("malformed_reasons").to_pylist():
+        if text:
+            reasons.update(json.loads(text))
+    return {"counts": Counter({"rollouts_malformed": sum(counts)} if counts else {}),
+            "malformed_reasons": reasons}
