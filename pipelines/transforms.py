@@ -885,7 +885,8 @@ class SelectDemonstrationsFn(beam.DoFn):
 
 
 def _stage_stats(table: pa.Table, config: CurriculumConfig) -> dict:
-    keys = ordering.order_keys(table.column("pass_rate").to_numpy(), config.order)
+    keys = ordering.order_keys(table.column("pass_rate").to_numpy(), config.order,
+                               table.column("query_id").to_pylist(), config.seed)
     return {"keys": ordering.key_histogram(keys)}
 
 
@@ -901,7 +902,8 @@ class AssignStagesFn(beam.DoFn):
 
     def process(self, table: pa.Table, stats: dict) -> Iterator:
         order = self.config.order
-        keys = ordering.order_keys(table.column("pass_rate").to_numpy(), order)
+        keys = ordering.order_keys(table.column("pass_rate").to_numpy(), order,
+                                   table.column("query_id").to_pylist(), self.config.seed)
         histogram = Counter({float(k): v for k, v in stats["keys"].items()})
         stages = ordering.assign_stages(keys, ordering.stage_table(histogram, order.stages))
         qids = table.column("query_id").to_pylist()

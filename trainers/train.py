@@ -65,11 +65,13 @@ from data_contracts.manifest import files_of, load_manifest
 from data_contracts.readers import read_queries
 from data_contracts.synthetic import config_from_dict as synthetic_config
 from data_contracts.synthetic import generate_table
+from data_contracts.synthetic_text import SyntheticTextConfig, generate_text_table
 from data_contracts.teacher import teacher_scores
 from data_contracts.validate import ValidationState, validate_queries
 from difficulty.policy import (RerankPolicy, base_policy, fit_normaliser, load_policy_checkpoint,
                                save_policy)
 from difficulty.rewards import evaluate, ndcg_of_scores, parse_reward
+from difficulty.scoring import rbo_reference
 from difficulty.sampler import gumbel_noise, log_prob, ranking_diversity, sample_rankings
 from trainers.data import ShardStream, to_tensors
 
@@ -266,6 +268,10 @@ def eval_queries(cfg: TrainConfig, manifest: dict, n_features: int) -> tuple:
             raise InputError(cfg.eval_input, "no query with a relevant document (label > 0)")
         return table, f"{os.path.basename(cfg.eval_input)} (--eval-input)", None
     synthetic = manifest["config"].get("synthetic")
+    if manifest["inputs"][0]["format"] == "synthetic-text" and synthetic:
+        held_out = SyntheticTextConfig(n_queries=300, seed=synthetic["seed"], split="heldout")
+        return (with_relevant(generate_text_table(held_out)), "synthetic text held-out split",
+                None)
     if manifest["inputs"][0]["format"] == "synthetic" and synthetic:
         held_out = dataclasses.replace(synthetic_config(synthetic), split="test", n_queries=300)
         return with_relevant(generate_table(held_out)), "synthetic test split", None
@@ -315,7 +321,8 @@ def group_diagnostics(model: RerankPolicy, table: pa.Table, reward, rollouts: in
         noise = gumbel_noise(padded.query_ids, padded.n_docs, rollouts, seed, stream)
         rankings = sample_rankings(scores, mask, noise, temperature)
         logp = log_prob(scores, rankings, mask, temperature)
-    _, passed = evaluate(reward, rankings.numpy(), padded.labels, padded.mask)
+    _, passed = evaluate(reward, rankings.numpy(), padded.labels, padded.mask,
+                         reference=rbo_reference(table, padded.mask, reward))
     informative = passed.min(-1) != passed.max(-1)
     return {"pass_rate": float(passed.mean()), "informative_fraction": float(informative.mean()),
             "entropy": float(-logp.mean()),
@@ -472,7 +479,9 @@ def rl_loss(model, reference, batch, reward, cfg: TrainConfig, stream: int) -> t
                          stream)
     rankings = sample_rankings(scores.detach(), mask, noise, cfg.temperature)
     logp = log_prob(scores, rankings, mask, cfg.temperature)
-    _, passed = evaluate(reward, rankings.numpy(), batch.padded.labels, batch.padded.mask)
+    # the RBO term of a composite reward is measured against the teacher's order, as in scoring
+    _, passed = evaluate(reward, rankings.numpy(), batch.padded.labels, batch.padded.mask,
+                         reference=rbo_reference(batch.table, batch.padded.mask, reward))
     r = torch.from_numpy(passed.astype(np.float32))
     advantage = (r - r.mean(-1, keepdim=True)) / (r.std(-1, keepdim=True) + 1e-6)
     loss = -(advantage * logp).mean()
