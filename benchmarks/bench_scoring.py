@@ -46,7 +46,7 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 import torch  # noqa: E402
 
-from data_contracts.schema import QUERY_SCHEMA  # noqa: E402
+from data_contracts.schema import QUERY_SCHEMA, conform  # noqa: E402
 from difficulty.policy import base_policy  # noqa: E402
 from difficulty.rewards import parse_reward  # noqa: E402
 from pipelines import transforms as T  # noqa: E402

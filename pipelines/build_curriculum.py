@@ -516,6 +516,21 @@ def _bool_flag(parser, name: str, default: bool, help_text: str) -> None:
     parser.set_defaults(**{dest: default})
 
 
+class _DefaultsFormatter(argparse.HelpFormatter):
+    """Appends `(default: X)` to every option's help that does not state its default already."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default is argparse.SUPPRESS or \
+                isinstance(action, (argparse._HelpAction, argparse._StoreFalseAction)):
+            return text
+        if action.default is None or action.default == []:
+            return text + " (default: none)"
+        if isinstance(action, argparse._StoreTrueAction) and action.default is False:
+            return text + " (default: off)"
+        return text + " (default: %(default)s)"
+
+
 class _OneLineErrors(argparse.ArgumentParser):
     """Usage errors as one line (the full usage is long; --help prints it)."""
 
@@ -543,7 +558,7 @@ def make_parser() -> argparse.ArgumentParser:
             return super().parse_known_args(joined, namespace)
 
     parser = _Parser(
-        prog="python -m pipelines.build_curriculum",
+        prog="python -m pipelines.build_curriculum", formatter_class=_DefaultsFormatter,
         description="Score queries by the pass rate of a policy's rollouts, drop the too hard and "
                     "too easy from RL, stage diverse imitation shards and RL shards in curriculum "
                     "order, with a manifest. Any option not listed here is a Beam pipeline option "

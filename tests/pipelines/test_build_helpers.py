@@ -77,13 +77,22 @@ def test_local_runs_use_fn_api_runner():
     assert runner == "DataflowRunner"
 
 
-def test_unusable_runs_are_named():
-    assert unusable_reason({"read": 10, "scored": 0, "quarantined": 10},
-                           {"label_out_of_range": 10}, 0.5).startswith("no query could be scored")
-    reason = unusable_reason({"read": 10, "scored": 4, "quarantined": 6},
-                             {"label_out_of_range": 6}, 0.5)
-    assert reason.startswith("quarantined 6 of 10 records (60%), more than --max-quarantine 0.5")
-    assert unusable_reason({"read": 10, "scored": 6, "quarantined": 4}, {}, 0.5) is None
+def test_unusable_runs_are_named(tmp_path):
+    """The run-level rule with each input's detected layout: nothing scored, too much
+    quarantined, and the likely cause (a TREC qrels file) named."""
+    config = CurriculumConfig()
+    assert unusable_reason(config, {"read": 10, "scored": 0, "quarantined": 10},
+                           {"label_out_of_range": 10}).startswith("nothing scored: 10 of 10")
+    reason = unusable_reason(config, {"read": 10, "scored": 4, "quarantined": 6},
+                             {"label_out_of_range": 6})
+    assert "6 of 10 records quarantined (60%), more than --max-quarantine 0.5" in reason
+    assert unusable_reason(config, {"read": 10, "scored": 6, "quarantined": 4}, {}) is None
+    qrels = tmp_path / "qrels.test"
+    qrels.write_text("q1 0 doc-a 0\nq1 0 doc-b 1\nq2 0 doc-c 2\n")
+    config = CurriculumConfig(inputs=[str(qrels)], input_format="svmlight")
+    reason = unusable_reason(config, {"read": 3, "scored": 0, "quarantined": 3},
+                             {"unparseable_line": 3})
+    assert "looks like TREC qrels" in reason, reason
 
 
 def test_cli_flags_reach_the_config():
