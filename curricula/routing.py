@@ -1,4 +1,4 @@
-"""Routing: every scored query gets exactly one fate (rl, imitation candidate, or dropped) and a reason.
+"""Routing: every scored query gets a fate (rl, imitation candidate, or dropped) and a reason.
 
 - learnable -> RL, unless its reward group has zero variance (no group-relative signal) or it has
   no rollouts at all.
@@ -9,6 +9,12 @@
 
 A demonstration counts only when it orders something (see `informative_demonstrations`): a
 single-document query, or one whose teacher scores (or labels) all tie, has none.
+
+`filter_hard=False` is the no-filter control measured by `trainers.experiment`: too_hard queries
+go to RL (all-fail groups: zero advantage) instead of imitation, so every query still has exactly
+one fate. (Whether BC should also imitate the RL queries is the trainer's `--imitate all`: the
+trainer then reads demonstrations from the RL shards too, and the curriculum's fates stay
+disjoint, as the manifest's counts require.)
 """
 from __future__ import annotations
 
@@ -29,12 +35,15 @@ class RoutingConfig:
       hard_to_imitation: too_hard queries with a demonstration go to imitation.
       easy_to_imitation: too_easy queries with a demonstration go to imitation.
       easy_weight: imitation weight of too_easy demonstrations (1.0: not down-weighted).
+      filter_hard: too_hard queries are kept out of RL (True) or sent to RL (False, the
+        no-filter control).
     """
 
     teacher_mode: str = "auto"
     hard_to_imitation: bool = True
     easy_to_imitation: bool = True
     easy_weight: float = 1.0
+    filter_hard: bool = True
 
 
 @dataclass
@@ -70,6 +79,9 @@ def route(scored: pa.Table, cfg: RoutingConfig) -> Routed:
     reason[learnable & zero_var & ~no_trials] = "zero_variance_group"
 
     hard, easy = band == "too_hard", band == "too_easy"
+    if not cfg.filter_hard:  # the no-filter control: too_hard rows with rollouts go to RL
+        fate[hard & ~no_trials] = "rl"
+        hard = hard & no_trials
     for mask, allowed, name in ((hard, cfg.hard_to_imitation, "too_hard"),
                                 (easy, cfg.easy_to_imitation, "too_easy")):
         to_imitation = mask & has_demo & allowed
@@ -82,11 +94,12 @@ def route(scored: pa.Table, cfg: RoutingConfig) -> Routed:
             reason[mask] = f"{name}: out of RL, imitation disabled"
 
     imitation_mask = fate == "imitation"
+    rl_mask = fate == "rl"
     dropped_mask = fate == "dropped"
     weight = np.where(easy[imitation_mask], cfg.easy_weight, 1.0).astype(np.float32)
     imitation = scored.filter(pa.array(imitation_mask))
     return Routed(
-        rl=scored.filter(pa.array(fate == "rl")),
+        rl=scored.filter(pa.array(rl_mask)),
         imitation=imitation,
         imitation_weight=weight,
         imitation_teacher=scores[imitation_mask][:, :_width(imitation)],

@@ -1,4 +1,4 @@
-"""Beam pipelines and command lines: build_curriculum, inspect."""
+"""Beam pipelines and command lines: build_curriculum; inspect (a shim over inspection/)."""
 import logging
 
 

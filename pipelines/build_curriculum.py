@@ -582,6 +582,8 @@ def make_parser() -> argparse.ArgumentParser:
                "too_hard queries with a demonstration go to imitation")
     cu.add_argument("--easy-weight", type=float, default=d.routing.easy_weight,
                     help="imitation weight of too_easy demonstrations")
+    _bool_flag(cu, "filter-hard", d.routing.filter_hard,
+               "keep too_hard queries out of RL (off: they go to RL, the no-filter control)")
     _bool_flag(cu, "diversity", d.diversity.enabled,
                "select demonstrations by per-cluster quotas (off: keep every one)")
     cu.add_argument("--clusters", type=int, default=d.diversity.n_clusters,
@@ -589,7 +591,8 @@ def make_parser() -> argparse.ArgumentParser:
     cu.add_argument("--diversity-budget", type=float, default=d.diversity.budget,
                     help="fraction of eligible demonstrations kept when --diversity")
     cu.add_argument("--strategy", default=d.order.strategy, choices=STRATEGIES,
-                    help="staged: easiest first; target: nearest --target first")
+                    help="staged: easiest first; target: nearest --target first; shuffled: "
+                         "query-hash order (the control)")
     cu.add_argument("--stages", type=int, default=d.order.stages, help="RL stages")
     cu.add_argument("--target", type=float, default=d.order.target,
                     help="target pass rate of --strategy target")
@@ -614,7 +617,8 @@ def config_from_args(args: argparse.Namespace) -> CurriculumConfig:
                          confidence=args.confidence),
         routing=RoutingConfig(teacher_mode=args.teacher,
                               hard_to_imitation=args.hard_to_imitation,
-                              easy_weight=args.easy_weight),
+                              easy_weight=args.easy_weight,
+                              filter_hard=args.filter_hard),
         diversity=DiversityConfig(enabled=args.diversity, n_clusters=args.clusters,
                                   budget=args.diversity_budget),
         order=OrderConfig(strategy=args.strategy, stages=args.stages, target=args.target,

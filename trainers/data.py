@@ -6,7 +6,9 @@ carries its position (file index, row offset) so a checkpoint can resume exactly
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
+
+import numpy as np
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -39,13 +41,17 @@ class ShardStream(IterableDataset):
       batch_size: queries per batch.
       start: (file index, row offset) to resume from.
       columns: extra columns to read besides the query columns.
+      keep: optional filter, table -> [rows] bool; rows it rejects are skipped before batching,
+        and row offsets (positions) count only the rows it keeps.
     """
 
     def __init__(self, files: list[str], batch_size: int, start: tuple[int, int] = (0, 0),
-                 columns: tuple[str, ...] = ()):
+                 columns: tuple[str, ...] = (),
+                 keep: Callable[[pa.Table], np.ndarray] | None = None):
         super().__init__()
         self.files, self.batch_size, self.start = list(files), batch_size, start
         self.columns = [f.name for f in QUERY_SCHEMA] + list(columns)
+        self.keep = keep
 
     def __iter__(self) -> Iterator[ShardBatch]:
         first_file, first_row = self.start
@@ -58,6 +64,8 @@ class ShardStream(IterableDataset):
             pending_rows, pending_start = 0, None
             for record_batch in parquet.iter_batches(batch_size=self.batch_size, columns=names):
                 table = pa.Table.from_batches([record_batch])
+                if self.keep is not None:
+                    table = table.filter(pa.array(np.asarray(self.keep(table), dtype=bool)))
                 begin = offset
                 offset += table.num_rows
                 if offset <= skip:
@@ -84,14 +92,3 @@ def to_tensors(padded: PaddedQueries) -> tuple[torch.Tensor, torch.Tensor, torch
     """(features, mask, labels) as torch tensors."""
     return (torch.from_numpy(padded.features), torch.from_numpy(padded.mask),
             torch.from_numpy(padded.labels))
-
-
-def teacher_order_tensor(table: pa.Table, width: int) -> torch.Tensor:
-    """[B, D] teacher orders, padded positions filled with the padded indices (they sort last)."""
-    orders = table.column("teacher_order").to_pylist()
-    out = torch.empty((len(orders), width), dtype=torch.int64)
-    for i, order in enumerate(orders):
-        n = len(order)
-        out[i, :n] = torch.tensor(order, dtype=torch.int64)
-        out[i, n:] = torch.arange(n, width)
-    return out

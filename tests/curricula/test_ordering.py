@@ -110,3 +110,21 @@ def test_replay_zero_copies_nothing_and_draws_are_per_query():
     assert whole == halves
     other_seed = {(qids[r], s) for r, s in replay_copies(qids, stages, cfg, seed=1)}
     assert other_seed != whole
+
+
+def test_shuffled_strategy_orders_by_query_hash_and_keeps_every_row():
+    from curricula.ordering import SHUFFLE_BUCKETS, shuffle_keys, shuffled_order
+
+    ids = [f"q{i}" for i in range(500)] + ["q7", "q7"]  # replays repeat a query id
+    rates = np.linspace(0, 1, len(ids))
+    cfg = OrderConfig(strategy="shuffled")
+    keys = order_keys(rates, cfg, query_ids=ids, seed=3)
+    assert np.array_equal(keys, order_keys(rates[::-1], cfg, query_ids=ids, seed=3))  # no rates
+    assert not np.array_equal(keys, order_keys(rates, cfg, query_ids=ids, seed=4))  # seeded
+    assert np.allclose(keys * SHUFFLE_BUCKETS, np.round(keys * SHUFFLE_BUCKETS), atol=1e-4)
+    order = shuffled_order(ids, 3)
+    assert sorted(order.tolist()) == list(range(len(ids)))  # a permutation: every row kept
+    assert np.all(np.diff(shuffle_keys(ids, 3)[order]) >= 0)
+    assert abs(np.corrcoef(order, np.arange(len(ids)))[0, 1]) < 0.2  # not the input order
+    with pytest.raises(ValueError, match="query_ids"):
+        order_keys(rates, cfg)

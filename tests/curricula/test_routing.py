@@ -134,3 +134,13 @@ def test_informative_demonstrations(scores, n_docs, expected):
     table = scored_table([scored_row("q", "too_hard", n_docs=n_docs, labels=scores)])
     padded, _ = teacher_scores(table, "labels")
     assert informative_demonstrations(table, padded).tolist() == [expected]
+
+
+def test_no_filter_control_sends_too_hard_queries_to_rl_with_one_fate_each():
+    table = _mixed_table()
+    on, off = route(table, RoutingConfig()), route(table, RoutingConfig(filter_hard=False))
+    fates_on, fates_off = _fates(on), _fates(off)
+    hard = [q for q in fates_on if q.startswith("hard")]
+    assert all(fates_off[q] == "rl" for q in hard)
+    assert {q: f for q, f in fates_off.items() if q not in hard} == \
+        {q: f for q, f in fates_on.items() if q not in hard}

@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,23 +12,12 @@ import torch
 
 from data_contracts.errors import InputError
 from data_contracts.manifest import files_of, load_manifest
-from data_contracts.synthetic import SyntheticConfig
 from pipelines.build_curriculum import run
 from pipelines.config import CurriculumConfig
 from trainers.data import ShardStream
 from trainers.train import TrainConfig, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-@pytest.fixture(scope="module")
-def small_run(tmp_path_factory) -> str:
-    """A small synthetic curriculum (built once for the module)."""
-    out = str(tmp_path_factory.mktemp("run") / "run")
-    config = CurriculumConfig(synthetic=replace(SyntheticConfig(), n_queries=120), out=out,
-                              order=replace(CurriculumConfig().order, stages=2))
-    run(config)
-    return out
 
 
 def test_manifest_of_another_schema_version_is_refused(small_run, tmp_path):
@@ -67,7 +55,7 @@ def test_shard_stream_resumes_at_a_position(small_run):
 
 def _train_cli(manifest: str, out: str, *extra: str) -> subprocess.CompletedProcess:
     args = [sys.executable, "-m", "trainers.train", "--manifest", manifest, "--out", out,
-            "--bc-epochs", "3", "--rl-epochs", "1", "--checkpoint-every", "1",
+            "--bc-steps", "6", "--rl-steps", "4", "--checkpoint-every", "1", "--eval-every", "2",
             "--batch-queries", "16", *extra]
     return subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600)
 
@@ -82,7 +70,8 @@ def test_killed_and_resumed_training_ends_with_bitwise_same_weights(small_run, t
     stop_after = 2 if phase == "bc" else steps - 1  # RL steps come last
     killed = _train_cli(manifest, str(tmp_path / "killed"), "--stop-after", str(stop_after))
     assert killed.returncode == 3, killed.stderr  # exited like a kill, right after a checkpoint
-    assert not os.path.exists(tmp_path / "killed" / "final.pt")
+    assert not os.path.exists(tmp_path / "killed")  # the run is built in killed.partial
+    assert not os.path.exists(tmp_path / "killed.partial" / "final.pt")
     resumed = _train_cli(manifest, str(tmp_path / "killed"), "--resume")
     assert resumed.returncode == 0, resumed.stderr
     a = torch.load(tmp_path / "whole" / "final.pt", weights_only=True)["state_dict"]
@@ -95,7 +84,7 @@ def test_killed_and_resumed_training_ends_with_bitwise_same_weights(small_run, t
 def test_training_writes_metrics_checkpoints_and_summary(small_run, tmp_path):
     out = tmp_path / "t"
     summary = train(TrainConfig(manifest=os.path.join(small_run, "manifest.json"), out=str(out),
-                                bc_epochs=2, rl_epochs=1))
+                                bc_steps=4, rl_steps=3, eval_every=2))
     for name in ("bc.pt", "final.pt", "checkpoint.pt", "metrics.jsonl", "summary.json"):
         assert (out / name).exists(), name
     import duckdb
@@ -104,37 +93,33 @@ def test_training_writes_metrics_checkpoints_and_summary(small_run, tmp_path):
         f"select phase, count(*) from read_json_auto('{out / 'metrics.jsonl'}') group by phase"
     ).fetchall()
     phases = dict(rows)
-    assert phases["bc"] > 0 and phases["rl"] > 0 and phases["diagnostic"] == 3
+    assert phases["bc"] == 4 and phases["rl"] == 3
+    assert phases["diagnostic"] == 6  # 3 policies x (eval split, training sample)
     assert set(summary["ndcg@10"]) == {"untrained", "bc", "rl"}  # synthetic held-out split
     assert 0.0 <= summary["update_sparsity"]["fraction_changed"] <= 1.0
-    for name in ("untrained", "bc", "rl"):
-        assert 0.0 <= summary["diagnostics"][name]["informative_fraction"] <= 1.0
+    for set_name in ("eval", "train_sample", "rl_queries"):
+        for name in ("untrained", "bc", "rl"):
+            assert 0.0 <= summary["diagnostics"][set_name][name]["informative_fraction"] <= 1.0
+    assert not os.path.exists(str(out) + ".partial")
 
 
 @pytest.mark.slow
-def test_bc_then_rl_on_yahoo_beats_untrained_and_bc_and_makes_reward_legible(
-        yahoo_train, yahoo_test, tmp_path):
-    """Over 3 seeds, with the hard reward ndcg@10>=0.9 (a fresh policy almost never passes it).
-
-    Measured for seeds 0, 1, 2: untrained 0.586/0.687/0.647, BC 0.718/0.737/0.725,
-    RL 0.766/0.754/0.742 test NDCG@10.
-    """
+def test_bc_then_rl_on_yahoo_reaches_the_target_with_default_settings(yahoo_train, yahoo_test,
+                                                                       tmp_path):
+    """Issue 9's bar: default build and trainer, 3 seeds, mean test NDCG@10 >= 0.770 on rank.test
+    (LightGBM LambdaMART: 0.780). Measured: untrained 0.560/0.694/0.647, BC 0.779/0.805/0.776,
+    BC then RL 0.793/0.801/0.778 (mean 0.790)."""
     results = []
     for seed in (0, 1, 2):
         run_dir = str(tmp_path / f"run{seed}")
-        run(CurriculumConfig(inputs=[yahoo_train], out=run_dir, reward="ndcg@10>=0.9",
-                             seed=seed))
+        run(CurriculumConfig(inputs=[yahoo_train], out=run_dir, seed=seed))
         results.append(train(TrainConfig(
             manifest=os.path.join(run_dir, "manifest.json"), out=str(tmp_path / f"t{seed}"),
-            seed=seed, eval_input=yahoo_test, rescore_after_bc=True)))
+            seed=seed, eval_input=yahoo_test)))
     untrained = np.array([r["ndcg@10"]["untrained"] for r in results])
-    bc = np.array([r["ndcg@10"]["bc"] for r in results])
-    rl = np.array([r["ndcg@10"]["rl"] for r in results])
-    print("ndcg@10 untrained", untrained, "bc", bc, "rl", rl)
-    assert (rl > untrained + 0.04).all()
-    assert rl.mean() >= bc.mean()
-    for r in results:  # same queries (the final RL set), base policy vs after BC
-        q = r["rl_queries"]
-        assert q["bc"]["informative_fraction"] > q["untrained"]["informative_fraction"]
-        d = r["diagnostics"]  # and on every curriculum query
-        assert d["bc"]["informative_fraction"] > d["untrained"]["informative_fraction"]
+    final = np.array([r["ndcg@10"]["rl"] for r in results])
+    print("ndcg@10 untrained", untrained, "final", final)
+    assert final.mean() >= 0.770
+    assert (final > untrained + 0.05).all()
+    for r in results:
+        assert r["sets"]["eval"]["queries"] == 50

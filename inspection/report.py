@@ -5,7 +5,12 @@ embedded as base64 PNG; every figure sits in a <figure id=...> with a <figcaptio
 from the inspector's views and named queries, so the page shows what `--query` shows.
 
 Figures (ids): pass-rates, bands, stages, diversity, quarantine, dropped; with training metrics
-also training-reward, training-ndcg, training-entropy, training-informative, training-loss.
+also training-reward (RL reward in one panel per stage: stages run from easy to hard, so the level
+steps down at a boundary by design), training-ndcg, training-entropy, training-informative,
+training-loss. A metric logged once per policy (the diagnostics) is drawn as bars, not as points
+on a near-empty line plot. Legends sit outside the axes; wide tables are transposed so they fit
+the page. When the trainer re-scored the curriculum after BC (summary.json `rescored_manifest`),
+the report names that curriculum and shows its stages: RL trained on it, not on RUN's.
 
   python -m pipelines.inspect RUN --report report.html [--training DIR]
 """
@@ -24,7 +29,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from pipelines.inspect import Inspector, _decimals, _short
+from data_contracts import fs
+from data_contracts.errors import InputError
+from data_contracts.manifest import is_inside, load_manifest, resolve_in_run
+from inspection.inspector import Inspector
+from inspection.output import decimals_of as _decimals
+from inspection.output import short as _short
 
 BANDS = ("too_hard", "learnable", "too_easy")
 BAND_COLORS = {"too_hard": "#c0392b", "learnable": "#27ae60", "too_easy": "#2e86c1"}
@@ -47,8 +57,10 @@ body { font: 14px/1.45 system-ui, -apple-system, Segoe UI, Roboto, sans-serif; c
 h1 { font-size: 1.5em; margin-bottom: .2em; } h2 { font-size: 1.2em; margin-top: 2em;
      border-bottom: 1px solid #ddd; padding-bottom: .2em; }
 .meta { color: #555; } code { font-size: .92em; }
-table { border-collapse: collapse; margin: .6em 0 1.2em; font-size: .9em; }
-th, td { padding: .2em .7em; border-bottom: 1px solid #eee; text-align: left; }
+table { border-collapse: collapse; margin: .6em 0 1.2em; font-size: .85em; max-width: 100%; }
+th, td { padding: .2em .5em; border-bottom: 1px solid #eee; text-align: left;
+         overflow-wrap: anywhere; vertical-align: top; }
+table.transposed tbody th { text-align: left; font-weight: 600; white-space: nowrap; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 figure { margin: 1.2em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #444; font-size: .92em; margin-top: .3em; }
@@ -66,19 +78,15 @@ def _png(fig: Figure) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _figure(width: float = 7.5, height: float = 3.4, left: float = 64, bottom: float = 46,
-            top: float = 30, right: float = 16, wspace: float | None = None) -> Figure:
-    """A figure whose margins are given in pixels (at DPI)."""
-    fig = Figure(figsize=(width, height), dpi=DPI)
-    w, h = width * DPI, height * DPI
-    fig.subplots_adjust(left=left / w, right=1 - right / w, bottom=bottom / h, top=1 - top / h,
-                        wspace=wspace)
-    return fig
+def _figure(width: float = 7.5, height: float = 3.4) -> Figure:
+    """A figure laid out by matplotlib's constrained layout (room for outside legends)."""
+    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
 
 
-def _label_margin(labels: list[str], font_px: float = 7.4) -> float:
-    """Left margin (pixels) that fits horizontal-bar labels of this length."""
-    return 30 + font_px * max([len(str(x)) for x in labels] + [4])
+def _legend(ax, **kwargs) -> None:
+    """A legend outside the axes, on the right, so it never covers bars or lines."""
+    ax.legend(frameon=False, fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              borderaxespad=0, **kwargs)
 
 
 def _note(ax, text: str) -> None:
@@ -111,7 +119,7 @@ def pass_rate_figure(ins: Inspector) -> tuple[Figure, str]:
         colors.append("#999999")
     if len(rates):
         ax.hist(stacks, bins=edges, stacked=True, color=colors, label=labels, edgecolor="white")
-        ax.legend(frameon=False, fontsize=9)
+        _legend(ax)
     else:
         _note(ax, "no scored queries")
     bands_cfg = (ins.manifest.get("config", {}) or {}).get("bands", {}) or {}
@@ -134,7 +142,7 @@ def pass_rate_figure(ins: Inspector) -> tuple[Figure, str]:
 def bands_figure(ins: Inspector) -> tuple[Figure, str]:
     table = ins.named("bands")
     names = _column(table, "band")
-    fig = _figure(7.5, 3.0, left=_label_margin(names))
+    fig = _figure(8.5, 3.0)
     ax = fig.add_subplot(1, 1, 1)
     left = np.zeros(len(names))
     for fate in ("imitation", "rl", "dropped"):
@@ -147,7 +155,7 @@ def bands_figure(ins: Inspector) -> tuple[Figure, str]:
     ax.invert_yaxis()
     ax.set_xlabel("queries")
     ax.set_title("Band counts and where each band went")
-    ax.legend(frameon=False, fontsize=9, loc="lower right")
+    _legend(ax)
     ax.set_xlim(0, max(left.max(), 1) * 1.1)
     caption = ("Queries per difficulty band (" + ", ".join(
         f"{b} {n}" for b, n in zip(names, totals)) + "), split by fate: imitation, RL or dropped.")
@@ -158,7 +166,7 @@ def stages_figure(ins: Inspector) -> tuple[Figure, str]:
     table = ins.named("stages")
     rows = table.to_pylist()
     labels = ["imitation" if r["phase"] == "imitation" else f"rl {r['stage']}" for r in rows]
-    fig = _figure(9.5, 3.4, wspace=0.25)
+    fig = _figure(10.5, 3.4)
     ax, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     x = np.arange(len(rows))
     own = np.array([r["queries"] for r in rows], dtype=float)
@@ -172,7 +180,7 @@ def stages_figure(ins: Inspector) -> tuple[Figure, str]:
     ax.set_ylabel("rows")
     ax.set_title("Stage sizes, in curriculum order")
     if replayed.any():
-        ax.legend(frameon=False, fontsize=9)
+        fig.legend(frameon=False, fontsize=9, loc="outside lower center", ncol=2)
     for i, r in enumerate(rows):
         lo, mean, hi = r["pass_rate_min"], r["pass_rate_mean"], r["pass_rate_max"]
         if lo is None:
@@ -199,7 +207,7 @@ def stages_figure(ins: Inspector) -> tuple[Figure, str]:
 def diversity_figure(ins: Inspector) -> tuple[Figure, str]:
     table = ins.named("diversity")
     sides = {r["side"]: r for r in table.to_pylist()}
-    fig = _figure(7.5, 3.2)
+    fig = _figure(9.5, 3.2)
     ax = fig.add_subplot(1, 1, 1)
     width = max([len(r["cluster_counts"] or []) for r in sides.values()] + [0])
     x = np.arange(width)
@@ -214,7 +222,7 @@ def diversity_figure(ins: Inspector) -> tuple[Figure, str]:
                      f"signatures")
     if width:
         ax.set_xticks(x)
-        ax.legend(frameon=False, fontsize=9)
+        _legend(ax)
     else:
         _note(ax, "no demonstrations")
     ax.set_xlabel("behavior cluster")
@@ -248,7 +256,7 @@ def _reason_bars(ax, labels: list[str], values: list[int], color: str, empty: st
 def _reason_figure(labels: list, values: list, color: str, empty: str, title: str,
                    unit: str) -> Figure:
     """A horizontal bar chart of counts per reason (quarantine and dropped share it)."""
-    fig = _figure(7.5, max(2.2, 0.45 * len(labels) + 1.2), left=_label_margin(labels))
+    fig = _figure(7.5, max(2.2, 0.45 * len(labels) + 1.2) if labels else 1.0)
     ax = fig.add_subplot(1, 1, 1)
     _reason_bars(ax, labels, values, color, empty)
     ax.set_title(title)
@@ -295,57 +303,186 @@ def _smooth(values: np.ndarray, window: int) -> np.ndarray:
         return np.where(n > 0, total / n, np.nan)
 
 
+def _series(rows: list[dict]) -> tuple[dict[str, list[dict]], dict[str, float]]:
+    """Splits metric rows into curves (a phase with 2+ points, in step order) and single values
+    (a diagnostic per policy, or a phase logged once), which are drawn as bars."""
+    by_phase: dict[str, list[dict]] = {}
+    for r in rows:
+        by_phase.setdefault(r["phase"] or "?", []).append(r)
+    curves, singles = {}, {}
+    for phase in sorted(by_phase, key=lambda p: (list(PHASE_COLORS).index(p)
+                                                 if p in PHASE_COLORS else 9, p)):
+        points = by_phase[phase]
+        if phase == "diagnostic":
+            for r in points:
+                if r["value"] is not None:
+                    singles[r["policy"] or f"step {r['step']}"] = r["value"]
+        elif len(points) == 1:
+            if points[0]["value"] is not None:
+                singles[f"{phase} (step {points[0]['step']})"] = points[0]["value"]
+        else:
+            curves[phase] = points
+    return curves, singles
+
+
+def _curve(ax, points: list[dict], color: str, label: str) -> None:
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    steps = np.array([r["step"] for r in points], dtype=float)
+    values = np.array([np.nan if r["value"] is None else r["value"] for r in points], float)
+    if len(points) > 40:
+        ax.plot(steps, values, color=color, alpha=0.25, linewidth=0.8)
+        window = max(5, len(points) // 40)
+        ax.plot(steps, _smooth(values, window), color=color, linewidth=1.8,
+                label=f"{label} (mean of {window})")
+    else:
+        ax.plot(steps, values, color=color, marker="o", markersize=4, linewidth=1.2,
+                label=label)
+
+
+def _bars(ax, singles: dict[str, float], title: str) -> None:
+    names = list(singles)
+    values = [singles[n] for n in names]
+    y = np.arange(len(names))
+    ax.barh(y, values, color=[PHASE_COLORS["diagnostic"]] * len(names), alpha=0.8)
+    ax.set_yticks(y, names)
+    ax.invert_yaxis()
+    span = max([abs(v) for v in values] + [1e-12])
+    for i, v in enumerate(values):
+        ax.text(v + span * 0.02, i, f"{v:.4g}", va="center", fontsize=9)
+    ax.set_xlim(min(0, min(values)), span * 1.25)
+    ax.set_title(title, fontsize=10)
+
+
 def training_figure(ins: Inspector, column: str, title: str) -> tuple[Figure, str]:
+    """One training metric: curves for phases logged per step, bars for per-policy values."""
     data = ins.query(f'SELECT phase, policy, step, stage, "{column}" AS value FROM training '
                      f'WHERE "{column}" IS NOT NULL AND step IS NOT NULL ORDER BY phase, step')
-    rows = data.to_pylist()
-    fig = _figure(7.5, 3.2)
-    ax = fig.add_subplot(1, 1, 1)
-    phases = sorted({r["phase"] or "?" for r in rows},
-                    key=lambda p: (list(PHASE_COLORS).index(p) if p in PHASE_COLORS else 9, p))
+    curves, singles = _series(data.to_pylist())
+    if curves and singles:
+        fig = _figure(10.5, 3.2)
+        grid = fig.add_gridspec(1, 2, width_ratios=[3, 1.3])
+        ax, bar_ax = fig.add_subplot(grid[0]), fig.add_subplot(grid[1])
+    else:
+        fig = _figure(7.5 if curves else 6.0, 3.2 if curves else max(1.8, 0.5 * len(singles)
+                                                                    + 1.0))
+        ax = fig.add_subplot(1, 1, 1) if curves else None
+        bar_ax = fig.add_subplot(1, 1, 1) if singles and not curves else None
     summary = []
-    for phase in phases:
-        points = [r for r in rows if (r["phase"] or "?") == phase]
-        steps = np.array([r["step"] for r in points], dtype=float)
-        values = np.array([np.nan if r["value"] is None else r["value"] for r in points], float)
-        color = PHASE_COLORS.get(phase, "#7f8c8d")
-        if len(points) > 40:
-            ax.plot(steps, values, color=color, alpha=0.25, linewidth=0.8)
-            window = max(5, len(points) // 40)
-            ax.plot(steps, _smooth(values, window), color=color, linewidth=1.8,
-                    label=f"{phase} (mean of {window})")
-        else:
-            ax.plot(steps, values, color=color, marker="o", markersize=4,
-                    linewidth=1.2 if phase != "diagnostic" else 0, label=phase)
-            if phase == "diagnostic":
-                for r, s, v in zip(points, steps, values):
-                    if r["policy"]:
-                        ax.annotate(r["policy"], (s, v), textcoords="offset points",
-                                    xytext=(4, 4), fontsize=8, color=color)
-        finite = values[np.isfinite(values)]
-        if len(finite):
+    for phase, points in curves.items():
+        _curve(ax, points, PHASE_COLORS.get(phase, "#7f8c8d"), phase)
+        finite = [r["value"] for r in points if r["value"] is not None
+                  and np.isfinite(r["value"])]
+        if finite:
             summary.append(f"{phase}: {len(points)} points, last {finite[-1]:.4g}")
         if phase == "rl":
             stages = [r["stage"] for r in points]
             for i in range(1, len(points)):
                 if stages[i] != stages[i - 1] and stages[i] is not None:
-                    ax.axvline(steps[i], color="#999", linestyle=":", linewidth=0.8)
-    if rows:
+                    ax.axvline(points[i]["step"], color="#999", linestyle=":", linewidth=0.8)
+    if singles:
+        _bars(bar_ax, singles, "per policy" if curves else f"Training: {title}, per policy")
+        summary.append("per policy: " + ", ".join(f"{k} {v:.4g}" for k, v in singles.items()))
+    if curves:
         ax.margins(y=0.12)
-        ax.legend(frameon=False, fontsize=9)
+        _legend(ax)
         ax.set_xlabel("step")
-    else:
+        ax.set_title(f"Training: {title}")
+    if not curves and not singles:
+        ax = fig.add_subplot(1, 1, 1)
         _note(ax, f"{column} was not logged")
-    ax.set_title(f"Training: {title}")
-    caption = (f"{title[0].upper() + title[1:]} per logged step, one curve per phase"
-               + (" (dotted lines: RL stage changes)" if "rl" in phases else "")
-               + (": " + "; ".join(summary) if summary else ": not logged") + ".")
+        ax.set_title(f"Training: {title}")
+    caption = (f"{title[0].upper() + title[1:]}: "
+               + ("curves per logged step, one per phase" if curves else "")
+               + (" (dotted lines: RL stage changes)" if "rl" in curves else "")
+               + ("; " if curves and singles else "")
+               + ("bars: one value per policy (the diagnostics)" if singles else "")
+               + (": " + "; ".join(summary) if summary else "not logged") + ".")
+    return fig, caption
+
+
+def trained_curriculum(ins: Inspector) -> tuple[str, list[dict]]:
+    """(which curriculum RL trained on, in words; its RL stages from that manifest).
+
+    The trainer's summary.json names `rescored_manifest` when it re-scored after BC (relative
+    to the training folder, or an absolute path inside it); that manifest is read (JSON and
+    listed paths, not the shards' hashes) when it resolves inside the training folder, like
+    every other path. Otherwise RL trained on RUN's own curriculum.
+    """
+    run_stages = [c for c in ins.manifest.get("curriculum", []) if c.get("phase") == "rl"]
+    summary = ins.training_summary or {}
+    rescored = summary.get("rescored_manifest")
+    if not rescored:
+        if ins.training_summary is None:
+            return ("RL stages as built in this run (no summary.json beside the metrics, so "
+                    "whether the trainer re-scored is unknown)"), run_stages
+        return "this run's curriculum (the trainer did not re-score after BC)", run_stages
+    folder = fs.dirname(ins.training_source) if ins.training_source else ""
+    rescored = str(rescored)
+    try:
+        if not folder:
+            raise InputError(rescored, "no training folder: not read")
+        if fs.is_remote(rescored) or os.path.isabs(rescored):
+            if not is_inside(rescored, folder):
+                raise InputError(rescored, "outside the training folder: not read")
+        else:  # relative to the trainer's --out, as the trainer writes it
+            rescored = resolve_in_run(folder, rescored)
+        where = f"the re-scored curriculum {rescored} (rebuilt with the BC policy after BC)"
+        manifest = load_manifest(rescored, verify_files=False)
+    except InputError as exc:
+        return (f"the re-scored curriculum {rescored} (rebuilt with the BC policy after BC); its "
+                f"stages could not be read ({exc})"), []
+    return where, [c for c in manifest.get("curriculum", []) if c.get("phase") == "rl"]
+
+
+def reward_figure(ins: Inspector) -> tuple[Figure, str]:
+    """RL reward in one panel per stage (shared y), each with its stage's pass-rate mean."""
+    data = ins.query("SELECT step, stage, reward_mean AS value FROM training "
+                     "WHERE phase = 'rl' AND reward_mean IS NOT NULL AND step IS NOT NULL "
+                     "ORDER BY step")
+    rows = data.to_pylist()
+    stages = sorted({r["stage"] for r in rows if r["stage"] is not None})
+    if not rows:
+        fig, caption = training_figure(ins, "reward_mean", "reward (mean over the group)")
+        return fig, caption
+    if not stages:
+        stages = [None]
+    _, curriculum = trained_curriculum(ins)
+    pass_mean = {c.get("stage"): c.get("pass_rate_mean") for c in curriculum}
+    fig = _figure(min(12.0, 3.0 + 2.6 * len(stages)), 3.2)
+    axes = fig.subplots(1, len(stages), sharey=True, squeeze=False)[0]
+    parts = []
+    for ax, stage in zip(axes, stages):
+        points = [r for r in rows if r["stage"] == stage or stage is None]
+        _curve(ax, points, PHASE_COLORS["rl"], "reward")
+        values = np.array([r["value"] for r in points], dtype=float)
+        tenth = max(1, len(values) // 10)
+        first, last = np.nanmean(values[:tenth]), np.nanmean(values[-tenth:])
+        expected = pass_mean.get(stage)
+        if isinstance(expected, (int, float)):
+            ax.axhline(expected, color="#555", linestyle=":", linewidth=1)
+        ax.set_title(f"stage {stage}" + (f" (pass rate {expected:.2f})"
+                                         if isinstance(expected, (int, float)) else ""),
+                     fontsize=10)
+        ax.set_xlabel("step")
+        ax.margins(y=0.12)
+        parts.append(f"stage {stage}: {len(points)} steps, reward {first:.3f} -> {last:.3f}"
+                     + (f" (stage pass rate {expected:.3f})"
+                        if isinstance(expected, (int, float)) else ""))
+    axes[0].set_ylabel("reward (mean over the group)")
+    fig.suptitle("Training: RL reward per stage", fontsize=11)
+    caption = ("RL reward per step, one panel per curriculum stage (stages run from easy to hard, "
+               "so the level steps down at a stage change by design: read each panel on its "
+               "own; dotted line: the stage's mean pass rate under the policy that built it). "
+               + "; ".join(parts) + ".")
     return fig, caption
 
 
 # --- tables and page ------------------------------------------------------------------------
 
-def html_table(table: pa.Table, empty: str = "no rows") -> str:
+def html_table(table: pa.Table, empty: str = "no rows", max_columns: int = 12) -> str:
+    """An HTML table that fits the page: cells wrap, and a table wider than `max_columns`
+    columns is transposed when that is narrower (one row per column; the first column's values
+    head the columns)."""
     if table.num_rows == 0:
         return f'<p class="empty">{html.escape(empty)}</p>'
     names = table.column_names
@@ -353,15 +490,22 @@ def html_table(table: pa.Table, empty: str = "no rows") -> str:
     numeric = [pa.types.is_integer(t) or pa.types.is_floating(t) for t in table.schema.types]
     decimals = [_decimals([r[n] for r in data]) if pa.types.is_floating(t) else 4
                 for n, t in zip(names, table.schema.types)]
-    head = "".join(f'<th class="{"num" if num else ""}">{html.escape(n)}</th>'
+    cells = [[_short(row[n], 80, d) for n, d in zip(names, decimals)] for row in data]
+    esc = html.escape
+    if len(names) > max_columns and len(data) < len(names):
+        head = f"<th>{esc(names[0])}</th>" + "".join(
+            f'<th class="num">{esc(row[0])}</th>' for row in cells)
+        body = "".join(
+            f"<tr><th>{esc(n)}</th>" + "".join(
+                f'<td class="{"num" if num else ""}">{esc(row[j])}</td>' for row in cells)
+            + "</tr>" for j, (n, num) in enumerate(zip(names, numeric)) if j > 0)
+        return (f'<table class="transposed"><thead><tr>{head}</tr></thead>'
+                f"<tbody>{body}</tbody></table>")
+    head = "".join(f'<th class="{"num" if num else ""}">{esc(n)}</th>'
                    for n, num in zip(names, numeric))
-    body = []
-    for row in data:
-        cells = "".join(f'<td class="{"num" if num else ""}">'
-                        f"{html.escape(_short(row[n], 80, d))}</td>"
-                        for n, num, d in zip(names, numeric, decimals))
-        body.append(f"<tr>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    body = "".join("<tr>" + "".join(f'<td class="{"num" if num else ""}">{esc(c)}</td>'
+                                    for c, num in zip(row, numeric)) + "</tr>" for row in cells)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _figure_html(fig_id: str, draw: Callable[[], tuple[Figure, str]]) -> str:
@@ -388,8 +532,8 @@ def build_report(ins: Inspector) -> str:
         f' config <code>{esc(str(m.get("config_hash", ""))[:12])}</code>; inputs: '
         f'{esc(inputs)}; policy {esc(str(policy.get("policy_id", "")))} '
         f'(<code>{esc(str(policy.get("fingerprint", "")))}</code>)'
-        + (f"; training metrics <code>{esc(ins.training_path)}</code>"
-           if ins.training_path else "")
+        + (f"; training metrics <code>{esc(ins.training_source)}</code>"
+           if ins.training_source else "")
         + f'; report written {datetime.datetime.now().isoformat(timespec="seconds")}.</p>',
         "<p>read {read} = quarantined {q} + scored {s}; bands: too_hard {h}, learnable {l}, "
         "too_easy {e}; fates: imitation {i}, rl {r} ({rows} rows, {rep} replayed), dropped {d}."
@@ -416,18 +560,29 @@ def build_report(ins: Inspector) -> str:
         html_table(ins.named("dropped"), "nothing was dropped"),
     ]
     if ins.has_training():
-        parts.append("<h2>Training</h2>")
+        used, stages = trained_curriculum(ins)
+        parts += ["<h2>Training</h2>",
+                  f"<p>Training metrics <code>{esc(ins.training_source or '')}</code>. RL trained "
+                  f"on {esc(used)}.</p>"]
+        if stages:
+            parts.append(html_table(pa.table({
+                "stage": [c.get("stage") for c in stages],
+                "queries": [c.get("queries") for c in stages],
+                "rows": [c.get("rows") for c in stages],
+                "pass_rate_min": [c.get("pass_rate_min") for c in stages],
+                "pass_rate_mean": [c.get("pass_rate_mean") for c in stages],
+                "pass_rate_max": [c.get("pass_rate_max") for c in stages]})))
         for fig_id, column, title in TRAINING_METRICS:
-            parts.append(_figure_html(fig_id, lambda c=column, t=title:
-                                      training_figure(ins, c, t)))
+            draw = ((lambda: reward_figure(ins)) if fig_id == "training-reward" else
+                    (lambda c=column, t=title: training_figure(ins, c, t)))
+            parts.append(_figure_html(fig_id, draw))
         parts.append(html_table(ins.named("training")))
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
 
 def write_report(ins: Inspector, path: str) -> str:
-    """Writes the report page to `path`; returns `path`."""
-    page = build_report(ins)
-    with open(path, "w", encoding="utf-8") as out:
-        out.write(page)
+    """Writes the report page to `path` (local or remote, through data_contracts/fs.py; the
+    command line has refused a path inside the run); returns `path`."""
+    fs.write_bytes(path, build_report(ins).encode("utf-8"))
     return path

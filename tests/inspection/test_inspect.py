@@ -16,7 +16,6 @@ import math
 import os
 import re
 import shutil
-import time
 from html.parser import HTMLParser
 
 import duckdb
@@ -27,12 +26,13 @@ import pytest
 from curricula.ordering import OrderConfig
 from data_contracts.schema import (DIFFICULTY_SCHEMA, DROPPED_SCHEMA, IMITATION_SCHEMA,
                                    QUARANTINE_SCHEMA, RL_SCHEMA)
-from pipelines import inspect as ins_mod
-from pipelines import report as report_mod
+from inspection import cli as ins_mod
+from inspection import report as report_mod
+from inspection.cli import main
+from inspection.inspector import (TRAINING_COLUMNS, QueryError, RefusedError, named_queries,
+                                  open_run)
 from pipelines.build_curriculum import run as build_run
 from pipelines.config import CurriculumConfig
-from pipelines.inspect import (TRAINING_COLUMNS, QueryError, RefusedError, main, named_queries,
-                               open_run)
 
 SCHEMAS = {"difficulty": DIFFICULTY_SCHEMA, "imitation": IMITATION_SCHEMA, "rl": RL_SCHEMA,
            "dropped": DROPPED_SCHEMA, "quarantine": QUARANTINE_SCHEMA}
@@ -133,8 +133,9 @@ def test_every_view_exists_with_the_contract_columns(ins, built):
 
 def test_empty_quarantine_is_a_typed_empty_view(clean):
     run, manifest = clean
-    # every phase has its files, empty ones included (read_parquet over them never fails)
-    assert [f["rows"] for f in manifest["files"] if f["phase"] == "quarantine"] == [0, 0]
+    # No quarantine rows: either no file, or empty files of the schema (the staging may write
+    # those so read_parquet over every phase never fails); the view is typed either way.
+    assert sum(f["rows"] for f in manifest["files"] if f["phase"] == "quarantine") == 0
     assert manifest["counts"]["quarantined"] == 0
     with open_run(run) as ins:
         types = {r[0]: r[1] for r in ins.con.execute("DESCRIBE quarantine").fetchall()}
@@ -267,6 +268,8 @@ def test_diversity_matches_manifest(ins, built):
 def test_every_named_query_runs_on_the_command_line(built, capsys):
     run, _ = built
     for name in NAMED:
+        if name == "training":  # no training metrics given: see test_training_query_without_metrics
+            continue
         assert main([run, "--query", name]) == 0, name
         out = capsys.readouterr().out
         lines = out.splitlines()
@@ -421,7 +424,7 @@ def test_files_outside_the_run_are_refused(clean, tmp_path, capsys):
             "SELECT name, value FROM duckdb_settings() WHERE name IN "
             "('enable_external_access', 'lock_configuration')").fetchall())
         assert settings == {"enable_external_access": "false", "lock_configuration": "true"}
-    assert main([run, "--sql", "SELECT * FROM read_parquet('/etc/x.parquet')"]) == 1
+    assert main([run, "--sql", "SELECT * FROM read_parquet('/etc/x.parquet')"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "disabled by configuration" in err[0]
 
@@ -430,7 +433,8 @@ def test_nothing_is_written_to_the_run(clean, tmp_path, capsys):
     run, _ = clean
     before = snapshot(run)
     for name in NAMED:
-        assert main([run, "--query", name, "--format", "json"]) == 0
+        assert main([run, "--query", name, "--format", "json"]) == (2 if name == "training"
+                                                                    else 0)
     assert main([run, "--report", str(tmp_path / "r.html")]) == 0
     assert main([run]) == 0
     capsys.readouterr()
@@ -524,13 +528,10 @@ def _parse(path) -> _Page:
     return page
 
 
-def test_report_has_every_figure_and_is_fast(built, tmp_path, capsys):
+def test_report_has_every_figure(built, tmp_path, capsys):
     run, manifest = built
     path = tmp_path / "report.html"
-    started = time.time()
-    assert main([run, "--report", str(path)]) == 0
-    seconds = time.time() - started
-    assert seconds < 10, f"report took {seconds:.1f}s"
+    assert main([run, "--report", str(path)]) == 0  # (speed is not a test: see benchmarks/)
     page = _parse(path)
     assert list(page.figures) == list(report_mod.RUN_FIGURES)  # no training figures
     for fig_id, figure in page.figures.items():
@@ -611,15 +612,21 @@ def test_training_query_and_view(clean, training_dir, capsys):
 def test_training_figures_in_report(clean, training_dir, tmp_path, capsys):
     run, _ = clean
     path = tmp_path / "report.html"
-    started = time.time()
     assert main([run, "--training", str(training_dir), "--report", str(path)]) == 0
-    assert time.time() - started < 10
     page = _parse(path)
     assert list(page.figures) == list(report_mod.RUN_FIGURES) + list(
         report_mod.TRAINING_FIGURES)
     for fig_id in report_mod.TRAINING_FIGURES:
         assert page.figures[fig_id]["png"][:4] == b"\x89PNG", fig_id
-    assert "rl: 60 points" in page.figures["training-reward"]["caption"]
+    reward = page.figures["training-reward"]["caption"]
+    assert "one panel per curriculum stage" in reward
+    for stage in range(3):  # 20 steps each, reward 0.4 + step / 200; first and last tenth
+        found = re.search(rf"stage {stage}: 20 steps, reward ([0-9.]+) -> ([0-9.]+)", reward)
+        first, last = 0.4 + (11 + 20 * stage + 0.5) / 200, 0.4 + (29 + 20 * stage + 0.5) / 200
+        assert found and float(found[1]) == pytest.approx(first, abs=1e-3), reward
+        assert float(found[2]) == pytest.approx(last, abs=1e-3), reward
+    ndcg = page.figures["training-ndcg"]["caption"]  # diagnostics: one value per policy, bars
+    assert "per policy: untrained 0.55, bc 0.7, rl 0.76" in ndcg
     assert "eval" in page.figures["training-ndcg"]["caption"]
     capsys.readouterr()
 
