@@ -42,7 +42,7 @@ import pyarrow.parquet as pq
 
 from data_contracts import fs
 from data_contracts.errors import InputError
-from data_contracts.manifest import MANIFEST_NAME
+from data_contracts.manifest import MANIFEST_NAME, write_manifest
 
 SORT_KEYS = {
     "difficulty": [("query_id", "ascending")],
@@ -510,13 +510,12 @@ def commit(pub: Publication, manifest: dict) -> None:
       pub: from `begin`.
       manifest: the manifest, its file paths already relative to `pub.out` (`pub.prefix` included).
     """
-    data = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
     fs.delete_tree(fs.join(pub.root, TMP_FOLDER))
     if not pub.remote:
-        fs.write_bytes(os.path.join(pub.root, MANIFEST_NAME), data, durable=True)
+        write_manifest(pub.root, manifest)
         publish(pub.root, pub.out)
         return
-    fs.write_bytes(fs.join(pub.out, MANIFEST_NAME), data)  # one upload: the commit
+    write_manifest(pub.out, manifest)  # one upload: the commit
     listed = {f["path"] for f in manifest["files"]}
     stale = [p for p in fs.list_files(pub.out)
              if _relative(pub.out, p).startswith(RUN_PREFIX)

@@ -35,11 +35,8 @@ def config_hash(config: dict) -> str:
 
 
 def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """Hex sha256 of a file's bytes (local or object store, through data_contracts.fs)."""
+    return fs.sha256(str(path))
 
 
 def check_counts(counts: dict) -> list[str]:
@@ -57,14 +54,17 @@ def check_counts(counts: dict) -> list[str]:
     return problems
 
 
+def manifest_bytes(manifest: dict) -> bytes:
+    """The manifest's canonical bytes (sorted keys, indented, a final newline)."""
+    return (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
 def write_manifest(folder: str, manifest: dict) -> str:
-    """Writes manifest.json into `folder` (fsynced: its presence means the run is complete)."""
-    path = os.path.join(folder, MANIFEST_NAME)
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(manifest, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    """Writes manifest.json into `folder` (local or object store) as one step: locally a
+    temporary file fsynced and renamed into place, on an object store one upload. Its presence
+    means the run is complete."""
+    path = fs.join(folder, MANIFEST_NAME)
+    fs.write_bytes(path, manifest_bytes(manifest), durable=True)
     return path
 
 

@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 
 from data_contracts import fs
-from data_contracts.manifest import MANIFEST_NAME
+from data_contracts.manifest import MANIFEST_NAME, files_of, load_manifest
 from pipelines.build_curriculum import main
 from tests.conftest import REPO
 from tests.pipelines.helpers import tree_digest
@@ -144,6 +144,10 @@ def test_gs_run_has_the_shard_bytes_of_a_local_run(gs_run):
     assert all(p.startswith("run-") and ".." not in p for p in listed)
     for entry in manifest["files"]:
         assert fs.sha256(f"{out}/{entry['path']}") == entry["sha256"]
+    # what the trainer and the inspector load: the gs:// run, every file verified
+    loaded = load_manifest(out)
+    assert files_of(loaded, "imitation") == [f"{out}/{f['path']}" for f in manifest["files"]
+                                              if f["phase"] == "imitation"]
 
 
 def test_gs_rebuild_replaces_the_prefix_after_the_manifest(gs_run, inputs):
