@@ -20,7 +20,6 @@ import dataclasses
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -44,7 +43,9 @@ from data_contracts import fs
 from data_contracts.arrays import pad_queries
 from data_contracts.errors import InputError
 from data_contracts.quarantine import quarantine_row, quarantine_table
-from data_contracts.readers import LOOKS_LIKE, detect_format, read_queries, read_rollouts
+from data_contracts.readers import (LOOKS_LIKE, detect_format, read_queries, read_rollouts,
+                                    resolve_space, scan_space)
+from data_contracts.readers import plan_splits as plan_file_splits
 from data_contracts.readers.prefetch import prefetch
 from data_contracts.reasons import Reason
 from data_contracts.schema import (DIFFICULTY_FIELDS, DIFFICULTY_SCHEMA, DROPPED_SCHEMA,
@@ -164,13 +165,13 @@ class Split:
 
 
 def resolve_format(path: str, fmt: str) -> str:
-    """The format of an input (`auto` detected); remote inputs as far as the readers allow."""
+    """The format of an input (`auto`: detected by content, local or remote).
+
+    Raises:
+      InputError: a known layout that holds no queries (`looks like TREC qrels: ...`).
+    """
     if fmt == "auto":
-        if not fs.is_remote(path):
-            fmt = detect_format(path)
-        else:
-            with local_head(path) as local:
-                fmt = detect_format(local)
+        fmt = detect_format(path)
     if fmt in LOOKS_LIKE and fmt != "empty":  # a known layout that holds no queries: say what it looks like
         raise InputError(path, f"looks like {LOOKS_LIKE[fmt]}; it holds no queries with "
                                "features to read")
@@ -199,30 +200,16 @@ def plan_splits(config: CurriculumConfig) -> list[Split]:
             source = fs.basename(path.rstrip("/"))
             for i, f in enumerate(sorted(files)):
                 out += parquet_splits(Split(index, f, fmt, i, source))
-        elif _reader_planner() is not None:
-            out += _planned(Split(index, path, fmt, 0, None), config)
-        elif fmt == "parquet":
-            out += parquet_splits(Split(index, path, fmt, 0, None))
         else:
-            out.append(Split(index, path, fmt, 0, None))
+            out += _planned(Split(index, path, fmt, 0, None), config)
     return out
 
 
 SPLIT_BYTES = 64 << 20  # target input bytes per split (readers' planner)
 
 
-def _reader_planner():
-    """The readers' `plan_splits` (byte ranges, row groups), where they provide one."""
-    try:
-        from data_contracts.readers import plan_splits as planner
-    except ImportError:
-        return None
-    return planner
-
-
 def _planned(whole: Split, config: CurriculumConfig) -> list[Split]:
-    plans = _reader_planner()(whole.path, whole.fmt, SPLIT_BYTES,
-                              group_rows=getattr(config, "group_rows", False))
+    plans = plan_file_splits(whole.path, whole.fmt, SPLIT_BYTES, group_rows=config.group_rows)
     out = []
     for plan in plans:
         if "byte_range" in plan:
@@ -265,59 +252,6 @@ def parquet_splits(whole: Split, rows: int | None = None) -> list[Split]:
             for g in out]
 
 
-class _LocalCopy:
-    """A local copy of a remote input (and its `.query` file) for readers without remote support.
-
-    Location strings naming the copy are mapped back to the remote path (`restore`).
-    """
-
-    def __init__(self, path: str, head: int | None = None):
-        self.path, self.head = path, head
-
-    def __enter__(self) -> str:
-        self.folder = tempfile.mkdtemp(prefix="rerank-input-")
-        local = os.path.join(self.folder, fs.basename(self.path))
-        for src, dst in ((self.path, local), (self.path + ".query", local + ".query")):
-            if not fs.isfile(src):
-                continue
-            if self.head is None or src.endswith(".query"):
-                fs.copy(src, dst)
-            else:
-                with fs.open_read(src) as handle:
-                    data = handle.read(self.head)
-                with open(dst, "wb") as target:  # a scratch copy, outside any run
-                    target.write(data)
-        self.local = local
-        return local
-
-    def restore(self, text: str) -> str:
-        return text.replace(self.local, self.path)
-
-    def __exit__(self, *exc) -> None:
-        fs.delete_tree(self.folder)
-
-
-def local_head(path: str) -> _LocalCopy:
-    return _LocalCopy(path, head=1 << 16)
-
-
-def _readers_take_remote() -> bool:
-    """Whether the readers open paths through data_contracts.fs (gs:// included); until they
-    do, a remote input is read from a local copy (`_LocalCopy`)."""
-    from data_contracts.readers import svmlight, tabular
-    return all(getattr(m, "fs", None) is fs for m in (svmlight, tabular))
-
-
-def _fix_locations(batch, copy: _LocalCopy):
-    batch.locations = [copy.restore(x) for x in batch.locations]
-    if batch.quarantine.num_rows:
-        q = batch.quarantine
-        index = q.schema.get_field_index("location")
-        batch.quarantine = q.set_column(index, q.schema.field(index), pa.array(
-            [copy.restore(x) for x in q.column("location").to_pylist()], pa.string()))
-    return batch
-
-
 def read_split(split: Split, config: CurriculumConfig, space=None) -> Iterator:
     """The QueryBatches of one split (not yet validated).
 
@@ -343,36 +277,16 @@ def read_split(split: Split, config: CurriculumConfig, space=None) -> Iterator:
         kwargs["byte_range"] = (split.start, split.end)
     if space is not None:
         kwargs["space"] = space
-    for name in ("group_rows", "max_feature_id"):  # reader options the config may carry
-        if hasattr(config, name) and _reader_takes(name):
-            kwargs[name] = getattr(config, name)
-    if not fs.is_remote(split.path) or _readers_take_remote():
-        yield from read_queries(split.path, split.fmt, **kwargs)
-        return
-    copy = _LocalCopy(split.path)
-    with copy as local:
-        kwargs["source"] = split.source or fs.basename(split.path)
-        for batch in read_queries(local, split.fmt, **kwargs):
-            yield _fix_locations(batch, copy)
-
-
-def _reader_takes(name: str) -> bool:
-    import inspect
-
-    return name in inspect.signature(read_queries).parameters
+    kwargs.update(group_rows=config.group_rows, max_feature_id=config.max_feature_id)
+    yield from read_queries(split.path, split.fmt, **kwargs)
 
 
 # --- the dataset's feature space -------------------------------------------------------------
 
 def scan_input(path: str, config: CurriculumConfig):
-    """What one input says about the feature space (readers' `scan_space`), or None where the
-    readers decide the space per file."""
-    try:
-        from data_contracts.readers import scan_space
-    except ImportError:
-        return None
+    """What one input says about the feature space (the readers' `scan_space`)."""
     return scan_space(path, config.input_format, column_map=config.column_map,
-                      max_feature_id=getattr(config, "max_feature_id", 100_000))
+                      max_feature_id=config.max_feature_id)
 
 
 class MergeSpaceStats(beam.CombineFn):
@@ -400,9 +314,7 @@ def resolve_input_space(stats, config: CurriculumConfig):
     """The dataset's FeatureSpace from merged stats (None stays None)."""
     if stats is None:
         return None
-    from data_contracts.readers import resolve_space
-
-    return resolve_space(stats, getattr(config, "zero_based", None))
+    return resolve_space(stats, config.zero_based)
 
 
 class DatasetSpace(beam.PTransform):
@@ -619,22 +531,9 @@ def _featureless(ok: pa.Table) -> pa.Table:
 
 
 def _rollout_rows(path: str) -> Iterator:
-    if fs.is_remote(path) and not _readers_take_remote():
-        copy = _LocalCopy(path)
-        with copy as local:
-            yield from _rollout_rows_of(local, copy)
-        return
-    yield from _rollout_rows_of(path, None)
-
-
-def _rollout_rows_of(path: str, copy) -> Iterator:
     for table, bad in read_rollouts(path):
         _count("rollouts_read", table.num_rows + bad.num_rows)
         if bad.num_rows:
-            if copy is not None:
-                index = bad.schema.get_field_index("location")
-                bad = bad.set_column(index, bad.schema.field(index), pa.array(
-                    [copy.restore(x) for x in bad.column("location").to_pylist()], pa.string()))
             yield beam.pvalue.TaggedOutput("quarantine", bad)
         for row in table.to_pylist():
             yield row["query_id"], row
