@@ -597,10 +597,11 @@ def _train(cfg: TrainConfig, manifest: dict, manifest_path: str, work: str, out:
     teacher_mode = manifest["config"].get("teacher", "auto")
     imitation_files = files_of(manifest, "imitation")
     rl_manifest = manifest
-    first = imitation_files or files_of(manifest, "rl")
-    if not first:
-        raise InputError(manifest_path, "the curriculum has no imitation and no RL shards")
-    n_features = len(next(iter(ShardStream(first[:1], 1))).padded.features[0, 0])
+    # every phase has a file, empty ones included: the width comes from the first with rows
+    first = next((b for b in ShardStream(imitation_files + files_of(manifest, "rl"), 1)), None)
+    if first is None:
+        raise InputError(manifest_path, "the curriculum has no imitation and no RL rows")
+    n_features = len(first.padded.features[0, 0])
 
     # The starting policy: the pipeline's `base` weights with the normaliser fitted on training rows.
     train_files = imitation_files + files_of(manifest, "rl")

@@ -123,3 +123,17 @@ def test_bc_then_rl_on_yahoo_reaches_the_target_with_default_settings(yahoo_trai
     assert (final > untrained + 0.05).all()
     for r in results:
         assert r["sets"]["eval"]["queries"] == 50
+
+
+def test_a_curriculum_whose_first_phase_file_is_empty_trains(tmp_path):
+    """Every phase has a Parquet file, empty ones included (no demonstrations here): the trainer
+    takes the feature width from the first file with rows and still trains RL."""
+    out = str(tmp_path / "run")
+    run(CurriculumConfig(out=out, teacher="none", k=4, k_max=4,
+                         synthetic=CurriculumConfig().synthetic.__class__(n_queries=60)))
+    manifest = load_manifest(out)
+    imitation = [f for f in manifest["files"] if f["phase"] == "imitation"]
+    assert imitation and all(f["rows"] == 0 for f in imitation)
+    summary = train(TrainConfig(manifest=out, out=str(tmp_path / "train"), bc_steps=2,
+                                rl_steps=2, batch_queries=8))
+    assert summary["steps"] >= 2
