@@ -455,8 +455,9 @@ def bc_teacher(table: pa.Table, mode: str) -> np.ndarray:
     The pipeline stores each imitation row's teacher ORDER (`teacher_order`, derived from the
     teacher's scores, ties in file order), which hides ties. The scores are recovered: a full
     `teacher_scores` column first (modes auto/column); else, in modes auto/labels, the labels
-    when the stored order is the labels' stable ideal order (the labels were the teacher); else
-    the order itself (position p of n scores n - p: an order has no ties).
+    when the stored order is the labels' stable ideal order (the labels were the teacher) or
+    when no order is stored (an RL row, imitated with `--imitate all`); else the order itself
+    (position p of n scores n - p: an order has no ties).
     """
     n_docs = list_lengths(table.column("doc_ids"))
     scores, _ = teacher_scores(table, "column" if mode in ("auto", "column") else "none")
@@ -466,7 +467,8 @@ def bc_teacher(table: pa.Table, mode: str) -> np.ndarray:
         has_scores = list_lengths(table.column("teacher_scores")) == n_docs
         for i, n in enumerate(n_docs):
             ideal = np.argsort(-labels[i, :n], kind="stable").tolist()
-            if mode == "labels" or (not has_scores[i] and orders[i] == ideal):
+            # no stored order (an RL row imitated with --imitate all) or the labels' own order
+            if mode == "labels" or (not has_scores[i] and orders[i] in (None, ideal)):
                 scores[i, :n] = labels[i, :n]
     return scores
 

@@ -137,3 +137,27 @@ def test_a_curriculum_whose_first_phase_file_is_empty_trains(tmp_path):
     summary = train(TrainConfig(manifest=out, out=str(tmp_path / "train"), bc_steps=2,
                                 rl_steps=2, batch_queries=8))
     assert summary["steps"] >= 2
+
+
+def test_imitate_all_learns_from_rl_rows_without_a_stored_order():
+    """An RL row (no `weight`, no `teacher_order`) imitated with --imitate all is taught by its
+    labels: its BC loss is positive and moves the model, not silently weighted 0."""
+    import pyarrow as pa
+
+    from data_contracts.arrays import pad_queries
+    from data_contracts.schema import QUERY_SCHEMA, conform
+    from difficulty.policy import base_policy
+    from trainers.data import ShardBatch
+    from trainers.train import bc_loss
+
+    rng = np.random.default_rng(0)
+    rows = [{"query_id": f"q{i}", "doc_ids": [f"d{j}" for j in range(5)],
+             "features": rng.normal(size=(5, 3)).astype(np.float32).tolist(),
+             "labels": [2.0, 0.0, 1.0, 0.0, 1.0]} for i in range(4)]
+    table = conform(pa.Table.from_pylist(rows), QUERY_SCHEMA)
+    batch = ShardBatch(table, pad_queries(table), 0, 0)
+    model = base_policy(3, 0)
+    loss = bc_loss(model, batch, "auto", "listmle_ties")
+    assert float(loss) > 0
+    loss.backward()
+    assert any(float(p.grad.abs().sum()) > 0 for p in model.parameters())
