@@ -129,7 +129,10 @@ def validate_queries(batch: QueryBatch, state: ValidationState, step: str = "val
     feat_rows = _lengths(table.column("features"))
     check(Reason.LENGTH_MISMATCH, feat_rows != n_docs,
           lambda i: f"{n_docs[i]} doc ids but {feat_rows[i]} feature rows")
-    for name in ("labels", "teacher_scores", "teacher_order"):
+    per_document = [name for name in ("labels", "teacher_scores", "teacher_order", "doc_texts",
+                                      "first_stage_ranks", "first_stage_scores")
+                    if name in table.column_names]
+    for name in per_document:
         lengths = _lengths(table.column(name))
         check(Reason.LENGTH_MISMATCH, (lengths >= 0) & (lengths != n_docs),
               lambda i, name=name, lengths=lengths: f"{n_docs[i]} doc ids but {lengths[i]} {name}")

@@ -204,3 +204,24 @@ def test_quarantine_round_trips(tmp_path):
     assert sorted(out.quarantine.column("reason").to_pylist()) == [
         Reason.LABEL_OUT_OF_RANGE, Reason.UNPARSEABLE_LINE]
     assert_parquet_round_trip(out.quarantine, QUARANTINE_SCHEMA, tmp_path / "q.parquet")
+
+
+def test_text_columns_must_match_the_documents():
+    """doc_texts and the first-stage columns are per document: a length that differs from the
+    doc ids quarantines the query (length_mismatch), as for labels."""
+    import pyarrow as pa
+
+    from data_contracts.readers.base import QueryBatch
+    from data_contracts.schema import QUERY_SCHEMA, conform
+    from data_contracts.validate import ValidationState, validate_queries
+
+    good = {"query_id": "a", "doc_ids": ["x", "y"], "features": [[0.1], [0.2]],
+            "labels": [1.0, 0.0], "doc_texts": ["one", "two"], "first_stage_ranks": [1, 2],
+            "first_stage_scores": [0.9, 0.4]}
+    rows = [good, {**good, "query_id": "b", "doc_texts": ["only one"]},
+            {**good, "query_id": "c", "first_stage_scores": [0.5]}]
+    table = conform(pa.Table.from_pylist(rows), QUERY_SCHEMA)
+    ok, bad = validate_queries(QueryBatch(table, ["f:1", "f:2", "f:3"]), ValidationState())
+    assert ok.column("query_id").to_pylist() == ["a"]
+    assert bad.column("reason").to_pylist() == ["length_mismatch", "length_mismatch"]
+    assert "doc_texts" in bad.column("detail")[0].as_py()
