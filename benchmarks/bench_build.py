@@ -10,7 +10,7 @@ Parquet in QUERY_SCHEMA (`bench_scoring.make_data`), then measures:
      numpy routes), everything held in memory, no Beam. Both in this process. Target: the build
      within 2.5x of the raw script.
   2. peak RSS of a fresh build process on the input and on --scale x as many queries (same
-     shape), from wait4's ru_maxrss. Target: the larger run's peak within 1.5x of the smaller's.
+     shape), from the child's VmHWM. Target: the larger run's peak within 1.5x of the smaller's.
   3. wall time of a build with --direct_num_workers 2 against 1 (multi_processing, one worker
      per core at most). Target: at least 1.6x faster with two.
 
@@ -118,8 +118,25 @@ def _config(path: str, out: str, args) -> CurriculumConfig:
                             batch_size=args.batch_size, seed=args.seed)
 
 
+def _hwm(pid: int) -> int:
+    """VmHWM (peak RSS of the process's current image) in bytes, or 0 once it has exited."""
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def child_build(path: str, out: str, args, beam_args: list[str]) -> tuple[float, int]:
-    """(wall seconds, peak RSS bytes) of a build in a fresh process (wait4's ru_maxrss)."""
+    """(wall seconds, peak RSS bytes) of a build in a fresh process.
+
+    The peak is the child's VmHWM, polled until it exits (monotonic, so the last reading is the
+    peak but for the final 20 ms). Not ru_maxrss: Linux folds the RSS a forked child inherited
+    from this (large) process into it at exec.
+    """
     command = [sys.executable, "-m", "pipelines.build_curriculum", "--input", path, "--out", out,
                "--k", str(args.k), "--k-max", str(args.k), "--no-adaptive", "--batch-size",
                str(args.batch_size), "--seed", str(args.seed), *beam_args]
@@ -127,13 +144,19 @@ def child_build(path: str, out: str, args, beam_args: list[str]) -> tuple[float,
     started = time.monotonic()
     proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    peak = 0
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        peak = max(peak, _hwm(proc.pid))
+        time.sleep(0.02)
     seconds = time.monotonic() - started
     err = proc.stderr.read().decode(errors="replace")
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise RuntimeError(f"build failed ({proc.returncode}): {err[-1500:]}")
-    return seconds, usage.ru_maxrss * 1024
+    return seconds, peak or usage.ru_maxrss * 1024
 
 
 def gib(n: float) -> str:
