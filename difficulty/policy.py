@@ -19,7 +19,7 @@ every user of a checkpoint (the trainer, `--policy CHECKPOINT` in the pipeline) 
 """
 from __future__ import annotations
 
-import os
+import io
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -28,7 +28,7 @@ from torch import nn
 
 from data_contracts.arrays import PaddedQueries
 from data_contracts.errors import InputError
-from data_contracts.manifest import sha256_file
+from data_contracts import fs
 from data_contracts.teacher import TEACHER_MODES
 
 CHECKPOINT_FORMAT = "rerank-policy/2"  # /2: normaliser buffers in the state dict
@@ -137,11 +137,12 @@ def save_policy(model: RerankPolicy, path: str, extra: dict | None = None) -> No
 
 
 def load_checkpoint(path: str) -> dict:
-    """Loads a checkpoint safely (tensors and plain values only)."""
-    if not os.path.isfile(path):
+    """Loads a checkpoint safely (tensors and plain values only), local or gs:// / s3://."""
+    if not fs.isfile(path):
         raise InputError(path, "checkpoint not found (expected base, teacher or a checkpoint file)")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = torch.load(io.BytesIO(fs.read_bytes(path)), map_location="cpu",
+                             weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt or unsafe files
         first_line = (str(exc).splitlines() or [""])[0][:200]  # some errors have no message
         raise InputError(path, f"unreadable checkpoint ({type(exc).__name__}: {first_line})"
@@ -197,13 +198,13 @@ class PolicySpec:
             return f"base:{CHECKPOINT_FORMAT}:seed={self.seed}:hidden={self.hidden}"
         if self.name == "teacher":
             return f"teacher:{self.teacher_mode}"
-        return f"checkpoint:sha256={sha256_file(self.name)}"
+        return f"checkpoint:sha256={fs.sha256(self.name)}"
 
     @property
     def policy_id(self) -> str:
         if self.name in ("base", "teacher"):
             return self.name
-        return f"checkpoint:{os.path.basename(self.name)}"
+        return f"checkpoint:{fs.basename(self.name)}"
 
 
 class PolicyScorer:

@@ -217,3 +217,20 @@ def test_dataflow_job_graph_builds_offline_for_a_gs_input(inputs, capsys):
     assert main(["--input", inputs["train"], "--out", out, *DATAFLOW]) == 0
     assert capsys.readouterr().out.strip() == "dry run: job graph built, nothing written"
     assert fs.list_files(out) == []
+
+
+def test_a_policy_checkpoint_on_the_store_scores_like_the_local_one(emulator, tmp_path):
+    """`--policy gs://...` goes through the file-system layer: same weights, same fingerprint."""
+    import torch
+
+    from difficulty.policy import PolicySpec, base_policy, load_policy_checkpoint, save_policy
+
+    local = str(tmp_path / "policy.pt")
+    save_policy(base_policy(5, 3), local)
+    remote = f"gs://{BUCKET}/policies/policy.pt"
+    fs.copy(local, remote)
+    a, b = load_policy_checkpoint(local), load_policy_checkpoint(remote)
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(x, y), name
+    assert PolicySpec(name=remote).fingerprint() == PolicySpec(name=local).fingerprint()
+    PolicySpec(name=remote).validate()
