@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset
 
+from data_contracts import fs
 from data_contracts.arrays import PaddedQueries, pad_queries
 from data_contracts.schema import QUERY_SCHEMA
 
@@ -56,36 +57,41 @@ class ShardStream(IterableDataset):
     def __iter__(self) -> Iterator[ShardBatch]:
         first_file, first_row = self.start
         for index in range(first_file, len(self.files)):
-            parquet = pq.ParquetFile(self.files[index])
-            names = [c for c in self.columns if c in parquet.schema_arrow.names]
-            offset = 0
-            skip = first_row if index == first_file else 0
-            pending: list[pa.Table] = []
-            pending_rows, pending_start = 0, None
-            for record_batch in parquet.iter_batches(batch_size=self.batch_size, columns=names):
-                table = pa.Table.from_batches([record_batch])
-                if self.keep is not None:
-                    table = table.filter(pa.array(np.asarray(self.keep(table), dtype=bool)))
-                begin = offset
-                offset += table.num_rows
-                if offset <= skip:
-                    continue
-                if begin < skip:
-                    table = table.slice(skip - begin)
-                    begin = skip
-                if pending_start is None:
-                    pending_start = begin
-                pending.append(table)
-                pending_rows += table.num_rows
-                while pending_rows >= self.batch_size:
-                    whole = pa.concat_tables(pending)
-                    head, rest = whole.slice(0, self.batch_size), whole.slice(self.batch_size)
-                    yield ShardBatch(head, pad_queries(head), index, pending_start)
-                    pending_start += self.batch_size
-                    pending, pending_rows = ([rest] if rest.num_rows else []), rest.num_rows
-            if pending_rows:
+            with fs.open_read(self.files[index]) as handle:  # local, gs://, s3://
+                yield from self._file(index, pq.ParquetFile(handle), first_file, first_row)
+
+    def _file(self, index: int, parquet: pq.ParquetFile, first_file: int, first_row: int
+              ) -> Iterator[ShardBatch]:
+        """The batches of one shard (rows before `first_row` skipped in the first file)."""
+        names = [c for c in self.columns if c in parquet.schema_arrow.names]
+        offset = 0
+        skip = first_row if index == first_file else 0
+        pending: list[pa.Table] = []
+        pending_rows, pending_start = 0, None
+        for record_batch in parquet.iter_batches(batch_size=self.batch_size, columns=names):
+            table = pa.Table.from_batches([record_batch])
+            if self.keep is not None:
+                table = table.filter(pa.array(np.asarray(self.keep(table), dtype=bool)))
+            begin = offset
+            offset += table.num_rows
+            if offset <= skip:
+                continue
+            if begin < skip:
+                table = table.slice(skip - begin)
+                begin = skip
+            if pending_start is None:
+                pending_start = begin
+            pending.append(table)
+            pending_rows += table.num_rows
+            while pending_rows >= self.batch_size:
                 whole = pa.concat_tables(pending)
-                yield ShardBatch(whole, pad_queries(whole), index, pending_start)
+                head, rest = whole.slice(0, self.batch_size), whole.slice(self.batch_size)
+                yield ShardBatch(head, pad_queries(head), index, pending_start)
+                pending_start += self.batch_size
+                pending, pending_rows = ([rest] if rest.num_rows else []), rest.num_rows
+        if pending_rows:
+            whole = pa.concat_tables(pending)
+            yield ShardBatch(whole, pad_queries(whole), index, pending_start)
 
 
 def to_tensors(padded: PaddedQueries) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -234,3 +234,13 @@ def test_a_policy_checkpoint_on_the_store_scores_like_the_local_one(emulator, tm
         assert torch.equal(x, y), name
     assert PolicySpec(name=remote).fingerprint() == PolicySpec(name=local).fingerprint()
     PolicySpec(name=remote).validate()
+
+
+def test_the_trainer_trains_on_a_gs_run(gs_run, tmp_path):
+    """The trainer reads the shards of a gs:// run through the file-system layer."""
+    from trainers.train import TrainConfig, train
+
+    out, _ = gs_run
+    summary = train(TrainConfig(manifest=out, out=str(tmp_path / "train"), bc_steps=2,
+                                rl_steps=2, batch_queries=8))
+    assert summary["steps"] >= 2
