@@ -422,24 +422,16 @@ def _stats(**counts) -> dict:
     return {"counts": Counter({k: int(v) for k, v in counts.items() if v})}
 
 
-@beam.typehints.with_output_types(pa.Table)
-class ScoreSplitFn(_WorkerFn):
-    """Pass 1 with a policy: one split read, validated and scored; small rows out.
-
-    Outputs: small rows (main), quarantine tables (`quarantine`), statistics (`stats`).
-    """
+class _Pass1Fn(_WorkerFn):
+    """What both pass-1 DoFns share: one split read and validated, its read/skipped counts and
+    quarantine as tagged outputs, each batch's valid queries with their input positions handed
+    to `_valid` (the subclass's part), the feature widths seen, and the split marked done."""
 
     QUARANTINE, STATS = "quarantine", "stats"
 
     def __init__(self, config: CurriculumConfig, root: str, launcher_pid: int | None = None):
         super().__init__(launcher_pid)
         self.config, self.root = config, root
-        self.routing = dataclasses.replace(config.routing, teacher_mode=config.teacher)
-        self.scorer = None
-
-    def setup(self):
-        super().setup()
-        self.scorer = PolicyScorer(self.config.policy_spec())
 
     def process(self, split: Split, space=None) -> Iterator:
         seq = 0
@@ -455,13 +447,36 @@ class ScoreSplitFn(_WorkerFn):
             positions = [[*split.position, seq + i] for i in range(ok.num_rows)]
             seq += ok.num_rows
             widths.update(_widths(ok))
-            scored, spent = score_with_policy(ok, self.scorer, self.config.scoring())
-            _count("rollouts", spent)
-            yield _small_rows(scored, positions, locations, self.routing, self.config)
+            yield from self._valid(ok, positions, locations)
         if widths:
             yield beam.pvalue.TaggedOutput(self.STATS, {"feature_widths": widths})
         _progress(self.root, f"p1-{split.name}")
         _LOG.info("pass 1: split %s done", split.name)
+
+    def _valid(self, ok: pa.Table, positions: list, locations: list) -> Iterator:
+        raise NotImplementedError
+
+
+@beam.typehints.with_output_types(pa.Table)
+class ScoreSplitFn(_Pass1Fn):
+    """Pass 1 with a policy: one split read, validated and scored; small rows out.
+
+    Outputs: small rows (main), quarantine tables (`quarantine`), statistics (`stats`).
+    """
+
+    def __init__(self, config: CurriculumConfig, root: str, launcher_pid: int | None = None):
+        super().__init__(config, root, launcher_pid)
+        self.routing = dataclasses.replace(config.routing, teacher_mode=config.teacher)
+        self.scorer = None
+
+    def setup(self):
+        super().setup()
+        self.scorer = PolicyScorer(self.config.policy_spec())
+
+    def _valid(self, ok: pa.Table, positions: list, locations: list) -> Iterator:
+        scored, spent = score_with_policy(ok, self.scorer, self.config.scoring())
+        _count("rollouts", spent)
+        yield _small_rows(scored, positions, locations, self.routing, self.config)
 
 
 def _widths(ok: pa.Table) -> Counter:
@@ -471,7 +486,7 @@ def _widths(ok: pa.Table) -> Counter:
     return Counter({int(pc.list_value_length(inner)[0].as_py()): ok.num_rows})
 
 
-class ReadForLogFn(_WorkerFn):
+class ReadForLogFn(_Pass1Fn):
     """Pass 1 with a rollout log: one split read and validated; per query a featureless row
     (doc ids, labels, teacher, position) with its demonstration descriptor, keyed by query id.
 
@@ -479,46 +494,25 @@ class ReadForLogFn(_WorkerFn):
     here for every query with an informative demonstration, before the rollouts are joined.
     """
 
-    QUARANTINE, STATS = "quarantine", "stats"
-
-    def __init__(self, config: CurriculumConfig, root: str, launcher_pid: int | None = None):
-        super().__init__(launcher_pid)
-        self.config, self.root = config, root
-
-    def process(self, split: Split, space=None) -> Iterator:
-        seq = 0
-        widths = Counter()
-        for ok, bad, records, skipped, locations in validated_batches(split, self.config,
-                                                                      space):
-            _count("read", records)
-            yield beam.pvalue.TaggedOutput(self.STATS, _stats(read=records, skipped_lines=skipped))
-            if bad.num_rows:
-                yield beam.pvalue.TaggedOutput(self.QUARANTINE, bad)
-            if not ok.num_rows:
-                continue
-            widths.update(_widths(ok))
-            scores, given = teacher_scores(ok, self.config.teacher)
-            has = given & informative_demonstrations(ok, scores)
-            descs: list = [None] * ok.num_rows
-            sigs: list = [None] * ok.num_rows
-            rows = np.flatnonzero(has)
-            if rows.size:
-                subset = ok.take(pa.array(rows))
-                width = int(subset.column("doc_ids").combine_chunks().value_lengths()
-                            .to_numpy().max())
-                vectors, names = div.descriptors(pad_queries(subset), scores[rows][:, :width],
-                                                 self.config.diversity.max_dims)
-                for j, r in enumerate(rows):
-                    descs[r], sigs[r] = vectors[j].tolist(), names[j]
-            featureless = _featureless(ok)
-            for i, qid in enumerate(ok.column("query_id").to_pylist()):
-                yield (qid, {"query": featureless.slice(i, 1).to_pylist()[0],
-                             "position": [*split.position, seq + i], "location": locations[i],
-                             "descriptor": descs[i], "signature": sigs[i]})
-            seq += ok.num_rows
-        if widths:
-            yield beam.pvalue.TaggedOutput(self.STATS, {"feature_widths": widths})
-        _progress(self.root, f"p1-{split.name}")
+    def _valid(self, ok: pa.Table, positions: list, locations: list) -> Iterator:
+        scores, given = teacher_scores(ok, self.config.teacher)
+        has = given & informative_demonstrations(ok, scores)
+        descs: list = [None] * ok.num_rows
+        sigs: list = [None] * ok.num_rows
+        rows = np.flatnonzero(has)
+        if rows.size:
+            subset = ok.take(pa.array(rows))
+            width = int(subset.column("doc_ids").combine_chunks().value_lengths()
+                        .to_numpy().max())
+            vectors, names = div.descriptors(pad_queries(subset), scores[rows][:, :width],
+                                             self.config.diversity.max_dims)
+            for j, r in enumerate(rows):
+                descs[r], sigs[r] = vectors[j].tolist(), names[j]
+        featureless = _featureless(ok)
+        for i, qid in enumerate(ok.column("query_id").to_pylist()):
+            yield (qid, {"query": featureless.slice(i, 1).to_pylist()[0],
+                         "position": positions[i], "location": locations[i],
+                         "descriptor": descs[i], "signature": sigs[i]})
 
 
 def _featureless(ok: pa.Table) -> pa.Table:

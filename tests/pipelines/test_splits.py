@@ -61,8 +61,6 @@ def _svmlight_with_qid(path, n_queries: int = 150) -> None:
 
 
 def test_svmlight_byte_range_splits_give_the_bytes_of_one_whole_read(tmp_path, monkeypatch):
-    if T._reader_planner() is None:
-        pytest.skip("the readers do not split SVMlight files by byte range yet")
     path = tmp_path / "rank.txt"
     _svmlight_with_qid(path)
     config = CurriculumConfig(inputs=[str(path)], k=8, k_max=16)
@@ -77,8 +75,6 @@ def test_svmlight_byte_range_splits_give_the_bytes_of_one_whole_read(tmp_path, m
 
 
 def test_a_query_id_in_two_byte_range_splits_of_one_file_fails_the_run(tmp_path, monkeypatch):
-    if T._reader_planner() is None:
-        pytest.skip("the readers do not split SVMlight files by byte range yet")
     lines = []
     for q in ("a", "b", "c", "a"):  # "a" again at the end: not adjacent to its first rows
         lines += [f"{label} qid:{q} 1:{label}.5 2:0.{label}" for label in (2, 0, 1)]
