@@ -141,8 +141,8 @@ def load_checkpoint(path: str) -> dict:
     if not fs.isfile(path):
         raise InputError(path, "checkpoint not found (expected base, teacher or a checkpoint file)")
     try:
-        payload = torch.load(io.BytesIO(fs.read_bytes(path)), map_location="cpu",
-                             weights_only=True)
+        data = io.BytesIO(fs.read_bytes(path))  # local, gs://, s3://
+        payload = torch.load(data, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt or unsafe files
         first_line = (str(exc).splitlines() or [""])[0][:200]  # some errors have no message
         raise InputError(path, f"unreadable checkpoint ({type(exc).__name__}: {first_line})"
