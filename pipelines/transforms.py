@@ -30,7 +30,6 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 from apache_beam.transforms import window
 
@@ -65,7 +64,7 @@ from pipelines.config import CurriculumConfig
 METRICS_NAMESPACE = "build_curriculum"
 PROGRESS_FOLDER = "_progress"
 SPILL_BYTES = 64 << 20  # a pass-2 worker spills its buffered rows as pieces beyond this
-SPLIT_ROWS = 2048  # queries per synthetic split, and per Parquet split (own planner)
+SPLIT_ROWS = 2048  # queries per split of the embedded synthetic input
 _LOG = logging.getLogger("pipelines.progress")
 
 SCHEMAS = {"difficulty": DIFFICULTY_SCHEMA, "imitation": IMITATION_SCHEMA, "rl": RL_SCHEMA,
@@ -181,9 +180,9 @@ def resolve_format(path: str, fmt: str) -> str:
 def plan_splits(config: CurriculumConfig) -> list[Split]:
     """The splits of every input, in input order (the launcher plans; workers read).
 
-    Files of a folder input (Parquet files of a folder) are split one per file; the embedded
-    synthetic input by ranges of `SPLIT_ROWS` queries; other inputs are one split per file until
-    the readers read byte ranges (SVMlight) and row groups (Parquet).
+    Every file (each Parquet file of a folder input too) is split by the readers' planner: byte
+    ranges of SVMlight files with qid, row groups of canonical Parquet, whole otherwise; the
+    embedded synthetic input by ranges of `SPLIT_ROWS` queries.
     """
     if not config.inputs and config.synthetic_kind == "text":  # built whole: one split
         return [Split(-1, "embedded:synthetic-text", "synthetic-text", 0, "synthetic-text")]
@@ -199,7 +198,7 @@ def plan_splits(config: CurriculumConfig) -> list[Split]:
                      and fs.dirname(f).rstrip("/") == path.rstrip("/")]
             source = fs.basename(path.rstrip("/"))
             for i, f in enumerate(sorted(files)):
-                out += parquet_splits(Split(index, f, fmt, i, source))
+                out += _planned(Split(index, f, fmt, i, source), config)
         else:
             out += _planned(Split(index, path, fmt, 0, None), config)
     return out
@@ -222,34 +221,6 @@ def _planned(whole: Split, config: CurriculumConfig) -> list[Split]:
         else:
             out.append(whole)
     return out or [whole]
-
-
-def parquet_splits(whole: Split, rows: int | None = None) -> list[Split]:
-    """A Parquet file's splits: runs of whole row groups of about `rows` rows (from the footer).
-
-    A file whose footer cannot be read stays one split (the reader reports it in one line).
-    """
-    try:
-        with fs.open_read(whole.path) as handle:
-            meta = pq.ParquetFile(handle).metadata
-    except (pa.ArrowInvalid, OSError):
-        return [whole]
-    if meta.num_row_groups <= 1:
-        return [whole]
-    rows = rows or SPLIT_ROWS
-    groups, held, out = [], 0, []
-    for g in range(meta.num_row_groups):
-        groups.append(g)
-        held += meta.row_group(g).num_rows
-        if held >= rows:
-            out.append(groups)
-            groups, held = [], 0
-    if groups:
-        out.append(groups)
-    if len(out) == 1:
-        return [whole]
-    return [dataclasses.replace(whole, start=g[0], end=g[-1] + 1, row_groups=tuple(g))
-            for g in out]
 
 
 def read_split(split: Split, config: CurriculumConfig, space=None) -> Iterator:

@@ -26,8 +26,7 @@ def parquet_input(tmp_path_factory):
 
 def test_row_group_splits_cover_the_file_in_order(parquet_input, monkeypatch):
     meta = pq.ParquetFile(parquet_input).metadata
-    monkeypatch.setattr(T, "SPLIT_ROWS", 80)  # two row groups a split (own planner)
-    monkeypatch.setattr(T, "SPLIT_BYTES", meta.row_group(0).total_byte_size + 1)  # readers'
+    monkeypatch.setattr(T, "SPLIT_BYTES", meta.row_group(0).total_byte_size + 1)  # 2 a split
     splits = T.plan_splits(CurriculumConfig(inputs=[parquet_input]))
     assert len(splits) >= 3
     assert [g for s in splits for g in s.row_groups] == list(range(6))
@@ -42,7 +41,6 @@ def test_split_reads_on_two_workers_give_the_bytes_of_one_whole_read(parquet_inp
                                                                      monkeypatch):
     config = CurriculumConfig(inputs=[parquet_input], k=8, k_max=16, batch_size=16)
     whole = run(replace(config, out=str(tmp_path / "whole")))
-    monkeypatch.setattr(T, "SPLIT_ROWS", 80)
     monkeypatch.setattr(T, "SPLIT_BYTES", 1)
     split = run(replace(config, out=str(tmp_path / "split")),
                 ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
