@@ -12,9 +12,13 @@ Parquet in QUERY_SCHEMA (`bench_scoring.make_data`), then measures:
   2. peak RSS of a fresh build process on the input and on --scale x as many queries (same
      shape), from the child's VmHWM. Target: the larger run's peak within 1.5x of the smaller's.
   3. wall time of a build with --direct_num_workers 2 against 1 (multi_processing, one worker
-     per core at most). Target: at least 1.6x faster with two.
+     per core at most), in --repeat alternating pairs (median ratio), each split into its parts
+     (start-up, scan, pass 1, between the passes, pass 2, merge, finish) by
+     `benchmarks/stage_times.py`. Target: at least 1.6x faster with two.
 
-Numbers from a shared or small machine are rough: the script prints the core count and load.
+Numbers from a shared or small machine are rough: the script prints the core count and load
+(here the same CPU-bound loop has been seen to take 2.2 s and, an hour later, 4.3 s: compare
+only numbers taken in alternation).
 
 Usage:
   python benchmarks/bench_build.py                                  # 20,000 x 100 x 136, k=16
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -130,14 +135,21 @@ def _hwm(pid: int) -> int:
     return 0
 
 
-def child_build(path: str, out: str, args, beam_args: list[str]) -> tuple[float, int]:
+def child_build(path: str, out: str, args, beam_args: list[str], parts: dict | None = None
+                ) -> tuple[float, int]:
     """(wall seconds, peak RSS bytes) of a build in a fresh process.
 
     The peak is the child's VmHWM, polled until it exits (monotonic, so the last reading is the
     peak but for the final 20 ms). Not ru_maxrss: Linux folds the RSS a forked child inherited
     from this (large) process into it at exec.
+
+    Args:
+      parts: when given, the child runs under `stage_times.py` and this dict receives its
+        seconds per part of the build (start, scan, pass1, between, pass2, merge, finish).
     """
-    command = [sys.executable, "-m", "pipelines.build_curriculum", "--input", path, "--out", out,
+    entry = ([os.path.join(REPO, "benchmarks", "stage_times.py")] if parts is not None
+             else ["-m", "pipelines.build_curriculum"])
+    command = [sys.executable, *entry, "--input", path, "--out", out,
                "--k", str(args.k), "--k-max", str(args.k), "--no-adaptive", "--batch-size",
                str(args.batch_size), "--seed", str(args.seed), *beam_args]
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -156,6 +168,8 @@ def child_build(path: str, out: str, args, beam_args: list[str]) -> tuple[float,
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise RuntimeError(f"build failed ({proc.returncode}): {err[-1500:]}")
+    if parts is not None:
+        parts.update(json.loads(err.strip().splitlines()[-1]))
     return seconds, peak or usage.ru_maxrss * 1024
 
 
@@ -183,6 +197,8 @@ def parse_args(argv):
                         help="queries of the smaller RSS run (default: --queries)")
     parser.add_argument("--worker-queries", type=int, default=None,
                         help="queries of the 1-vs-2-workers runs (default: --queries)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="alternating 1-worker/2-worker pairs (medians are quoted)")
     parser.add_argument("--only", choices=("time", "rss", "workers"), action="append")
     parser.add_argument("--workdir", default=None)
     return parser.parse_args(argv)
@@ -234,13 +250,28 @@ def main(argv=None) -> int:
             n = args.worker_queries or args.queries
             path = input_of(n)
             mp = "--direct_running_mode=multi_processing"
-            one_s, _ = child_build(path, os.path.join(workdir, "w1"), args,
-                                   [mp, "--direct_num_workers=1"])
-            two_s, _ = child_build(path, os.path.join(workdir, "w2"), args,
-                                   [mp, "--direct_num_workers=2"])
-            print(f"workers ({n} queries): 1 worker {one_s:.1f}s, 2 workers {two_s:.1f}s; "
-                  f"speed-up {one_s / two_s:.2f}x (target >= 1.6x: "
-                  f"{'met' if one_s / two_s >= 1.6 else 'NOT met'}; {cores} cores)")
+            walls: dict[int, list[float]] = {1: [], 2: []}
+            split: dict[int, list[dict]] = {1: [], 2: []}
+            for r in range(args.repeat):  # alternating, so a slow spell hits both alike
+                for workers in (1, 2):
+                    seconds: dict = {}
+                    wall, _ = child_build(path, os.path.join(workdir, f"w{workers}-{r}"), args,
+                                          [mp, f"--direct_num_workers={workers}"], seconds)
+                    shutil.rmtree(os.path.join(workdir, f"w{workers}-{r}"), ignore_errors=True)
+                    walls[workers].append(wall)
+                    split[workers].append(seconds)
+            ratios = [a / b for a, b in zip(walls[1], walls[2])]
+            one_s, two_s, ratio = (float(np.median(walls[1])), float(np.median(walls[2])),
+                                   float(np.median(ratios)))
+            print(f"workers ({n} queries, {args.repeat} alternating pairs): 1 worker "
+                  f"{one_s:.1f}s, 2 workers {two_s:.1f}s (medians); speed-up median "
+                  f"{ratio:.2f}x, range {min(ratios):.2f}-{max(ratios):.2f}x (target >= 1.6x: "
+                  f"{'met' if ratio >= 1.6 else 'NOT met'}; {cores} cores)")
+            print("  where the time goes (medians, s): part, 1 worker, 2 workers, ratio")
+            for name in ("start", "scan", "pass1", "between", "pass2", "merge", "finish"):
+                a = float(np.median([p.get(name, 0.0) for p in split[1]]))
+                b = float(np.median([p.get(name, 0.0) for p in split[2]]))
+                print(f"  {name:8s} {a:6.1f} {b:6.1f}  {a / b if b else float('nan'):.2f}x")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0

@@ -32,7 +32,6 @@ import re
 from typing import Sequence
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 TEXT_FEATURE_NAMES = (
     "bm25", "tfidf_cosine", "query_term_coverage", "log_passage_length", "log_query_length",
@@ -61,6 +60,8 @@ def _bm25(query: list[str], passages: list[list[str]]) -> np.ndarray:
 
 
 def _tfidf_cosine(query: str, passages: Sequence[str]) -> np.ndarray:
+    from sklearn.feature_extraction.text import TfidfVectorizer  # ~1 s: only text inputs pay
+
     vectorizer = TfidfVectorizer(token_pattern=TOKEN_PATTERN, lowercase=True, sublinear_tf=True)
     try:
         docs = vectorizer.fit_transform([p or "" for p in passages])

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import special  # the Beta CDF and its inverses (lighter to import than scipy.stats)
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,8 @@ def band_probabilities(successes: np.ndarray, trials: np.ndarray, cfg: BandConfi
     """[N, 3] posterior probabilities of (too_hard, learnable, too_easy)."""
     a = 1.0 + successes
     b = 1.0 + trials - successes
-    p_hard = stats.beta.cdf(cfg.hard_below, a, b)
-    p_easy = stats.beta.sf(cfg.easy_above, a, b)
+    p_hard = special.betainc(a, b, cfg.hard_below)  # Beta(a, b) CDF at hard_below
+    p_easy = special.betaincc(a, b, cfg.easy_above)  # its survival function at easy_above
     return np.stack([p_hard, np.clip(1.0 - p_hard - p_easy, 0.0, 1.0), p_easy], axis=-1)
 
 
@@ -63,7 +63,7 @@ def interval(successes: np.ndarray, trials: np.ndarray, level: float
     a = 1.0 + np.asarray(successes, float)
     b = 1.0 + np.asarray(trials, float) - np.asarray(successes, float)
     tail = (1.0 - level) / 2.0
-    return stats.beta.ppf(tail, a, b), stats.beta.isf(tail, a, b)
+    return special.betaincinv(a, b, tail), special.betainccinv(a, b, tail)  # ppf, isf
 
 
 def pass_at_k(successes: np.ndarray, trials: np.ndarray, k: int) -> np.ndarray:

@@ -31,7 +31,7 @@ from data_contracts.errors import InputError
 from data_contracts import fs
 from data_contracts.teacher import TEACHER_MODES
 
-CHECKPOINT_FORMAT = "rerank-policy/2"  # /2: normaliser buffers in the state dict
+from difficulty.policy_spec import CHECKPOINT_FORMAT, PolicySpec  # noqa: F401 (re-exported)
 QUERY_STD_EPS = 0.01  # added to the within-query std of a (globally normalised) feature
 
 
@@ -168,43 +168,6 @@ def load_policy_checkpoint(path: str) -> RerankPolicy:
         raise InputError(path, f"corrupt {CHECKPOINT_FORMAT} checkpoint "
                                f"({type(exc).__name__}: {first_line})") from None
     return model
-
-
-@dataclass(frozen=True)
-class PolicySpec:
-    """A policy as named on the command line: `base`, `teacher` or a checkpoint path.
-
-    Attributes:
-      name: the spec as given.
-      seed: seed of the `base` policy's weights.
-      teacher_mode: where `teacher` scores come from (see `data_contracts.teacher`).
-      hidden: width of the `base` policy.
-    """
-
-    name: str = "base"
-    seed: int = 0
-    teacher_mode: str = "auto"
-    hidden: int = 64
-
-    def validate(self) -> None:
-        if self.name not in ("base", "teacher"):
-            load_policy_checkpoint(self.name)  # fail fast: config and weights must load too
-        if self.teacher_mode not in TEACHER_MODES:
-            raise ValueError(f"unknown teacher mode {self.teacher_mode!r}")
-
-    def fingerprint(self) -> str:
-        """Identifies the policy's behaviour: weights hash for checkpoints."""
-        if self.name == "base":
-            return f"base:{CHECKPOINT_FORMAT}:seed={self.seed}:hidden={self.hidden}"
-        if self.name == "teacher":
-            return f"teacher:{self.teacher_mode}"
-        return f"checkpoint:sha256={fs.sha256(self.name)}"
-
-    @property
-    def policy_id(self) -> str:
-        if self.name in ("base", "teacher"):
-            return self.name
-        return f"checkpoint:{fs.basename(self.name)}"
 
 
 class PolicyScorer:

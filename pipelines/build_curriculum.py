@@ -321,7 +321,37 @@ def feature_space(stats: dict) -> dict:
     return {"base": None, "width": max(widths) if widths else None, "names": None}
 
 
-def make_manifest(config: CurriculumConfig, summary: dict) -> dict:
+class _Background:
+    """Runs `fn(*args)` on a daemon thread (a failed run does not wait for it); `result()` joins
+    and returns its value or raises its exception."""
+
+    def __init__(self, fn, *args):
+        self.value, self.error = None, None
+        self.thread = threading.Thread(target=self._run, args=(fn, args), daemon=True,
+                                       name=fn.__name__)
+        self.thread.start()
+
+    def _run(self, fn, args) -> None:
+        try:
+            self.value = fn(*args)
+        except BaseException as exc:  # handed to the caller of result()
+            self.error = exc
+
+    def result(self):
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+def make_manifest(config: CurriculumConfig, summary: dict, inputs: list[dict] | None = None
+                  ) -> dict:
+    """The run's manifest from the pipeline's summary.
+
+    Args:
+      inputs: the inputs' fingerprints (`_input_fingerprints`), when already computed (`run`
+        hashes the inputs while the pipeline runs); None computes them here.
+    """
     stats = summary["stats"]
     counts = {k: int(v) for k, v in stats.get("counts", {}).items()}
     for name in ("read", "quarantined", "scored", "too_hard", "learnable", "too_easy",
@@ -340,7 +370,8 @@ def make_manifest(config: CurriculumConfig, summary: dict) -> dict:
     return {
         "schema_version": SCHEMA_VERSION, "package_version": PACKAGE_VERSION,
         "created_by": "pipelines.build_curriculum", "config": data,
-        "config_hash": config_hash(data), "inputs": _input_fingerprints(config),
+        "config_hash": config_hash(data),
+        "inputs": _input_fingerprints(config) if inputs is None else inputs,
         "policy": {"spec": config.policy if config.policy in ("base", "teacher")
                    else fs.abspath(config.policy),
                    "policy_id": spec.policy_id, "fingerprint": spec.fingerprint()},
@@ -420,6 +451,9 @@ def run(config: CurriculumConfig, beam_args: list[str] | None = None) -> RunResu
     preflight(config, options)
     splits = T.plan_splits(config)
     pub = begin(config.out)
+    # The inputs' sha256 is read while the workers run (the launcher idles meanwhile): the whole
+    # input once more, which after the pipeline was the launcher's last serial step.
+    fingerprints = None if is_dry_run(options) else _Background(_input_fingerprints, config)
     try:
         launcher = os.getpid() if is_local_runner(options) else None
         try:
@@ -439,7 +473,7 @@ def run(config: CurriculumConfig, beam_args: list[str] | None = None) -> RunResu
         summary = json.loads(fs.read_bytes(summary_path).decode("utf-8"))
         fs.delete([summary_path])
         fs.delete_tree(fs.join(pub.root, T.PROGRESS_FOLDER))
-        manifest = make_manifest(config, summary)
+        manifest = make_manifest(config, summary, fingerprints.result())
         problems = check_counts(manifest["counts"]) + _check_file_rows(manifest)
         if problems:
             raise RuntimeError("counts do not reconcile: " + "; ".join(problems))

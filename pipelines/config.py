@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from curricula.diversity import DiversityConfig
 from curricula.ordering import OrderConfig
@@ -11,9 +12,11 @@ from data_contracts.synthetic import SyntheticConfig
 from data_contracts.synthetic_text import SyntheticTextConfig
 from data_contracts.synthetic import config_from_dict as synthetic_from_dict
 from difficulty.estimate import BandConfig, Budget
-from difficulty.policy import PolicySpec
+from difficulty.policy_spec import PolicySpec
 from difficulty.rewards import parse_reward
-from difficulty.scoring import ScoringConfig
+
+if TYPE_CHECKING:
+    from difficulty.scoring import ScoringConfig
 
 DEFAULT_OUT = "runs/default"
 
@@ -102,6 +105,8 @@ class CurriculumConfig:
         return PolicySpec(name=self.policy, seed=self.seed, teacher_mode=self.teacher)
 
     def scoring(self) -> ScoringConfig:
+        from difficulty.scoring import ScoringConfig  # torch: the scoring workers only
+
         return ScoringConfig(reward=parse_reward(self.reward),
                              budget=Budget(k=self.k, k_max=max(self.k_max, self.k),
                                            adaptive=self.adaptive),

@@ -32,5 +32,21 @@ def test_scoring_benchmark_reports_the_ratio():
 @pytest.mark.slow
 def test_build_benchmark_reports_its_three_ratios():
     out = _run("benchmarks/bench_build.py", "--queries", "120", "--docs", "12", "--features",
-               "8", "--scale", "2")
+               "8", "--scale", "2", "--repeat", "1")
     assert "ratio build/raw" in out and "peak RSS" in out and "speed-up" in out
+    assert "where the time goes" in out and "pass1" in out and "merge" in out
+
+
+def test_stage_times_split_the_whole_wall_time(tmp_path):
+    """The parts a build's time is split into cover its wall time (nothing unaccounted)."""
+    import json
+
+    done = subprocess.run([sys.executable, "benchmarks/stage_times.py", "--synthetic-queries", "60",
+                           "--out", str(tmp_path / "run")], cwd=REPO, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    parts = json.loads(done.stderr.strip().splitlines()[-1])
+    names = ("start", "scan", "pass1", "between", "pass2", "merge", "finish")
+    assert set(names) <= set(parts)
+    assert parts["pass1"] > 0 and parts["pass2"] > 0 and parts["merge"] > 0
+    assert abs(sum(parts[n] for n in names) - parts["wall"]) <= 0.1 * parts["wall"] + 0.1

@@ -112,3 +112,17 @@ def test_fit_centers_is_deterministic_and_canonical():
     assert np.all(np.diff(a[:, 0]) > 0)  # lexicographic order of centers
     assert len(div.fit_centers(np.ones((5, 3)), 8, seed=0)) == 1  # one distinct point
     assert div.assign(np.zeros((0, 3)), a).shape == (0,)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_average_ranks_equal_scipy_rankdata_with_ties(seed):
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(seed)
+    for n in (1, 2, 7, 50):
+        values = rng.integers(0, 4, n).astype(np.float32)  # many ties
+        np.testing.assert_array_equal(div.average_ranks(values),
+                                      rankdata(values, method="average"))
+        values = rng.normal(size=n)
+        np.testing.assert_array_equal(div.average_ranks(values),
+                                      rankdata(values, method="average"))

@@ -167,3 +167,20 @@ def test_fixed_budget_is_calibrated_too():
     band, _, decided = decide(s, np.full(5000, 64), cfg)
     wrong = (band != band_of_rate(p, cfg)) & decided
     assert wrong.sum() / decided.sum() <= 0.1 + 3 * math.sqrt(0.09 / decided.sum())
+
+
+def test_beta_posterior_functions_equal_scipy_stats_beta():
+    from scipy import stats
+
+    from difficulty.estimate import band_probabilities, interval
+
+    successes = np.array([0, 1, 3, 8, 16, 5])
+    trials = np.array([16, 16, 8, 8, 16, 64])
+    cfg = BandConfig()
+    a, b = 1.0 + successes, 1.0 + trials - successes
+    probs = band_probabilities(successes.astype(float), trials.astype(float), cfg)
+    np.testing.assert_allclose(probs[:, 0], stats.beta.cdf(cfg.hard_below, a, b), rtol=1e-12)
+    np.testing.assert_allclose(probs[:, 2], stats.beta.sf(cfg.easy_above, a, b), rtol=1e-12)
+    low, high = interval(successes, trials, 0.9)
+    np.testing.assert_allclose(low, stats.beta.ppf(0.05, a, b), rtol=1e-10)
+    np.testing.assert_allclose(high, stats.beta.isf(0.05, a, b), rtol=1e-10)
