@@ -24,6 +24,7 @@ Usage:
   python benchmarks/bench_build.py                                  # 20,000 x 100 x 136, k=16
   python benchmarks/bench_build.py --queries 200 --docs 20 --features 16 --scale 3   # smoke
   python benchmarks/bench_build.py --only time|rss|workers
+  python benchmarks/bench_build.py --format svmlight --only workers   # LETOR text input
 """
 from __future__ import annotations
 
@@ -178,10 +179,38 @@ def gib(n: float) -> str:
 
 
 def make_input(folder: str, queries: int, args) -> str:
-    path = os.path.join(folder, f"queries-{queries}.parquet")
     data = make_data(queries, args.docs, args.features, args.seed)
-    write_parquet(data, path)
+    if args.format == "svmlight":
+        path = os.path.join(folder, f"queries-{queries}.txt")
+        write_svmlight(data, path)
+    else:
+        path = os.path.join(folder, f"queries-{queries}.parquet")
+        write_parquet(data, path)
     return path
+
+
+def write_svmlight(data: dict, path: str, chunk: int = 128) -> None:
+    """Writes the data as LETOR/SVMlight text (`label qid:N 1:v ... F:v`, MSLR-WEB30K's layout),
+    values to 3 decimals; lines are formatted by pyarrow's string kernels, `chunk` queries at a
+    time."""
+    import pyarrow.compute as pc
+
+    features, labels = data["features"], data["labels"]
+    q, d, f = features.shape
+    with open(path, "w", encoding="ascii") as out:
+        for start in range(0, q, chunk):
+            stop = min(q, start + chunk)
+            values = np.round(features[start:stop].reshape(-1, f), 3)
+            columns = [pc.cast(pa.array(labels[start:stop].reshape(-1).astype(np.int64)),
+                               pa.string()),
+                       pc.binary_join_element_wise(
+                           "qid:", pc.cast(pa.array(np.repeat(np.arange(start, stop), d)),
+                                           pa.string()), "")]
+            for j in range(f):
+                columns.append(pc.binary_join_element_wise(
+                    f"{j + 1}:", pc.cast(pa.array(values[:, j]), pa.string()), ""))
+            lines = pc.binary_join_element_wise(*columns, " ")
+            out.write("\n".join(lines.to_pylist()) + "\n")
 
 
 def parse_args(argv):
@@ -197,6 +226,9 @@ def parse_args(argv):
                         help="queries of the smaller RSS run (default: --queries)")
     parser.add_argument("--worker-queries", type=int, default=None,
                         help="queries of the 1-vs-2-workers runs (default: --queries)")
+    parser.add_argument("--format", choices=("parquet", "svmlight"), default="parquet",
+                        help="the input's layout: canonical Parquet (row-group splits) or "
+                             "LETOR/SVMlight text (byte-range splits, parsed line by line)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="alternating 1-worker/2-worker pairs (medians are quoted)")
     parser.add_argument("--only", choices=("time", "rss", "workers"), action="append")
@@ -210,8 +242,8 @@ def main(argv=None) -> int:
     workdir = tempfile.mkdtemp(prefix="bench_build-", dir=args.workdir)
     cores = os.cpu_count()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"data: {args.queries} queries x {args.docs} docs x {args.features} features, "
-          f"k={args.k} (fixed), batch {args.batch_size}; {cores} cores, load {load:.1f} "
+    print(f"data ({args.format}): {args.queries} queries x {args.docs} docs x {args.features} "
+          f"features, k={args.k} (fixed), batch {args.batch_size}; {cores} cores, load {load:.1f} "
           "(a shared machine makes every number rough)")
     try:
         inputs: dict[int, str] = {}

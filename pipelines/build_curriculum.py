@@ -117,7 +117,7 @@ def build(p: beam.Pipeline, config: CurriculumConfig, root: str, splits: list,
     """
     seed, dcfg = config.seed, config.diversity
     # The dataset's feature space: one scan per input, merged (None: each file decides).
-    space = (p | "DatasetSpace" >> T.DatasetSpace(config)) if config.inputs else \
+    space = (p | "DatasetSpace" >> T.DatasetSpace(config, splits)) if config.inputs else \
         (p | "NoSpace" >> beam.Create([None]))
     space_side = beam.pvalue.AsSingleton(space)
     # Pass 1: read, validate, score each split in parallel; small rows only from here on.

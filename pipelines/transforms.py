@@ -274,31 +274,54 @@ def read_split(split: Split, config: CurriculumConfig, space=None) -> Iterator:
 
 # --- the dataset's feature space -------------------------------------------------------------
 
-def scan_input(path: str, config: CurriculumConfig):
-    """What one input says about the feature space (the readers' `scan_space`)."""
-    return scan_space(path, config.input_format, column_map=config.column_map,
-                      max_feature_id=config.max_feature_id)
+def scan_units(config: CurriculumConfig, splits: list) -> list[tuple]:
+    """What the space scan reads, in input order: `(position, path, byte_range)`.
+
+    An SVMlight file split by byte range is scanned split by split (in parallel: the scan is a
+    full pass over the file); any other input is scanned whole, once (a table's scan reads only
+    its schema).
+    """
+    units, whole = [], set()
+    for split in splits:
+        if split.byte_range:
+            units.append((split.position, split.path, (split.start, split.end)))
+        elif split.input_index not in whole:
+            whole.add(split.input_index)
+            units.append(((split.input_index, 0, 0), config.inputs[split.input_index], None))
+    return sorted(units, key=lambda unit: unit[0])
+
+
+def scan_input(unit: tuple, config: CurriculumConfig):
+    """(position, what one scan unit says about the feature space: the readers' `scan_space`)."""
+    position, path, byte_range = unit
+    return position, scan_space(path, config.input_format, column_map=config.column_map,
+                                      max_feature_id=config.max_feature_id,
+                                      byte_range=byte_range)
 
 
 class MergeSpaceStats(beam.CombineFn):
-    """Merges the inputs' SpaceStats (None: no dataset-wide space)."""
+    """Merges the scans' SpaceStats in input order (None: no dataset-wide space).
+
+    The order decides which file a message names and whose feature names are kept, so the
+    (small: one per scan unit) accumulator keeps every scan with its position and merges them
+    sorted, whatever order the runner combines in.
+    """
 
     def create_accumulator(self):
-        return None
+        return []
 
-    def add_input(self, acc, stats):
-        if stats is None:
-            return acc
-        return stats if acc is None else acc.merge(stats)
+    def add_input(self, acc, positioned):
+        return acc + [positioned]
 
     def merge_accumulators(self, accs):
-        out = None
-        for acc in accs:
-            out = self.add_input(out, acc)
-        return out
+        return [item for acc in accs for item in acc]
 
     def extract_output(self, acc):
-        return acc
+        out = None
+        for _, stats in sorted(acc, key=lambda item: item[0]):
+            if stats is not None:
+                out = stats if out is None else out.merge(stats)
+        return out
 
 
 def resolve_input_space(stats, config: CurriculumConfig):
@@ -309,15 +332,16 @@ def resolve_input_space(stats, config: CurriculumConfig):
 
 
 class DatasetSpace(beam.PTransform):
-    """A cheap pre-pass: one scan per input (in parallel), merged, resolved: a singleton."""
+    """A pre-pass: the scan units (`scan_units`) scanned in parallel, merged in input order,
+    resolved: a singleton FeatureSpace (or None)."""
 
-    def __init__(self, config: CurriculumConfig):
+    def __init__(self, config: CurriculumConfig, splits: list):
         super().__init__()
-        self.config = config
+        self.config, self.splits = config, splits
 
     def expand(self, pbegin):
         cfg = self.config
-        return (pbegin | "Inputs" >> beam.Create(list(cfg.inputs))
+        return (pbegin | "Inputs" >> beam.Create(scan_units(cfg, self.splits))
                 | "ScanSpace" >> beam.Map(scan_input, cfg)
                 | "MergeSpace" >> beam.CombineGlobally(MergeSpaceStats())
                 | "ResolveSpace" >> beam.Map(resolve_input_space, cfg))

@@ -149,9 +149,13 @@ def resolve_space(stats: SpaceStats, zero_based: bool | None = None) -> FeatureS
 
 
 def scan_space(path: str, fmt: str = "auto", *, column_map: Mapping[str, str] | None = None,
-               max_feature_id: int = DEFAULT_MAX_FEATURE_ID, **_ignored) -> SpaceStats:
+               max_feature_id: int = DEFAULT_MAX_FEATURE_ID,
+               byte_range: tuple[int, int] | None = None, **_ignored) -> SpaceStats:
     """What one input says about the dataset's feature space (one streaming pass for SVMlight,
     the schema only for tables); merge the results of every input with `SpaceStats.merge`.
+
+    `byte_range` (an SVMlight split, `plan_splits`) scans only the lines starting in it; the
+    scans of a file's splits merge to the whole file's.
 
     Extra keyword arguments (any read_queries keyword) are accepted and ignored, so a caller can
     pass the same keywords it reads with.
@@ -162,7 +166,7 @@ def scan_space(path: str, fmt: str = "auto", *, column_map: Mapping[str, str] | 
 
     fmt = _resolve_format(path, fmt)
     if fmt in ("svmlight", "lightgbm", "xgboost"):
-        return scan_svmlight(path, max_feature_id)
+        return scan_svmlight(path, max_feature_id, byte_range=byte_range)
     if fmt in TABLE_FORMATS:
         return scan_table(path, fmt, column_map=column_map)
     return SpaceStats()

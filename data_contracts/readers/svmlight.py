@@ -201,29 +201,156 @@ def _group_sizes(path: str) -> list[int]:
     return sizes
 
 
-def scan_svmlight(path: str, max_feature_id: int = DEFAULT_MAX_FEATURE_ID):
+_SCAN_BLOCK = 4 << 20  # bytes of whole lines scanned at once (numpy temporaries: ~40x this)
+_DECLARED_BASE_BYTES = re.compile(rb"(?im)^[ \t\x0b\x0c\r\x1c-\x1f]*#[^\n]*column indices are "
+                                  rb"(zero|one)-based")
+# bytes str.isspace() (and so `\s` in _FID) counts as whitespace among ASCII
+_ASCII_SPACE = np.zeros(256, bool)
+_ASCII_SPACE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True
+_ID_DIGITS = 18  # digits an int64 holds; an id with a non-zero digit beyond is huge
+
+
+def _block_ids(data: bytes, max_feature_id: int) -> tuple[int | None, int | None]:
+    """(smallest, largest) feature id at or below the limit in whole ASCII lines, vectorized.
+
+    The same tokens as `_FID` on each line's part before `#`: digits followed by `:` that start
+    the line or follow whitespace. Works from the colons: the up to `_ID_DIGITS` bytes before
+    each one are gathered into a [colons, _ID_DIGITS] matrix.
+    """
+    buf = np.frombuffer(data, np.uint8)
+    colons = np.flatnonzero(buf == 58)
+    if not len(colons):
+        return None, None
+    if b"#" in data:  # drop colons in comments: a '#' after the line's last newline
+        hashes = np.concatenate([[-1], np.flatnonzero(buf == 35)])  # -1: none before
+        newlines = np.concatenate([[-1], np.flatnonzero(buf == 10)])
+        hash_at = hashes[np.searchsorted(hashes, colons) - 1]  # the last '#' before each colon
+        newline_at = newlines[np.searchsorted(newlines, colons) - 1]
+        colons = colons[hash_at <= newline_at]  # equal only when both are -1 (none)
+        if not len(colons):
+            return None, None
+    # walk back from the colons one byte at a time while the digits last (ids are short)
+    n = len(colons)
+    value = np.zeros(n, np.int64)
+    huge = np.zeros(n, bool)  # more digits than int64 holds (far above any limit)
+    starter = np.zeros(n, np.uint8)  # the byte before the digits
+    length = np.zeros(n, np.int64)
+    active, k, scale = np.arange(n), 1, 1
+    while len(active):
+        at = colons[active] - k
+        byte = np.where(at >= 0, buf[np.maximum(at, 0)], 10)  # the block starts a line
+        is_digit = (byte >= 48) & (byte <= 57)
+        ended = active[~is_digit]
+        starter[ended], length[ended] = byte[~is_digit], k - 1
+        active, byte = active[is_digit], byte[is_digit].astype(np.int64) - 48
+        if k <= _ID_DIGITS:
+            value[active] += byte * scale
+        else:
+            huge[active[byte != 0]] = True
+        k, scale = k + 1, scale * 10 if k < _ID_DIGITS else scale
+    value = value[(length >= 1) & _ASCII_SPACE[starter] & ~huge]
+    value = value[value <= max_feature_id]
+    if not len(value):
+        return None, None
+    return int(value.min()), int(value.max())
+
+
+def _line_ids(data: bytes, offset: int, max_feature_id: int,
+              stats) -> tuple[int | None, int | None]:
+    """`_block_ids` line by line on decoded text (blocks with non-ASCII bytes, a BOM); records a
+    declared base in `stats`."""
+    low = high = None
+    for at, raw in iter_lines(_Bytes(data), offset):
+        text = _decode(raw, at)
+        if is_skipped(text):
+            declared = _DECLARED_BASE.search(text)
+            if declared and stats.declared_base is None:
+                stats.declared_base = 0 if declared.group(1).lower() == "zero" else 1
+            continue
+        fids = [f for f in map(int, _FID.findall(text.partition("#")[0])) if f <= max_feature_id]
+        if fids:
+            low = min(fids) if low is None else min(low, min(fids))
+            high = max(fids) if high is None else max(high, max(fids))
+    return low, high
+
+
+class _Bytes:
+    """A read()-able view of bytes for `iter_lines`."""
+
+    def __init__(self, data: bytes):
+        self.data, self.done = data, False
+
+    def read(self, _size: int) -> bytes:
+        if self.done:
+            return b""
+        self.done = True
+        return self.data
+
+
+def _whole_lines(stream, start: int, end: int | None) -> Iterator[tuple[int, bytes]]:
+    """(offset, bytes) blocks of the whole lines that start in [start, end) (end None: to the
+    end of the stream); `stream` is positioned at `start - 1` when start > 0."""
+    pending, at = b"", start
+    if start > 0:  # the rest of a line begun before start is not ours
+        while True:
+            chunk = stream.read(_SCAN_BLOCK)
+            if not chunk:
+                return
+            i = chunk.find(b"\n")
+            if i >= 0:
+                pending = chunk[i + 1:]
+                at = start + i  # chunk[0] is byte start - 1
+                break
+    while True:
+        if end is not None and at + len(pending) >= end:
+            i = pending.find(b"\n", max(0, end - 1 - at))  # the line holding byte end - 1 ends it
+            if i >= 0:
+                yield at, pending[:i + 1]
+                return
+        chunk = stream.read(_SCAN_BLOCK)
+        if not chunk:
+            if pending:
+                yield at, pending
+            return
+        pending += chunk
+        if end is None or at + len(pending) < end:
+            i = pending.rfind(b"\n")
+            if i >= 0:
+                yield at, pending[:i + 1]
+                at, pending = at + i + 1, pending[i + 1:]
+
+
+def scan_svmlight(path: str, max_feature_id: int = DEFAULT_MAX_FEATURE_ID,
+                  byte_range: tuple[int, int] | None = None):
     """SpaceStats of an SVMlight file: smallest and largest feature id of its data lines.
 
-    Ids above `max_feature_id` are left out (their query is quarantined when read).
+    Ids above `max_feature_id` are left out (their query is quarantined when read). ASCII blocks
+    are scanned with numpy (about 10x the speed of a regex per line); a block with other bytes
+    (a BOM, UTF-8 in comments) line by line on decoded text, the same rule.
+
+    Args:
+      byte_range: (start, end): only the lines that start at a byte in [start, end) of an
+        uncompressed file (a split's share: the scans of a file's splits merge, with
+        `SpaceStats.merge`, to the scan of the whole file). None: the whole file.
     """
     from data_contracts.readers.space import SpaceStats
 
     stats = SpaceStats()
     low = high = None
+    start, end = byte_range if byte_range is not None else (0, None)
     with fs.open_input(path) as stream:
-        for offset, raw in iter_lines(stream):
-            text = _decode(raw, offset)
-            if is_skipped(text):
-                declared = _DECLARED_BASE.search(text)
-                if declared and stats.declared_base is None:
-                    stats.declared_base = 0 if declared.group(1).lower() == "zero" else 1
-                continue
-            found = _FID.findall(text.partition("#")[0])
-            if not found:
-                continue
-            fids = [f for f in map(int, found) if f <= max_feature_id]
-            if fids:
-                lo, hi = min(fids), max(fids)
+        if start > 0:
+            stream.seek(start - 1)
+        for at, data in _whole_lines(stream, start, end):
+            if data.isascii():
+                lo, hi = _block_ids(data, max_feature_id)
+                if stats.declared_base is None and b"#" in data:
+                    declared = _DECLARED_BASE_BYTES.search(data)
+                    if declared:
+                        stats.declared_base = 0 if declared.group(1).lower() == b"zero" else 1
+            else:
+                lo, hi = _line_ids(data, at, max_feature_id, stats)
+            if lo is not None:
                 low = lo if low is None else min(low, lo)
                 high = hi if high is None else max(high, hi)
     if low is not None:
