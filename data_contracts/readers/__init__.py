@@ -71,7 +71,9 @@ def read_queries(path: str, fmt: str = "auto", *, batch_size: int = 256,
       source: the `source` column's value (default: the file name).
       split: the `split` column's value.
       num_features: dense width for SVMlight (prefer `space`).
-      space: the dataset's feature space (`dataset_space`); None decides it from this file.
+      space: the dataset's feature space (`dataset_space`); None decides it from this file
+        (for SVMlight a scan of the whole file, also when reading one `byte_range`: pass the
+        space when reading splits).
       byte_range: (start, end) of one split of an uncompressed SVMlight file with qid (see
         `read_svmlight`); `plan_splits` makes them.
       row_groups: Parquet row groups to read (one split of a Parquet file).

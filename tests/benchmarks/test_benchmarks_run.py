@@ -50,3 +50,8 @@ def test_stage_times_split_the_whole_wall_time(tmp_path):
     assert set(names) <= set(parts)
     assert parts["pass1"] > 0 and parts["pass2"] > 0 and parts["merge"] > 0
     assert abs(sum(parts[n] for n in names) - parts["wall"]) <= 0.1 * parts["wall"] + 0.1
+
+
+def test_scan_benchmark_reports_the_ratio():
+    out = _run("benchmarks/bench_scan.py", "--queries", "20", "--docs", "10", "--repeats", "1")
+    assert "vectorized" in out and "per-line rule" in out and "ratio" in out
