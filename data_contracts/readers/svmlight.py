@@ -25,6 +25,7 @@ Memory is bounded by the batch size (except with `group_rows`).
 """
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -260,7 +261,7 @@ def _line_ids(data: bytes, offset: int, max_feature_id: int,
     """`_block_ids` line by line on decoded text (blocks with non-ASCII bytes, a BOM); records a
     declared base in `stats`."""
     low = high = None
-    for at, raw in iter_lines(_Bytes(data), offset):
+    for at, raw in iter_lines(io.BytesIO(data), offset):
         text = _decode(raw, at)
         if is_skipped(text):
             declared = _DECLARED_BASE.search(text)
@@ -272,19 +273,6 @@ def _line_ids(data: bytes, offset: int, max_feature_id: int,
             low = min(fids) if low is None else min(low, min(fids))
             high = max(fids) if high is None else max(high, max(fids))
     return low, high
-
-
-class _Bytes:
-    """A read()-able view of bytes for `iter_lines`."""
-
-    def __init__(self, data: bytes):
-        self.data, self.done = data, False
-
-    def read(self, _size: int) -> bytes:
-        if self.done:
-            return b""
-        self.done = True
-        return self.data
 
 
 def _whole_lines(stream, start: int, end: int | None) -> Iterator[tuple[int, bytes]]:
