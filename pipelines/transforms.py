@@ -295,8 +295,7 @@ def scan_input(unit: tuple, config: CurriculumConfig):
     """(position, what one scan unit says about the feature space: the readers' `scan_space`)."""
     position, path, byte_range = unit
     return position, scan_space(path, config.input_format, column_map=config.column_map,
-                                      max_feature_id=config.max_feature_id,
-                                      byte_range=byte_range)
+                                max_feature_id=config.max_feature_id, byte_range=byte_range)
 
 
 class MergeSpaceStats(beam.CombineFn):

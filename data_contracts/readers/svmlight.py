@@ -202,7 +202,7 @@ def _group_sizes(path: str) -> list[int]:
     return sizes
 
 
-_SCAN_BLOCK = 4 << 20  # bytes of whole lines scanned at once (numpy temporaries: ~40x this)
+_SCAN_BLOCK = 4 << 20  # bytes of whole lines scanned at once (plus a few int64s per colon)
 _DECLARED_BASE_BYTES = re.compile(rb"(?im)^[ \t\x0b\x0c\r\x1c-\x1f]*#[^\n]*column indices are "
                                   rb"(zero|one)-based")
 # bytes str.isspace() (and so `\s` in _FID) counts as whitespace among ASCII
@@ -215,8 +215,8 @@ def _block_ids(data: bytes, max_feature_id: int) -> tuple[int | None, int | None
     """(smallest, largest) feature id at or below the limit in whole ASCII lines, vectorized.
 
     The same tokens as `_FID` on each line's part before `#`: digits followed by `:` that start
-    the line or follow whitespace. Works from the colons: the up to `_ID_DIGITS` bytes before
-    each one are gathered into a [colons, _ID_DIGITS] matrix.
+    the line or follow whitespace. Works from the colons, stepping back one byte at a time for
+    the colons whose digit run goes on (ids are short: a few steps).
     """
     buf = np.frombuffer(data, np.uint8)
     colons = np.flatnonzero(buf == 58)
@@ -313,8 +313,8 @@ def scan_svmlight(path: str, max_feature_id: int = DEFAULT_MAX_FEATURE_ID,
     """SpaceStats of an SVMlight file: smallest and largest feature id of its data lines.
 
     Ids above `max_feature_id` are left out (their query is quarantined when read). ASCII blocks
-    are scanned with numpy (about 10x the speed of a regex per line); a block with other bytes
-    (a BOM, UTF-8 in comments) line by line on decoded text, the same rule.
+    are scanned with numpy (4.7x the speed of the regex per line, `benchmarks/bench_scan.py`); a
+    block with other bytes (a BOM, UTF-8 in comments) line by line on decoded text, the same rule.
 
     Args:
       byte_range: (start, end): only the lines that start at a byte in [start, end) of an
