@@ -323,7 +323,12 @@ def feature_space(stats: dict) -> dict:
 
 class _Background:
     """Runs `fn(*args)` on a daemon thread (a failed run does not wait for it); `result()` joins
-    and returns its value or raises its exception."""
+    and returns its value or raises its exception.
+
+    On Linux the thread runs at the lowest CPU priority (nice 19): it reads and hashes while the
+    local workers run, on a core they leave idle, and does not take CPU time from them when they
+    use every core (hashlib releases the GIL while it hashes).
+    """
 
     def __init__(self, fn, *args):
         self.value, self.error = None, None
@@ -332,6 +337,10 @@ class _Background:
         self.thread.start()
 
     def _run(self, fn, args) -> None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # this thread only
+        except (AttributeError, OSError):  # not Linux, or not allowed: normal priority
+            pass
         try:
             self.value = fn(*args)
         except BaseException as exc:  # handed to the caller of result()

@@ -69,7 +69,7 @@ from data_contracts.synthetic_text import SyntheticTextConfig, generate_text_tab
 from data_contracts.teacher import teacher_scores
 from data_contracts.validate import ValidationState, validate_queries
 from difficulty.policy import (RerankPolicy, base_policy, fit_normaliser, load_policy_checkpoint,
-                               save_policy)
+                               save_policy, score_in_chunks)
 from difficulty.rewards import evaluate, ndcg_of_scores, parse_reward
 from difficulty.scoring import rbo_reference
 from difficulty.sampler import gumbel_noise, log_prob, ranking_diversity, sample_rankings
@@ -299,8 +299,7 @@ def ndcg_at_10(model: RerankPolicy, table: pa.Table | None) -> float | None:
     if table is None:
         return None
     padded = pad_queries(table)
-    with torch.no_grad():
-        scores = model(torch.from_numpy(padded.features), torch.from_numpy(padded.mask)).numpy()
+    scores = score_in_chunks(model, padded.features, padded.mask)
     return float(ndcg_of_scores(scores, padded.labels, padded.mask, k=10).mean())
 
 
@@ -316,8 +315,8 @@ def group_diagnostics(model: RerankPolicy, table: pa.Table, reward, rollouts: in
     """
     padded = pad_queries(table)
     features, mask, _ = to_tensors(padded)
+    scores = torch.from_numpy(score_in_chunks(model, padded.features, padded.mask))
     with torch.no_grad():
-        scores = model(features, mask)
         noise = gumbel_noise(padded.query_ids, padded.n_docs, rollouts, seed, stream)
         rankings = sample_rankings(scores, mask, noise, temperature)
         logp = log_prob(scores, rankings, mask, temperature)
@@ -335,8 +334,7 @@ def within_label_position_spearman(model: RerankPolicy, table: pa.Table) -> floa
     policy's score and the document's file position (negated: +1 = earlier documents score
     higher). About 0 when scores carry no file order."""
     padded = pad_queries(table)
-    with torch.no_grad():
-        scores = model(torch.from_numpy(padded.features), torch.from_numpy(padded.mask)).numpy()
+    scores = score_in_chunks(model, padded.features, padded.mask)
     values = []
     for i in range(len(padded.n_docs)):
         n = int(padded.n_docs[i])

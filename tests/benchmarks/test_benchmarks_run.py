@@ -55,3 +55,9 @@ def test_stage_times_split_the_whole_wall_time(tmp_path):
 def test_scan_benchmark_reports_the_ratio():
     out = _run("benchmarks/bench_scan.py", "--queries", "20", "--docs", "10", "--repeats", "1")
     assert "vectorized" in out and "per-line rule" in out and "ratio" in out
+
+
+def test_forward_benchmark_reports_the_ratio():
+    out = _run("benchmarks/bench_forward.py", "--queries", "40", "--docs", "30", "--features",
+               "20", "--repeat", "1")
+    assert "one call" in out and "chunked (" in out and out.strip().endswith("x")

@@ -11,7 +11,7 @@ from data_contracts.arrays import PaddedQueries
 from data_contracts.errors import InputError
 from difficulty.policy import (CHECKPOINT_FORMAT, PolicyConfig, PolicyScorer, PolicySpec,
                                RerankPolicy, base_policy, load_checkpoint,
-                               load_policy_checkpoint, save_policy)
+                               load_policy_checkpoint, save_policy, score_in_chunks)
 
 N_FEATURES = 7
 
@@ -45,6 +45,39 @@ def trained_like(seed: int = 5) -> RerankPolicy:
 def scores_of(model: RerankPolicy, batch: PaddedQueries) -> np.ndarray:
     with torch.no_grad():
         return model(torch.from_numpy(batch.features), torch.from_numpy(batch.mask)).numpy()
+
+
+@pytest.mark.parametrize("chunk_values", [1, N_FEATURES * 9, N_FEATURES * 9 * 4, 10 ** 9])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_chunked_scores_match_one_call(chunk_values, seed):
+    batch = padded_batch(seed, batch=23)
+    model = trained_like(seed)
+    chunked = score_in_chunks(model, batch.features, batch.mask, chunk_values=chunk_values)
+    assert chunked.dtype == np.float32 and chunked.shape == batch.mask.shape
+    whole = scores_of(model, batch)
+    real = batch.mask
+    np.testing.assert_allclose(chunked[real], whole[real], rtol=1e-6, atol=1e-7)
+    # a wrong slice or a query scored with another's statistics is far off
+    assert not np.allclose(np.roll(chunked, 1, axis=0)[real], whole[real], atol=1e-3)
+
+
+def test_chunked_scores_at_a_realistic_width_match_one_call():
+    """256 queries x 100 documents x 136 features, the default chunk (about 19 queries)."""
+    rng = np.random.default_rng(3)
+    features = rng.standard_normal((256, 100, 136), dtype=np.float32)
+    mask = np.arange(100)[None, :] < rng.integers(1, 101, size=256)[:, None]
+    model = base_policy(136, seed=0)
+    with torch.no_grad():
+        whole = model(torch.from_numpy(features), torch.from_numpy(mask)).numpy()
+    np.testing.assert_allclose(score_in_chunks(model, features, mask)[mask], whole[mask],
+                               rtol=1e-6, atol=1e-7)
+
+
+def test_scorer_scores_in_chunks():
+    batch = padded_batch(4, batch=40)
+    scorer = PolicyScorer(PolicySpec("base", seed=3, hidden=16), n_features=N_FEATURES)
+    expected = score_in_chunks(scorer.model, batch.features, batch.mask)
+    assert np.array_equal(scorer.scores(batch), expected)
 
 
 def test_base_policy_is_identical_for_the_same_seed():
