@@ -35,11 +35,12 @@ from difficulty.policy_spec import CHECKPOINT_FORMAT, PolicySpec  # noqa: F401 (
 QUERY_STD_EPS = 0.01  # added to the within-query std of a (globally normalised) feature
 # Inference runs the model this many feature values (query x document x feature) at a time, about
 # 1 MiB of float32: every intermediate [B, D, F] tensor of the forward pass then stays in a
-# core's L2 cache instead of streaming through memory: about 3x faster on one core at 256 x
-# 100 x 136 (`benchmarks/bench_forward.py`). Queries are scored independently; the chunking
-# changes only the matrix shapes handed to BLAS, which can move a score by a unit in the last
-# place (as a different batch size or padding width always could) and leaves the sampled
-# rankings and outcomes unchanged (tests/difficulty/test_policy.py, test_scoring.py).
+# core's L2 cache instead of streaming through memory: on one core 2.0x faster at 256 x 100 x
+# 136 and 4.2x at 256 x 300 x 136 (`benchmarks/bench_forward.py`). Queries are scored
+# independently; the chunking changes only the matrix shapes handed to BLAS, which can move a
+# score by a unit in the last place (as a different batch size or padding width always could)
+# and leaves the sampled rankings and outcomes unchanged (tests/difficulty/test_policy.py,
+# test_scoring.py).
 SCORE_CHUNK_VALUES = 1 << 18
 
 

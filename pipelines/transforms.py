@@ -11,8 +11,9 @@ The job runs in two passes over the input so that memory follows the batch, not 
   side input of small decision tuples keyed by query id, never features) and spills sorted pieces
   per shard (`SpillFn`); one finalize step per shard k-way merges them (`MergeShardFn`).
 
-Elements are Arrow tables (one batch of queries each), never single rows, except the small
-per-query rows of the duplicate check. Nothing that holds every row's features is grouped.
+Elements are Arrow tables (one batch of queries each), never single rows; the duplicate check
+groups tables of small rows by a hash bucket of the query id (`Dedupe`). Nothing that holds
+every row's features is grouped.
 """
 from __future__ import annotations
 
@@ -708,13 +709,63 @@ def duplicate_rows(qid: str, first_location: str, locations: list[str]) -> pa.Ta
         raw={"query_id": qid}) for loc in locations])
 
 
-def _explode_small(table: pa.Table) -> Iterator[tuple[str, dict]]:
-    for row in table.to_pylist():
-        yield row["query_id"], row
+DEDUPE_BUCKETS = 32  # hash buckets of query ids the duplicate check groups small rows into
+
+
+def _bucketed(table: pa.Table, buckets: int) -> Iterator[tuple[int, pa.Table]]:
+    """(bucket, rows) for each bucket of query ids a table of small rows touches."""
+    if table.num_rows == 0:
+        return
+    bucket = np.array([stable_hash(q, "dedupe") % buckets
+                       for q in table.column("query_id").to_pylist()])
+    for b in np.unique(bucket):
+        yield int(b), table.filter(pa.array(bucket == b))
+
+
+def first_wins(table: pa.Table, ranged: frozenset = frozenset()) -> tuple[pa.Table, pa.Table]:
+    """Small rows without their duplicates: the first row of a query id by input position wins.
+
+    Args:
+      table: small rows (SMALL_SCHEMA) of any number of query ids, in any order.
+      ranged: inputs split by byte range, where one query id in two splits of the same file
+        means rows that are not adjacent.
+
+    Returns:
+      (the winning rows sorted by query id, quarantine rows for the later ones).
+
+    Raises:
+      InputError: a query id of a byte-range input has rows in two splits of one file.
+    """
+    qids = table.column("query_id").to_pylist()
+    rows_of: dict[str, list[int]] = {}
+    for i, qid in enumerate(qids):
+        rows_of.setdefault(qid, []).append(i)
+    positions = table.column("position").to_pylist()
+    locations = table.column("location").to_pylist()
+    winners, quarantine = [], []
+    for qid in sorted(rows_of):
+        rows = sorted(rows_of[qid], key=lambda i: positions[i])
+        first = rows[0]
+        for later in rows[1:]:
+            if positions[later][0] in ranged and positions[later][:2] == positions[first][:2]:
+                where = locations[later].rsplit(":", 1)[0]
+                raise InputError(where, f"query id {qid!r} has rows that are not adjacent "
+                                        f"({locations[first]} and {locations[later]})")
+        if len(rows) > 1:
+            quarantine.append(duplicate_rows(qid, locations[first],
+                                             [locations[i] for i in rows[1:]]))
+        winners.append(first)
+    won = table.take(pa.array(winners, pa.int64()))
+    return won, (pa.concat_tables(quarantine) if quarantine
+                 else QUARANTINE_SCHEMA.empty_table())
 
 
 class Dedupe(beam.PTransform):
-    """Small rows keyed by query id; the first by input position wins, later ones quarantined.
+    """Small rows grouped by query id; the first by input position wins, later ones quarantined.
+
+    Tables move, not rows: each table of small rows is cut by a stable hash of the query id into
+    `DEDUPE_BUCKETS` buckets, and each bucket's rows (small rows carry no features) are checked
+    together by `first_wins`.
 
     In an input split by byte ranges (SVMlight with qid, whose queries are runs of adjacent
     lines), one query id in two splits of the same file means rows that are not adjacent: that
@@ -723,37 +774,31 @@ class Dedupe(beam.PTransform):
     Returns (winning small rows as tables of at most `batch_size` rows, quarantine tables).
     """
 
-    def __init__(self, batch_size: int, byte_range_inputs: frozenset = frozenset()):
+    def __init__(self, batch_size: int, byte_range_inputs: frozenset = frozenset(),
+                 buckets: int = DEDUPE_BUCKETS):
         super().__init__()
         self.batch_size = batch_size
         self.byte_range_inputs = frozenset(byte_range_inputs)
+        self.buckets = buckets
 
     def expand(self, small):
-        ranged = self.byte_range_inputs
+        ranged, batch_size, buckets = self.byte_range_inputs, self.batch_size, self.buckets
 
         def pick(element):
-            qid, rows = element
-            rows = sorted(rows, key=lambda r: r["position"])
-            for later in rows[1:]:
-                if later["position"][0] in ranged and \
-                        later["position"][:2] == rows[0]["position"][:2]:
-                    where = later["location"].rsplit(":", 1)[0]
-                    raise InputError(where, f"query id {qid!r} has rows that are not adjacent "
-                                            f"({rows[0]['location']} and {later['location']})")
-            if len(rows) > 1:
-                yield beam.pvalue.TaggedOutput("quarantine", duplicate_rows(
-                    qid, rows[0]["location"], [r["location"] for r in rows[1:]]))
-            yield rows[0]
+            _, tables = element
+            won, duplicates = first_wins(pa.concat_tables(list(tables)), ranged)
+            if duplicates.num_rows:
+                yield beam.pvalue.TaggedOutput("quarantine", duplicates)
+            for start in range(0, won.num_rows, batch_size):
+                yield won.slice(start, batch_size)
 
-        picked = (small | "KeySmall" >> beam.FlatMap(_explode_small)
+        picked = (small
+                  | "ByBucket" >> beam.FlatMap(_bucketed, buckets).with_output_types(
+                      beam.typehints.Tuple[int, pa.Table])
                   | "GroupIds" >> beam.GroupByKey()
-                  | "FirstWins" >> beam.FlatMap(pick).with_outputs("quarantine", main="rows"))
-        tables = (picked.rows
-                  | "Batch" >> beam.BatchElements(min_batch_size=self.batch_size,
-                                                  max_batch_size=self.batch_size)
-                  | "AsTables" >> beam.Map(lambda rows: pa.Table.from_pylist(
-                      rows, schema=SMALL_SCHEMA)).with_output_types(pa.Table))
-        return tables, picked.quarantine
+                  | "FirstWins" >> beam.FlatMap(pick).with_output_types(pa.Table).with_outputs(
+                      "quarantine", main="rows"))
+        return picked.rows, picked.quarantine
 
 
 # --- decisions on small rows -----------------------------------------------------------------

@@ -9,12 +9,14 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from curricula.staging import shard_path, write_shard
+from data_contracts.errors import InputError
 from data_contracts.schema import DIFFICULTY_SCHEMA, conform
 from data_contracts.synthetic import SyntheticConfig, generate_table
 from difficulty.policy import PolicyScorer
@@ -163,3 +165,59 @@ def test_write_shards_spills_merges_and_writes_every_shard(tmp_path):
     empty = pq.read_table(os.path.join(root, shard_path("quarantine", None, 0)))
     assert empty.num_rows == 0 and empty.schema.equals(T.SCHEMAS["quarantine"])
     assert os.path.exists(os.path.join(root, shard_path("rl", 2, 2)))
+
+
+def _small_at(rows: list[tuple[str, list, str]]) -> pa.Table:
+    """Small rows of the given (query id, position, location)."""
+    table = _small([scored_row(q, "learnable") for q, _, _ in rows])
+    table = table.set_column(table.schema.get_field_index("position"), T.POSITION,
+                             pa.array([p for _, p, _ in rows], T.POSITION.type))
+    return table.set_column(table.schema.get_field_index("location"), "location",
+                            pa.array([loc for _, _, loc in rows], pa.string()))
+
+
+DUPLICATED = [("b", [1, 0, 0, 0], "two.txt:1"), ("a", [0, 0, 0, 5], "one.txt:6"),
+              ("a", [0, 0, 0, 2], "one.txt:3"), ("c", [0, 0, 0, 0], "one.txt:1"),
+              ("b", [0, 1, 0, 3], "dir/f1:4"), ("a", [1, 0, 0, 1], "two.txt:2")]
+
+
+def test_first_wins_keeps_the_first_row_by_input_position():
+    won, duplicates = T.first_wins(_small_at(DUPLICATED))
+    assert won.schema.equals(T.SMALL_SCHEMA)
+    assert list(zip(won.column("query_id").to_pylist(), won.column("location").to_pylist())) \
+        == [("a", "one.txt:3"), ("b", "dir/f1:4"), ("c", "one.txt:1")]
+    assert sorted(zip(duplicates.column("location").to_pylist(),
+                      duplicates.column("detail").to_pylist())) == [
+        ("one.txt:6", "query id 'a' was already read at one.txt:3"),
+        ("two.txt:1", "query id 'b' was already read at dir/f1:4"),
+        ("two.txt:2", "query id 'a' was already read at one.txt:3")]
+    assert set(duplicates.column("reason").to_pylist()) == {"duplicate_query_id"}
+
+
+def test_first_wins_refuses_a_query_split_across_byte_ranges_of_one_file():
+    rows = [("a", [0, 0, 0, 4], "f.txt:9"), ("a", [0, 0, 1000, 0], "f.txt:40")]
+    with pytest.raises(InputError, match=r"query id 'a' has rows that are not adjacent "
+                                         r"\(f\.txt:9 and f\.txt:40\)"):
+        T.first_wins(_small_at(rows), frozenset({0}))
+    won, duplicates = T.first_wins(_small_at(rows))  # not a byte-range input: a duplicate
+    assert won.column("location").to_pylist() == ["f.txt:9"] and duplicates.num_rows == 1
+    other_file = [("a", [0, 0, 0, 4], "f.txt:9"), ("a", [0, 1, 0, 0], "g.txt:1")]
+    assert T.first_wins(_small_at(other_file), frozenset({0}))[1].num_rows == 1
+
+
+@pytest.mark.parametrize("buckets", [1, 3, 32])
+def test_dedupe_does_not_depend_on_buckets_or_arrival(buckets):
+    rows = DUPLICATED + [(f"q{i:03d}", [2, 0, 0, i], f"three.txt:{i + 1}") for i in range(40)]
+    tables = [_small_at(rows[i:i + 7]) for i in range(0, len(rows), 7)]
+    with _pipeline() as p:
+        winners, duplicates = (p | beam.Create(tables[::-1], reshuffle=False)
+                               | T.Dedupe(batch_size=5, buckets=buckets))
+        assert_that(winners | "Won" >> beam.FlatMap(lambda t: zip(
+            t.column("query_id").to_pylist(), t.column("location").to_pylist(),
+            [t.num_rows <= 5] * t.num_rows)),
+            equal_to([("a", "one.txt:3", True), ("b", "dir/f1:4", True), ("c", "one.txt:1", True)]
+                     + [(f"q{i:03d}", f"three.txt:{i + 1}", True) for i in range(40)]),
+            label="winners")
+        assert_that(duplicates | "Lost" >> beam.FlatMap(
+            lambda t: t.column("location").to_pylist()),
+            equal_to(["one.txt:6", "two.txt:1", "two.txt:2"]), label="duplicates")
