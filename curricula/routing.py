@@ -61,8 +61,26 @@ class Routed:
     dropped: pa.Table
 
 
-def route(scored: pa.Table, cfg: RoutingConfig) -> Routed:
-    """Splits scored queries (SCORED_QUERY_SCHEMA) by band into RL, imitation candidates, dropped."""
+@dataclass
+class Fates:
+    """Per row of a scored batch ([B] each, aligned with its rows), nothing copied.
+
+    Attributes:
+      fate: "rl", "imitation" or "dropped" (object array).
+      reason: why a row is dropped ("" for the others; object array).
+      weight: float32 imitation weight (`easy_weight` for too_easy rows, else 1.0).
+      teacher: [B, D] float32 teacher scores (D: the batch's padded width).
+    """
+
+    fate: np.ndarray
+    reason: np.ndarray
+    weight: np.ndarray
+    teacher: np.ndarray
+
+
+def route_fates(scored: pa.Table, cfg: RoutingConfig) -> Fates:
+    """Each scored query's fate and reason (see the module docstring), without splitting the
+    batch: what a caller needs that only wants the decisions, not three copies of the rows."""
     band = np.array(scored.column("band").to_pylist(), dtype=object)
     zero_var = scored.column("zero_variance").to_numpy(zero_copy_only=False)
     trials = scored.column("trials").to_numpy(zero_copy_only=False)
@@ -92,19 +110,24 @@ def route(scored: pa.Table, cfg: RoutingConfig) -> Routed:
                                                      "(one document or all tied)")
         else:
             reason[mask] = f"{name}: out of RL, imitation disabled"
+    weight = np.where(easy, cfg.easy_weight, 1.0).astype(np.float32)
+    return Fates(fate=fate, reason=reason, weight=weight, teacher=scores)
 
-    imitation_mask = fate == "imitation"
-    rl_mask = fate == "rl"
-    dropped_mask = fate == "dropped"
-    weight = np.where(easy[imitation_mask], cfg.easy_weight, 1.0).astype(np.float32)
+
+def route(scored: pa.Table, cfg: RoutingConfig) -> Routed:
+    """Splits scored queries (SCORED_QUERY_SCHEMA) by band into RL, imitation candidates, dropped."""
+    fates = route_fates(scored, cfg)
+    imitation_mask = fates.fate == "imitation"
+    rl_mask = fates.fate == "rl"
+    dropped_mask = fates.fate == "dropped"
     imitation = scored.filter(pa.array(imitation_mask))
     return Routed(
         rl=scored.filter(pa.array(rl_mask)),
         imitation=imitation,
-        imitation_weight=weight,
-        imitation_teacher=scores[imitation_mask][:, :_width(imitation)],
+        imitation_weight=fates.weight[imitation_mask],
+        imitation_teacher=fates.teacher[imitation_mask][:, :_width(imitation)],
         dropped=dropped_rows(scored.filter(pa.array(dropped_mask)),
-                             reason[dropped_mask].tolist()),
+                             fates.reason[dropped_mask].tolist()),
     )
 
 

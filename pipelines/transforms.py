@@ -39,10 +39,10 @@ from apache_beam.transforms import window
 from curricula import diversity as div
 from curricula import ordering
 from curricula.hashing import shard_of, stable_hash
-from curricula.routing import dropped_rows, informative_demonstrations, route
+from curricula.routing import dropped_rows, informative_demonstrations, route_fates
 from curricula.staging import merge_pieces, write_piece
 from data_contracts import fs
-from data_contracts.arrays import pad_queries
+from data_contracts.arrays import list_lengths, pad_queries
 from data_contracts.errors import InputError
 from data_contracts.quarantine import quarantine_row, quarantine_table
 from data_contracts.readers import (LOOKS_LIKE, detect_format, read_queries, read_rollouts,
@@ -478,32 +478,29 @@ def _small_rows(scored: pa.Table, positions: list, locations: list, routing, con
 def _route_small(scored: pa.Table, routing, config):
     """Per row: fate, reason, weight, signature, descriptor (the last three for imitation)."""
     n = scored.num_rows
-    qids = scored.column("query_id").to_pylist()
-    row_of = {q: i for i, q in enumerate(qids)}
     fate = ["rl"] * n
     reason = [""] * n
     weight: list = [None] * n
     signature: list = [None] * n
     desc: list = [None] * n
     has_desc = "_descriptor" in scored.column_names
-    routed = route(scored.drop_columns(["_descriptor", "_signature"]) if has_desc else scored,
-                   routing)
-    for qid, why in zip(routed.dropped.column("query_id").to_pylist(),
-                        routed.dropped.column("reason").to_pylist()):
-        fate[row_of[qid]], reason[row_of[qid]] = "dropped", why
-    imitation_ids = routed.imitation.column("query_id").to_pylist()
-    if imitation_ids:
+    fates = route_fates(scored, routing)  # decisions only: the rows are not copied three ways
+    for i in np.flatnonzero(fates.fate == "dropped"):
+        fate[i], reason[i] = "dropped", fates.reason[i]
+    rows = np.flatnonzero(fates.fate == "imitation")
+    if rows.size:
         if has_desc:
-            rows = [row_of[q] for q in imitation_ids]
             d = scored.column("_descriptor").to_pylist()
             s = scored.column("_signature").to_pylist()
             found = [(d[r], s[r]) for r in rows]
         else:
-            vectors, names = div.descriptors(pad_queries(routed.imitation),
-                                             routed.imitation_teacher, config.diversity.max_dims)
+            imitation = scored.take(pa.array(rows))
+            width = int(list_lengths(imitation.column("doc_ids")).max())
+            vectors, names = div.descriptors(pad_queries(imitation),
+                                             fates.teacher[rows][:, :width],
+                                             config.diversity.max_dims)
             found = list(zip([v.tolist() for v in vectors], names))
-        for qid, w, (v, s) in zip(imitation_ids, routed.imitation_weight.tolist(), found):
-            i = row_of[qid]
+        for i, w, (v, s) in zip(rows.tolist(), fates.weight[rows].tolist(), found):
             fate[i], weight[i], signature[i], desc[i] = "imitation", float(w), s, v
     return fate, reason, weight, signature, desc
 

@@ -6,7 +6,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from curricula.routing import RoutingConfig, informative_demonstrations, route
+from curricula.routing import RoutingConfig, informative_demonstrations, route, route_fates
 from data_contracts.teacher import teacher_scores
 from tests.curricula.util import scored_row, scored_table
 
@@ -144,3 +144,26 @@ def test_no_filter_control_sends_too_hard_queries_to_rl_with_one_fate_each():
     assert all(fates_off[q] == "rl" for q in hard)
     assert {q: f for q, f in fates_off.items() if q not in hard} == \
         {q: f for q, f in fates_on.items() if q not in hard}
+
+
+@pytest.mark.parametrize("cfg", [RoutingConfig(), RoutingConfig(filter_hard=False),
+                                 RoutingConfig(easy_weight=0.25, hard_to_imitation=False),
+                                 RoutingConfig(teacher_mode="none")])
+def test_route_fates_are_the_decisions_route_splits_by(cfg):
+    rng = np.random.default_rng(5)
+    bands = ["too_hard", "learnable", "too_easy"]
+    rows = [scored_row(f"q{i}", bands[rng.integers(3)], n_docs=int(rng.integers(1, 6)),
+                       labels=[None, "graded", "zeros"][rng.integers(3)],
+                       zero_variance=bool(rng.random() < 0.2), seed=i) for i in range(120)]
+    table = scored_table(rows)
+    fates, routed = route_fates(table, cfg), route(table, cfg)
+    qids = table.column("query_id").to_pylist()
+    assert dict(zip(qids, fates.fate.tolist())) == _fates(routed)
+    dropped = fates.fate == "dropped"
+    assert dict(zip(np.array(qids)[dropped].tolist(), fates.reason[dropped].tolist())) == \
+        _reasons(routed)
+    assert set(fates.reason[~dropped].tolist()) <= {""}
+    imitation = fates.fate == "imitation"
+    assert fates.weight[imitation].tolist() == routed.imitation_weight.tolist()
+    width = routed.imitation_teacher.shape[1]
+    np.testing.assert_array_equal(fates.teacher[imitation][:, :width], routed.imitation_teacher)
