@@ -108,13 +108,19 @@ def test_easy_weight_applies_to_easy_demonstrations_only():
     assert weights == {"h": 1.0, "e": 0.25}
 
 
-def test_random_tables_partition_exactly():
-    rng = np.random.default_rng(3)
+def _random_table(n: int, seed: int):
+    """n scored queries of random band, size, labels and zero-variance flag."""
+    rng = np.random.default_rng(seed)
     bands = ["too_hard", "learnable", "too_easy"]
-    rows = [scored_row(f"q{i}", bands[rng.integers(3)], n_docs=int(rng.integers(1, 6)),
-                       labels=[None, "graded", "zeros"][rng.integers(3)],
-                       zero_variance=bool(rng.random() < 0.2), seed=i) for i in range(200)]
-    table = scored_table(rows)
+    return scored_table([scored_row(f"q{i}", bands[rng.integers(3)],
+                                    n_docs=int(rng.integers(1, 6)),
+                                    labels=[None, "graded", "zeros"][rng.integers(3)],
+                                    zero_variance=bool(rng.random() < 0.2), seed=i)
+                         for i in range(n)])
+
+
+def test_random_tables_partition_exactly():
+    table = _random_table(200, seed=3)
     routed = route(table, RoutingConfig())
     fates = _fates(routed)
     assert len(fates) == 200
@@ -150,12 +156,7 @@ def test_no_filter_control_sends_too_hard_queries_to_rl_with_one_fate_each():
                                  RoutingConfig(easy_weight=0.25, hard_to_imitation=False),
                                  RoutingConfig(teacher_mode="none")])
 def test_route_fates_are_the_decisions_route_splits_by(cfg):
-    rng = np.random.default_rng(5)
-    bands = ["too_hard", "learnable", "too_easy"]
-    rows = [scored_row(f"q{i}", bands[rng.integers(3)], n_docs=int(rng.integers(1, 6)),
-                       labels=[None, "graded", "zeros"][rng.integers(3)],
-                       zero_variance=bool(rng.random() < 0.2), seed=i) for i in range(120)]
-    table = scored_table(rows)
+    table = _random_table(120, seed=5)
     fates, routed = route_fates(table, cfg), route(table, cfg)
     qids = table.column("query_id").to_pylist()
     assert dict(zip(qids, fates.fate.tolist())) == _fates(routed)
