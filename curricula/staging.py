@@ -292,8 +292,11 @@ def check_output_path(out: str) -> None:
     """Fails with one line when the output path cannot be (re)written as a run folder.
 
     An existing folder must be an earlier run (it holds a manifest.json) or empty, and may hold
-    nothing its manifest does not list: a rebuild never deletes files that are not its own.
+    nothing its manifest does not list: a rebuild never deletes files that are not its own. An
+    empty path, a root, or the current folder or one above it is refused outright
+    (`fs.check_replaceable_location`).
     """
+    fs.check_replaceable_location(out)
     if fs.is_remote(out):
         if fs.isdir(out):
             _check_existing(out)

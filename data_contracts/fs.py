@@ -20,6 +20,7 @@ import lzma
 import os
 import re
 import shutil
+import zlib
 from typing import BinaryIO, Iterable
 
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
@@ -165,14 +166,127 @@ def open_input(path: str) -> BinaryIO:
     if kind is None:
         return raw
     if kind == "gzip":
-        return gzip.GzipFile(fileobj=raw, mode="rb")
-    if kind == "bz2":
-        return bz2.BZ2File(raw, mode="rb")
-    if kind == "xz":
-        return lzma.LZMAFile(raw, mode="rb")
-    import zstandard
+        inner = gzip.GzipFile(fileobj=raw, mode="rb")
+    elif kind == "bz2":
+        inner = bz2.BZ2File(raw, mode="rb")
+    elif kind == "xz":
+        inner = lzma.LZMAFile(raw, mode="rb")
+    else:
+        inner = _Zstd(raw)
+    return io.BufferedReader(_Decompressed(inner, path, kind), buffer_size=1 << 16)
 
-    return zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
+
+def check_decompresses(path: str) -> None:
+    """Reads a compressed file to its end (streamed) so that damage anywhere in it is found.
+
+    A damaged block can decompress to garbage before its checksum fails at the block's end, so
+    a reader that sniffed only the head may call the file an unknown format: this names the
+    damage instead. Uncompressed files return at once.
+
+    Raises:
+      InputError: the file's compressed data is corrupt or truncated.
+    """
+    with open_read(path) as raw:
+        if compression_of(raw.read(8)) is None:
+            return
+    with open_input(path) as stream:
+        while stream.read(1 << 20):
+            pass
+
+
+class _Zstd(io.RawIOBase):
+    """A zstd stream (one or more frames) that raises on a truncated last frame.
+
+    zstandard's `stream_reader` ends quietly where a truncated frame ends, which would lose the
+    rest of the file without a word; a decompression object tells whether its frame finished.
+    """
+
+    def __init__(self, raw):
+        import zstandard
+
+        super().__init__()
+        self._zstd, self._raw = zstandard, raw
+        self._obj = zstandard.ZstdDecompressor().decompressobj()
+        self._pending, self._at, self._started = b"", 0, False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while self._at >= len(self._pending):
+            self._pending, self._at = b"", 0
+            chunk = self._raw.read(1 << 16)
+            if not chunk:
+                if self._started and not self._obj.eof:
+                    raise EOFError("zstd data ended before the end of its frame")
+                return 0
+            while chunk:
+                if self._obj.eof:  # a new frame follows the one that ended
+                    self._obj = self._zstd.ZstdDecompressor().decompressobj()
+                self._started = True
+                self._pending += self._obj.decompress(chunk)
+                chunk = self._obj.unused_data if self._obj.eof else b""
+        n = min(len(buffer), len(self._pending) - self._at)
+        buffer[:n] = memoryview(self._pending)[self._at:self._at + n]
+        self._at += n
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
+
+
+def _decompression_errors() -> tuple:
+    errors = [EOFError, OSError, lzma.LZMAError, zlib.error]
+    try:
+        import zstandard
+
+        errors.append(zstandard.ZstdError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+class _Decompressed(io.RawIOBase):
+    """A decompressing stream whose corrupt or truncated data is an InputError naming the file
+    (one line), not the decompressor's EOFError / BadGzipFile deep inside a reader."""
+
+    def __init__(self, inner, path: str, kind: str):
+        super().__init__()
+        self._inner, self._path, self._kind = inner, path, kind
+
+    def _fail(self, exc: BaseException):
+        from data_contracts.errors import InputError
+
+        return InputError(self._path, f"corrupt or truncated {self._kind} data "
+                                      f"({type(exc).__name__}: {exc})")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        try:
+            return self._inner.readinto(buffer)
+        except _decompression_errors() as exc:
+            raise self._fail(exc) from None
+
+    def seekable(self) -> bool:
+        return self._inner.seekable()
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        try:
+            return self._inner.seek(offset, whence)
+        except _decompression_errors() as exc:
+            raise self._fail(exc) from None
+
+    def tell(self) -> int:
+        return self._inner.tell()
+
+    def close(self) -> None:
+        if not self.closed:
+            self._inner.close()
+        super().close()
 
 
 def open_text(path: str, encoding: str = "utf-8", errors: str = "replace") -> io.TextIOBase:
@@ -258,3 +372,38 @@ def copy(src: str, dst: str) -> None:
     """Copies one file (across file systems too)."""
     with open_read(src) as source, open_write(dst) as target:
         shutil.copyfileobj(source, target, 1 << 20)
+
+
+def check_replaceable_location(path: str, option: str = "--out") -> None:
+    """Refuses an output location that a run replacing it whole must never delete.
+
+    A run writes its output elsewhere and then replaces `path` with it, deleting what was there,
+    so `path` may not be empty (Python reads "" as the current folder), the file-system root, a
+    bucket's root, or the current folder or one of its ancestors (the run would delete the folder
+    it was started from, its inputs likely included). Whether an existing folder holds only an
+    earlier run's files is each command's own check.
+
+    Args:
+      path: the output location as given (local path, `file://` or a store URL).
+      option: the option's name for the message.
+
+    Raises:
+      InputError: one line naming the location and why it is refused.
+    """
+    from data_contracts.errors import InputError
+
+    if not path.strip():
+        raise InputError(repr(path), f"{option} is empty; name the folder to write")
+    if is_remote(path):
+        rest = _SCHEME.sub("", path).strip("/")
+        if "/" not in rest:
+            raise InputError(path, f"{option} is a bucket's root; name a prefix inside it "
+                                   "(gs://BUCKET/run)")
+        return
+    target = os.path.realpath(os.path.abspath(_local(path)))
+    here = os.path.realpath(os.getcwd())
+    if target == os.path.dirname(target):
+        raise InputError(path, f"{option} is the file-system root")
+    if here == target or here.startswith(target.rstrip(os.sep) + os.sep):
+        raise InputError(path, f"{option} is the current folder or one above it, which "
+                               "replacing it would delete; name a folder inside it")

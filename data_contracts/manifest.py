@@ -186,6 +186,8 @@ def load_manifest(path: str, verify_files: bool = True) -> dict[str, Any]:
         manifest = json.loads(fs.read_bytes(path).decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise InputError(path, f"not valid JSON ({exc})") from None
+    except RecursionError:
+        raise InputError(path, "not a manifest (JSON nested too deeply)") from None
     if not isinstance(manifest, dict):
         raise InputError(path, "not a JSON object")
     version = manifest.get("schema_version")
@@ -209,6 +211,8 @@ def load_manifest(path: str, verify_files: bool = True) -> dict[str, Any]:
                                    f"refused", column="files")
         seen.add(relative)
         resolved.append(resolve_in_run(root, relative))
+        _check_entry(path, index, entry)
+    _check_curriculum(path, manifest)
     manifest["_root"] = root
     manifest["_verified"] = None
     if verify_files:
@@ -218,6 +222,87 @@ def load_manifest(path: str, verify_files: bool = True) -> dict[str, Any]:
             if not fs.isfile(file):
                 raise InputError(file, "listed in the manifest but missing")
     return manifest
+
+
+SIDE_FORMATS = ("candidates", "qrels", "teacher_run", "rollouts")  # inputs[] that are not queries
+
+
+def input_digest(path: str, fmt: str) -> str:
+    """The sha256 a manifest records for one query input (`inputs[].sha256`).
+
+    A single file's own sha256; for a folder (Parquet parts, a saved dataset) or a file with a
+    LightGBM `.query` beside it, `config_hash` of the sorted-by-listing (name, sha256) pairs, so
+    a change to the side file changes the digest too.
+
+    Args:
+      path: the input as given to the build (local or a store URL).
+      fmt: its resolved format (`lightgbm` adds PATH.query).
+    """
+    folder = fs.isdir(path)
+    files = fs.list_files(path) if folder else [path]
+    if fmt == "lightgbm" or fs.isfile(path + ".query"):
+        files.append(path + ".query")
+    base = path.rstrip("/").rstrip(os.sep)
+    digests = [(f[len(base) + 1:] if folder else fs.basename(f), fs.sha256(f))
+               for f in files if fs.isfile(f)]
+    return config_hash({"files": digests}) if len(digests) > 1 else digests[0][1]
+
+
+def _is_stage(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_entry(path: str, index: int, entry: dict) -> None:
+    """A `files` entry's phase, stage and sha256 are what a reader relies on (InputError)."""
+    where = f"files[{index}]"
+    if entry.get("phase") not in PHASES:
+        raise InputError(path, f"{where}: phase {entry.get('phase')!r} is not one of "
+                               f"{', '.join(PHASES)}; manifest refused", column="files")
+    if not isinstance(entry.get("sha256"), str):
+        raise InputError(path, f"{where}: no sha256; manifest refused", column="files")
+    stage = entry.get("stage")
+    if (entry["phase"] == "rl" or stage is not None) and not _is_stage(stage):
+        raise InputError(path, f"{where}: stage {stage!r} is not a stage number; manifest "
+                               "refused", column="files")
+    rows = entry.get("rows")
+    if rows is not None and not _is_stage(rows):
+        raise InputError(path, f"{where}: rows {rows!r} is not a count; manifest refused",
+                         column="files")
+
+
+def _check_curriculum(path: str, manifest: dict) -> None:
+    """The curriculum (when there is one) names listed files of its phase and stage, and every
+    RL file is in its stage: an edited curriculum would otherwise train on nothing, silently."""
+    if "curriculum" not in manifest:
+        return
+    parts = manifest["curriculum"]
+    if not isinstance(parts, list) or not all(isinstance(p, dict) for p in parts):
+        raise InputError(path, "'curriculum' is not a list of objects; manifest refused",
+                         column="curriculum")
+    listed = {f["path"]: f for f in manifest.get("files", [])}
+    staged: set[str] = set()
+    for index, part in enumerate(parts):
+        where = f"curriculum[{index}]"
+        phase, stage, files = part.get("phase"), part.get("stage"), part.get("files")
+        if phase not in ("imitation", "rl") or (phase == "rl" and not _is_stage(stage)):
+            raise InputError(path, f"{where}: phase {phase!r} stage {stage!r} is not an "
+                                   "imitation part or an RL stage; manifest refused",
+                             column="curriculum")
+        if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+            raise InputError(path, f"{where}: 'files' is not a list of paths; manifest refused",
+                             column="curriculum")
+        for name in files:
+            entry = listed.get(name)
+            if entry is None or entry["phase"] != phase or (
+                    phase == "rl" and entry.get("stage") != stage):
+                raise InputError(path, f"{where}: {name!r} is not a listed {phase} file"
+                                       + (f" of stage {stage}" if phase == "rl" else "")
+                                       + "; manifest refused", column="curriculum")
+            staged.add(name)
+    missing = sorted(p for p, f in listed.items() if f["phase"] == "rl" and p not in staged)
+    if missing:
+        raise InputError(path, f"RL file {missing[0]!r} is in no curriculum stage; manifest "
+                               "refused", column="curriculum")
 
 
 def verify(manifest: dict, paths: list[str] | None = None,

@@ -37,6 +37,9 @@ def unusable_reason(counts: Mapping[str, int], quarantine_reasons: Mapping[str, 
       forced_format: the `--input-format` the run used when not `auto`; a readable layout
         other than it is then named too (`looks like parquet, not svmlight`).
 
+    A run that scored queries but staged none for imitation or RL (when `counts` holds
+    `imitation` and `rl`) is unusable too: "nothing to train on".
+
     Returns:
       None, or e.g. "nothing scored: 4 of 4 records quarantined, top reason unparseable_line
       (4); the input looks like TREC qrels: qid iter docno rel", or "no records in PATH".
@@ -51,7 +54,7 @@ def unusable_reason(counts: Mapping[str, int], quarantine_reasons: Mapping[str, 
     faults = quarantined - sum(int(quarantine_reasons.get(r, 0)) for r in NOT_INPUT_FAULTS)
     share = max(faults, 0) / read
     if scored > 0 and share <= max_quarantine:
-        return None
+        return _nothing_staged(counts)
     if scored == 0:
         head = f"nothing scored: {quarantined} of {read} records quarantined"
     else:
@@ -74,6 +77,19 @@ def unusable_reason(counts: Mapping[str, int], quarantine_reasons: Mapping[str, 
     if hints:
         head += "; " + "; ".join(hints)
     return head
+
+
+def _nothing_staged(counts: Mapping[str, int]) -> str | None:
+    """A scored run that staged no imitation and no RL query gives a trainer nothing."""
+    if "imitation" not in counts or "rl" not in counts:  # counts of the read alone
+        return None
+    if int(counts["imitation"]) or int(counts["rl"]):
+        return None
+    bands = ", ".join(f"{name} {int(counts.get(name, 0))}"
+                      for name in ("too_hard", "learnable", "too_easy", "dropped"))
+    return (f"nothing to train on: {int(counts.get('scored', 0))} queries scored, none staged "
+            f"for imitation or RL ({bands}); check --reward, --hard-below/--easy-above and "
+            f"the labels")
 
 
 __all__ = ["DEFAULT_MAX_QUARANTINE", "unusable_reason"]

@@ -246,7 +246,8 @@ __all__ = ["ValidationState", "validate_queries", "QUARANTINE_SCHEMA"]
 
 
 def validate_rollouts(rollouts: pa.Table, known_docs: dict, source: str,
-                      step: str = "rollouts") -> tuple[pa.Table, pa.Table]:
+                      step: str = "rollouts", reward_max: float | None = None
+                      ) -> tuple[pa.Table, pa.Table]:
     """Splits rollouts into (ok, quarantine) against the valid queries they refer to.
 
     Args:
@@ -254,9 +255,12 @@ def validate_rollouts(rollouts: pa.Table, known_docs: dict, source: str,
       known_docs: query id -> that query's document ids, for every valid query.
       source: the log's path, for quarantine locations.
       step: step name written into quarantine rows.
+      reward_max: the largest reward the run's reward can give (1 for NDCG, hit@1 and `log`;
+        the sum of the weights for a composite); None skips the range check.
 
     A rollout is quarantined when its query is unknown, when its ranking names a document the
-    query does not have or names one twice, or when its rollout id repeats within its query.
+    query does not have or names one twice, when its rollout id repeats within its query, or
+    when its logged reward lies outside [0, reward_max] (`reward_out_of_range`).
     """
     rows = rollouts.to_pylist()
     keep, bad, seen = [], [], set()
@@ -268,6 +272,10 @@ def validate_rollouts(rollouts: pa.Table, known_docs: dict, source: str,
             problem = (Reason.UNKNOWN_QUERY, f"query {qid!r} is not among the valid queries")
         elif (qid, rid) in seen:
             problem = (Reason.DUPLICATE_ROLLOUT_ID, f"rollout id {rid!r} repeats for query {qid!r}")
+        elif reward_max is not None and row.get("reward") is not None and not (
+                0.0 <= row["reward"] <= reward_max):
+            problem = (Reason.REWARD_OUT_OF_RANGE, f"reward {row['reward']!r} is outside "
+                                                   f"[0, {reward_max:g}] (the run's reward)")
         elif ranking is not None:
             docs = known_docs[qid]
             docset = docs if isinstance(docs, (set, frozenset)) else set(docs)

@@ -50,6 +50,13 @@ class RewardSpec:
     rbo_p: float = 0.9
 
     @property
+    def max_reward(self) -> float:
+        """The largest reward this spec gives (1, or a composite's sum of weights)."""
+        if self.kind == "composite":
+            return float(sum(w for w, _, _ in self.terms))
+        return 1.0
+
+    @property
     def name(self) -> str:
         if self.kind == "composite":
             parts = [("" if w == 1 else f"{w:g}*") + m + ("" if c is None else f"@{c}")

@@ -177,8 +177,9 @@ def score_from_log(queries: pa.Table, rollouts: list[list[dict]], policy_id: str
     """Difficulty from an outside policy's (validated) rollouts, one list of rows per query.
 
     A rollout with a ranking is verified with `cfg.reward` (unless the reward is `log` and the log
-    gives a reward or pass flag); otherwise the log's `passed` (or `reward >= log_pass_threshold`)
-    and `reward` are used as they are. A query with no rollouts has 0 trials and an undecided band.
+    gives a reward or pass flag); otherwise the log's `passed` (or, without one, `reward >= TAU` of
+    the run's `ndcg@K>=TAU` or composite reward; `reward >= 0.5` under `log` and hit@1) and `reward`
+    are used as they are. A query with no rollouts has 0 trials and an undecided band.
 
     A rollout with a `generation` (an LLM's raw text) and no ranking is parsed with
     `cfg.rollout_format` against the query's `doc_ids` order (the prompt's): a malformed output
@@ -190,6 +191,9 @@ def score_from_log(queries: pa.Table, rollouts: list[list[dict]], policy_id: str
     tallies = {name: np.zeros(n) for name in ("successes", "trials", "reward_sum",
                                               "reward_sq_sum")}
     spec = cfg.reward
+    # a logged reward without a pass flag passes at the run's threshold (TAU of ndcg@K>=TAU or
+    # a composite); `log` and hit@1 have none: `log_pass_threshold` (0.5)
+    log_threshold = spec.tau if spec.kind in ("ndcg", "composite") else spec.log_pass_threshold
     doc_index = [{d: j for j, d in enumerate(ids)} for ids in queries.column("doc_ids").to_pylist()]
     reference = rbo_reference(queries, batch.mask, spec)
     parsed_any = any(r.get("generation") is not None and r.get("ranking") is None
@@ -222,7 +226,7 @@ def score_from_log(queries: pa.Table, rollouts: list[list[dict]], policy_id: str
             else:
                 reward = row["reward"] if row.get("reward") is not None else float(row["passed"])
                 passed = (row["passed"] if row.get("passed") is not None
-                          else reward >= spec.log_pass_threshold)
+                          else reward >= log_threshold)
             tallies["successes"][i] += float(passed)
             tallies["trials"][i] += 1
             tallies["reward_sum"][i] += float(reward)

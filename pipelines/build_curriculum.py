@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import re
 import sys
@@ -33,7 +34,7 @@ from curricula.staging import abort, begin, check_output_path, commit
 from data_contracts import __version__ as PACKAGE_VERSION
 from data_contracts.errors import InputError
 from data_contracts import fs
-from data_contracts.manifest import check_counts, config_hash
+from data_contracts.manifest import check_counts, config_hash, input_digest
 from data_contracts.readers import FORMATS, detect_format
 from data_contracts.schema import SCHEMA_VERSION
 from data_contracts.synthetic import SyntheticConfig
@@ -219,16 +220,8 @@ def _input_fingerprints(config: CurriculumConfig) -> list[dict]:
     out = []
     for path in config.inputs:
         fmt = T.resolve_format(path, config.input_format)
-        folder = fs.isdir(path)
-        files = fs.list_files(path) if folder else [path]
-        if fmt == "lightgbm" or fs.isfile(path + ".query"):
-            files.append(path + ".query")
-        base = path.rstrip("/").rstrip(os.sep)
-        digests = [(f[len(base) + 1:] if folder else fs.basename(f), fs.sha256(f))
-                   for f in files if fs.isfile(f)]
         out.append({"path": fs.abspath(path), "format": fmt,
-                    "sha256": config_hash({"files": digests}) if len(digests) > 1
-                    else digests[0][1]})
+                    "sha256": input_digest(path, fmt)})
     for kind in ("candidates", "qrels", "teacher_run"):  # text inputs' side files
         side = getattr(config, kind)
         if side and fs.isfile(side):
@@ -260,6 +253,9 @@ def preflight(config: CurriculumConfig, options: PipelineOptions | None = None) 
     _check_settings(config)
 
 
+MAX_SEED = 2**32 - 1  # one uint32 word of each query's seed sequence (difficulty.sampler)
+
+
 def _check_settings(config: CurriculumConfig) -> None:
     """Settings a worker would otherwise trip over mid-run (ValueError, one line)."""
     order, div_cfg = config.order, config.diversity
@@ -275,9 +271,29 @@ def _check_settings(config: CurriculumConfig) -> None:
         if value < low:
             raise ValueError(f"{name} must be at least {low} (got {value})")
     for name, value in (("replay", order.replay), ("diversity budget", div_cfg.budget),
-                        ("target", order.target)):
-        if not 0.0 <= value <= 1.0:
+                        ("target", order.target), ("hard_below", config.bands.hard_below),
+                        ("easy_above", config.bands.easy_above)):
+        if not 0.0 <= value <= 1.0:  # NaN fails too
             raise ValueError(f"{name} must be within [0, 1] (got {value:g})")
+    bands = config.bands
+    if not bands.hard_below < bands.easy_above:
+        raise ValueError(f"hard_below ({bands.hard_below:g}) must be below easy_above "
+                         f"({bands.easy_above:g})")
+    if not 0.0 < bands.confidence < 1.0:
+        raise ValueError(f"confidence must be within (0, 1) (got {bands.confidence:g})")
+    if not (math.isfinite(config.temperature) and config.temperature > 0):
+        raise ValueError(f"temperature must be a finite number above 0 (got "
+                         f"{config.temperature:g})")
+    weight = config.routing.easy_weight
+    if not (math.isfinite(weight) and weight >= 0):
+        raise ValueError(f"easy_weight must be a finite number >= 0 (got {weight:g})")
+    if config.adaptive and config.k_max < config.k:
+        raise ValueError(f"k_max ({config.k_max}) must be at least k ({config.k}) with "
+                         "adaptive rounds")
+    if not 0 <= config.seed <= MAX_SEED:
+        raise ValueError(f"seed must be within [0, {MAX_SEED}] (got {config.seed})")
+    if not (math.isfinite(config.label_min) and math.isfinite(config.label_max)):
+        raise ValueError("label range must be finite")
 
 
 def _stage_summary(stats: dict, config: CurriculumConfig) -> list[dict]:

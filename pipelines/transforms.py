@@ -670,7 +670,8 @@ class _ScoreJoinedFn(_WorkerFn):
         known = {qid: first["query"]["doc_ids"]} if first else {}
         table = pa.Table.from_pylist(rows, schema=ROLLOUT_SCHEMA) if rows else None
         if table is not None:
-            ok, bad = validate_rollouts(table, known, self.config.rollouts)
+            ok, bad = validate_rollouts(table, known, self.config.rollouts,
+                                        reward_max=parse_reward(self.config.reward).max_reward)
             if bad.num_rows:
                 _count("rollouts_quarantined", bad.num_rows)
                 yield beam.pvalue.TaggedOutput("quarantine", bad)

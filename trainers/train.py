@@ -34,7 +34,8 @@ Query sets every diagnostic names (`summary["sets"]`):
     routed them to RL), so an informative fraction measured there is high by construction.
 
 Outputs are built in OUT.partial and renamed to OUT at the end: a failed run leaves nothing; a
-killed one leaves OUT.partial, which `--resume` continues from. Checkpoints hold model, optimizer,
+killed one leaves OUT.partial, which `--resume` continues from. An OUT on a store (gs://, s3://)
+is trained in a local temporary folder and uploaded at the end, summary.json last. Checkpoints hold model, optimizer,
 RNG states, best-so-far weights and the position in the curriculum; a killed run resumed with
 `--resume` ends with bitwise the same weights as an uninterrupted one (CPU).
 
@@ -46,6 +47,7 @@ import argparse
 import dataclasses
 import inspect
 import json
+import math
 import os
 import sys
 import time
@@ -61,7 +63,7 @@ from curricula.ordering import shuffled_order
 from data_contracts import fs
 from data_contracts.arrays import list_lengths, pad_queries, pad_ragged
 from data_contracts.errors import InputError
-from data_contracts.manifest import files_of, load_manifest
+from data_contracts.manifest import SIDE_FORMATS, files_of, input_digest, load_manifest
 from data_contracts.readers import read_queries
 from data_contracts.synthetic import config_from_dict as synthetic_config
 from data_contracts.synthetic import generate_table
@@ -119,8 +121,9 @@ class TrainConfig:
 
 HELP = {
     "manifest": "the curriculum's manifest.json (or its run folder)",
-    "out": "output folder for checkpoints, metrics.jsonl and summary.json; must not be inside "
-           "a run folder (built as OUT.partial, renamed at the end)",
+    "out": "output folder (local, gs:// or s3://) for checkpoints, metrics.jsonl and "
+           "summary.json; not inside a run folder, not a folder of other files (built as "
+           "OUT.partial, renamed at the end; a store's is uploaded at the end)",
     "seed": "seed of training randomness (batches' tie-breaks, rollouts)",
     "batch_queries": "queries per optimizer step (BC and RL)",
     "bc_steps": "BC optimizer steps (0: no BC)",
@@ -235,28 +238,39 @@ def training_sample(manifest: dict, cfg: TrainConfig, n_features: int,
     """The fixed hash sample of training queries, and a description of where it came from.
 
     The build's own input (every valid labelled query, before any policy chose anything) when it
-    can still be read; else the curriculum's shards (then labelled as such: the scoring policy
-    decided which queries are in them).
+    can still be read and is the file the build read (its `inputs[].sha256`, recomputed); else
+    the curriculum's shards (then labelled as such: the scoring policy decided which queries are
+    in them). Side files (rollout logs, qrels, candidates) are not query inputs.
     """
     limit, salt = cfg.train_sample, "train-sample"
-    inputs = manifest.get("inputs") or []
+    inputs = [i for i in manifest.get("inputs") or [] if i.get("format") not in SIDE_FORMATS]
     config = manifest.get("config", {})
     if inputs and inputs[0].get("format") == "synthetic" and config.get("synthetic"):
         sample = smallest_hashes([generate_table(synthetic_config(config["synthetic"]))], limit,
                                  salt)
         return with_relevant(sample), "synthetic training input, hash sample"
+    why = "unreadable"
     try:
         if inputs and all(fs.exists(i["path"]) for i in inputs):
+            if any(input_digest(i["path"], i.get("format", "auto")) != i.get("sha256")
+                   for i in inputs):
+                raise _Changed()
             tables = (read_validated(i["path"], i.get("format", "auto"), n_features,
                                      manifest.get("feature_space")) for i in inputs)
             sample = smallest_hashes(tables, limit, salt)
             name = ", ".join(os.path.basename(i["path"]) for i in inputs)
             return with_relevant(sample), f"{name} (the build's input), hash sample"
+    except _Changed:
+        why = "changed since the build (its sha256 differs from the manifest's)"
     except InputError:
         pass
     sample = smallest_hashes((b.table for b in ShardStream(fallback_files, 256)), limit, salt)
-    return with_relevant(sample), ("curriculum shards, hash sample (the build's input is "
-                                   "unreadable; these queries were routed by the scoring policy)")
+    return with_relevant(sample), (f"curriculum shards, hash sample (the build's input is {why};"
+                                   " these queries were routed by the scoring policy)")
+
+
+class _Changed(Exception):
+    """The build's input is there but is not the file the build read."""
 
 
 def eval_queries(cfg: TrainConfig, manifest: dict, n_features: int) -> tuple:
@@ -537,16 +551,26 @@ def split_steps(total: int, rows: list[int]) -> list[int]:
 
 def check_config(cfg: TrainConfig) -> None:
     """Raises InputError for values no run can use."""
-    for name in ("batch_queries", "group_size", "eval_every", "checkpoint_every"):
+    for name in ("batch_queries", "eval_every", "checkpoint_every", "diagnostic_rollouts"):
         if getattr(cfg, name) < 1:
             raise InputError(f"--{name.replace('_', '-')}", "must be at least 1")
+    if cfg.group_size < 2:  # one rollout is its own group mean: every advantage would be 0
+        raise InputError("--group-size", "must be at least 2 (a group-relative advantage "
+                                         "needs two rollouts)")
+    for name in ("bc_lr", "rl_lr", "kl_coef", "sparsity_tol", "progress_seconds"):
+        value = getattr(cfg, name)
+        if not (math.isfinite(value) and value >= 0):
+            raise InputError(f"--{name.replace('_', '-')}", f"must be a finite number >= 0 "
+                                                            f"(got {value:g})")
+    if not 0 <= cfg.seed <= 2**32 - 1:
+        raise InputError("--seed", f"must be within [0, {2**32 - 1}] (got {cfg.seed})")
     for name in ("bc_steps", "rl_steps", "rl_rollouts", "train_sample", "stop_after"):
         if getattr(cfg, name) < 0:
             raise InputError(f"--{name.replace('_', '-')}", "must not be negative")
     if not 0.0 <= cfg.val_fraction < 1.0:
         raise InputError("--val-fraction", "must be in [0, 1)")
-    if cfg.temperature <= 0:
-        raise InputError("--temperature", "must be positive")
+    if not (math.isfinite(cfg.temperature) and cfg.temperature > 0):
+        raise InputError("--temperature", "must be a finite number above 0")
     if cfg.bc_loss not in BC_LOSSES:
         raise InputError("--bc-loss", f"expected one of {BC_LOSSES}")
     if cfg.imitate not in IMITATE:
@@ -562,17 +586,24 @@ def train(cfg: TrainConfig) -> dict:
       InputError: an unusable manifest, input, checkpoint or option; OUT inside a run folder.
     """
     check_config(cfg)
+    fs.check_replaceable_location(cfg.out)
     manifest_path = cfg.manifest
     if fs.isdir(manifest_path):
         manifest_path = fs.join(manifest_path, "manifest.json")
     manifest = load_manifest(manifest_path)
-    run_dir = os.path.realpath(os.path.dirname(os.path.abspath(manifest_path)))
-    out = os.path.realpath(os.path.abspath(cfg.out))
-    if out == run_dir or out.startswith(run_dir + os.sep):
+    _check_run_config(manifest_path, manifest)
+    run_dir, out = _resolved(fs.dirname(manifest_path)), _resolved(cfg.out)
+    if out == run_dir or out.startswith(run_dir.rstrip("/") + "/"):
         raise InputError(cfg.out, f"--out is inside the run folder {run_dir}; a rebuild would "
                                   "delete it (choose a folder outside the run)")
-    if fs.exists(os.path.join(out, "manifest.json")):
+    if run_dir.startswith(out.rstrip("/") + "/"):
+        raise InputError(cfg.out, f"--out holds the run folder {run_dir}, which replacing it "
+                                  "would delete (choose a folder outside the run)")
+    if fs.exists(fs.join(out, "manifest.json")):
         raise InputError(cfg.out, "--out holds a run folder (manifest.json); choose another")
+    _check_replaceable(out)
+    if fs.is_remote(out):
+        return _train_to_store(cfg, manifest, manifest_path, out)
     work = out + PARTIAL_SUFFIX
     resumed = cfg.resume and os.path.exists(os.path.join(work, "checkpoint.pt"))
     if not resumed and os.path.exists(work):
@@ -587,6 +618,88 @@ def train(cfg: TrainConfig) -> dict:
     if os.path.exists(out):
         fs.delete_tree(out)
     os.replace(work, out)
+    return summary
+
+
+def _check_run_config(path: str, manifest: dict) -> None:
+    """The build settings a trainer uses (the reward, the seed, the inputs) are there and valid.
+
+    Raises:
+      InputError: naming the manifest and the field (an edited or foreign manifest).
+    """
+    config = manifest.get("config")
+    if not isinstance(config, dict):
+        raise InputError(path, "no build 'config' object; not a build_curriculum manifest",
+                         column="config")
+    try:
+        parse_reward(str(config.get("reward")))
+    except ValueError as exc:
+        raise InputError(path, f"config.reward: {exc}", column="config") from None
+    seed = config.get("seed")
+    if not (isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= 2**32 - 1):
+        raise InputError(path, f"config.seed {seed!r} is not a seed in [0, 2**32 - 1]",
+                         column="config")
+    inputs = manifest.get("inputs")
+    if not isinstance(inputs, list) or not inputs or not all(
+            isinstance(i, dict) and isinstance(i.get("path"), str) for i in inputs):
+        raise InputError(path, "'inputs' is not a list of inputs with paths", column="inputs")
+
+
+TRAINER_FILES = ("summary.json", "metrics.jsonl", "final.pt")  # what marks a trainer's folder
+
+
+def _check_replaceable(out: str) -> None:
+    """Refuses an --out that holds something other than an earlier trainer's output (its
+    files would be deleted when the new run replaces the folder).
+
+    Raises:
+      InputError: `out` is a file, or a non-empty folder (prefix) without a trainer's files.
+    """
+    if not fs.exists(out):
+        return
+    if not fs.is_remote(out) and not os.path.isdir(out):
+        raise InputError(out, "--out is a file; give a folder")
+    if fs.is_remote(out):
+        empty = not fs.list_files(out, limit=1)
+    else:
+        empty = not os.listdir(out)
+    if not empty and not any(fs.exists(fs.join(out, name)) for name in TRAINER_FILES):
+        raise InputError(out, "--out holds files that are not a trainer's output (no "
+                              f"{' / '.join(TRAINER_FILES)}), which replacing it would delete; "
+                              "choose an empty or new folder")
+
+
+def _resolved(path: str) -> str:
+    """A local path made absolute with its links resolved; a store URL as given."""
+    return path.rstrip("/") if fs.is_remote(path) else os.path.realpath(os.path.abspath(path))
+
+
+def _train_to_store(cfg: TrainConfig, manifest: dict, manifest_path: str, out: str) -> dict:
+    """Trains in a local temporary folder, then uploads it to `out` (gs://, s3://).
+
+    A store has no folder rename: the earlier files under `out` are deleted, the new ones
+    uploaded, and `summary.json` last, so a folder with a summary is a finished one.
+
+    Raises:
+      InputError: --resume with a store --out (a killed run's work folder was local and is gone).
+    """
+    import tempfile
+
+    if cfg.resume:
+        raise InputError(cfg.out, "--resume needs a local --out (a run training to a store "
+                                  "works in a temporary local folder that ends with it)")
+    work = tempfile.mkdtemp(prefix="train-")
+    try:
+        summary = _train(cfg, manifest, manifest_path, work, out, False)
+        files = sorted(os.path.relpath(os.path.join(folder, name), work)
+                       for folder, _, names in os.walk(work) for name in names)
+        files.sort(key=lambda rel: rel == "summary.json")  # the summary last: it marks the end
+        if fs.exists(out):
+            fs.delete_tree(out)
+        for rel in files:
+            fs.copy(os.path.join(work, rel), fs.join(out, *rel.split(os.sep)))
+    finally:
+        fs.delete_tree(work)
     return summary
 
 

@@ -166,6 +166,7 @@ def detect_format(path: str) -> str:
         return "catboost" if catboost_cd(path) is not None else table
     if table is not None:
         return table
+    fs.check_decompresses(path)  # damaged compressed data reads as garbage before it fails
     raise InputError(path, "unknown format (not SVMlight/LETOR, a LightGBM/XGBoost group layout, "
                            "Parquet, JSON lines, CSV/TSV with a header, nor a saved Hugging Face "
                            "dataset; name it with --input-format)")

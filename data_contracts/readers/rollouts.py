@@ -43,18 +43,47 @@ def read_rollouts(path: str, *, batch_size: int = 4096, fmt: str = "auto"
             has = pc.is_valid(table.column(OUTCOME_COLUMNS[0]))
             for name in OUTCOME_COLUMNS[1:]:
                 has = pc.or_(has, pc.is_valid(table.column(name)))
-        missing = [i for i, ok in enumerate(has.to_pylist()) if not ok]
-        rows = [quarantine_row(Reason.ROLLOUT_WITHOUT_OUTCOME, step="read", location=locations[i],
+        problems = _row_problems(table, has.to_pylist())
+        rows = [quarantine_row(reason, step="read", location=locations[i],
                                query_id=table.column("query_id")[i].as_py(),
-                               record_kind="rollout",
-                               detail="none of ranking, reward, passed is given",
-                               raw=table.slice(i, 1).to_pylist()[0]) for i in missing]
-        if missing:
-            table = table.filter(has)
+                               record_kind="rollout", detail=detail,
+                               raw=table.slice(i, 1).to_pylist()[0])
+                for i, (reason, detail) in sorted(problems.items())]
+        if problems:
+            keep = pa.array([i not in problems for i in range(table.num_rows)], pa.bool_())
+            table = table.filter(keep)
         yield table, pa.concat_tables([bad, quarantine_table(rows)]) if rows else bad
     if saw_rows and not saw_outcome:
         raise InputError(path, "no outcome: expected a ranking, reward or passed value",
                          column="ranking|reward|passed")
+
+
+def _row_problems(table: pa.Table, has_outcome: list) -> dict[int, tuple[str, str]]:
+    """Row index -> (reason, detail) for the rows of a rollout batch that cannot be used: no
+    query or rollout id, no outcome, an empty ranking, a reward that is not a finite number.
+
+    A reward's range against the run's reward is checked where the reward is known
+    (`validate_rollouts`).
+    """
+    import math
+
+    qids = table.column("query_id").to_pylist()
+    rids = table.column("rollout_id").to_pylist()
+    rankings = table.column("ranking").to_pylist()
+    rewards = table.column("reward").to_pylist()
+    out = {}
+    for i in range(table.num_rows):
+        if qids[i] is None or not str(qids[i]).strip():
+            out[i] = (Reason.EMPTY_QUERY_ID, "query_id is missing or empty")
+        elif rids[i] is None or not str(rids[i]).strip():
+            out[i] = (Reason.UNPARSEABLE_RECORD, "rollout_id is missing or empty")
+        elif not has_outcome[i]:
+            out[i] = (Reason.ROLLOUT_WITHOUT_OUTCOME, "none of ranking, reward, passed is given")
+        elif rankings[i] is not None and len(rankings[i]) == 0:
+            out[i] = (Reason.EMPTY_RANKING, "ranking is an empty list")
+        elif rewards[i] is not None and not math.isfinite(rewards[i]):
+            out[i] = (Reason.REWARD_OUT_OF_RANGE, f"reward {rewards[i]!r} is not a finite number")
+    return out
 
 
 __all__ = ["read_rollouts", "QUARANTINE_SCHEMA"]

@@ -41,8 +41,8 @@ from data_contracts.reasons import Reason
 
 _DOCID = re.compile(r"docid\s*=\s*(\S+)")
 _QID = re.compile(r"(?:^|\s)qid:(\S+)")
-_FID = re.compile(r"(?:^|\s)(\d+):")
-_PAIRS = re.compile(r"[^\s:]+:[^\s:]+(?:\s+[^\s:]+:[^\s:]+)*")
+_FID = re.compile(r"(?:^|\s)([0-9]+):", re.ASCII)  # as _block_ids: ASCII digits, space
+_PAIRS = re.compile(r"[0-9]+:[^\s:]+(?:\s+[0-9]+:[^\s:]+)*")  # ids: ASCII digits only
 BOM = b"\xef\xbb\xbf"
 GROUP_SUFFIXES = (".query", ".group")  # LightGBM, XGBoost
 _COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".zstd")
@@ -80,8 +80,8 @@ def _parse_line(line: str) -> tuple[float, str | None, tuple, str | None]:
         parts = rest.replace(":", " ").split()
         fids = list(map(int, parts[0::2]))
         values = list(map(float, parts[1::2]))
-        if fids and (min(fids) < 0 or max(fids) > _HUGE_ID):
-            raise ValueError("negative or huge id")
+        if fids and (min(fids) < 0 or max(fids) > _HUGE_ID or len(set(fids)) != len(fids)):
+            raise ValueError("negative, huge or repeated id")
         return label, qid, (fids, values), _comment_docid(comment)
     except (ValueError, OverflowError, IndexError):
         pass
@@ -115,21 +115,28 @@ def _parse_line_slowly(body: str, comment: str):
     except ValueError:
         raise _LineError(f"label {tokens[0]!r} is not a number") from None
     qid = None
-    fids, values = [], []
+    fids, values, seen = [], [], set()
     for token in tokens[1:]:
         key, sep, value = token.partition(":")
         if not sep:
             raise _LineError(f"token {token!r} is not fid:value")
         if key == "qid":
+            if qid is not None:
+                raise _LineError(f"two qid tokens (qid:{qid} and {token!r})")
             qid = value
             continue
+        if key.startswith("-") and key[1:].isascii() and key[1:].isdigit():
+            raise _LineError(f"token {token!r}: a feature id is not negative")
+        if not (key.isascii() and key.isdigit()):  # int() would take "+9", "1_0", " 9", "٩"
+            raise _LineError(f"token {token!r}: a feature id is ASCII digits")
         try:
-            fid = int(key)
             values.append(float(value))
         except ValueError:
             raise _LineError(f"token {token!r} is not fid:value") from None
-        if fid < 0:
-            raise _LineError(f"token {token!r}: a feature id is not negative")
+        fid = int(key)
+        if fid in seen:
+            raise _LineError(f"feature id {fid} repeats in the line")
+        seen.add(fid)
         fids.append(min(fid, _HUGE_ID))  # still above any --max-feature-id: quarantined
     return label, qid, (fids, values), docid
 

@@ -403,8 +403,11 @@ def table_layout(path: str, fmt: str, column_map: Mapping[str, str] | None = Non
         if listed is not None:
             layout.list_features = listed
         else:
-            layout.feature_columns = [n for n in names if n not in used
-                                      and _is_numeric(types.get(n)) and not _not_feature(n)]
+            candidates = [n for n in names if n not in used and not _not_feature(n)]
+            texts = [n for n in candidates if _is_text(types.get(n))]
+            numeric_texts = _mostly_numbers(path, fmt, texts) if texts else set()
+            layout.feature_columns = [n for n in candidates if _is_numeric(types.get(n))
+                                      or n in numeric_texts]
     if layout.list_features is None and not layout.feature_columns:
         raise InputError(path, f"no feature columns (has {names[:12]}; name them with "
                                f"--column-map features=COL|COL or features=PREFIX*)",
@@ -432,6 +435,62 @@ def _is_list(value) -> bool:
     if isinstance(value, pa.DataType):
         return pa.types.is_list(value) or pa.types.is_large_list(value)
     return isinstance(value, list)
+
+
+def _is_text(value) -> bool:
+    if isinstance(value, pa.DataType):
+        return pa.types.is_string(value) or pa.types.is_large_string(value)
+    return isinstance(value, str)
+
+
+TEXT_SAMPLE_ROWS = 1000  # values of a text column looked at to tell a feature from a text
+
+
+def _mostly_numbers(path: str, fmt: str, columns: list[str]) -> set[str]:
+    """The text columns whose first TEXT_SAMPLE_ROWS non-empty values are mostly (more than
+    half) numbers: feature columns with a few bad cells (`abc`, `n/a`), whose rows are then
+    quarantined one query at a time (`unparseable_record`), rather than text columns (titles,
+    urls) that are not features. Decided from the file's head, so every split agrees."""
+    sample: dict[str, list] = {c: [] for c in columns}
+    if fmt == "csv":
+        reader = _csv_reader(path, 1 << 16)
+        batch = reader.read_next_batch()
+        for c in columns:
+            sample[c] = batch.column(batch.schema.get_field_index(c)).to_pylist()
+    elif fmt == "parquet":
+        handle = _parquet(_parquet_files(path)[0])
+        for batch in handle.iter_batches(batch_size=TEXT_SAMPLE_ROWS, columns=columns):
+            for c in columns:
+                sample[c] = batch.column(c).to_pylist()
+            break
+    else:
+        seen = 0
+        for _, row, _, _ in _json_records(path, "query"):
+            if row is None:
+                continue
+            for c in columns:
+                sample[c].append(row.get(c))
+            seen += 1
+            if seen >= TEXT_SAMPLE_ROWS:
+                break
+    out = set()
+    for c, values in sample.items():
+        values = [v for v in values[:TEXT_SAMPLE_ROWS] if v is not None and str(v).strip()]
+        good = sum(_is_number_text(v) for v in values)
+        if values and 2 * good > len(values):
+            out.add(c)
+    return out
+
+
+def _is_number_text(value) -> bool:
+    """Whether a sampled cell reads as a number (`"0.5"`, `7`; not `abc`, lists, booleans)."""
+    if isinstance(value, (bool, list, dict)):
+        return False
+    try:
+        float(value)
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 def _is_numeric(value) -> bool:

@@ -181,3 +181,41 @@ def test_message_is_one_line():
     """A multi-line problem (as some library errors are) still gives a one-line message."""
     error = InputError("data.parquet", "bad footer\nsecond line", column="features")
     assert str(error) == "data.parquet: column 'features': bad footer second line"
+
+
+def _damaged(kind: str, how: str, data: bytes) -> bytes:
+    import bz2
+    import gzip
+    import lzma
+
+    import zstandard
+
+    packed = bytearray({"gzip": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress,
+                        "zstd": zstandard.ZstdCompressor().compress}[kind](data))
+    if how == "truncated":
+        return bytes(packed[:len(packed) * 2 // 3])
+    packed[len(packed) // 2] ^= 0xFF
+    packed[len(packed) // 2 + 1] ^= 0xFF
+    return bytes(packed)
+
+
+@pytest.mark.parametrize("kind", ["gzip", "bz2", "xz", "zstd"])
+@pytest.mark.parametrize("how", ["truncated", "corrupt"])
+@pytest.mark.parametrize("layout", ["svmlight", "jsonl", "csv"])
+def test_a_damaged_compressed_input_is_one_line_naming_it(tmp_path, kind, how, layout):
+    """A truncated or corrupted gzip/bz2/xz/zstd file is an InputError naming the file and the
+    compression, not the decompressor's EOFError from deep inside a reader."""
+    import json
+
+    rows = [(q, d) for q in range(400) for d in range(5)]
+    if layout == "svmlight":
+        text = "".join(f"{d % 3} qid:{q} 1:{q * 0.01:.3f} 2:{d * 0.1:.3f}\n" for q, d in rows)
+    elif layout == "jsonl":
+        text = "".join(json.dumps({**GOOD, "query_id": f"q{q}-{d}"}) + "\n" for q, d in rows)
+    else:
+        text = "qid,label,f1,f2\n" + "".join(f"{q},{d % 3},{q * 0.01},{d}\n" for q, d in rows)
+    path = tmp_path / f"queries.{layout}"
+    path.write_bytes(_damaged(kind, how, text.encode()))
+    error = _raise_input_error(lambda: read_queries(str(path)))
+    _assert_one_line(error, path)
+    assert kind in str(error) and ("corrupt" in str(error) or "truncated" in str(error))

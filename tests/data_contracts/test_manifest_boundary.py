@@ -140,3 +140,68 @@ def test_hash_cost_benchmark_runs():
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "MB/s" in out.stdout and "extrapolated to a 1 GB run" in out.stdout
+
+
+def _edited(folder, edit) -> str:
+    run = make_run(folder)
+    path = folder / MANIFEST_NAME
+    manifest = json.loads(path.read_text())
+    manifest["curriculum"] = [{"phase": "imitation", "stage": None,
+                               "files": ["imitation/part-00000.parquet"]}]
+    edit(manifest)
+    path.write_text(json.dumps(manifest))
+    return run
+
+
+def _set(key, value):
+    def edit(manifest):
+        manifest["files"][0][key] = value
+    return edit
+
+
+def _curriculum(parts):
+    def edit(manifest):
+        manifest["curriculum"] = parts
+    return edit
+
+
+def _rl_without_stage(manifest):
+    manifest["files"][0]["phase"] = "rl"
+    manifest["files"][0]["stage"] = 0  # an RL file...
+    manifest["curriculum"] = [{"phase": "rl", "stage": 1, "files": []}]  # ...in no stage
+
+
+@pytest.mark.parametrize("edit,words", [
+    (_set("phase", "training"), "phase 'training'"),
+    (_set("phase", None), "phase None"),
+    (_set("sha256", None), "no sha256"),
+    (_set("stage", "0"), "stage '0'"),
+    (_set("rows", -1), "rows -1"),
+    (_curriculum("all"), "'curriculum' is not a list"),
+    (_curriculum([{"phase": "rl", "stage": "first", "files": []}]), "RL stage"),
+    (_curriculum([{"phase": "imitation", "files": ["imitation/other.parquet"]}]),
+     "not a listed imitation file"),
+    (_curriculum([{"phase": "imitation", "files": "imitation/part-00000.parquet"}]),
+     "not a list of paths"),
+    (_rl_without_stage, "in no curriculum stage"),
+])
+def test_an_edited_manifest_is_refused_with_one_line(tmp_path, edit, words):
+    """What readers rely on (each file's phase, stage and hash; a curriculum naming listed
+    files, every RL file in a stage) is checked on load: an edit is refused, never a KeyError
+    or a silent run that trains on nothing."""
+    run = _edited(tmp_path / "run", edit)
+    with pytest.raises(InputError) as info:
+        load_manifest(run)
+    assert words in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_deeply_nested_manifest_is_refused_not_a_recursion_error(tmp_path):
+    run = make_run(tmp_path / "run")
+    (tmp_path / "run" / MANIFEST_NAME).write_text('{"schema_version": ' + "[" * 100_000 +
+                                                  "]" * 100_000 + "}")
+    with pytest.raises(InputError, match="nested too deeply"):
+        load_manifest(run)
+
+
+def test_the_unedited_curriculum_loads(tmp_path):
+    assert load_manifest(_edited(tmp_path / "run", lambda m: None))["curriculum"]

@@ -430,8 +430,11 @@ ROLLOUT_KINDS = {
     "repeated_document": Reason.REPEATED_DOCUMENT,
     "duplicate_rollout_id": Reason.DUPLICATE_ROLLOUT_ID,
     "no_outcome": Reason.ROLLOUT_WITHOUT_OUTCOME,
+    "empty_ranking": Reason.EMPTY_RANKING,
+    "bad_reward": Reason.REWARD_OUT_OF_RANGE,
     "reward_only": None,
 }
+READ_REASONS = {Reason.ROLLOUT_WITHOUT_OUTCOME, Reason.EMPTY_RANKING}  # found by the reader
 
 
 @st.composite
@@ -443,9 +446,9 @@ def rollout_logs(draw):
     rows, kinds = [], []
     for i in range(draw(st.integers(1, 12))):
         qid = draw(st.sampled_from(sorted(known)))
-        ranking = draw(st.permutations(known[qid]))[:draw(st.integers(0, len(known[qid])))]
+        ranking = draw(st.permutations(known[qid]))[:draw(st.integers(1, len(known[qid])))]
         row = {"query_id": qid, "rollout_id": f"r{i}", "ranking": list(ranking),
-               "reward": draw(st.floats(-1, 1)), "passed": draw(st.booleans()),
+               "reward": draw(st.floats(0, 1)), "passed": draw(st.booleans()),
                "policy_id": "p"}
         choices = sorted(set(ROLLOUT_KINDS) - ({"duplicate_rollout_id"} if i == 0 else set()))
         applied = draw(st.lists(st.sampled_from(choices), max_size=2, unique=True))
@@ -463,6 +466,10 @@ def rollout_logs(draw):
                 row["query_id"], row["rollout_id"] = earlier["query_id"], earlier["rollout_id"]
             elif kind == "no_outcome":
                 row["ranking"] = row["reward"] = row["passed"] = None
+            elif kind == "empty_ranking":
+                row["ranking"] = []
+            elif kind == "bad_reward":
+                row["reward"] = draw(st.sampled_from([float("nan"), float("inf"), -0.5, 1.5]))
             elif kind == "reward_only":
                 row["ranking"] = row["passed"] = None
                 row["reward"] = 1.0
@@ -476,12 +483,19 @@ def expected_rollout_reasons(rows: list, known: dict) -> list:
     seen, out = set(), []
     for row in rows:
         qid, rid, ranking = row["query_id"], row["rollout_id"], row["ranking"]
-        if ranking is None and row["reward"] is None and row["passed"] is None:
+        reward = row["reward"]
+        if ranking is None and reward is None and row["passed"] is None:
             out.append(Reason.ROLLOUT_WITHOUT_OUTCOME)
+        elif ranking == []:
+            out.append(Reason.EMPTY_RANKING)
+        elif reward is not None and not math.isfinite(reward):
+            out.append(Reason.REWARD_OUT_OF_RANGE)  # found by the reader (its own row order)
         elif qid not in known:
             out.append(Reason.UNKNOWN_QUERY)
         elif (qid, rid) in seen:
             out.append(Reason.DUPLICATE_ROLLOUT_ID)
+        elif reward is not None and not 0.0 <= reward <= 1.0:
+            out.append(Reason.REWARD_OUT_OF_RANGE)
         elif ranking is not None and any(d not in known[qid] for d in ranking):
             out.append(Reason.UNKNOWN_DOCUMENT)
         elif ranking is not None and len(set(ranking)) != len(ranking):
@@ -495,7 +509,8 @@ def expected_rollout_reasons(rows: list, known: dict) -> list:
 @SETTINGS
 @given(log=rollout_logs())
 def test_rollouts_end_ok_or_with_reason(tmp_path_factory, log):
-    """Rollouts: unknown query, unknown or repeated ranked documents, repeats, no outcome."""
+    """Rollouts: unknown query, unknown or repeated ranked documents, repeats, no outcome, an
+    empty ranking, a reward that is not finite or outside [0, 1]."""
     known, rows, kinds, batch_size = log
     path = tmp_path_factory.mktemp("r") / "rollouts.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -508,13 +523,16 @@ def test_rollouts_end_ok_or_with_reason(tmp_path_factory, log):
     read = list(read_rollouts(str(path), batch_size=batch_size))
     table = pa.concat_tables([t for t, _ in read])
     read_bad = pa.concat_tables([q for _, q in read])
-    ok, bad = validate_rollouts(table, known, source=str(path))
+    ok, bad = validate_rollouts(table, known, source=str(path), reward_max=1.0)
 
+    at_read = [r in READ_REASONS or (r == Reason.REWARD_OUT_OF_RANGE
+                                     and not math.isfinite(row["reward"]))
+               for row, r in zip(rows, expected)]
     assert ok.num_rows + read_bad.num_rows + bad.num_rows == len(rows)  # read = ok + quarantined
-    assert read_bad.column("location").to_pylist() == [
-        f"{path}:{i + 1}" for i, r in enumerate(expected) if r == Reason.ROLLOUT_WITHOUT_OUTCOME]
-    assert set(read_bad.column("reason").to_pylist()) <= {Reason.ROLLOUT_WITHOUT_OUTCOME}
-    later = [(row, r) for row, r in zip(rows, expected) if r != Reason.ROLLOUT_WITHOUT_OUTCOME]
+    assert list(zip(read_bad.column("location").to_pylist(),
+                    read_bad.column("reason").to_pylist())) == [
+        (f"{path}:{i + 1}", r) for i, r in enumerate(expected) if at_read[i]]
+    later = [(row, r) for row, r, read_time in zip(rows, expected, at_read) if not read_time]
     assert [(r["query_id"], r["rollout_id"]) for r in ok.to_pylist()] == [
         (row["query_id"], row["rollout_id"]) for row, r in later if r is None]
     got = [(q, reason, json.loads(raw)["rollout_id"]) for q, reason, raw in zip(

@@ -225,3 +225,65 @@ def test_text_columns_must_match_the_documents():
     assert ok.column("query_id").to_pylist() == ["a"]
     assert bad.column("reason").to_pylist() == ["length_mismatch", "length_mismatch"]
     assert "doc_texts" in bad.column("detail")[0].as_py()
+
+
+def _rows_with_a_bad_cell(bad_at: int) -> list[dict]:
+    rows = []
+    for q in range(30):
+        for d in range(4):
+            rows.append({"qid": q, "label": d % 3, "f1": q * 0.1 + d,
+                         "f2": "abc" if (q, d) == (bad_at, 1) else str(d * 0.5),
+                         "title": f"doc {q}-{d}"})
+    return rows
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
+@pytest.mark.parametrize("bad_at", [3, 29])  # in the sampled head, and at the end
+def test_one_bad_cell_quarantines_its_query_and_keeps_the_feature_column(tmp_path, fmt,
+                                                                         bad_at):
+    """A feature column with a bad cell (`abc`) stays a feature for every other query (its
+    query is quarantined, `unparseable_record`); a column of words (`title`) is no feature;
+    numbers stored as text are features."""
+    import json
+
+    rows = _rows_with_a_bad_cell(bad_at)
+    path = tmp_path / f"rows.{fmt}"
+    if fmt == "csv":
+        path.write_text("qid,label,f1,f2,title\n" + "".join(
+            f"{r['qid']},{r['label']},{r['f1']},{r['f2']},{r['title']}\n" for r in rows))
+    elif fmt == "parquet":
+        pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=40)
+    else:
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = read_and_validate(str(path), batch_size=7)
+    assert out.quarantine.column("reason").to_pylist() == [Reason.UNPARSEABLE_RECORD]
+    assert out.quarantine.column("query_id").to_pylist() == [str(bad_at)]
+    assert "f2" in out.quarantine.column("detail")[0].as_py()
+    assert out.ok.num_rows == 29
+    features = out.ok.column("features").to_pylist()
+    assert {len(doc) for query in features for doc in query} == {2}  # f1 and f2, no title
+    assert out.ok.to_pylist()[0]["features"][3] == pytest.approx([3.0, 1.5])  # query 0, doc 3
+
+
+@pytest.mark.parametrize("bad_line,words", [
+    ("1 qid:2 1:0.5 +9:0.3 2:0.1", "ASCII digits"),     # int() would read 9
+    ("1 qid:2 1:0.5 1_0:0.3 2:0.1", "ASCII digits"),    # int() would read 10
+    ("1 qid:2 1:0.5 \u0669:0.3 2:0.1", "ASCII digits"),  # an Arabic-Indic nine
+    ("1 qid:2 1:0.5 -3:0.3 2:0.1", "not negative"),
+    ("1 qid:2 1:0.5 1:0.3 2:0.1", "repeats"),            # which value would be meant?
+    ("1 qid:2 qid:3 1:0.5 2:0.1", "two qid"),
+])
+def test_a_malformed_feature_token_quarantines_its_query_not_the_run(tmp_path, bad_line, words):
+    """A feature id that is not ASCII digits, a repeated id or a second qid token is the line's
+    fault: its query is quarantined (`unparseable_line`) and the feature space stays 1..3."""
+    lines = [f"{d % 3} qid:{q} 1:{q * 0.1:.2f} 2:{d * 0.2:.2f} 3:0.5"
+             for q in range(1, 6) for d in range(4)]
+    lines[5] = bad_line  # a line of query 2
+    path = tmp_path / "train.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = read_and_validate(str(path))
+    assert out.quarantine.column("reason").to_pylist() == [Reason.UNPARSEABLE_LINE]
+    assert out.quarantine.column("query_id").to_pylist() == ["2"]
+    assert words in out.quarantine.column("detail")[0].as_py()
+    assert out.ok.column("query_id").to_pylist() == ["1", "3", "4", "5"]
+    assert {len(doc) for query in out.ok.column("features").to_pylist() for doc in query} == {3}

@@ -71,3 +71,14 @@ def test_malformed_stats_sum_the_scored_rows():
     plain = score_from_log(_query(), [[{"query_id": "q1", "rollout_id": "r",
                                         "ranking": ["d2"]}]], "p", cfg)
     assert malformed_stats(plain)["counts"] == {}
+
+
+@pytest.mark.parametrize("reward,successes", [("ndcg@10>=0.7", 1), ("ndcg@10>=0.3", 3),
+                                              ("log", 2), ("ndcg@10+0.5*recall@10>=1.2", 1)])
+def test_a_logged_reward_without_a_pass_flag_passes_at_the_runs_threshold(reward, successes):
+    # rewards 0.2, 0.4, 0.6, 0.8 (no `passed`): judged against TAU of --reward, 0.5 under `log`
+    cfg = ScoringConfig(reward=parse_reward(reward))
+    rows = [{"query_id": "q1", "rollout_id": f"r{i}", "reward": r}
+            for i, r in enumerate([0.2, 0.4, 0.6, 0.8, 1.3][:5 if "recall" in reward else 4])]
+    row = score_from_log(_query(), [rows], "p", cfg).to_pylist()[0]
+    assert row["successes"] == successes

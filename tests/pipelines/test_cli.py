@@ -144,3 +144,47 @@ def test_process_exit_code_and_stderr_for_a_missing_input(tmp_path):
     assert done.stderr.strip().splitlines() == [
         f"error: {tmp_path / 'missing.txt'}: file not found"]
     assert done.stdout == ""
+
+
+@pytest.mark.parametrize("out", ["", " ", ".", "..", "/"])
+def test_an_out_that_would_delete_the_current_folder_is_refused(capsys, tmp_path, monkeypatch,
+                                                                out):
+    # even a folder that looks like a run (a manifest.json) is not replaced when a run started
+    # in it (or below it) names it: "" is the current folder to Python, ".." holds it
+    here = tmp_path / "run" / "inside"
+    here.mkdir(parents=True)
+    for folder in (tmp_path / "run", here):
+        (folder / "manifest.json").write_text("{}")
+    monkeypatch.chdir(here)
+    assert main(["--out", out]) != 0
+    line = _one_error_line(capsys)
+    assert "--out is" in line
+    assert (here / "manifest.json").read_text() == "{}"
+    assert sorted(os.listdir(tmp_path)) == ["run"]
+
+
+def test_a_run_that_stages_nothing_fails_and_keeps_the_earlier_run(capsys, tmp_path):
+    # all labels 0: no ranking passes NDCG@10 >= 0.7, every query is dropped as too hard
+    out = tmp_path / "o"
+    assert main(["--synthetic-queries", "40", "--out", str(out)]) == 0
+    before = sorted(os.listdir(out))
+    zero = tmp_path / "zero.txt"
+    zero.write_text("".join(f"0 qid:{q} 1:{(q * 7 + d) % 5} 2:{d}\n"
+                            for q in range(1, 21) for d in range(6)))
+    assert main(["--input", str(zero), "--out", str(out)]) == 2
+    line = _one_error_line(capsys)
+    assert "nothing to train on" in line and "keeps its earlier run" in line
+    assert sorted(os.listdir(out)) == before
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["--temperature", "0"], "temperature"), (["--temperature", "nan"], "temperature"),
+    (["--hard-below", "0.9", "--easy-above", "0.5"], "below easy_above"),
+    (["--hard-below", "nan"], "hard_below"), (["--confidence", "1.5"], "confidence"),
+    (["--easy-weight", "-1"], "easy_weight"), (["--easy-weight", "nan"], "easy_weight"),
+    (["--k", "20", "--k-max", "10"], "k_max"), (["--seed", "-1"], "seed"),
+    (["--seed", str(2**40)], "seed")])
+def test_out_of_range_numbers_are_one_line_before_the_run(argv, words, capsys, tmp_path):
+    assert main([*argv, "--out", str(tmp_path / "o")]) == 2
+    assert words in _one_error_line(capsys)
+    assert not os.path.exists(tmp_path / "o")

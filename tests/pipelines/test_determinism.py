@@ -33,6 +33,7 @@ def runs(tmp_path_factory):
     for name, args in (("memory", IN_MEMORY), ("memory_again", IN_MEMORY),
                        ("processes", MULTI_PROCESS)):
         out[name] = run(_config(str(root / name)), args)
+    out["batch_of_3"] = run(replace(_config(str(root / "batch_of_3")), batch_size=3), IN_MEMORY)
     return out
 
 
@@ -55,6 +56,14 @@ def test_two_in_memory_runs_are_byte_identical(runs):
     a, b = runs["memory"].out, runs["memory_again"].out
     assert manifest_bytes(a) == manifest_bytes(b)
     assert tree_digest(a) == tree_digest(b)
+
+
+def test_the_batch_size_does_not_change_a_byte_of_the_shards(runs):
+    # batches of 3 queries instead of 16: other padding widths, other chunks of the forward
+    a, b = load_manifest(runs["memory"].out), load_manifest(runs["batch_of_3"].out)
+    assert [(f["path"], f["sha256"]) for f in a["files"]] == \
+        [(f["path"], f["sha256"]) for f in b["files"]]
+    assert a["counts"] == b["counts"] and a["curriculum"] == b["curriculum"]
 
 
 def test_manifest_lists_exactly_the_files_written(runs):

@@ -13,6 +13,7 @@ import urllib.request
 import pytest
 
 from data_contracts import fs
+from data_contracts.errors import InputError
 from data_contracts.manifest import MANIFEST_NAME, files_of, load_manifest
 from pipelines.build_curriculum import main
 from tests.conftest import REPO
@@ -244,3 +245,24 @@ def test_the_trainer_trains_on_a_gs_run(gs_run, tmp_path):
     summary = train(TrainConfig(manifest=out, out=str(tmp_path / "train"), bc_steps=2,
                                 rl_steps=2, batch_queries=8))
     assert summary["steps"] >= 2
+
+
+def test_the_trainer_writes_its_folder_to_the_store(gs_run, tmp_path):
+    """--out gs://... : trained locally, uploaded (summary.json last); nothing local is left
+    named after the URL, and a prefix holding other files is refused."""
+    from trainers.train import TrainConfig, train
+
+    out, _ = gs_run
+    target = f"gs://{BUCKET}/training/t1"
+    summary = train(TrainConfig(manifest=out, out=target, bc_steps=2, rl_steps=2,
+                                batch_queries=8))
+    names = {fs.basename(f) for f in fs.list_files(target)}
+    assert {"bc.pt", "final.pt", "metrics.jsonl", "summary.json"} <= names
+    stored = json.loads(fs.read_bytes(fs.join(target, "summary.json")))
+    assert stored["steps"] == summary["steps"]
+    assert not os.path.exists("gs:") and not os.path.exists(str(tmp_path / "gs:"))
+    foreign = f"gs://{BUCKET}/training/foreign"
+    fs.write_bytes(fs.join(foreign, "notes.txt"), b"keep me")
+    with pytest.raises(InputError, match="not a trainer's output"):
+        train(TrainConfig(manifest=out, out=foreign, bc_steps=1, rl_steps=1))
+    assert fs.read_bytes(fs.join(foreign, "notes.txt")) == b"keep me"

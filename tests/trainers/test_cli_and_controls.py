@@ -31,6 +31,18 @@ def test_usage_errors_are_one_line_and_exit_2(argv, capsys):
     _one_error_line(capsys)
 
 
+@pytest.mark.parametrize("argv,option", [
+    (["--rl-lr", "-1"], "--rl-lr"), (["--bc-lr", "nan"], "--bc-lr"),
+    (["--kl-coef", "-0.5"], "--kl-coef"), (["--group-size", "1"], "--group-size"),
+    (["--diagnostic-rollouts", "0"], "--diagnostic-rollouts"), (["--seed", "-3"], "--seed"),
+    (["--temperature", "inf"], "--temperature")])
+def test_out_of_range_numbers_are_refused_before_training(argv, option, small_run, tmp_path,
+                                                          capsys):
+    assert main(["--manifest", small_run, "--out", str(tmp_path / "t"), *argv]) == 2
+    assert option in _one_error_line(capsys)
+    assert not (tmp_path / "t").exists() and not (tmp_path / "t.partial").exists()
+
+
 def _write(path, text: str) -> str:
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(text)
@@ -194,3 +206,18 @@ def test_rl_rollout_budget_ends_rl_when_spent(small_run, tmp_path):
     assert 600 <= summary["rollouts"] < 600 + len(budgets) * 32 * 8  # at most a batch over each
     assert summary["rl_steps_done"] < 1000
     assert summary["learning_curve"][-1]["rollouts"] == summary["rollouts"]
+
+
+@pytest.mark.parametrize("out", ["foreign", "", "."])
+def test_experiment_out_that_is_not_an_experiments_folder_is_refused(out, tmp_path, capsys,
+                                                                     monkeypatch):
+    # replacing OUT deletes it: a folder of other files, the current folder, "" (the same)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "notes.txt").write_text("keep me")
+    (tmp_path / "claims.md").write_text("looks like an experiment's, but is the current folder")
+    code = experiment.main(["--input", "x", "--eval-input", "y", "--out", out])
+    assert code == 2
+    assert "--out" in _one_error_line(capsys)
+    assert (tmp_path / "foreign" / "notes.txt").read_text() == "keep me"
+    assert (tmp_path / "claims.md").exists()

@@ -29,6 +29,54 @@ def test_manifest_of_another_schema_version_is_refused(small_run, tmp_path):
         train(TrainConfig(manifest=str(path), out=str(tmp_path / "t")))
 
 
+@pytest.mark.parametrize("content", ["file", "foreign folder"])
+def test_an_out_that_is_not_a_trainers_folder_is_refused_before_training(small_run, tmp_path,
+                                                                        content):
+    """Replacing OUT deletes it: a file, or a folder without a trainer's files, is refused and
+    left as it was."""
+    out = tmp_path / "precious"
+    if content == "file":
+        out.write_text("keep me")
+        kept = out
+    else:
+        out.mkdir()
+        kept = out / "notes.txt"
+        kept.write_text("keep me")
+    with pytest.raises(InputError, match="file|not a trainer's output"):
+        train(TrainConfig(manifest=small_run, out=str(out), bc_steps=1, rl_steps=1))
+    assert kept.read_text() == "keep me"
+    assert not os.path.exists(str(out) + ".partial")
+
+
+@pytest.mark.parametrize("out", ["", ".", "..", "parent-of-run"])
+def test_an_out_that_holds_the_current_folder_or_the_run_is_refused(small_run, tmp_path,
+                                                                   monkeypatch, out):
+    """A trainer's folder that is the current folder, one above it, or one holding the run it
+    reads would delete them when replaced: refused before training, even when it looks like a
+    trainer's folder."""
+    here = tmp_path / "work"
+    here.mkdir()
+    (here / "summary.json").write_text("{}")
+    (tmp_path / "summary.json").write_text("{}")
+    monkeypatch.chdir(here)
+    if out == "parent-of-run":
+        out = os.path.dirname(small_run)  # looks like a trainer's folder, holds the run
+        open(os.path.join(out, "summary.json"), "w").close()
+    with pytest.raises(InputError, match="--out (is|holds)"):
+        train(TrainConfig(manifest=small_run, out=out, bc_steps=1, rl_steps=1))
+    assert (here / "summary.json").read_text() == "{}"
+    assert os.path.exists(small_run)
+
+
+def test_an_earlier_trainers_folder_is_replaced(small_run, tmp_path):
+    out = tmp_path / "t"
+    first = train(TrainConfig(manifest=small_run, out=str(out), bc_steps=1, rl_steps=1))
+    (out / "stale.txt").write_text("from the first run")
+    second = train(TrainConfig(manifest=small_run, out=str(out), bc_steps=2, rl_steps=1))
+    assert not (out / "stale.txt").exists()
+    assert (first["steps"], second["steps"]) == (2, 3)
+
+
 def test_manifest_whose_file_changed_is_refused(small_run, tmp_path):
     import shutil
 
@@ -161,3 +209,43 @@ def test_imitate_all_learns_from_rl_rows_without_a_stored_order():
     assert float(loss) > 0
     loss.backward()
     assert any(float(p.grad.abs().sum()) > 0 for p in model.parameters())
+
+
+@pytest.mark.parametrize("edit,words", [
+    (lambda m: m.pop("config"), "no build 'config'"),
+    (lambda m: m["config"].update(reward="ndcg@10>=2"), "config.reward"),
+    (lambda m: m["config"].update(seed=-1), "config.seed"),
+    (lambda m: m["config"].update(seed="0"), "config.seed"),
+    (lambda m: m.update(inputs=[]), "'inputs'"),
+])
+def test_a_manifest_with_broken_build_settings_is_one_line(small_run, tmp_path, edit, words):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(small_run, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    edit(manifest)
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match="manifest.json") as info:
+        train(TrainConfig(manifest=str(copy), out=str(tmp_path / "t"), bc_steps=1, rl_steps=1))
+    assert words in str(info.value)
+    assert not (tmp_path / "t").exists()
+
+
+def test_a_build_input_that_changed_is_not_the_training_sample(yahoo_test, tmp_path):
+    """The training sample is the build's own input only while that input is the file the
+    build read (its sha256); an edited file is not used, and the summary says why."""
+    import shutil
+
+    data = tmp_path / "train.txt"  # LightGBM layout: the group sizes in train.txt.query
+    shutil.copy(yahoo_test, data)
+    shutil.copy(yahoo_test + ".query", str(data) + ".query")
+    out = str(tmp_path / "run")
+    run(CurriculumConfig(inputs=[str(data)], out=out))
+    tiny = dict(bc_steps=1, rl_steps=1, eval_every=1, diagnostic_rollouts=2, train_sample=20)
+    first = train(TrainConfig(manifest=out, out=str(tmp_path / "t1"), **tiny))
+    assert "(the build's input)" in first["sets"]["train_sample"]["description"]
+    with open(str(data) + ".query", "a") as handle:  # the side file is part of the input
+        handle.write("\n")
+    second = train(TrainConfig(manifest=out, out=str(tmp_path / "t2"), **tiny))
+    assert "changed since the build" in second["sets"]["train_sample"]["description"]
