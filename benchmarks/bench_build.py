@@ -240,6 +240,8 @@ def parse_args(argv):
 def main(argv=None) -> int:
     args = parse_args(argv)
     parts = set(args.only or ("time", "rss", "workers"))
+    if args.workdir:
+        os.makedirs(args.workdir, exist_ok=True)
     workdir = tempfile.mkdtemp(prefix="bench_build-", dir=args.workdir)
     cores = os.cpu_count()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

@@ -494,8 +494,18 @@ class Publication:
     remote: bool = False
 
 
-def begin(out: str) -> Publication:
-    """Checks `out`, tidies leftovers of killed runs, and opens a fresh location for a run."""
+def begin(out: str, dry_run: bool = False) -> Publication:
+    """Checks `out`, tidies leftovers of killed runs, and opens a fresh location for a run.
+
+    Args:
+      dry_run: a Dataflow dry run, which builds the job graph and writes nothing: a store
+        `out` is then not contacted (offline, no credentials), only checked as a location.
+    """
+    if fs.is_remote(out) and dry_run:
+        fs.check_replaceable_location(out)
+        prefix = f"{RUN_PREFIX}dry-run/"
+        return Publication(out=out.rstrip("/"), root=fs.join(out, prefix.rstrip("/")),
+                           prefix=prefix, remote=True)
     if fs.is_remote(out):
         check_output_path(out)
         run_id = uuid.uuid4().hex[:12]

@@ -234,9 +234,12 @@ def _input_fingerprints(config: CurriculumConfig) -> list[dict]:
 
 def preflight(config: CurriculumConfig, options: PipelineOptions | None = None) -> None:
     """Fails fast, with one line, on problems that make the whole run impossible."""
-    check_output_path(config.out)
-    if options is not None and not is_local_runner(options) and not is_dry_run(options) \
-            and not fs.is_remote(config.out):
+    dry_run = options is not None and is_dry_run(options)
+    if dry_run and fs.is_remote(config.out):  # writes nothing: the store is not contacted
+        fs.check_replaceable_location(config.out)
+    else:
+        check_output_path(config.out)
+    if options is not None and not is_local_runner(options) and not fs.is_remote(config.out):
         raise InputError(config.out, "a remote runner's workers cannot write a local --out; "
                                      "name an object store location (gs://BUCKET/run)")
     for path in config.inputs:
@@ -410,6 +413,14 @@ def make_manifest(config: CurriculumConfig, summary: dict, inputs: list[dict] | 
     }
 
 
+def _has_run(out: str) -> bool:
+    """Whether `out` holds a published run (its manifest.json)."""
+    try:
+        return fs.isfile(fs.join(out, "manifest.json"))
+    except Exception:  # a store that cannot be listed: say nothing about an earlier run
+        return False
+
+
 def unusable_reason(config: CurriculumConfig, counts: dict, quarantine_reasons: dict
                     ) -> str | None:
     """Why a finished run is unusable (nothing scored; too much quarantined), or None: the
@@ -475,7 +486,7 @@ def run(config: CurriculumConfig, beam_args: list[str] | None = None) -> RunResu
     options, runner = pipeline_options(list(beam_args or []))
     preflight(config, options)
     splits = T.plan_splits(config)
-    pub = begin(config.out)
+    pub = begin(config.out, dry_run=is_dry_run(options))
     # The inputs' sha256 is read while the workers run (the launcher idles meanwhile): the whole
     # input once more, which after the pipeline was the launcher's last serial step.
     fingerprints = None if is_dry_run(options) else _Background(_input_fingerprints, config)
@@ -491,7 +502,8 @@ def run(config: CurriculumConfig, beam_args: list[str] | None = None) -> RunResu
                 raise
             raise error from None
         if is_dry_run(options):
-            abort(pub)
+            if not pub.remote:  # a local runner given --dry_run ran for real into staging
+                abort(pub)
             return RunResult(fs.abspath(config.out), {}, {}, time.time() - started, dry_run=True)
         metrics = _metrics(p.result)
         summary_path = fs.join(pub.root, SUMMARY_NAME)
@@ -505,14 +517,17 @@ def run(config: CurriculumConfig, beam_args: list[str] | None = None) -> RunResu
         reason = unusable_reason(config, manifest["counts"], manifest["quarantine_reasons"])
         if reason:
             raise UnusableRun(f"{', '.join(config.inputs) or 'embedded:synthetic'}: {reason}; "
-                              f"nothing published, {config.out} keeps its earlier run")
+                              f"nothing published, {config.out} "
+                              + ("keeps its earlier run" if _has_run(config.out)
+                                 else "was not created"))
         for entry in manifest["files"]:
             entry["path"] = pub.prefix + entry["path"]
         for part in manifest["curriculum"]:
             part["files"] = [pub.prefix + f for f in part["files"]]
         commit(pub, manifest)  # last: the manifest's presence means the run is complete
     except BaseException:
-        abort(pub)
+        if not (pub.remote and is_dry_run(options)):  # a dry run wrote nothing to the store
+            abort(pub)
         raise
     return RunResult(fs.abspath(config.out), manifest, metrics, time.time() - started)
 

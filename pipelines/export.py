@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from data_contracts.cli import OneLineParser
 from data_contracts.errors import InputError
 from exports.build import TARGETS, export_run
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m pipelines.export",
         description="Write a run's imitation and RL stages as verl or TRL datasets, in curriculum "
                     "order, with reward functions that score as the pass rates were measured.")

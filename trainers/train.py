@@ -62,6 +62,7 @@ from curricula.hashing import stable_hash
 from curricula.ordering import shuffled_order
 from data_contracts import fs
 from data_contracts.arrays import list_lengths, pad_queries, pad_ragged
+from data_contracts.cli import OneLineParser
 from data_contracts.errors import InputError
 from data_contracts.manifest import SIDE_FORMATS, files_of, input_digest, load_manifest
 from data_contracts.readers import read_queries
@@ -606,6 +607,9 @@ def train(cfg: TrainConfig) -> dict:
         return _train_to_store(cfg, manifest, manifest_path, out)
     work = out + PARTIAL_SUFFIX
     resumed = cfg.resume and os.path.exists(os.path.join(work, "checkpoint.pt"))
+    if cfg.resume and not resumed:
+        print(f"--resume: no {work}{os.sep}checkpoint.pt (no killed run to continue); training "
+              "from the start", file=sys.stderr, flush=True)
     if not resumed and os.path.exists(work):
         fs.delete_tree(work)
     os.makedirs(work, exist_ok=True)
@@ -1004,14 +1008,6 @@ def rescore(manifest: dict, checkpoint: str, out: str) -> str:
     config = config_from_dict(manifest["config"], out=out)
     config.policy = os.path.abspath(checkpoint)
     return run(config).out
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Usage errors as one `error: ...` line and exit status 2 (no usage dump)."""
-
-    def error(self, message: str):
-        print(f"error: {message}", file=sys.stderr)
-        raise SystemExit(2)
 
 
 def make_parser() -> argparse.ArgumentParser:

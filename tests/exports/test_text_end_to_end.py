@@ -191,3 +191,13 @@ def test_command_lines_synthetic_text_build_and_export(tmp_path, capsys):
                        "--out", features]) == 0
     with pytest.raises(InputError, match="no query and passage texts"):
         export_run(features, "verl", str(tmp_path / "none"))
+
+
+@pytest.mark.parametrize("argv", [["RUN", "--to", "verl"], ["RUN", "--to", "openrlhf",
+                                                             "--out", "x"]])
+def test_export_usage_errors_are_one_line(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        export_cli.main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err

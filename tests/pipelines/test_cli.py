@@ -175,6 +175,10 @@ def test_a_run_that_stages_nothing_fails_and_keeps_the_earlier_run(capsys, tmp_p
     line = _one_error_line(capsys)
     assert "nothing to train on" in line and "keeps its earlier run" in line
     assert sorted(os.listdir(out)) == before
+    fresh = tmp_path / "fresh"
+    assert main(["--input", str(zero), "--out", str(fresh)]) == 2
+    assert _one_error_line(capsys).endswith(f"{fresh} was not created")
+    assert not fresh.exists()
 
 
 @pytest.mark.parametrize("argv,words", [

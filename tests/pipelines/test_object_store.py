@@ -204,13 +204,26 @@ def test_killed_gs_run_leaves_the_earlier_manifest_and_its_files(gs_run, inputs,
         assert fs.sha256(f"{out}/{path}") == digest
 
 
-def test_dataflow_job_graph_builds_offline_for_a_local_input(yahoo_train, tmp_path, capsys):
-    out = str(tmp_path / "run")
+def test_dataflow_job_graph_builds_offline_for_a_local_input(yahoo_train, tmp_path, capsys,
+                                                              monkeypatch):
+    # no emulator and a bucket that does not exist: the dry run must not contact the store
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    out = "gs://a-long-enough-bucket-name-for-beam-offline-checks/runs/dry"
     pytest.importorskip("build")  # --setup_file pyproject.toml builds the workers' sdist
     setup = ["--setup_file", os.path.join(REPO, "pyproject.toml")]
+    started = time.monotonic()
     assert main(["--input", yahoo_train, "--out", out, *DATAFLOW, *setup]) == 0
     assert capsys.readouterr().out.strip() == "dry run: job graph built, nothing written"
-    assert not os.path.exists(out) and os.listdir(tmp_path) == []
+    assert time.monotonic() - started < 60  # not a credentials search with retries
+
+
+def test_a_dataflow_dry_run_refuses_a_local_out_as_the_real_job_would(yahoo_train, tmp_path,
+                                                                       capsys):
+    out = str(tmp_path / "run")
+    assert main(["--input", yahoo_train, "--out", out, *DATAFLOW]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot write a local --out" in err[0], err
+    assert not os.path.exists(out)
 
 
 def test_dataflow_job_graph_builds_offline_for_a_gs_input(inputs, capsys):

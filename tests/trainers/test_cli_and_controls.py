@@ -221,3 +221,10 @@ def test_experiment_out_that_is_not_an_experiments_folder_is_refused(out, tmp_pa
     assert "--out" in _one_error_line(capsys)
     assert (tmp_path / "foreign" / "notes.txt").read_text() == "keep me"
     assert (tmp_path / "claims.md").exists()
+
+
+def test_resume_without_a_killed_run_says_it_starts_from_the_beginning(small_run, tmp_path,
+                                                                        capsys):
+    assert main(["--manifest", small_run, "--out", str(tmp_path / "t"), *TINY, "--resume"]) == 0
+    assert "no killed run to continue" in capsys.readouterr().err
+    assert (tmp_path / "t" / "summary.json").exists()
