@@ -301,6 +301,10 @@ def check_output_path(out: str) -> None:
         if fs.isdir(out):
             _check_existing(out)
         return
+    if os.path.islink(out.rstrip(os.sep) or out):
+        raise InputError(out, f"output path is a symbolic link (to {os.readlink(out.rstrip(os.sep))})"
+                              "; a run replaces its folder, which would replace the link: name "
+                              "the folder itself")
     if os.path.exists(out) and not os.path.isdir(out):
         raise InputError(out, "output path is a file (expected a folder, or a path to create)")
     if os.path.isdir(out) and os.listdir(out):

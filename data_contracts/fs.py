@@ -35,11 +35,20 @@ MAGIC = (  # (prefix, name), longest first where prefixes could overlap
 
 def is_remote(path: str) -> bool:
     """Whether `path` names an object store location (has a scheme other than file://)."""
-    return bool(_SCHEME.match(path)) and not path.startswith("file://")
+    return bool(_SCHEME.match(path)) and not path[:7].lower() == "file://"
 
 
 def _local(path: str) -> str:
-    return path[len("file://"):] if path.startswith("file://") else path
+    return path[len("file://"):] if path[:7].lower() == "file://" else path
+
+
+def normalize(path: str) -> str:
+    """A `file://` URL as the plain local path it names; any other path or URL as given.
+
+    Commands normalize their output locations first, so that staging folders, renames and
+    messages all name the same place (a `file://` prefix joined to a local folder would make a
+    folder called `file:`)."""
+    return _local(path)
 
 
 def _beam():
@@ -167,12 +176,8 @@ def open_input(path: str) -> BinaryIO:
         return raw
     if kind == "gzip":
         inner = gzip.GzipFile(fileobj=raw, mode="rb")
-    elif kind == "bz2":
-        inner = bz2.BZ2File(raw, mode="rb")
-    elif kind == "xz":
-        inner = lzma.LZMAFile(raw, mode="rb")
     else:
-        inner = _Zstd(raw)
+        inner = _Streams(raw, kind)
     return io.BufferedReader(_Decompressed(inner, path, kind), buffer_size=1 << 16)
 
 
@@ -194,38 +199,75 @@ def check_decompresses(path: str) -> None:
             pass
 
 
-class _Zstd(io.RawIOBase):
-    """A zstd stream (one or more frames) that raises on a truncated last frame.
+class _Streams(io.RawIOBase):
+    """One or more concatenated bz2, xz or zstd streams, decompressed, that never end quietly.
 
-    zstandard's `stream_reader` ends quietly where a truncated frame ends, which would lose the
-    rest of the file without a word; a decompression object tells whether its frame finished.
+    Python's BZ2File and LZMAFile stop without a word at a second stream that does not decode
+    (half of a damaged pbzip2 file lost silently), and zstandard's `stream_reader` ends where a
+    truncated frame ends. Here each stream is a fresh decompression object: a stream cut short
+    is an EOFError and bytes after a stream that do not start another one (zero padding aside)
+    are the decompressor's error, both turned into one InputError by `_Decompressed`. bz2 and
+    xz output comes at most 1 MiB per call (memory bounded by that, not the compression ratio).
     """
 
-    def __init__(self, raw):
+    _PIECE = 1 << 20
+
+    def __init__(self, raw, kind: str):
+        super().__init__()
+        self._raw, self._kind = raw, kind
+        self._obj = None
+        self._input = b""
+        self._pending, self._at = b"", 0
+
+    def _new(self):
+        if self._kind == "bz2":
+            return bz2.BZ2Decompressor()
+        if self._kind == "xz":
+            return lzma.LZMADecompressor()
         import zstandard
 
-        super().__init__()
-        self._zstd, self._raw = zstandard, raw
-        self._obj = zstandard.ZstdDecompressor().decompressobj()
-        self._pending, self._at, self._started = b"", 0, False
+        return zstandard.ZstdDecompressor().decompressobj()
+
+    def _read_raw(self) -> bytes:
+        return self._raw.read(1 << 16)
+
+    def _next_piece(self) -> bytes | None:
+        """The next decompressed bytes (non-empty), or None at the clean end of the last stream."""
+        while True:
+            if self._obj is not None and self._obj.eof:
+                self._input = self._obj.unused_data + self._input
+                self._obj = None
+            if self._obj is None:  # between streams: zero padding, another stream, or the end
+                self._input = self._input.lstrip(b"\0")
+                if not self._input:
+                    self._input = self._read_raw()
+                    if not self._input:
+                        return None
+                    continue
+                self._obj = self._new()
+            bounded = self._kind != "zstd"
+            if not bounded or self._obj.needs_input:
+                if not self._input:
+                    self._input = self._read_raw()
+                    if not self._input:
+                        raise EOFError(f"{self._kind} data ended before the end of its stream")
+                data, self._input = self._input, b""
+            else:
+                data = b""
+            piece = (self._obj.decompress(data, max_length=self._PIECE) if bounded
+                     else self._obj.decompress(data))
+            if piece:
+                return piece
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:
         while self._at >= len(self._pending):
-            self._pending, self._at = b"", 0
-            chunk = self._raw.read(1 << 16)
-            if not chunk:
-                if self._started and not self._obj.eof:
-                    raise EOFError("zstd data ended before the end of its frame")
+            piece = self._next_piece()
+            if piece is None:
                 return 0
-            while chunk:
-                if self._obj.eof:  # a new frame follows the one that ended
-                    self._obj = self._zstd.ZstdDecompressor().decompressobj()
-                self._started = True
-                self._pending += self._obj.decompress(chunk)
-                chunk = self._obj.unused_data if self._obj.eof else b""
+            self._pending, self._at = piece, 0
         n = min(len(buffer), len(self._pending) - self._at)
         buffer[:n] = memoryview(self._pending)[self._at:self._at + n]
         self._at += n
@@ -399,6 +441,9 @@ def check_replaceable_location(path: str, option: str = "--out") -> None:
         if "/" not in rest:
             raise InputError(path, f"{option} is a bucket's root; name a prefix inside it "
                                    "(gs://BUCKET/run)")
+        if any(part in ("", ".", "..") or part != part.strip() for part in rest.split("/")):
+            raise InputError(path, f"{option} has an empty, '.', '..' or space-padded part; "
+                                   "a store does not resolve them (name the prefix plainly)")
         return
     target = os.path.realpath(os.path.abspath(_local(path)))
     here = os.path.realpath(os.getcwd())
@@ -407,3 +452,26 @@ def check_replaceable_location(path: str, option: str = "--out") -> None:
     if here == target or here.startswith(target.rstrip(os.sep) + os.sep):
         raise InputError(path, f"{option} is the current folder or one above it, which "
                                "replacing it would delete; name a folder inside it")
+
+
+def foreign_entries(folder: str, own: Iterable[str]) -> list[str]:
+    """The top-level names in `folder` (a local folder or a store prefix) that are not `own`.
+
+    A command that replaces its output folder whole may do so only when everything in it is
+    what the command itself writes: one marker file among a user's files is not enough.
+
+    Args:
+      folder: the output folder; a missing one has no entries.
+      own: the names the command writes at the top level (files and folders).
+
+    Returns:
+      Sorted names (at most what is there); [] when the folder is missing, empty or all own.
+    """
+    own = set(own)
+    if is_remote(folder):
+        base = folder.rstrip("/") + "/"
+        names = {p[len(base):].split("/", 1)[0] for p in list_files(folder) if p.startswith(base)}
+    else:
+        local = _local(folder)
+        names = set(os.listdir(local)) if os.path.isdir(local) else set()
+    return sorted(names - own)

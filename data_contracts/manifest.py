@@ -281,6 +281,7 @@ def _check_curriculum(path: str, manifest: dict) -> None:
                          column="curriculum")
     listed = {f["path"]: f for f in manifest.get("files", [])}
     staged: set[str] = set()
+    stages: set[int] = set()
     for index, part in enumerate(parts):
         where = f"curriculum[{index}]"
         phase, stage, files = part.get("phase"), part.get("stage"), part.get("files")
@@ -291,7 +292,15 @@ def _check_curriculum(path: str, manifest: dict) -> None:
         if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
             raise InputError(path, f"{where}: 'files' is not a list of paths; manifest refused",
                              column="curriculum")
+        if phase == "rl":
+            if stage in stages:
+                raise InputError(path, f"{where}: RL stage {stage} appears twice; manifest "
+                                       "refused", column="curriculum")
+            stages.add(stage)
         for name in files:
+            if name in staged:
+                raise InputError(path, f"{where}: {name!r} is named by two curriculum parts; "
+                                       "manifest refused", column="curriculum")
             entry = listed.get(name)
             if entry is None or entry["phase"] != phase or (
                     phase == "rl" and entry.get("stage") != stage):

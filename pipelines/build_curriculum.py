@@ -36,7 +36,7 @@ from data_contracts.errors import InputError
 from data_contracts import fs
 from data_contracts.manifest import check_counts, config_hash, input_digest
 from data_contracts.readers import FORMATS, detect_format
-from data_contracts.schema import SCHEMA_VERSION
+from data_contracts.schema import QUERY_SCHEMA, SCHEMA_VERSION
 from data_contracts.synthetic import SyntheticConfig
 from data_contracts.teacher import TEACHER_MODES
 from data_contracts.usable import unusable_reason as shared_unusable_reason
@@ -256,6 +256,10 @@ def preflight(config: CurriculumConfig, options: PipelineOptions | None = None) 
     _check_settings(config)
 
 
+COLUMN_MAP_NAMES = tuple(QUERY_SCHEMA.names) + ("doc_id", "label")  # query and rows layouts
+MAX_ROLLOUTS = 1024  # --k, --k-max: rollouts per query per round (memory: k x docs x batch)
+TEMPERATURE_RANGE = (1e-3, 1e3)  # scores / T stay finite in float32 at both ends
+MAX_EASY_WEIGHT = 1e3  # a demonstration's loss weight (stored as float32)
 MAX_SEED = 2**32 - 1  # one uint32 word of each query's seed sequence (difficulty.sampler)
 
 
@@ -268,28 +272,36 @@ def _check_settings(config: CurriculumConfig) -> None:
     if config.teacher not in TEACHER_MODES:
         raise ValueError(f"unknown teacher mode {config.teacher!r} (expected one of "
                          f"{', '.join(TEACHER_MODES)})")
-    for name, value, low in (("k", config.k, 1), ("stages", order.stages, 1),
-                             ("shards", config.shards, 1), ("batch_size", config.batch_size, 1),
-                             ("n_clusters", div_cfg.n_clusters, 1)):
+    for name, value, low, high in (
+            ("k", config.k, 1, MAX_ROLLOUTS), ("k_max", config.k_max, 1, MAX_ROLLOUTS),
+            ("stages", order.stages, 1, 1000), ("shards", config.shards, 1, 10_000),
+            ("batch_size", config.batch_size, 1, 1 << 16),
+            ("n_clusters", div_cfg.n_clusters, 1, 4096)):
         if value < low:
             raise ValueError(f"{name} must be at least {low} (got {value})")
+        if value > high:  # memory grows with these: refused before it is allocated
+            raise ValueError(f"{name} must be at most {high} (got {value})")
     for name, value in (("replay", order.replay), ("diversity budget", div_cfg.budget),
                         ("target", order.target), ("hard_below", config.bands.hard_below),
                         ("easy_above", config.bands.easy_above)):
         if not 0.0 <= value <= 1.0:  # NaN fails too
             raise ValueError(f"{name} must be within [0, 1] (got {value:g})")
+    unknown = sorted(set(config.column_map) - set(COLUMN_MAP_NAMES))
+    if unknown:
+        raise ValueError(f"--column-map names {unknown[0]!r}, which is no column the readers "
+                         f"know (expected one of {', '.join(COLUMN_MAP_NAMES)})")
     bands = config.bands
     if not bands.hard_below < bands.easy_above:
         raise ValueError(f"hard_below ({bands.hard_below:g}) must be below easy_above "
                          f"({bands.easy_above:g})")
     if not 0.0 < bands.confidence < 1.0:
         raise ValueError(f"confidence must be within (0, 1) (got {bands.confidence:g})")
-    if not (math.isfinite(config.temperature) and config.temperature > 0):
-        raise ValueError(f"temperature must be a finite number above 0 (got "
-                         f"{config.temperature:g})")
+    if not TEMPERATURE_RANGE[0] <= config.temperature <= TEMPERATURE_RANGE[1]:
+        raise ValueError(f"temperature must be within [{TEMPERATURE_RANGE[0]:g}, "
+                         f"{TEMPERATURE_RANGE[1]:g}] (got {config.temperature:g})")
     weight = config.routing.easy_weight
-    if not (math.isfinite(weight) and weight >= 0):
-        raise ValueError(f"easy_weight must be a finite number >= 0 (got {weight:g})")
+    if not 0 <= weight <= MAX_EASY_WEIGHT:
+        raise ValueError(f"easy_weight must be within [0, {MAX_EASY_WEIGHT:g}] (got {weight:g})")
     if config.adaptive and config.k_max < config.k:
         raise ValueError(f"k_max ({config.k_max}) must be at least k ({config.k}) with "
                          "adaptive rounds")
@@ -483,6 +495,7 @@ def run(config: CurriculumConfig, beam_args: list[str] | None = None) -> RunResu
       RuntimeError: the counts do not reconcile (a bug: the run is not published).
     """
     started = time.time()
+    config = replace(config, out=fs.normalize(config.out))
     options, runner = pipeline_options(list(beam_args or []))
     preflight(config, options)
     splits = T.plan_splits(config)
@@ -752,7 +765,11 @@ def config_from_args(args: argparse.Namespace) -> CurriculumConfig:
         raise ValueError(f"--max-quarantine must be within [0, 1] (got {args.max_quarantine:g})")
     if args.max_feature_id < 1:
         raise ValueError("--max-feature-id must be at least 1")
-    column_map = dict(item.split("=", 1) for item in args.column_map.split(",") if "=" in item)
+    items = [item.strip() for item in args.column_map.split(",") if item.strip()]
+    bad = [item for item in items if "=" not in item or not all(item.split("=", 1))]
+    if bad:
+        raise ValueError(f"--column-map takes NAME=COLUMN pairs (got {bad[0]!r})")
+    column_map = dict(item.split("=", 1) for item in items)
     for name, value, low in (("--k", args.k, 1), ("--stages", args.stages, 1),
                              ("--shards", args.shards, 1), ("--batch-size", args.batch_size, 1),
                              ("--candidate-depth", args.candidate_depth or 1, 1)):

@@ -176,36 +176,38 @@ def result_row(arm: str, tau: float, seed: int, summary: dict) -> dict:
             "rl_plan": summary.get("rl_plan"), "learning_curve": curve}
 
 
-EXPERIMENT_FILES = ("claims.md", "results.jsonl")  # what marks an experiment's folder
+EXPERIMENT_FILES = ("claims.md", "results.jsonl", "timings.jsonl", "ndcg_vs_rollouts.png",
+                    "legibility.png", "runs", "train")  # what an experiment writes at its top
 
 
-def _check_replaceable(out: str) -> None:
-    """Refuses an OUT that holds files other than an earlier experiment's (replacing it would
-    delete them).
+def _check_replaceable(out: str, what: str = "--out") -> None:
+    """Refuses an OUT (or its OUT.partial) holding anything an experiment does not write:
+    replacing the folder would delete it.
 
     Raises:
-      InputError: OUT is a file, or a non-empty folder without an experiment's files.
+      InputError: OUT is a file, or a folder with entries not in EXPERIMENT_FILES.
     """
     if not os.path.exists(out):
         return
     if not os.path.isdir(out):
-        raise InputError(out, "--out is a file; give a folder")
-    if os.listdir(out) and not any(os.path.exists(os.path.join(out, name))
-                                   for name in EXPERIMENT_FILES):
-        raise InputError(out, "--out holds files that are not an experiment's output (no "
-                              f"{' / '.join(EXPERIMENT_FILES)}), which replacing it would "
-                              "delete; choose an empty or new folder")
+        raise InputError(out, f"{what} is a file; give a folder")
+    foreign = fs.foreign_entries(out, EXPERIMENT_FILES)
+    if foreign:
+        raise InputError(out, f"{what} holds {', '.join(foreign[:5])}, which an experiment "
+                              "does not write and replacing the folder would delete; choose "
+                              "an empty or new folder")
 
 
 def run_experiment(cfg: ExperimentConfig) -> str:
     """Runs everything into OUT.partial, writes claims, figures and results, renames to OUT."""
     fs.check_replaceable_location(cfg.out)
-    out = os.path.abspath(cfg.out)
+    out = os.path.abspath(fs.normalize(cfg.out))
     _check_replaceable(out)
+    work = out + ".partial"
+    _check_replaceable(work, "the work folder OUT.partial")
     for path, name in ((cfg.input, "--input"), (cfg.eval_input, "--eval-input")):
         if not fs.exists(path):
             raise InputError(path, f"{name} not found")
-    work = out + ".partial"
     if os.path.exists(work):
         fs.delete_tree(work)
     os.makedirs(work)

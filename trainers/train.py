@@ -47,7 +47,6 @@ import argparse
 import dataclasses
 import inspect
 import json
-import math
 import os
 import sys
 import time
@@ -558,10 +557,15 @@ def check_config(cfg: TrainConfig) -> None:
     if cfg.group_size < 2:  # one rollout is its own group mean: every advantage would be 0
         raise InputError("--group-size", "must be at least 2 (a group-relative advantage "
                                          "needs two rollouts)")
-    for name in ("bc_lr", "rl_lr", "kl_coef", "sparsity_tol", "progress_seconds"):
+    for name, high in (("group_size", 1024), ("diagnostic_rollouts", 1024),
+                       ("batch_queries", 1 << 16)):  # memory grows with these
+        if getattr(cfg, name) > high:
+            raise InputError(f"--{name.replace('_', '-')}", f"must be at most {high}")
+    for name, high in (("bc_lr", 1.0), ("rl_lr", 1.0), ("kl_coef", 1e3),
+                       ("sparsity_tol", 1.0), ("progress_seconds", 1e6)):
         value = getattr(cfg, name)
-        if not (math.isfinite(value) and value >= 0):
-            raise InputError(f"--{name.replace('_', '-')}", f"must be a finite number >= 0 "
+        if not 0 <= value <= high:  # NaN fails too
+            raise InputError(f"--{name.replace('_', '-')}", f"must be within [0, {high:g}] "
                                                             f"(got {value:g})")
     if not 0 <= cfg.seed <= 2**32 - 1:
         raise InputError("--seed", f"must be within [0, {2**32 - 1}] (got {cfg.seed})")
@@ -570,8 +574,9 @@ def check_config(cfg: TrainConfig) -> None:
             raise InputError(f"--{name.replace('_', '-')}", "must not be negative")
     if not 0.0 <= cfg.val_fraction < 1.0:
         raise InputError("--val-fraction", "must be in [0, 1)")
-    if not (math.isfinite(cfg.temperature) and cfg.temperature > 0):
-        raise InputError("--temperature", "must be a finite number above 0")
+    if not 1e-3 <= cfg.temperature <= 1e3:  # scores / T stay finite in float32
+        raise InputError("--temperature", f"must be within [0.001, 1000] (got "
+                                          f"{cfg.temperature:g})")
     if cfg.bc_loss not in BC_LOSSES:
         raise InputError("--bc-loss", f"expected one of {BC_LOSSES}")
     if cfg.imitate not in IMITATE:
@@ -586,6 +591,7 @@ def train(cfg: TrainConfig) -> dict:
     Raises:
       InputError: an unusable manifest, input, checkpoint or option; OUT inside a run folder.
     """
+    cfg = dataclasses.replace(cfg, out=fs.normalize(cfg.out))
     check_config(cfg)
     fs.check_replaceable_location(cfg.out)
     manifest_path = cfg.manifest
@@ -606,6 +612,7 @@ def train(cfg: TrainConfig) -> dict:
     if fs.is_remote(out):
         return _train_to_store(cfg, manifest, manifest_path, out)
     work = out + PARTIAL_SUFFIX
+    _check_replaceable(work, "the work folder OUT.partial")
     resumed = cfg.resume and os.path.exists(os.path.join(work, "checkpoint.pt"))
     if cfg.resume and not resumed:
         print(f"--resume: no {work}{os.sep}checkpoint.pt (no killed run to continue); training "
@@ -649,28 +656,27 @@ def _check_run_config(path: str, manifest: dict) -> None:
         raise InputError(path, "'inputs' is not a list of inputs with paths", column="inputs")
 
 
-TRAINER_FILES = ("summary.json", "metrics.jsonl", "final.pt")  # what marks a trainer's folder
+TRAINER_FILES = ("summary.json", "metrics.jsonl", "final.pt", "bc.pt", "checkpoint.pt",
+                 "rescored")  # everything a trainer writes at the top of its folder
 
 
-def _check_replaceable(out: str) -> None:
-    """Refuses an --out that holds something other than an earlier trainer's output (its
-    files would be deleted when the new run replaces the folder).
+def _check_replaceable(out: str, what: str = "--out") -> None:
+    """Refuses an --out (or its OUT.partial) that holds anything a trainer does not write:
+    replacing the folder would delete it.
 
     Raises:
-      InputError: `out` is a file, or a non-empty folder (prefix) without a trainer's files.
+      InputError: `out` is a file, or a folder (prefix) with entries not in TRAINER_FILES.
     """
     if not fs.exists(out):
         return
     if not fs.is_remote(out) and not os.path.isdir(out):
-        raise InputError(out, "--out is a file; give a folder")
-    if fs.is_remote(out):
-        empty = not fs.list_files(out, limit=1)
-    else:
-        empty = not os.listdir(out)
-    if not empty and not any(fs.exists(fs.join(out, name)) for name in TRAINER_FILES):
-        raise InputError(out, "--out holds files that are not a trainer's output (no "
-                              f"{' / '.join(TRAINER_FILES)}), which replacing it would delete; "
-                              "choose an empty or new folder")
+        raise InputError(out, f"{what} is a file; give a folder")
+    foreign = fs.foreign_entries(out, TRAINER_FILES)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5
+                                          else "")
+        raise InputError(out, f"{what} holds {shown}, which a trainer does not write and "
+                              "replacing the folder would delete; choose an empty or new folder")
 
 
 def _resolved(path: str) -> str:

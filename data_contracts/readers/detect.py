@@ -43,6 +43,11 @@ def looks_like(fmt: str) -> str | None:
     return LOOKS_LIKE.get(fmt)
 
 
+COMPRESSED_PARQUET = ("a {} file holding Parquet: Parquet is read by seeking to its footer, "
+                      "which a compressed stream cannot do; decompress it (Parquet compresses "
+                      "its own pages)")
+
+
 def head_lines(path: str, n_bytes: int = SNIFF_BYTES) -> tuple[list[str], bool]:
     """(the first data lines, decompressed, without BOM/comments/blanks; whether the file is
     longer than what was sniffed)."""
@@ -130,8 +135,10 @@ def detect_format(path: str) -> str:
             return "parquet"
         raise InputError(path, "unknown format: a folder that is neither a saved Hugging Face "
                                "dataset nor holds .parquet files")
-    head, _ = fs.sniff(path, 8)
+    head, compression = fs.sniff(path, 8)
     if head.startswith(b"PAR1"):
+        if compression:
+            raise InputError(path, COMPRESSED_PARQUET.format(compression))
         return "parquet"
     if path.lower().endswith(".parquet"):
         raise InputError(path, "not a readable Parquet file (no PAR1 magic bytes)")

@@ -11,6 +11,7 @@ from data_contracts.errors import InputError
 from data_contracts.quarantine import quarantine_row, quarantine_table
 from data_contracts.readers.tabular import read_jsonl_rows, read_parquet_rows
 from data_contracts.reasons import Reason
+from data_contracts.readers.detect import COMPRESSED_PARQUET
 from data_contracts.schema import QUARANTINE_SCHEMA, ROLLOUT_REQUIRED, ROLLOUT_SCHEMA
 
 OUTCOME_COLUMNS = ("ranking", "reward", "passed", "generation")
@@ -29,7 +30,10 @@ def read_rollouts(path: str, *, batch_size: int = 4096, fmt: str = "auto"
     if not fs.exists(path):
         raise InputError(path, "file not found")
     if fmt == "auto":  # by content: Parquet magic, else JSON lines
-        fmt = "parquet" if fs.isdir(path) or fs.sniff(path, 4)[0] == b"PAR1" else "jsonl"
+        head, compression = (b"", None) if fs.isdir(path) else fs.sniff(path, 4)
+        if head == b"PAR1" and compression:
+            raise InputError(path, COMPRESSED_PARQUET.format(compression))
+        fmt = "parquet" if fs.isdir(path) or head == b"PAR1" else "jsonl"
     reader = read_parquet_rows if fmt == "parquet" else read_jsonl_rows
     saw_rows = saw_outcome = False  # decided over the whole log, not its first batch
     for table, locations, bad in reader(path, batch_size, ROLLOUT_SCHEMA, ROLLOUT_REQUIRED,

@@ -48,6 +48,8 @@ GROUP_SUFFIXES = (".query", ".group")  # LightGBM, XGBoost
 _COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".zstd")
 _BLOCK = 1 << 20
 _HUGE_ID = 1 << 62
+_NUMBER = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+                     r"|[-+]?(?:inf|infinity|nan)", re.IGNORECASE)  # what float() reads, ASCII
 _DECLARED_BASE = re.compile(r"^\s*#.*column indices are (zero|one)-based", re.I)
 
 
@@ -65,10 +67,16 @@ def _parse_line(line: str) -> tuple[float, str | None, tuple, str | None]:
       _LineError: the line is not `label [qid:Q] fid:value ... [# comment]`.
     """
     body, _, comment = line.partition("#")
+    if not body.isascii() and any(c.isspace() for c in body if ord(c) > 127):
+        # the feature-space scan splits on ASCII whitespace only: a token after U+00A0 would be
+        # an id the scan never saw
+        raise _LineError("non-ASCII whitespace between tokens")
     head = body.split(None, 1)
     try:
         label = float(head[0])
         rest = head[1].strip() if len(head) > 1 else ""
+        if not (rest.isascii() and head[0].isascii()) or "_" in rest or "_" in head[0]:
+            raise ValueError("not plain ASCII numbers")  # float() takes 1_0 and other digits
         qid = None
         if rest.startswith("qid:"):
             first = rest.split(None, 1)
@@ -110,10 +118,9 @@ def _parse_line_slowly(body: str, comment: str):
     tokens = body.split()
     if not tokens:
         raise _LineError("no label")
-    try:
-        label = float(tokens[0])
-    except ValueError:
-        raise _LineError(f"label {tokens[0]!r} is not a number") from None
+    if not _NUMBER.fullmatch(tokens[0]):
+        raise _LineError(f"label {tokens[0]!r} is not a number")
+    label = float(tokens[0])
     qid = None
     fids, values, seen = [], [], set()
     for token in tokens[1:]:
@@ -129,10 +136,9 @@ def _parse_line_slowly(body: str, comment: str):
             raise _LineError(f"token {token!r}: a feature id is not negative")
         if not (key.isascii() and key.isdigit()):  # int() would take "+9", "1_0", " 9", "٩"
             raise _LineError(f"token {token!r}: a feature id is ASCII digits")
-        try:
-            values.append(float(value))
-        except ValueError:
-            raise _LineError(f"token {token!r} is not fid:value") from None
+        if not _NUMBER.fullmatch(value):  # float() would take "1_0", "٩", "０.5"
+            raise _LineError(f"token {token!r}: the value is not an ASCII number")
+        values.append(float(value))
         fid = int(key)
         if fid in seen:
             raise _LineError(f"feature id {fid} repeats in the line")

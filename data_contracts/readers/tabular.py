@@ -91,13 +91,17 @@ def conform_rows(rows: list[dict], locations: list[str], schema: pa.Schema, reco
     number here); only when that fails is it retried row by row, each row on its own, so a
     record's fate does not depend on its batch.
     """
-    try:
-        return _to_table(rows, schema), locations, []
-    except _CONVERT_ERRORS:
-        pass
+    booleans = _boolean_numbers(rows, schema)
+    if not booleans:
+        try:
+            return _to_table(rows, schema), locations, []
+        except _CONVERT_ERRORS:
+            pass
     good, good_locations, bad = [], [], []
     for i, (row, location) in enumerate(zip(rows, locations)):
         try:
+            if i in booleans:  # Arrow would read true as 1.0: a boolean is not a number
+                raise TypeError(f"column {booleans[i]!r}: a boolean where a number is expected")
             good.append(_to_table([row], schema))
         except _CONVERT_ERRORS as exc:
             bad.append(quarantine_row(Reason.UNPARSEABLE_RECORD, step=step, location=location,
@@ -108,6 +112,25 @@ def conform_rows(rows: list[dict], locations: list[str], schema: pa.Schema, reco
         good_locations.append(location)
     table = pa.concat_tables(good) if good else schema.empty_table()
     return table, good_locations, bad
+
+
+def _boolean_numbers(rows: list[dict], schema: pa.Schema) -> dict[int, str]:
+    """Row index -> the first numeric column (a number, or a list of numbers) holding a JSON
+    boolean, which Arrow would convert to 1.0 / 0.0 without a word."""
+    numeric = []
+    for fld in schema:
+        kind = fld.type.value_type if pa.types.is_list(fld.type) else fld.type
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+            numeric.append((fld.name, pa.types.is_list(fld.type)))
+    out = {}
+    for i, row in enumerate(rows):
+        for name, is_list in numeric:
+            value = row.get(name)
+            if isinstance(value, bool) or (is_list and isinstance(value, list) and any(
+                    isinstance(v, bool) for v in value)):
+                out[i] = name
+                break
+    return out
 
 
 def _safe_raw(row):

@@ -5,6 +5,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from data_contracts import fs
 from data_contracts.errors import InputError
 from data_contracts.readers import read_queries, read_rollouts
 from tests.data_contracts.util import write_jsonl
@@ -219,3 +220,53 @@ def test_a_damaged_compressed_input_is_one_line_naming_it(tmp_path, kind, how, l
     error = _raise_input_error(lambda: read_queries(str(path)))
     _assert_one_line(error, path)
     assert kind in str(error) and ("corrupt" in str(error) or "truncated" in str(error))
+
+
+@pytest.mark.parametrize("kind", ["gzip", "bz2", "xz", "zstd"])
+@pytest.mark.parametrize("tail", ["intact", "padding", "damaged second stream", "garbage"])
+def test_every_stream_of_a_multi_stream_file_is_read_or_its_damage_named(tmp_path, kind, tail):
+    """pbzip2-style files hold several streams: all are read (zero padding between or after
+    them is fine); a damaged later stream or trailing garbage is an error, never the rest of
+    the file dropped without a word (Python's BZ2File and LZMAFile stop quietly there)."""
+    import bz2
+    import gzip
+    import lzma
+
+    import zstandard
+
+    pack = {"gzip": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress,
+            "zstd": zstandard.ZstdCompressor(write_checksum=True).compress}[kind]
+    lines = [f"{d % 3} qid:{q} 1:{q * 0.01:.3f} 2:{d * 0.1:.3f}\n" for q in range(300)
+             for d in range(4)]
+    first, second = "".join(lines[:600]).encode(), "".join(lines[600:]).encode()
+    later = bytearray(pack(second))
+    if tail == "damaged second stream":
+        later[len(later) // 2] ^= 0xFF
+    data = pack(first) + bytes(later) + {"padding": b"\0" * 8, "garbage": b"GARBAGE"}.get(tail, b"")
+    path = tmp_path / "train.txt"
+    path.write_bytes(data)
+    if tail in ("intact", "padding"):
+        with fs.open_input(str(path)) as stream:
+            assert stream.read() == first + second
+        return
+    with pytest.raises(InputError, match=f"corrupt or truncated {kind}"):
+        with fs.open_input(str(path)) as stream:
+            stream.read()
+
+
+@pytest.mark.parametrize("reader", ["queries", "rollouts"])
+def test_a_compressed_parquet_file_is_named_as_such(tmp_path, reader):
+    """Parquet is read from its footer (seeking), so a gzipped .parquet cannot be streamed: one
+    line says so, not "magic bytes not found"."""
+    import gzip
+
+    plain = tmp_path / "plain.parquet"
+    rows = ([{"query_id": "q", "rollout_id": "r", "reward": 0.5}] if reader == "rollouts"
+            else [GOOD])
+    pq.write_table(pa.Table.from_pylist(rows), plain)
+    path = tmp_path / "table.parquet.gz"
+    path.write_bytes(gzip.compress(plain.read_bytes()))
+    call = read_rollouts if reader == "rollouts" else read_queries
+    error = _raise_input_error(lambda: call(str(path)))
+    _assert_one_line(error, path)
+    assert "gzip file holding Parquet" in str(error)

@@ -184,6 +184,9 @@ def _rl_without_stage(manifest):
     (_curriculum([{"phase": "imitation", "files": "imitation/part-00000.parquet"}]),
      "not a list of paths"),
     (_rl_without_stage, "in no curriculum stage"),
+    (_curriculum([{"phase": "imitation", "files": ["imitation/part-00000.parquet"]}] * 2),
+     "named by two curriculum parts"),
+    (_curriculum([{"phase": "rl", "stage": 0, "files": []}] * 2), "appears twice"),
 ])
 def test_an_edited_manifest_is_refused_with_one_line(tmp_path, edit, words):
     """What readers rely on (each file's phase, stage and hash; a curriculum naming listed

@@ -272,6 +272,11 @@ def test_one_bad_cell_quarantines_its_query_and_keeps_the_feature_column(tmp_pat
     ("1 qid:2 1:0.5 -3:0.3 2:0.1", "not negative"),
     ("1 qid:2 1:0.5 1:0.3 2:0.1", "repeats"),            # which value would be meant?
     ("1 qid:2 qid:3 1:0.5 2:0.1", "two qid"),
+    ("1 qid:2 1:0.5 2:1_0", "not an ASCII number"),            # float() would read 10
+    ("1 qid:2 1:0.5 2:\u0669", "not an ASCII number"),          # and 9
+    ("1 qid:2 1:0.5 2:\uff10.5", "not an ASCII number"),        # and 0.5 (fullwidth zero)
+    ("1_0 qid:2 1:0.5 2:0.1", "label"),
+    ("1 qid:2 1:0.5\u00a07:0.3 2:0.1", "non-ASCII whitespace"),  # the scan sees no id 7
 ])
 def test_a_malformed_feature_token_quarantines_its_query_not_the_run(tmp_path, bad_line, words):
     """A feature id that is not ASCII digits, a repeated id or a second qid token is the line's
@@ -287,3 +292,22 @@ def test_a_malformed_feature_token_quarantines_its_query_not_the_run(tmp_path, b
     assert words in out.quarantine.column("detail")[0].as_py()
     assert out.ok.column("query_id").to_pylist() == ["1", "3", "4", "5"]
     assert {len(doc) for query in out.ok.column("features").to_pylist() for doc in query} == {3}
+
+
+def test_a_json_boolean_is_not_a_number(tmp_path):
+    """Arrow converts true to 1.0 without a word: a boolean reward or label quarantines its
+    record (`unparseable_record`) instead."""
+    log = tmp_path / "rollouts.jsonl"
+    write_jsonl(log, [{"query_id": "q", "rollout_id": "a", "reward": True},
+                      {"query_id": "q", "rollout_id": "b", "reward": 0.5}])
+    (table, bad), = list(read_rollouts(str(log)))
+    assert table.column("rollout_id").to_pylist() == ["b"]
+    assert bad.column("reason").to_pylist() == [Reason.UNPARSEABLE_RECORD]
+    assert "boolean" in bad.column("detail")[0].as_py()
+    queries = tmp_path / "queries.jsonl"
+    good = {"query_id": "q1", "doc_ids": ["a", "b"], "features": [[1.0], [2.0]],
+            "labels": [1.0, 0.0]}
+    write_jsonl(queries, [good, {**good, "query_id": "q2", "labels": [True, False]}])
+    out = read_and_validate(str(queries))
+    assert out.ok.column("query_id").to_pylist() == ["q1"]
+    assert out.quarantine.column("reason").to_pylist() == [Reason.UNPARSEABLE_RECORD]

@@ -187,8 +187,36 @@ def test_a_run_that_stages_nothing_fails_and_keeps_the_earlier_run(capsys, tmp_p
     (["--hard-below", "nan"], "hard_below"), (["--confidence", "1.5"], "confidence"),
     (["--easy-weight", "-1"], "easy_weight"), (["--easy-weight", "nan"], "easy_weight"),
     (["--k", "20", "--k-max", "10"], "k_max"), (["--seed", "-1"], "seed"),
-    (["--seed", str(2**40)], "seed")])
+    (["--seed", str(2**40)], "seed"), (["--temperature", "1e-46"], "temperature"),
+    (["--easy-weight", "1e39"], "easy_weight"), (["--k", "100000000", "--no-adaptive"], "k must"),
+    (["--k-max", "100000000000"], "k_max must"), (["--stages", "100000000"], "stages must")])
 def test_out_of_range_numbers_are_one_line_before_the_run(argv, words, capsys, tmp_path):
     assert main([*argv, "--out", str(tmp_path / "o")]) == 2
     assert words in _one_error_line(capsys)
     assert not os.path.exists(tmp_path / "o")
+
+
+@pytest.mark.parametrize("mapping,words", [("qidd=topic", "'qidd'"), ("query_id", "NAME=COLUMN"),
+                                           ("query_id=", "NAME=COLUMN")])
+def test_a_column_map_the_readers_cannot_use_is_one_line(mapping, words, capsys, tmp_path):
+    # a misspelt name used to be ignored: the run then read the columns by their own names
+    assert main(["--column-map", mapping, "--out", str(tmp_path / "o")]) == 2
+    assert words in _one_error_line(capsys)
+
+
+def test_a_symlinked_out_is_refused_and_a_file_url_out_lands_where_it_names(capsys, tmp_path,
+                                                                              monkeypatch):
+    # a run replaces its folder: through a link it would replace the link (or fail at the end
+    # on a dangling one); file:///PATH is PATH, not ./file:/PATH
+    (tmp_path / "real").mkdir()
+    os.symlink(tmp_path / "real", tmp_path / "link")
+    os.symlink(tmp_path / "nowhere", tmp_path / "dangling")
+    for name in ("link", "dangling"):
+        assert main(["--synthetic-queries", "30", "--out", str(tmp_path / name)]) == 2
+        assert "symbolic link" in _one_error_line(capsys)
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    assert main(["--synthetic-queries", "30", "--out", f"file://{tmp_path / 'run'}"]) == 0
+    load_manifest(str(tmp_path / "run"))
+    assert os.listdir(here) == [] and os.listdir(tmp_path / "real") == []

@@ -276,6 +276,6 @@ def test_the_trainer_writes_its_folder_to_the_store(gs_run, tmp_path):
     assert not os.path.exists("gs:") and not os.path.exists(str(tmp_path / "gs:"))
     foreign = f"gs://{BUCKET}/training/foreign"
     fs.write_bytes(fs.join(foreign, "notes.txt"), b"keep me")
-    with pytest.raises(InputError, match="not a trainer's output"):
+    with pytest.raises(InputError, match="a trainer does not write"):
         train(TrainConfig(manifest=out, out=foreign, bc_steps=1, rl_steps=1))
     assert fs.read_bytes(fs.join(foreign, "notes.txt")) == b"keep me"

@@ -35,7 +35,10 @@ def test_usage_errors_are_one_line_and_exit_2(argv, capsys):
     (["--rl-lr", "-1"], "--rl-lr"), (["--bc-lr", "nan"], "--bc-lr"),
     (["--kl-coef", "-0.5"], "--kl-coef"), (["--group-size", "1"], "--group-size"),
     (["--diagnostic-rollouts", "0"], "--diagnostic-rollouts"), (["--seed", "-3"], "--seed"),
-    (["--temperature", "inf"], "--temperature")])
+    (["--temperature", "inf"], "--temperature"), (["--temperature", "1e-46"], "--temperature"),
+    (["--bc-lr", "1e39"], "--bc-lr"), (["--kl-coef", "1e39"], "--kl-coef"),
+    (["--group-size", "100000000"], "--group-size"),
+    (["--diagnostic-rollouts", "100000000"], "--diagnostic-rollouts")])
 def test_out_of_range_numbers_are_refused_before_training(argv, option, small_run, tmp_path,
                                                           capsys):
     assert main(["--manifest", small_run, "--out", str(tmp_path / "t"), *argv]) == 2
@@ -208,18 +211,23 @@ def test_rl_rollout_budget_ends_rl_when_spent(small_run, tmp_path):
     assert summary["learning_curve"][-1]["rollouts"] == summary["rollouts"]
 
 
-@pytest.mark.parametrize("out", ["foreign", "", "."])
+@pytest.mark.parametrize("out", ["foreign", "marked", "work", "", "."])
 def test_experiment_out_that_is_not_an_experiments_folder_is_refused(out, tmp_path, capsys,
                                                                      monkeypatch):
-    # replacing OUT deletes it: a folder of other files, the current folder, "" (the same)
+    # replacing OUT deletes it: a folder of other files (one with an experiment's claims.md
+    # among them), a user's OUT.partial, the current folder, "" (the same)
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "foreign").mkdir()
-    (tmp_path / "foreign" / "notes.txt").write_text("keep me")
+    for name in ("foreign", "marked", "work.partial"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "notes.txt").write_text("keep me")
+    (tmp_path / "marked" / "claims.md").write_text("#")
     (tmp_path / "claims.md").write_text("looks like an experiment's, but is the current folder")
     code = experiment.main(["--input", "x", "--eval-input", "y", "--out", out])
     assert code == 2
-    assert "--out" in _one_error_line(capsys)
-    assert (tmp_path / "foreign" / "notes.txt").read_text() == "keep me"
+    line = _one_error_line(capsys)
+    assert "--out" in line or "OUT.partial" in line
+    for name in ("foreign", "marked", "work.partial"):
+        assert (tmp_path / name / "notes.txt").read_text() == "keep me"
     assert (tmp_path / "claims.md").exists()
 
 

@@ -29,23 +29,32 @@ def test_manifest_of_another_schema_version_is_refused(small_run, tmp_path):
         train(TrainConfig(manifest=str(path), out=str(tmp_path / "t")))
 
 
-@pytest.mark.parametrize("content", ["file", "foreign folder"])
+@pytest.mark.parametrize("content", ["file", "foreign folder", "marker among a user's files",
+                                     "user's files in OUT.partial"])
 def test_an_out_that_is_not_a_trainers_folder_is_refused_before_training(small_run, tmp_path,
                                                                         content):
-    """Replacing OUT deletes it: a file, or a folder without a trainer's files, is refused and
-    left as it was."""
+    """Replacing OUT (and clearing OUT.partial) deletes it: a file, or a folder holding anything
+    a trainer does not write (a summary.json beside it included), is refused and left as it was."""
     out = tmp_path / "precious"
     if content == "file":
         out.write_text("keep me")
         kept = out
+    elif content == "user's files in OUT.partial":
+        partial = tmp_path / "precious.partial"
+        partial.mkdir()
+        kept = partial / "data.csv"
+        kept.write_text("keep me")
     else:
         out.mkdir()
         kept = out / "notes.txt"
         kept.write_text("keep me")
-    with pytest.raises(InputError, match="file|not a trainer's output"):
+        if content == "marker among a user's files":
+            (out / "summary.json").write_text("{}")
+    with pytest.raises(InputError, match="is a file|a trainer does not write"):
         train(TrainConfig(manifest=small_run, out=str(out), bc_steps=1, rl_steps=1))
     assert kept.read_text() == "keep me"
-    assert not os.path.exists(str(out) + ".partial")
+    if "partial" not in content:
+        assert not os.path.exists(str(out) + ".partial")
 
 
 @pytest.mark.parametrize("out", ["", ".", "..", "parent-of-run"])
@@ -71,9 +80,10 @@ def test_an_out_that_holds_the_current_folder_or_the_run_is_refused(small_run, t
 def test_an_earlier_trainers_folder_is_replaced(small_run, tmp_path):
     out = tmp_path / "t"
     first = train(TrainConfig(manifest=small_run, out=str(out), bc_steps=1, rl_steps=1))
-    (out / "stale.txt").write_text("from the first run")
+    (out / "rescored").mkdir()  # a trainer's own, e.g. of a first run with --rescore-after-bc
+    (out / "rescored" / "manifest.json").write_text("{}")
     second = train(TrainConfig(manifest=small_run, out=str(out), bc_steps=2, rl_steps=1))
-    assert not (out / "stale.txt").exists()
+    assert not (out / "rescored").exists()
     assert (first["steps"], second["steps"]) == (2, 3)
 
 
