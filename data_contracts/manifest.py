@@ -213,6 +213,7 @@ def load_manifest(path: str, verify_files: bool = True) -> dict[str, Any]:
         resolved.append(resolve_in_run(root, relative))
         _check_entry(path, index, entry)
     _check_curriculum(path, manifest)
+    _check_summaries(path, manifest)
     manifest["_root"] = root
     manifest["_verified"] = None
     if verify_files:
@@ -222,6 +223,34 @@ def load_manifest(path: str, verify_files: bool = True) -> dict[str, Any]:
             if not fs.isfile(file):
                 raise InputError(file, "listed in the manifest but missing")
     return manifest
+
+
+def unlisted_local_files(folder: str, also_own: tuple = ()) -> list[str]:
+    """Files under a local `folder` that neither a run's manifest.json there (at any depth)
+    lists nor have a basename in `also_own` (relative paths, sorted).
+
+    For commands that replace a folder holding runs they built (a trainer's `rescored/`, an
+    experiment's `runs/` and `train/`): a user's file placed among them is found, not deleted.
+    A manifest that does not read lists nothing.
+    """
+    listed: set[str] = set()
+    found: list[str] = []
+    for here, dirs, names in os.walk(folder):
+        dirs.sort()
+        for name in sorted(names):
+            rel = os.path.relpath(os.path.join(here, name), folder)
+            found.append(rel)
+            if name == MANIFEST_NAME:
+                listed.add(rel)
+                try:
+                    with open(os.path.join(here, name), encoding="utf-8") as handle:
+                        entries = json.load(handle).get("files", [])
+                    base = os.path.relpath(here, folder)
+                    listed.update(os.path.normpath(os.path.join(base, e["path"]))
+                                  for e in entries if isinstance(e.get("path"), str))
+                except (OSError, ValueError, AttributeError, TypeError, RecursionError):
+                    pass
+    return [rel for rel in found if rel not in listed and os.path.basename(rel) not in also_own]
 
 
 SIDE_FORMATS = ("candidates", "qrels", "teacher_run", "rollouts")  # inputs[] that are not queries
@@ -270,6 +299,27 @@ def _check_entry(path: str, index: int, entry: dict) -> None:
                          column="files")
 
 
+MAX_FEATURE_WIDTH = 10_000_000  # --max-feature-id's largest value
+
+
+def _check_summaries(path: str, manifest: dict) -> None:
+    """`counts` (name -> count) and `feature_space` (width 1..MAX_FEATURE_WIDTH) as readers use
+    them: a tampered value is refused here, not a TypeError or a terabyte allocation later."""
+    counts = manifest.get("counts", {})
+    if not isinstance(counts, dict) or not all(_is_stage(v) for v in counts.values()):
+        raise InputError(path, "'counts' is not an object of counts; manifest refused",
+                         column="counts")
+    space = manifest.get("feature_space")
+    if space is None:
+        return
+    width = space.get("width") if isinstance(space, dict) else None
+    good_width = width is None or _is_stage(width) and 1 <= width <= MAX_FEATURE_WIDTH
+    if not isinstance(space, dict) or not good_width or space.get("base") not in (None, 0, 1):
+        raise InputError(path, f"'feature_space' {space!r:.80} is not a width in "
+                               f"1..{MAX_FEATURE_WIDTH} and a base 0/1; manifest refused",
+                         column="feature_space")
+
+
 def _check_curriculum(path: str, manifest: dict) -> None:
     """The curriculum (when there is one) names listed files of its phase and stage, and every
     RL file is in its stage: an edited curriculum would otherwise train on nothing, silently."""
@@ -308,6 +358,12 @@ def _check_curriculum(path: str, manifest: dict) -> None:
                                        + (f" of stage {stage}" if phase == "rl" else "")
                                        + "; manifest refused", column="curriculum")
             staged.add(name)
+        if phase == "rl" and "rows" in part:  # the RL budget is planned from these
+            counted = [listed[name].get("rows") for name in files]
+            if not _is_stage(part["rows"]) or (None not in counted
+                                               and part["rows"] != sum(counted)):
+                raise InputError(path, f"{where}: rows {part['rows']!r} is not the rows of its "
+                                       "files; manifest refused", column="curriculum")
     missing = sorted(p for p, f in listed.items() if f["phase"] == "rl" and p not in staged)
     if missing:
         raise InputError(path, f"RL file {missing[0]!r} is in no curriculum stage; manifest "

@@ -34,7 +34,7 @@ from curricula.staging import abort, begin, check_output_path, commit
 from data_contracts import __version__ as PACKAGE_VERSION
 from data_contracts.errors import InputError
 from data_contracts import fs
-from data_contracts.manifest import check_counts, config_hash, input_digest
+from data_contracts.manifest import MAX_FEATURE_WIDTH, check_counts, config_hash, input_digest
 from data_contracts.readers import FORMATS, detect_format
 from data_contracts.schema import QUERY_SCHEMA, SCHEMA_VERSION
 from data_contracts.synthetic import SyntheticConfig
@@ -232,6 +232,23 @@ def _input_fingerprints(config: CurriculumConfig) -> list[dict]:
     return out
 
 
+def _check_inputs_outside(config: CurriculumConfig) -> None:
+    """Refuses a local input (queries, rollout log, side files, policy) inside --out: the run
+    replaces its folder, so the input would be overwritten or deleted by the run it feeds."""
+    if fs.is_remote(config.out):
+        return
+    out = os.path.realpath(config.out)
+    sides = [config.rollouts, config.teacher_run, config.candidates, config.qrels,
+             config.policy if config.policy not in ("base", "teacher") else None]
+    for path in list(config.inputs) + [p for p in sides if p]:
+        if fs.is_remote(path):
+            continue
+        real = os.path.realpath(fs.normalize(path))
+        if real == out or real.startswith(out.rstrip(os.sep) + os.sep):
+            raise InputError(path, f"lies inside --out {config.out}, which the run replaces; "
+                                   "copy it out of the run folder first")
+
+
 def preflight(config: CurriculumConfig, options: PipelineOptions | None = None) -> None:
     """Fails fast, with one line, on problems that make the whole run impossible."""
     dry_run = options is not None and is_dry_run(options)
@@ -239,6 +256,7 @@ def preflight(config: CurriculumConfig, options: PipelineOptions | None = None) 
         fs.check_replaceable_location(config.out)
     else:
         check_output_path(config.out)
+    _check_inputs_outside(config)
     if options is not None and not is_local_runner(options) and not fs.is_remote(config.out):
         raise InputError(config.out, "a remote runner's workers cannot write a local --out; "
                                      "name an object store location (gs://BUCKET/run)")
@@ -763,8 +781,8 @@ def config_from_args(args: argparse.Namespace) -> CurriculumConfig:
         raise ValueError(f"--label-range must be LO,HI with LO <= HI (got {args.label_range!r})")
     if not 0.0 <= args.max_quarantine <= 1.0:
         raise ValueError(f"--max-quarantine must be within [0, 1] (got {args.max_quarantine:g})")
-    if args.max_feature_id < 1:
-        raise ValueError("--max-feature-id must be at least 1")
+    if not 1 <= args.max_feature_id <= MAX_FEATURE_WIDTH:  # a width: memory per document
+        raise ValueError(f"--max-feature-id must be within [1, {MAX_FEATURE_WIDTH}]")
     items = [item.strip() for item in args.column_map.split(",") if item.strip()]
     bad = [item for item in items if "=" not in item or not all(item.split("=", 1))]
     if bad:

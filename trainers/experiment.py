@@ -43,8 +43,10 @@ import numpy as np
 from data_contracts import fs
 from data_contracts.arrays import pad_queries
 from data_contracts.errors import InputError
+from data_contracts.manifest import unlisted_local_files
 from difficulty.rewards import ndcg_of_scores
-from trainers.train import OneLineParser, TrainConfig, read_validated, train, with_relevant
+from trainers.train import (TRAINER_FILES, OneLineParser, TrainConfig, read_validated, train,
+                            with_relevant)
 
 DEFAULT_OUT = "runs/experiment"
 ARMS = ("bc", "bc_rl", "bc_rl_shuffled", "bc_rl_nofilter", "rl", "rl_nofilter", "bc_oor",
@@ -187,11 +189,19 @@ def _check_replaceable(out: str, what: str = "--out") -> None:
     Raises:
       InputError: OUT is a file, or a folder with entries not in EXPERIMENT_FILES.
     """
+    if os.path.islink(out):
+        raise InputError(out, f"{what} is a symbolic link; name the folder itself (a run "
+                              "replaces this folder)")
     if not os.path.exists(out):
         return
     if not os.path.isdir(out):
         raise InputError(out, f"{what} is a file; give a folder")
     foreign = fs.foreign_entries(out, EXPERIMENT_FILES)
+    for own in ("runs", "train"):  # build runs and trainer folders it made, nothing else
+        folder = os.path.join(out, own)
+        if os.path.isdir(folder) and not os.path.islink(folder):
+            foreign += [os.path.join(own, f) for f in
+                        unlisted_local_files(folder, TRAINER_FILES)]
     if foreign:
         raise InputError(out, f"{what} holds {', '.join(foreign[:5])}, which an experiment "
                               "does not write and replacing the folder would delete; choose "
@@ -216,6 +226,7 @@ def run_experiment(cfg: ExperimentConfig) -> str:
     except BaseException:
         fs.delete_tree(work)
         raise
+    _check_replaceable(out)  # again: files may have been put there while this run ran
     if os.path.exists(out):
         fs.delete_tree(out)
     os.replace(work, out)
@@ -595,6 +606,9 @@ def main(argv: list[str] | None = None) -> int:
                            quick=args.quick, keep_runs=args.keep_runs, trees=args.trees)
     import torch
 
+    if not 1 <= args.threads <= 1024:
+        print(f"error: --threads must be within [1, 1024] (got {args.threads})", file=sys.stderr)
+        return 2
     torch.set_num_threads(args.threads)  # small models: extra threads mostly contend
     try:
         out = run_experiment(cfg)

@@ -63,7 +63,8 @@ from data_contracts import fs
 from data_contracts.arrays import list_lengths, pad_queries, pad_ragged
 from data_contracts.cli import OneLineParser
 from data_contracts.errors import InputError
-from data_contracts.manifest import SIDE_FORMATS, files_of, input_digest, load_manifest
+from data_contracts.manifest import (SIDE_FORMATS, files_of, input_digest, load_manifest,
+                                     unlisted_local_files)
 from data_contracts.readers import read_queries
 from data_contracts.synthetic import config_from_dict as synthetic_config
 from data_contracts.synthetic import generate_table
@@ -626,6 +627,7 @@ def train(cfg: TrainConfig) -> dict:
         if not resumed:  # a failed run leaves nothing half-made behind; a killed run's
             fs.delete_tree(work)  # OUT.partial that --resume failed on stays as it was
         raise
+    _check_replaceable(out)  # again: files may have been put there while this run trained
     if os.path.exists(out):
         fs.delete_tree(out)
     os.replace(work, out)
@@ -667,11 +669,18 @@ def _check_replaceable(out: str, what: str = "--out") -> None:
     Raises:
       InputError: `out` is a file, or a folder (prefix) with entries not in TRAINER_FILES.
     """
+    if not fs.is_remote(out) and os.path.islink(out) and what != "--out":
+        raise InputError(out, f"{what} is a symbolic link; remove it (a run writes into and "
+                              "then replaces this folder)")
     if not fs.exists(out):
         return
     if not fs.is_remote(out) and not os.path.isdir(out):
         raise InputError(out, f"{what} is a file; give a folder")
     foreign = fs.foreign_entries(out, TRAINER_FILES)
+    if not fs.is_remote(out) and os.path.isdir(os.path.join(out, "rescored")) and not \
+            os.path.islink(os.path.join(out, "rescored")):
+        foreign += [os.path.join("rescored", f) for f in
+                    unlisted_local_files(os.path.join(out, "rescored"))]
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5
                                           else "")
@@ -1074,6 +1083,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="torch CPU threads (default: 0, torch's own choice)")
     args = vars(parser.parse_args(argv))
     threads = args.pop("threads")
+    if not 0 <= threads <= 1024:
+        print(f"error: --threads must be within [0, 1024] (got {threads})", file=sys.stderr)
+        return 2
     if threads > 0:
         torch.set_num_threads(threads)
     cfg = TrainConfig(**args)

@@ -119,18 +119,29 @@ def _boolean_numbers(rows: list[dict], schema: pa.Schema) -> dict[int, str]:
     boolean, which Arrow would convert to 1.0 / 0.0 without a word."""
     numeric = []
     for fld in schema:
-        kind = fld.type.value_type if pa.types.is_list(fld.type) else fld.type
+        kind, depth = fld.type, 0
+        while pa.types.is_list(kind):
+            kind, depth = kind.value_type, depth + 1
         if pa.types.is_integer(kind) or pa.types.is_floating(kind):
-            numeric.append((fld.name, pa.types.is_list(fld.type)))
+            numeric.append((fld.name, depth))
     out = {}
     for i, row in enumerate(rows):
-        for name, is_list in numeric:
-            value = row.get(name)
-            if isinstance(value, bool) or (is_list and isinstance(value, list) and any(
-                    isinstance(v, bool) for v in value)):
+        for name, depth in numeric:
+            if _holds_bool(row.get(name), depth):
                 out[i] = name
                 break
     return out
+
+
+def _holds_bool(value, depth: int) -> bool:
+    """Whether a value, or an item of its lists down to `depth` levels, is a boolean."""
+    if isinstance(value, bool):
+        return True
+    if depth == 0 or not isinstance(value, list):
+        return False
+    if depth == 1:
+        return any(type(v) is bool for v in value)
+    return any(_holds_bool(v, depth - 1) for v in value)
 
 
 def _safe_raw(row):

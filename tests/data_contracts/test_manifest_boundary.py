@@ -187,6 +187,8 @@ def _rl_without_stage(manifest):
     (_curriculum([{"phase": "imitation", "files": ["imitation/part-00000.parquet"]}] * 2),
      "named by two curriculum parts"),
     (_curriculum([{"phase": "rl", "stage": 0, "files": []}] * 2), "appears twice"),
+    (_curriculum([{"phase": "rl", "stage": 0, "files": [], "rows": 5}]), "rows 5"),
+    (_curriculum([{"phase": "rl", "stage": 0, "files": [], "rows": -5}]), "rows -5"),
 ])
 def test_an_edited_manifest_is_refused_with_one_line(tmp_path, edit, words):
     """What readers rely on (each file's phase, stage and hash; a curriculum naming listed
@@ -208,3 +210,14 @@ def test_a_deeply_nested_manifest_is_refused_not_a_recursion_error(tmp_path):
 
 def test_the_unedited_curriculum_loads(tmp_path):
     assert load_manifest(_edited(tmp_path / "run", lambda m: None))["curriculum"]
+
+
+@pytest.mark.parametrize("key,value,words", [
+    ("counts", "x", "'counts'"), ("counts", {"read": -1}, "'counts'"),
+    ("feature_space", "x", "'feature_space'"), ("feature_space", {"width": 10**12}, "width"),
+    ("feature_space", {"width": -1}, "width"), ("feature_space", {"width": 5, "base": 7}, "base")])
+def test_tampered_counts_or_feature_space_are_refused(tmp_path, key, value, words):
+    run = _edited(tmp_path / "run", lambda m: m.update({key: value}))
+    with pytest.raises(InputError, match="manifest refused") as info:
+        load_manifest(run)
+    assert words in str(info.value)

@@ -311,3 +311,14 @@ def test_a_json_boolean_is_not_a_number(tmp_path):
     out = read_and_validate(str(queries))
     assert out.ok.column("query_id").to_pylist() == ["q1"]
     assert out.quarantine.column("reason").to_pylist() == [Reason.UNPARSEABLE_RECORD]
+
+
+def test_booleans_among_a_canonical_records_features_are_not_numbers(tmp_path):
+    queries = tmp_path / "queries.jsonl"
+    good = {"query_id": "q1", "doc_ids": ["a", "b"], "features": [[1.0, 0.5], [2.0, 0.1]],
+            "labels": [1.0, 0.0]}
+    write_jsonl(queries, [good, {**good, "query_id": "q2", "features": [[True, 0.5], [2.0, 0.1]]},
+                          {**good, "query_id": "q3", "features": [[True, False], [1, 0]]}])
+    out = read_and_validate(str(queries))
+    assert out.ok.column("query_id").to_pylist() == ["q1"]
+    assert out.quarantine.column("reason").to_pylist() == [Reason.UNPARSEABLE_RECORD] * 2

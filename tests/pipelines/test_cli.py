@@ -220,3 +220,14 @@ def test_a_symlinked_out_is_refused_and_a_file_url_out_lands_where_it_names(caps
     assert main(["--synthetic-queries", "30", "--out", f"file://{tmp_path / 'run'}"]) == 0
     load_manifest(str(tmp_path / "run"))
     assert os.listdir(here) == [] and os.listdir(tmp_path / "real") == []
+
+
+def test_an_input_inside_the_out_folder_is_refused(capsys, tmp_path):
+    # the rebuild would overwrite the very shard it reads (and the manifest's sha256 with it)
+    out = tmp_path / "run"
+    assert main(["--synthetic-queries", "40", "--out", str(out)]) == 0
+    shard = sorted((out / "imitation").iterdir())[0]
+    before = shard.read_bytes()
+    assert main(["--input", str(shard), "--out", str(out)]) == 2
+    assert "lies inside --out" in _one_error_line(capsys)
+    assert shard.read_bytes() == before

@@ -211,7 +211,7 @@ def test_rl_rollout_budget_ends_rl_when_spent(small_run, tmp_path):
     assert summary["learning_curve"][-1]["rollouts"] == summary["rollouts"]
 
 
-@pytest.mark.parametrize("out", ["foreign", "marked", "work", "", "."])
+@pytest.mark.parametrize("out", ["foreign", "marked", "work", "nested", "link", "", "."])
 def test_experiment_out_that_is_not_an_experiments_folder_is_refused(out, tmp_path, capsys,
                                                                      monkeypatch):
     # replacing OUT deletes it: a folder of other files (one with an experiment's claims.md
@@ -221,13 +221,18 @@ def test_experiment_out_that_is_not_an_experiments_folder_is_refused(out, tmp_pa
         (tmp_path / name).mkdir()
         (tmp_path / name / "notes.txt").write_text("keep me")
     (tmp_path / "marked" / "claims.md").write_text("#")
+    (tmp_path / "nested" / "train").mkdir(parents=True)  # an experiment's folder names ...
+    (tmp_path / "nested" / "claims.md").write_text("#")
+    (tmp_path / "nested" / "train" / "mymodel.pt").write_text("keep me")  # ... a user's file
+    os.symlink(tmp_path / "marked", tmp_path / "link")
     (tmp_path / "claims.md").write_text("looks like an experiment's, but is the current folder")
     code = experiment.main(["--input", "x", "--eval-input", "y", "--out", out])
     assert code == 2
     line = _one_error_line(capsys)
-    assert "--out" in line or "OUT.partial" in line
+    assert "--out" in line or "OUT.partial" in line, line
     for name in ("foreign", "marked", "work.partial"):
         assert (tmp_path / name / "notes.txt").read_text() == "keep me"
+    assert (tmp_path / "nested" / "train" / "mymodel.pt").read_text() == "keep me"
     assert (tmp_path / "claims.md").exists()
 
 

@@ -30,7 +30,8 @@ def test_manifest_of_another_schema_version_is_refused(small_run, tmp_path):
 
 
 @pytest.mark.parametrize("content", ["file", "foreign folder", "marker among a user's files",
-                                     "user's files in OUT.partial"])
+                                     "user's files in OUT.partial", "a user's file in rescored/",
+                                     "OUT.partial a link to the user's folder"])
 def test_an_out_that_is_not_a_trainers_folder_is_refused_before_training(small_run, tmp_path,
                                                                         content):
     """Replacing OUT (and clearing OUT.partial) deletes it: a file, or a folder holding anything
@@ -44,17 +45,29 @@ def test_an_out_that_is_not_a_trainers_folder_is_refused_before_training(small_r
         partial.mkdir()
         kept = partial / "data.csv"
         kept.write_text("keep me")
+    elif content == "OUT.partial a link to the user's folder":
+        (tmp_path / "mine").mkdir()
+        kept = tmp_path / "mine" / "metrics.jsonl"  # a name the trainer would overwrite
+        kept.write_text("keep me")
+        os.symlink(tmp_path / "mine", tmp_path / "precious.partial")
+    elif content == "a user's file in rescored/":
+        (out / "rescored").mkdir(parents=True)
+        (out / "summary.json").write_text("{}")
+        kept = out / "rescored" / "notes.txt"
+        kept.write_text("keep me")
     else:
         out.mkdir()
         kept = out / "notes.txt"
         kept.write_text("keep me")
         if content == "marker among a user's files":
             (out / "summary.json").write_text("{}")
-    with pytest.raises(InputError, match="is a file|a trainer does not write"):
+    with pytest.raises(InputError, match="is a file|a trainer does not write|symbolic link"):
         train(TrainConfig(manifest=small_run, out=str(out), bc_steps=1, rl_steps=1))
     assert kept.read_text() == "keep me"
     if "partial" not in content:
         assert not os.path.exists(str(out) + ".partial")
+    if "link" in content:  # nothing written through the link
+        assert sorted(os.listdir(tmp_path / "mine")) == ["metrics.jsonl"]
 
 
 @pytest.mark.parametrize("out", ["", ".", "..", "parent-of-run"])
