@@ -279,15 +279,21 @@ class _Streams(io.RawIOBase):
         super().close()
 
 
-def _decompression_errors() -> tuple:
-    errors = [EOFError, OSError, lzma.LZMAError, zlib.error]
-    try:
-        import zstandard
+_ERRORS: tuple = ()  # the decompressors' error types, found once (zstandard is optional)
 
-        errors.append(zstandard.ZstdError)
-    except ImportError:
-        pass
-    return tuple(errors)
+
+def _decompression_errors() -> tuple:
+    global _ERRORS
+    if not _ERRORS:
+        errors = [EOFError, OSError, lzma.LZMAError, zlib.error]
+        try:
+            import zstandard
+
+            errors.append(zstandard.ZstdError)
+        except ImportError:
+            pass
+        _ERRORS = tuple(errors)
+    return _ERRORS
 
 
 class _Decompressed(io.RawIOBase):

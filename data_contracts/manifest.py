@@ -253,6 +253,45 @@ def unlisted_local_files(folder: str, also_own: tuple = ()) -> list[str]:
     return [rel for rel in found if rel not in listed and os.path.basename(rel) not in also_own]
 
 
+def check_replaceable_folder(out: str, own: tuple, run_folders: tuple, who: str,
+                             what: str = "--out", allow_link: bool = False,
+                             also_own: tuple = ()) -> None:
+    """Refuses a folder a command would replace (or clear) whole unless all it holds is the
+    command's own output: replacing it would delete anything else.
+
+    Args:
+      out: the folder (local, or a store prefix); a missing one passes.
+      own: the top-level names the command writes (files and folders).
+      run_folders: those of `own` that hold runs it built; a local one may hold only what a
+        manifest there lists or what has a basename in `also_own` (`unlisted_local_files`).
+      who: the command, for the message ("a trainer").
+      what: the option or folder, for the message ("--out", "the work folder OUT.partial").
+      allow_link: whether a local `out` may be a symbolic link (an --out already resolved).
+      also_own: basenames a command writes inside its `run_folders` besides listed files.
+
+    Raises:
+      InputError: `out` is a link (unless allowed), a file, or holds entries not its own.
+    """
+    local = not fs.is_remote(out)
+    if local and os.path.islink(out) and not allow_link:
+        raise InputError(out, f"{what} is a symbolic link; name the folder itself (a run "
+                              "writes into and then replaces this folder)")
+    if not fs.exists(out):
+        return
+    if local and not os.path.isdir(out):
+        raise InputError(out, f"{what} is a file; give a folder")
+    foreign = fs.foreign_entries(out, own)
+    for name in run_folders if local else ():
+        folder = os.path.join(out, name)
+        if os.path.isdir(folder) and not os.path.islink(folder):
+            foreign += [os.path.join(name, f) for f in unlisted_local_files(folder, also_own)]
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5
+                                          else "")
+        raise InputError(out, f"{what} holds {shown}, which {who} does not write and replacing "
+                              "the folder would delete; choose an empty or new folder")
+
+
 SIDE_FORMATS = ("candidates", "qrels", "teacher_run", "rollouts")  # inputs[] that are not queries
 
 
@@ -277,7 +316,8 @@ def input_digest(path: str, fmt: str) -> str:
     return config_hash({"files": digests}) if len(digests) > 1 else digests[0][1]
 
 
-def _is_stage(value) -> bool:
+def _is_count(value) -> bool:
+    """A non-negative int (not a bool): a stage number, a row count."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
@@ -290,11 +330,11 @@ def _check_entry(path: str, index: int, entry: dict) -> None:
     if not isinstance(entry.get("sha256"), str):
         raise InputError(path, f"{where}: no sha256; manifest refused", column="files")
     stage = entry.get("stage")
-    if (entry["phase"] == "rl" or stage is not None) and not _is_stage(stage):
+    if (entry["phase"] == "rl" or stage is not None) and not _is_count(stage):
         raise InputError(path, f"{where}: stage {stage!r} is not a stage number; manifest "
                                "refused", column="files")
     rows = entry.get("rows")
-    if rows is not None and not _is_stage(rows):
+    if rows is not None and not _is_count(rows):
         raise InputError(path, f"{where}: rows {rows!r} is not a count; manifest refused",
                          column="files")
 
@@ -306,14 +346,14 @@ def _check_summaries(path: str, manifest: dict) -> None:
     """`counts` (name -> count) and `feature_space` (width 1..MAX_FEATURE_WIDTH) as readers use
     them: a tampered value is refused here, not a TypeError or a terabyte allocation later."""
     counts = manifest.get("counts", {})
-    if not isinstance(counts, dict) or not all(_is_stage(v) for v in counts.values()):
+    if not isinstance(counts, dict) or not all(_is_count(v) for v in counts.values()):
         raise InputError(path, "'counts' is not an object of counts; manifest refused",
                          column="counts")
     space = manifest.get("feature_space")
     if space is None:
         return
     width = space.get("width") if isinstance(space, dict) else None
-    good_width = width is None or _is_stage(width) and 1 <= width <= MAX_FEATURE_WIDTH
+    good_width = width is None or _is_count(width) and 1 <= width <= MAX_FEATURE_WIDTH
     if not isinstance(space, dict) or not good_width or space.get("base") not in (None, 0, 1):
         raise InputError(path, f"'feature_space' {space!r:.80} is not a width in "
                                f"1..{MAX_FEATURE_WIDTH} and a base 0/1; manifest refused",
@@ -335,7 +375,7 @@ def _check_curriculum(path: str, manifest: dict) -> None:
     for index, part in enumerate(parts):
         where = f"curriculum[{index}]"
         phase, stage, files = part.get("phase"), part.get("stage"), part.get("files")
-        if phase not in ("imitation", "rl") or (phase == "rl" and not _is_stage(stage)):
+        if phase not in ("imitation", "rl") or (phase == "rl" and not _is_count(stage)):
             raise InputError(path, f"{where}: phase {phase!r} stage {stage!r} is not an "
                                    "imitation part or an RL stage; manifest refused",
                              column="curriculum")
@@ -360,7 +400,7 @@ def _check_curriculum(path: str, manifest: dict) -> None:
             staged.add(name)
         if phase == "rl" and "rows" in part:  # the RL budget is planned from these
             counted = [listed[name].get("rows") for name in files]
-            if not _is_stage(part["rows"]) or (None not in counted
+            if not _is_count(part["rows"]) or (None not in counted
                                                and part["rows"] != sum(counted)):
                 raise InputError(path, f"{where}: rows {part['rows']!r} is not the rows of its "
                                        "files; manifest refused", column="curriculum")

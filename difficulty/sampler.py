@@ -15,6 +15,10 @@ import torch
 NEG = -1e30  # finite "minus infinity": keeps padded positions last without NaN gradients
 
 
+MAX_SEED = 2**32 - 1  # a seed is one uint32 word of each query's seed sequence (query_seed)
+TEMPERATURE_RANGE = (1e-3, 1e3)  # scores / T stay finite in float32 at both ends
+
+
 def query_seed(seed: int, query_id: str, stream: int = 0) -> list[int]:
     """The seed sequence of one query's random stream (crc32: stable across processes)."""
     return [int(seed), zlib.crc32(query_id.encode("utf-8")), int(stream)]

@@ -34,7 +34,8 @@ from curricula.staging import abort, begin, check_output_path, commit
 from data_contracts import __version__ as PACKAGE_VERSION
 from data_contracts.errors import InputError
 from data_contracts import fs
-from data_contracts.manifest import MAX_FEATURE_WIDTH, check_counts, config_hash, input_digest
+from data_contracts.manifest import (MANIFEST_NAME, MAX_FEATURE_WIDTH, check_counts, config_hash,
+                                     input_digest)
 from data_contracts.readers import FORMATS, detect_format
 from data_contracts.schema import QUERY_SCHEMA, SCHEMA_VERSION
 from data_contracts.synthetic import SyntheticConfig
@@ -46,6 +47,7 @@ from curricula.routing import RoutingConfig
 from difficulty.estimate import BandConfig
 from difficulty.generations import malformed_stats
 from difficulty.rewards import parse_reward
+from difficulty.sampler import MAX_SEED, TEMPERATURE_RANGE
 from pipelines import transforms as T
 from pipelines.config import DEFAULT_OUT, CurriculumConfig
 
@@ -276,9 +278,7 @@ def preflight(config: CurriculumConfig, options: PipelineOptions | None = None) 
 
 COLUMN_MAP_NAMES = tuple(QUERY_SCHEMA.names) + ("doc_id", "label")  # query and rows layouts
 MAX_ROLLOUTS = 1024  # --k, --k-max: rollouts per query per round (memory: k x docs x batch)
-TEMPERATURE_RANGE = (1e-3, 1e3)  # scores / T stay finite in float32 at both ends
 MAX_EASY_WEIGHT = 1e3  # a demonstration's loss weight (stored as float32)
-MAX_SEED = 2**32 - 1  # one uint32 word of each query's seed sequence (difficulty.sampler)
 
 
 def _check_settings(config: CurriculumConfig) -> None:
@@ -446,7 +446,7 @@ def make_manifest(config: CurriculumConfig, summary: dict, inputs: list[dict] | 
 def _has_run(out: str) -> bool:
     """Whether `out` holds a published run (its manifest.json)."""
     try:
-        return fs.isfile(fs.join(out, "manifest.json"))
+        return fs.isfile(fs.join(out, MANIFEST_NAME))
     except Exception:  # a store that cannot be listed: say nothing about an earlier run
         return False
 

@@ -43,7 +43,7 @@ import numpy as np
 from data_contracts import fs
 from data_contracts.arrays import pad_queries
 from data_contracts.errors import InputError
-from data_contracts.manifest import unlisted_local_files
+from data_contracts.manifest import check_replaceable_folder
 from difficulty.rewards import ndcg_of_scores
 from trainers.train import (TRAINER_FILES, OneLineParser, TrainConfig, read_validated, train,
                             with_relevant)
@@ -183,29 +183,11 @@ EXPERIMENT_FILES = ("claims.md", "results.jsonl", "timings.jsonl", "ndcg_vs_roll
 
 
 def _check_replaceable(out: str, what: str = "--out") -> None:
-    """Refuses an OUT (or its OUT.partial) holding anything an experiment does not write:
-    replacing the folder would delete it.
-
-    Raises:
-      InputError: OUT is a file, or a folder with entries not in EXPERIMENT_FILES.
-    """
-    if os.path.islink(out):
-        raise InputError(out, f"{what} is a symbolic link; name the folder itself (a run "
-                              "replaces this folder)")
-    if not os.path.exists(out):
-        return
-    if not os.path.isdir(out):
-        raise InputError(out, f"{what} is a file; give a folder")
-    foreign = fs.foreign_entries(out, EXPERIMENT_FILES)
-    for own in ("runs", "train"):  # build runs and trainer folders it made, nothing else
-        folder = os.path.join(out, own)
-        if os.path.isdir(folder) and not os.path.islink(folder):
-            foreign += [os.path.join(own, f) for f in
-                        unlisted_local_files(folder, TRAINER_FILES)]
-    if foreign:
-        raise InputError(out, f"{what} holds {', '.join(foreign[:5])}, which an experiment "
-                              "does not write and replacing the folder would delete; choose "
-                              "an empty or new folder")
+    """Refuses an OUT (or its OUT.partial) that is a link or holds anything an experiment does
+    not write: its `runs/` hold build runs and `train/` trainer folders, nothing else (see
+    `check_replaceable_folder`)."""
+    check_replaceable_folder(out, EXPERIMENT_FILES, ("runs", "train"), "an experiment", what,
+                             also_own=TRAINER_FILES)
 
 
 def run_experiment(cfg: ExperimentConfig) -> str:

@@ -63,8 +63,8 @@ from data_contracts import fs
 from data_contracts.arrays import list_lengths, pad_queries, pad_ragged
 from data_contracts.cli import OneLineParser
 from data_contracts.errors import InputError
-from data_contracts.manifest import (SIDE_FORMATS, files_of, input_digest, load_manifest,
-                                     unlisted_local_files)
+from data_contracts.manifest import (SIDE_FORMATS, check_replaceable_folder, files_of,
+                                     input_digest, load_manifest)
 from data_contracts.readers import read_queries
 from data_contracts.synthetic import config_from_dict as synthetic_config
 from data_contracts.synthetic import generate_table
@@ -75,7 +75,8 @@ from difficulty.policy import (RerankPolicy, base_policy, fit_normaliser, load_p
                                save_policy, score_in_chunks)
 from difficulty.rewards import evaluate, ndcg_of_scores, parse_reward
 from difficulty.scoring import rbo_reference
-from difficulty.sampler import gumbel_noise, log_prob, ranking_diversity, sample_rankings
+from difficulty.sampler import (MAX_SEED, TEMPERATURE_RANGE, gumbel_noise, log_prob,
+                                ranking_diversity, sample_rankings)
 from trainers.data import ShardStream, to_tensors
 
 DEFAULT_MANIFEST = "runs/default/manifest.json"
@@ -568,15 +569,16 @@ def check_config(cfg: TrainConfig) -> None:
         if not 0 <= value <= high:  # NaN fails too
             raise InputError(f"--{name.replace('_', '-')}", f"must be within [0, {high:g}] "
                                                             f"(got {value:g})")
-    if not 0 <= cfg.seed <= 2**32 - 1:
-        raise InputError("--seed", f"must be within [0, {2**32 - 1}] (got {cfg.seed})")
+    if not 0 <= cfg.seed <= MAX_SEED:
+        raise InputError("--seed", f"must be within [0, {MAX_SEED}] (got {cfg.seed})")
     for name in ("bc_steps", "rl_steps", "rl_rollouts", "train_sample", "stop_after"):
         if getattr(cfg, name) < 0:
             raise InputError(f"--{name.replace('_', '-')}", "must not be negative")
     if not 0.0 <= cfg.val_fraction < 1.0:
         raise InputError("--val-fraction", "must be in [0, 1)")
-    if not 1e-3 <= cfg.temperature <= 1e3:  # scores / T stay finite in float32
-        raise InputError("--temperature", f"must be within [0.001, 1000] (got "
+    low, high = TEMPERATURE_RANGE
+    if not low <= cfg.temperature <= high:
+        raise InputError("--temperature", f"must be within [{low:g}, {high:g}] (got "
                                           f"{cfg.temperature:g})")
     if cfg.bc_loss not in BC_LOSSES:
         raise InputError("--bc-loss", f"expected one of {BC_LOSSES}")
@@ -649,8 +651,8 @@ def _check_run_config(path: str, manifest: dict) -> None:
     except ValueError as exc:
         raise InputError(path, f"config.reward: {exc}", column="config") from None
     seed = config.get("seed")
-    if not (isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= 2**32 - 1):
-        raise InputError(path, f"config.seed {seed!r} is not a seed in [0, 2**32 - 1]",
+    if not (isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= MAX_SEED):
+        raise InputError(path, f"config.seed {seed!r} is not a seed in [0, {MAX_SEED}]",
                          column="config")
     inputs = manifest.get("inputs")
     if not isinstance(inputs, list) or not inputs or not all(
@@ -663,29 +665,11 @@ TRAINER_FILES = ("summary.json", "metrics.jsonl", "final.pt", "bc.pt", "checkpoi
 
 
 def _check_replaceable(out: str, what: str = "--out") -> None:
-    """Refuses an --out (or its OUT.partial) that holds anything a trainer does not write:
-    replacing the folder would delete it.
-
-    Raises:
-      InputError: `out` is a file, or a folder (prefix) with entries not in TRAINER_FILES.
-    """
-    if not fs.is_remote(out) and os.path.islink(out) and what != "--out":
-        raise InputError(out, f"{what} is a symbolic link; remove it (a run writes into and "
-                              "then replaces this folder)")
-    if not fs.exists(out):
-        return
-    if not fs.is_remote(out) and not os.path.isdir(out):
-        raise InputError(out, f"{what} is a file; give a folder")
-    foreign = fs.foreign_entries(out, TRAINER_FILES)
-    if not fs.is_remote(out) and os.path.isdir(os.path.join(out, "rescored")) and not \
-            os.path.islink(os.path.join(out, "rescored")):
-        foreign += [os.path.join("rescored", f) for f in
-                    unlisted_local_files(os.path.join(out, "rescored"))]
-    if foreign:
-        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5
-                                          else "")
-        raise InputError(out, f"{what} holds {shown}, which a trainer does not write and "
-                              "replacing the folder would delete; choose an empty or new folder")
+    """Refuses an --out (or its OUT.partial) that holds anything a trainer does not write (see
+    `check_replaceable_folder`); --out itself is already resolved, so only OUT.partial may not
+    be a link."""
+    check_replaceable_folder(out, TRAINER_FILES, ("rescored",), "a trainer", what,
+                             allow_link=what == "--out")
 
 
 def _resolved(path: str) -> str:

@@ -43,9 +43,19 @@ def looks_like(fmt: str) -> str | None:
     return LOOKS_LIKE.get(fmt)
 
 
-COMPRESSED_PARQUET = ("a {} file holding Parquet: Parquet is read by seeking to its footer, "
-                      "which a compressed stream cannot do; decompress it (Parquet compresses "
-                      "its own pages)")
+def is_parquet_file(path: str) -> bool:
+    """Whether a file starts with Parquet's magic bytes (`PAR1`).
+
+    Raises:
+      InputError: the Parquet is inside gzip/bz2/xz/zstd: Parquet is read by seeking to its
+        footer, which a compressed stream cannot do.
+    """
+    head, compression = fs.sniff(path, 4)
+    if head == b"PAR1" and compression:
+        raise InputError(path, f"a {compression} file holding Parquet: Parquet is read by "
+                               "seeking to its footer, which a compressed stream cannot do; "
+                               "decompress it (Parquet compresses its own pages)")
+    return head == b"PAR1"
 
 
 def head_lines(path: str, n_bytes: int = SNIFF_BYTES) -> tuple[list[str], bool]:
@@ -135,10 +145,7 @@ def detect_format(path: str) -> str:
             return "parquet"
         raise InputError(path, "unknown format: a folder that is neither a saved Hugging Face "
                                "dataset nor holds .parquet files")
-    head, compression = fs.sniff(path, 8)
-    if head.startswith(b"PAR1"):
-        if compression:
-            raise InputError(path, COMPRESSED_PARQUET.format(compression))
+    if is_parquet_file(path):
         return "parquet"
     if path.lower().endswith(".parquet"):
         raise InputError(path, "not a readable Parquet file (no PAR1 magic bytes)")

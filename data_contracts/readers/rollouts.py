@@ -1,6 +1,7 @@
 """Reader for an outside policy's rollout log (Parquet or JSONL in ROLLOUT_SCHEMA's columns)."""
 from __future__ import annotations
 
+import math
 from typing import Iterator
 
 import pyarrow as pa
@@ -9,9 +10,9 @@ import pyarrow.compute as pc
 from data_contracts import fs
 from data_contracts.errors import InputError
 from data_contracts.quarantine import quarantine_row, quarantine_table
+from data_contracts.readers.detect import is_parquet_file
 from data_contracts.readers.tabular import read_jsonl_rows, read_parquet_rows
 from data_contracts.reasons import Reason
-from data_contracts.readers.detect import COMPRESSED_PARQUET
 from data_contracts.schema import QUARANTINE_SCHEMA, ROLLOUT_REQUIRED, ROLLOUT_SCHEMA
 
 OUTCOME_COLUMNS = ("ranking", "reward", "passed", "generation")
@@ -30,10 +31,7 @@ def read_rollouts(path: str, *, batch_size: int = 4096, fmt: str = "auto"
     if not fs.exists(path):
         raise InputError(path, "file not found")
     if fmt == "auto":  # by content: Parquet magic, else JSON lines
-        head, compression = (b"", None) if fs.isdir(path) else fs.sniff(path, 4)
-        if head == b"PAR1" and compression:
-            raise InputError(path, COMPRESSED_PARQUET.format(compression))
-        fmt = "parquet" if fs.isdir(path) or head == b"PAR1" else "jsonl"
+        fmt = "parquet" if fs.isdir(path) or is_parquet_file(path) else "jsonl"
     reader = read_parquet_rows if fmt == "parquet" else read_jsonl_rows
     saw_rows = saw_outcome = False  # decided over the whole log, not its first batch
     for table, locations, bad in reader(path, batch_size, ROLLOUT_SCHEMA, ROLLOUT_REQUIRED,
@@ -69,8 +67,6 @@ def _row_problems(table: pa.Table, has_outcome: list) -> dict[int, tuple[str, st
     A reward's range against the run's reward is checked where the reward is known
     (`validate_rollouts`).
     """
-    import math
-
     qids = table.column("query_id").to_pylist()
     rids = table.column("rollout_id").to_pylist()
     rankings = table.column("ranking").to_pylist()
