@@ -5,7 +5,7 @@ canonical QUERY_SCHEMA as Parquet, then times in one process:
 
   (a) pipeline: Parquet splits -> [spread] -> ScoreSplitFn (read, validate, base policy, fixed k,
       non-adaptive) -> difficulty columns -> WriteShards, on FnApiRunner
-      (pipelines.build_curriculum.pipeline_options), built by `build_scoring`;
+      (pipelines.options.pipeline_options), built by `build_scoring`;
   (b) raw: the same policy model over the same data held in memory as padded [B, D] tensors,
       Gumbel top-k sampling, NDCG@10 >= 0.7 pass, per-query pass counts, in plain torch.
 
@@ -49,9 +49,12 @@ import torch  # noqa: E402
 from data_contracts.schema import QUERY_SCHEMA, conform  # noqa: E402
 from difficulty.policy import base_policy  # noqa: E402
 from difficulty.rewards import parse_reward  # noqa: E402
-from pipelines import transforms as T  # noqa: E402
-from pipelines.build_curriculum import pipeline_options  # noqa: E402
 from pipelines.config import CurriculumConfig  # noqa: E402
+from pipelines.decide import difficulty_rows  # noqa: E402
+from pipelines.options import pipeline_options  # noqa: E402
+from pipelines.score import ScoreSplitFn  # noqa: E402
+from pipelines.splits import plan_splits  # noqa: E402
+from pipelines.write import WriteShards, tag  # noqa: E402
 
 REWARD = "ndcg@10>=0.7"
 LONG_RUN_S = 120.0  # a phase whose run takes longer than this is not repeated further
@@ -116,17 +119,17 @@ def write_parquet(data: dict, path: str, chunk: int = 1024) -> None:
 def build_scoring(p: beam.Pipeline, config: CurriculumConfig, root: str, spread: bool):
     """splits -> [spread] -> read, validate, score (pass 1's ScoreSplitFn) -> difficulty shards.
 
-    The same transforms as pass 1 of pipelines.build_curriculum.build, without routing or pass 2.
+    The same transforms as pass 1 of pipelines.graph.build, without routing or pass 2.
     `spread` reshuffles the splits (tiny elements) so direct_num_workers > 1 read in parallel.
     """
-    splits = p | "Splits" >> beam.Create(T.plan_splits(config))
+    splits = p | "Splits" >> beam.Create(plan_splits(config))
     if spread:
         splits = splits | "Spread" >> beam.Reshuffle()
-    small = splits | "ReadAndScore" >> beam.ParDo(T.ScoreSplitFn(config, root)).with_outputs(
-        T.ScoreSplitFn.QUARANTINE, T.ScoreSplitFn.STATS, main="small")
-    difficulty = small.small | "DifficultyColumns" >> beam.Map(T.difficulty_rows)
-    return (difficulty | "TagDifficulty" >> T.tag("difficulty")
-            | "Write_difficulty" >> T.WriteShards(config, root))
+    small = splits | "ReadAndScore" >> beam.ParDo(ScoreSplitFn(config, root)).with_outputs(
+        ScoreSplitFn.QUARANTINE, ScoreSplitFn.STATS, main="small")
+    difficulty = small.small | "DifficultyColumns" >> beam.Map(difficulty_rows)
+    return (difficulty | "TagDifficulty" >> tag("difficulty")
+            | "Write_difficulty" >> WriteShards(config, root))
 
 
 def run_pipeline(config: CurriculumConfig, root: str, beam_args: list[str], spread: bool

@@ -9,7 +9,7 @@ import pytest
 from data_contracts.readers import plan_splits
 from data_contracts.readers.space import SpaceStats
 from data_contracts.readers.svmlight import scan_svmlight
-from pipelines.transforms import MergeSpaceStats
+from pipelines.space import MergeSpaceStats
 
 
 def _write(path, seed: int) -> None:

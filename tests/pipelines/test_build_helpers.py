@@ -8,10 +8,11 @@ import pytest
 
 from data_contracts.errors import InputError
 from data_contracts.manifest import check_counts
-from pipelines.build_curriculum import (_check_file_rows, _input_error_in, config_from_args,
-                                        make_manifest, make_parser, pipeline_options, run,
-                                        unknown_beam_args, unusable_reason)
+from pipelines.build_curriculum import config_from_args, make_parser, run
 from pipelines.config import CurriculumConfig
+from pipelines.manifest import _check_file_rows, make_manifest
+from pipelines.options import pipeline_options, unknown_beam_args
+from pipelines.run import _input_error_in, unusable_reason
 
 
 def _summary(**counts) -> dict:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 
 from pipelines import build_curriculum as B
+from pipelines import progress
 
 
 def test_progress_lines_on_stderr_while_the_build_runs(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(B, "PROGRESS_SECONDS", 0.2)
+    monkeypatch.setattr(progress, "PROGRESS_SECONDS", 0.2)
     out = tmp_path / "run"
     assert B.main(["--synthetic-queries", "200", "--k", "8", "--k-max", "8", "--out",
                    str(out)]) == 0

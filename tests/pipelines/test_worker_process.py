@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from pipelines.transforms import launcher_chain
+from pipelines.workers import launcher_chain
 from tests.pipelines.test_kill_safety import _alive
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -37,7 +37,7 @@ def test_launcher_chain_goes_through_the_shell():
     me = os.getpid()
     result = _through_shell(f"""
         import os
-        from pipelines.transforms import launcher_chain
+        from pipelines.workers import launcher_chain
         chain = launcher_chain({me})
         print(chain, os.getppid())
     """)
@@ -51,7 +51,7 @@ def test_launcher_chain_is_none_outside_a_launchers_workers():
     assert launcher_chain(None) is None
     assert launcher_chain(os.getpid()) is None  # the launcher itself
     result = _through_shell("""
-        from pipelines.transforms import launcher_chain
+        from pipelines.workers import launcher_chain
         print(launcher_chain(1), launcher_chain(2 ** 22 + 7))
     """)
     assert result.returncode == 0, result.stderr
@@ -60,7 +60,7 @@ def test_launcher_chain_is_none_outside_a_launchers_workers():
 
 TEARDOWN = """
     import sys
-    from pipelines.transforms import exit_without_teardown
+    from pipelines.workers import exit_without_teardown
 
     class Noisy:
         def __del__(self):
@@ -98,7 +98,7 @@ def test_worker_ends_when_its_launcher_is_killed(tmp_path):
     marker = tmp_path / "worker.out"
     worker = textwrap.dedent(f"""
         import os, sys, time
-        from pipelines.transforms import die_with_launcher
+        from pipelines.workers import die_with_launcher
         die_with_launcher(int(sys.argv[1]))
         with open({str(marker)!r}, "w") as handle:
             handle.write(str(os.getpid()))

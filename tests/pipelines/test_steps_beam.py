@@ -1,4 +1,5 @@
-"""The pipeline's DoFns and PTransforms under Beam (TestPipeline on FnApiRunner, assert_that)."""
+"""The pipeline's steps (pass 1, dedupe, decide, write) under Beam (TestPipeline on FnApiRunner,
+assert_that)."""
 from __future__ import annotations
 
 import json
@@ -21,8 +22,13 @@ from data_contracts.schema import DIFFICULTY_SCHEMA, conform
 from data_contracts.synthetic import SyntheticConfig, generate_table
 from difficulty.policy import PolicyScorer
 from difficulty.scoring import score_with_policy
-from pipelines import transforms as T
 from pipelines.config import CurriculumConfig
+from pipelines.decide import AssignStagesFn, SumCounters, stage_stats
+from pipelines.dedupe import Dedupe, first_wins
+from pipelines.progress import PROGRESS_FOLDER
+from pipelines.score import POSITION, SMALL_SCHEMA, ScoreSplitFn, _small_rows
+from pipelines.splits import Split, plan_splits
+from pipelines.write import SCHEMAS, WriteShards, shard_keys
 from tests.curricula.util import scored_row, scored_table
 
 
@@ -43,23 +49,23 @@ def test_score_split_fn_keeps_small_rows_that_match_the_plain_scoring(tmp_path):
                       expected.column("successes").to_pylist(),
                       expected.column("trials").to_pylist(),
                       expected.column("band").to_pylist()))
-    splits = [T.Split(-1, "embedded:synthetic", "synthetic", 0, "synthetic", 0, 12),
-              T.Split(-1, "embedded:synthetic", "synthetic", 0, "synthetic", 12, 24)]
+    splits = [Split(-1, "embedded:synthetic", "synthetic", 0, "synthetic", 0, 12),
+              Split(-1, "embedded:synthetic", "synthetic", 0, "synthetic", 12, 24)]
 
     def rows(tables):
         out = []
         for t in tables:
-            assert t.schema.equals(T.SMALL_SCHEMA)  # no features travel past pass 1
+            assert t.schema.equals(SMALL_SCHEMA)  # no features travel past pass 1
             out += zip(t.column("query_id").to_pylist(), t.column("successes").to_pylist(),
                        t.column("trials").to_pylist(), t.column("band").to_pylist())
         return sorted(out)
 
     with _pipeline() as p:
         small = (p | beam.Create(splits, reshuffle=False)
-                 | beam.ParDo(T.ScoreSplitFn(config, str(tmp_path))).with_outputs(
+                 | beam.ParDo(ScoreSplitFn(config, str(tmp_path))).with_outputs(
                      "quarantine", "stats", main="small"))
         assert_that(small.small | beam.combiners.ToList() | beam.Map(rows), equal_to([want]))
-    assert sorted(os.listdir(tmp_path / T.PROGRESS_FOLDER)) == ["p1--1-0-0", "p1--1-0-12"]
+    assert sorted(os.listdir(tmp_path / PROGRESS_FOLDER)) == ["p1--1-0-0", "p1--1-0-12"]
 
 
 def test_duplicates_within_and_across_splits_first_by_input_order_wins(tmp_path):
@@ -70,13 +76,13 @@ def test_duplicates_within_and_across_splits_first_by_input_order_wins(tmp_path)
                                 json.dumps(good), "{not json"]) + "\n")
     second.write_text(json.dumps({**good, "labels": [0, 1]}) + "\n")
     config = CurriculumConfig(inputs=[str(first), str(second)], k=4, k_max=4)
-    splits = T.plan_splits(config)
+    splits = plan_splits(config)
     assert [s.position for s in splits] == [(0, 0, 0), (1, 0, 0)]
     with _pipeline() as p:
         read = (p | beam.Create(list(reversed(splits)))  # the order of arrival must not matter
-                | beam.ParDo(T.ScoreSplitFn(config, str(tmp_path))).with_outputs(
+                | beam.ParDo(ScoreSplitFn(config, str(tmp_path))).with_outputs(
                     "quarantine", "stats", main="small"))
-        winners, duplicates = read.small | T.Dedupe(config.batch_size)
+        winners, duplicates = read.small | Dedupe(config.batch_size)
         assert_that(winners | "Won" >> beam.FlatMap(
                         lambda t: zip(t.column("query_id").to_pylist(),
                                       t.column("location").to_pylist())),
@@ -93,9 +99,9 @@ def test_duplicates_within_and_across_splits_first_by_input_order_wins(tmp_path)
 
 def _small(rows: list[dict]) -> pa.Table:
     table = scored_table(rows)
-    return T._small_rows(table, [[0, 0, 0, i] for i in range(len(rows))],
-                         [f"t:{i}" for i in range(len(rows))],
-                         CurriculumConfig().routing, CurriculumConfig())
+    return _small_rows(table, [[0, 0, 0, i] for i in range(len(rows))],
+                       [f"t:{i}" for i in range(len(rows))],
+                       CurriculumConfig().routing, CurriculumConfig())
 
 
 def test_assign_stages_fn_gives_decisions_from_a_global_histogram():
@@ -121,9 +127,9 @@ def test_assign_stages_fn_gives_decisions_from_a_global_histogram():
 
     with _pipeline() as p:
         batches = p | beam.Create([small.slice(0, 25), small.slice(25)], reshuffle=False)
-        stats = (batches | beam.Map(T._stage_stats, config)
-                 | beam.CombineGlobally(T._SumCounters()))
-        staged = batches | beam.ParDo(T.AssignStagesFn(config),
+        stats = (batches | beam.Map(stage_stats, config)
+                 | beam.CombineGlobally(SumCounters()))
+        staged = batches | beam.ParDo(AssignStagesFn(config),
                                       beam.pvalue.AsSingleton(stats)).with_outputs(
             "stats", main="decisions")
         assert_that(staged.decisions | beam.combiners.ToList() | beam.Map(check),
@@ -141,10 +147,10 @@ def test_write_shards_spills_merges_and_writes_every_shard(tmp_path):
         files = (p | beam.Create([("difficulty", difficulty.slice(0, 11)),
                                   ("difficulty", difficulty.slice(11, 7)),
                                   ("difficulty", difficulty.slice(18))], reshuffle=False)
-                 | T.WriteShards(config, root, spill_bytes=0))
+                 | WriteShards(config, root, spill_bytes=0))
         assert_that(files | beam.Map(lambda f: (f["phase"], f["stage"], f["shard"])),
                     equal_to([(k[0], None if k[1] < 0 else k[1], k[2])
-                              for k in T.shard_keys(config)]))
+                              for k in shard_keys(config)]))
     assert not os.path.exists(os.path.join(root, "_tmp")) or not any(
         files for _, _, files in os.walk(os.path.join(root, "_tmp")))
     written = sorted(os.listdir(os.path.join(root, "difficulty")))
@@ -163,15 +169,15 @@ def test_write_shards_spills_merges_and_writes_every_shard(tmp_path):
             assert a.read() == b.read()
     # phases without rows still have their files, empty, in their schema
     empty = pq.read_table(os.path.join(root, shard_path("quarantine", None, 0)))
-    assert empty.num_rows == 0 and empty.schema.equals(T.SCHEMAS["quarantine"])
+    assert empty.num_rows == 0 and empty.schema.equals(SCHEMAS["quarantine"])
     assert os.path.exists(os.path.join(root, shard_path("rl", 2, 2)))
 
 
 def _small_at(rows: list[tuple[str, list, str]]) -> pa.Table:
     """Small rows of the given (query id, position, location)."""
     table = _small([scored_row(q, "learnable") for q, _, _ in rows])
-    table = table.set_column(table.schema.get_field_index("position"), T.POSITION,
-                             pa.array([p for _, p, _ in rows], T.POSITION.type))
+    table = table.set_column(table.schema.get_field_index("position"), POSITION,
+                             pa.array([p for _, p, _ in rows], POSITION.type))
     return table.set_column(table.schema.get_field_index("location"), "location",
                             pa.array([loc for _, _, loc in rows], pa.string()))
 
@@ -182,8 +188,8 @@ DUPLICATED = [("b", [1, 0, 0, 0], "two.txt:1"), ("a", [0, 0, 0, 5], "one.txt:6")
 
 
 def test_first_wins_keeps_the_first_row_by_input_position():
-    won, duplicates = T.first_wins(_small_at(DUPLICATED))
-    assert won.schema.equals(T.SMALL_SCHEMA)
+    won, duplicates = first_wins(_small_at(DUPLICATED))
+    assert won.schema.equals(SMALL_SCHEMA)
     assert list(zip(won.column("query_id").to_pylist(), won.column("location").to_pylist())) \
         == [("a", "one.txt:3"), ("b", "dir/f1:4"), ("c", "one.txt:1")]
     assert sorted(zip(duplicates.column("location").to_pylist(),
@@ -198,11 +204,11 @@ def test_first_wins_refuses_a_query_split_across_byte_ranges_of_one_file():
     rows = [("a", [0, 0, 0, 4], "f.txt:9"), ("a", [0, 0, 1000, 0], "f.txt:40")]
     with pytest.raises(InputError, match=r"query id 'a' has rows that are not adjacent "
                                          r"\(f\.txt:9 and f\.txt:40\)"):
-        T.first_wins(_small_at(rows), frozenset({0}))
-    won, duplicates = T.first_wins(_small_at(rows))  # not a byte-range input: a duplicate
+        first_wins(_small_at(rows), frozenset({0}))
+    won, duplicates = first_wins(_small_at(rows))  # not a byte-range input: a duplicate
     assert won.column("location").to_pylist() == ["f.txt:9"] and duplicates.num_rows == 1
     other_file = [("a", [0, 0, 0, 4], "f.txt:9"), ("a", [0, 1, 0, 0], "g.txt:1")]
-    assert T.first_wins(_small_at(other_file), frozenset({0}))[1].num_rows == 1
+    assert first_wins(_small_at(other_file), frozenset({0}))[1].num_rows == 1
 
 
 @pytest.mark.parametrize("buckets", [1, 3, 32])
@@ -211,7 +217,7 @@ def test_dedupe_does_not_depend_on_buckets_or_arrival(buckets):
     tables = [_small_at(rows[i:i + 7]) for i in range(0, len(rows), 7)]
     with _pipeline() as p:
         winners, duplicates = (p | beam.Create(tables[::-1], reshuffle=False)
-                               | T.Dedupe(batch_size=5, buckets=buckets))
+                               | Dedupe(batch_size=5, buckets=buckets))
         assert_that(winners | "Won" >> beam.FlatMap(lambda t: zip(
             t.column("query_id").to_pylist(), t.column("location").to_pylist(),
             [t.num_rows <= 5] * t.num_rows)),

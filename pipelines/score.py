@@ -1,0 +1,291 @@
+"""Pass 1: each split read, validated and scored in parallel; small per-query rows out.
+
+A small row (`SMALL_SCHEMA`) holds the query id, input position, difficulty columns, fate,
+reason and demonstration descriptor, never features: everything after pass 1 decides on these.
+With a policy, `ScoreSplitFn` samples and scores rollouts; with an outside policy's rollout log,
+`ReadForLogFn` keeps featureless queries and `ScoreFromLog` joins the log to them and scores.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections import Counter
+from typing import Iterator
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from curricula import diversity as div
+from curricula.routing import informative_demonstrations, route_fates
+from data_contracts.arrays import list_lengths, pad_queries
+from data_contracts.quarantine import quarantine_row, quarantine_table
+from data_contracts.readers import read_rollouts
+from data_contracts.reasons import Reason
+from data_contracts.schema import (DIFFICULTY_FIELDS, POLICY_ID, QUERY_ID, QUERY_SCHEMA,
+                                   ROLLOUT_SCHEMA, SOURCE)
+from data_contracts.teacher import teacher_scores
+from data_contracts.validate import validate_rollouts
+from difficulty.rewards import parse_reward
+from pipelines import coders  # noqa: F401 - registers the Arrow table coder
+from pipelines.config import CurriculumConfig
+from pipelines.dedupe import duplicate_rows
+from pipelines.progress import count, mark_done
+from pipelines.splits import Split, validated_batches
+from pipelines.workers import WorkerFn
+
+_LOG = logging.getLogger("pipelines.progress")
+
+# The small per-query row of pass 1: no features.
+POSITION = pa.field("position", pa.list_(pa.int64()), nullable=False)
+SMALL_SCHEMA = pa.schema(
+    [QUERY_ID, SOURCE, pa.field("location", pa.string()), POSITION, POLICY_ID]
+    + DIFFICULTY_FIELDS
+    + [pa.field("fate", pa.string()), pa.field("reason", pa.string()),
+       pa.field("weight", pa.float32()), pa.field("signature", pa.string()),
+       pa.field("_descriptor", pa.list_(pa.float32()))])
+
+
+def _small_rows(scored: pa.Table, positions: list, locations: list, routing, config
+                ) -> pa.Table:
+    """The small per-query rows of scored queries (routing decided; descriptors for candidates).
+
+    `scored` may lack real features when its descriptors were computed earlier (`_descriptor`
+    column present).
+    """
+    routed_fate, reasons, weights, signatures, descs = _route_small(scored, routing, config)
+    columns = {"query_id": scored.column("query_id"), "source": scored.column("source"),
+               "location": pa.array(locations, pa.string()),
+               "position": pa.array(positions, pa.list_(pa.int64())),
+               "policy_id": scored.column("policy_id")}
+    for f in DIFFICULTY_FIELDS:
+        columns[f.name] = scored.column(f.name)
+    columns.update(fate=pa.array(routed_fate, pa.string()), reason=pa.array(reasons, pa.string()),
+                   weight=pa.array(weights, pa.float32()),
+                   signature=pa.array(signatures, pa.string()),
+                   _descriptor=pa.array(descs, pa.list_(pa.float32())))
+    return pa.Table.from_pydict(columns, schema=SMALL_SCHEMA)
+
+
+def _route_small(scored: pa.Table, routing, config):
+    """Per row: fate, reason, weight, signature, descriptor (the last three for imitation)."""
+    n = scored.num_rows
+    fate = ["rl"] * n
+    reason = [""] * n
+    weight: list = [None] * n
+    signature: list = [None] * n
+    desc: list = [None] * n
+    has_desc = "_descriptor" in scored.column_names
+    fates = route_fates(scored, routing)  # decisions only: the rows are not copied three ways
+    for i in np.flatnonzero(fates.fate == "dropped"):
+        fate[i], reason[i] = "dropped", fates.reason[i]
+    rows = np.flatnonzero(fates.fate == "imitation")
+    if rows.size:
+        if has_desc:
+            d = scored.column("_descriptor").to_pylist()
+            s = scored.column("_signature").to_pylist()
+            found = [(d[r], s[r]) for r in rows]
+        else:
+            imitation = scored.take(pa.array(rows))
+            width = int(list_lengths(imitation.column("doc_ids")).max())
+            vectors, names = div.descriptors(pad_queries(imitation),
+                                             fates.teacher[rows][:, :width],
+                                             config.diversity.max_dims)
+            found = list(zip([v.tolist() for v in vectors], names))
+        for i, w, (v, s) in zip(rows.tolist(), fates.weight[rows].tolist(), found):
+            fate[i], weight[i], signature[i], desc[i] = "imitation", float(w), s, v
+    return fate, reason, weight, signature, desc
+
+
+def _stats(**counts) -> dict:
+    return {"counts": Counter({k: int(v) for k, v in counts.items() if v})}
+
+
+class _Pass1Fn(WorkerFn):
+    """What both pass-1 DoFns share: one split read and validated, its read/skipped counts and
+    quarantine as tagged outputs, each batch's valid queries with their input positions handed
+    to `_valid` (the subclass's part), the feature widths seen, and the split marked done."""
+
+    QUARANTINE, STATS = "quarantine", "stats"
+
+    def __init__(self, config: CurriculumConfig, root: str, launcher_pid: int | None = None):
+        super().__init__(launcher_pid)
+        self.config, self.root = config, root
+
+    def process(self, split: Split, space=None) -> Iterator:
+        seq = 0
+        widths = Counter()
+        for ok, bad, records, skipped, locations in validated_batches(split, self.config,
+                                                                      space):
+            count("read", records)
+            yield beam.pvalue.TaggedOutput(self.STATS, _stats(read=records, skipped_lines=skipped))
+            if bad.num_rows:
+                yield beam.pvalue.TaggedOutput(self.QUARANTINE, bad)
+            if not ok.num_rows:
+                continue
+            positions = [[*split.position, seq + i] for i in range(ok.num_rows)]
+            seq += ok.num_rows
+            widths.update(_widths(ok))
+            yield from self._valid(ok, positions, locations)
+        if widths:
+            yield beam.pvalue.TaggedOutput(self.STATS, {"feature_widths": widths})
+        mark_done(self.root, f"p1-{split.name}")
+        _LOG.info("pass 1: split %s done", split.name)
+
+    def _valid(self, ok: pa.Table, positions: list, locations: list) -> Iterator:
+        raise NotImplementedError
+
+
+@beam.typehints.with_output_types(pa.Table)
+class ScoreSplitFn(_Pass1Fn):
+    """Pass 1 with a policy: one split read, validated and scored; small rows out.
+
+    Outputs: small rows (main), quarantine tables (`quarantine`), statistics (`stats`).
+    """
+
+    def __init__(self, config: CurriculumConfig, root: str, launcher_pid: int | None = None):
+        super().__init__(config, root, launcher_pid)
+        self.routing = dataclasses.replace(config.routing, teacher_mode=config.teacher)
+        self.scorer = None
+
+    def setup(self):
+        super().setup()
+        from difficulty.policy import PolicyScorer  # torch: imported by the workers only
+
+        self.scorer = PolicyScorer(self.config.policy_spec())
+
+    def _valid(self, ok: pa.Table, positions: list, locations: list) -> Iterator:
+        from difficulty.scoring import score_with_policy
+
+        scored, spent = score_with_policy(ok, self.scorer, self.config.scoring())
+        count("rollouts", spent)
+        yield _small_rows(scored, positions, locations, self.routing, self.config)
+
+
+def _widths(ok: pa.Table) -> Counter:
+    inner = pc.list_flatten(ok.column("features"))
+    if len(inner) == 0:
+        return Counter()
+    return Counter({int(pc.list_value_length(inner)[0].as_py()): ok.num_rows})
+
+
+class ReadForLogFn(_Pass1Fn):
+    """Pass 1 with a rollout log: one split read and validated; per query a featureless row
+    (doc ids, labels, teacher, position) with its demonstration descriptor, keyed by query id.
+
+    Descriptors depend on features and the teacher only, not on the band, so they are computed
+    here for every query with an informative demonstration, before the rollouts are joined.
+    """
+
+    def _valid(self, ok: pa.Table, positions: list, locations: list) -> Iterator:
+        scores, given = teacher_scores(ok, self.config.teacher)
+        has = given & informative_demonstrations(ok, scores)
+        descs: list = [None] * ok.num_rows
+        sigs: list = [None] * ok.num_rows
+        rows = np.flatnonzero(has)
+        if rows.size:
+            subset = ok.take(pa.array(rows))
+            width = int(subset.column("doc_ids").combine_chunks().value_lengths()
+                        .to_numpy().max())
+            vectors, names = div.descriptors(pad_queries(subset), scores[rows][:, :width],
+                                             self.config.diversity.max_dims)
+            for j, r in enumerate(rows):
+                descs[r], sigs[r] = vectors[j].tolist(), names[j]
+        featureless = _featureless(ok)
+        for i, qid in enumerate(ok.column("query_id").to_pylist()):
+            yield (qid, {"query": featureless.slice(i, 1).to_pylist()[0],
+                         "position": positions[i], "location": locations[i],
+                         "descriptor": descs[i], "signature": sigs[i]})
+
+
+def _featureless(ok: pa.Table) -> pa.Table:
+    """`ok` with every document's feature vector emptied (the width-0 features of a query)."""
+    n_docs = ok.column("doc_ids").combine_chunks().value_lengths().to_numpy()
+    empty = pa.array([[[] for _ in range(int(n))] for n in n_docs],
+                     pa.list_(pa.list_(pa.float32())))
+    index = ok.schema.get_field_index("features")
+    return ok.set_column(index, ok.schema.field(index), empty)
+
+
+def _rollout_rows(path: str) -> Iterator:
+    for table, bad in read_rollouts(path):
+        count("rollouts_read", table.num_rows + bad.num_rows)
+        if bad.num_rows:
+            yield beam.pvalue.TaggedOutput("quarantine", bad)
+        for row in table.to_pylist():
+            yield row["query_id"], row
+
+
+class ScoreFromLog(beam.PTransform):
+    """Joins an outside policy's rollouts to featureless queries, verifies them, scores.
+
+    The join is per query (a CoGroupByKey of rollouts and small query rows, never features).
+    Returns (small rows, quarantine tables).
+    """
+
+    def __init__(self, config: CurriculumConfig, launcher_pid: int | None = None):
+        super().__init__()
+        self.config, self.launcher_pid = config, launcher_pid
+
+    def expand(self, keyed_queries):
+        cfg = self.config
+        rollouts = (keyed_queries.pipeline | "RolloutLog" >> beam.Create([cfg.rollouts])
+                    | "ReadRollouts" >> beam.FlatMap(_rollout_rows).with_outputs(
+                        "quarantine", main="rows"))
+        joined = ({"query": keyed_queries, "rollouts": rollouts.rows}
+                  | "JoinRollouts" >> beam.CoGroupByKey())
+        scored = joined | "VerifyAndScore" >> beam.ParDo(
+            _ScoreJoinedFn(cfg, self.launcher_pid)).with_outputs("quarantine", main="scored")
+        quarantine = ((rollouts.quarantine, scored.quarantine)
+                      | "RolloutQuarantine" >> beam.Flatten())
+        return scored.scored, quarantine
+
+
+class _ScoreJoinedFn(WorkerFn):
+    def __init__(self, config: CurriculumConfig, launcher_pid: int | None = None):
+        super().__init__(launcher_pid)
+        self.config = config
+        self.routing = dataclasses.replace(config.routing, teacher_mode=config.teacher)
+
+    def process(self, element) -> Iterator:
+        qid, grouped = element
+        occurrences = sorted(grouped["query"], key=lambda o: o["position"])
+        # Sorted by id, then content: which of two rows sharing a rollout id is kept (the first)
+        # must not depend on the order the join delivers them in.
+        rows = sorted(grouped["rollouts"],
+                      key=lambda r: (str(r["rollout_id"]), json.dumps(r, sort_keys=True,
+                                                                     default=str)))
+        if len(occurrences) > 1:
+            yield beam.pvalue.TaggedOutput("quarantine", duplicate_rows(
+                qid, occurrences[0]["location"], [o["location"] for o in occurrences[1:]]))
+        first = occurrences[0] if occurrences else None
+        known = {qid: first["query"]["doc_ids"]} if first else {}
+        table = pa.Table.from_pylist(rows, schema=ROLLOUT_SCHEMA) if rows else None
+        if table is not None:
+            ok, bad = validate_rollouts(table, known, self.config.rollouts,
+                                        reward_max=parse_reward(self.config.reward).max_reward)
+            if bad.num_rows:
+                count("rollouts_quarantined", bad.num_rows)
+                yield beam.pvalue.TaggedOutput("quarantine", bad)
+            rows = ok.to_pylist()
+        if first is None:
+            return
+        if not rows:  # the outside policy never ran this query: it cannot be assessed
+            count(f"quarantine_{Reason.NO_ROLLOUTS}")
+            yield beam.pvalue.TaggedOutput("quarantine", quarantine_table([quarantine_row(
+                Reason.NO_ROLLOUTS, step="rollouts", location=f"{self.config.rollouts}#query={qid}",
+                query_id=qid, detail="the rollout log has no valid rollout for this query",
+                raw={"query_id": qid})]))
+            return
+        query = pa.Table.from_pylist([first["query"]], schema=QUERY_SCHEMA)
+        policy_id = rows[0].get("policy_id") or "log"
+        from difficulty.scoring import score_from_log
+
+        scored = score_from_log(query, [rows], policy_id, self.config.scoring())
+        scored = (scored.append_column("_descriptor", pa.array([first["descriptor"]],
+                                                               pa.list_(pa.float32())))
+                  .append_column("_signature", pa.array([first["signature"]], pa.string())))
+        yield _small_rows(scored, [first["position"]], [first["location"]], self.routing,
+                          self.config)
