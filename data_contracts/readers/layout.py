@@ -233,7 +233,7 @@ def scan_table(path: str, fmt: str, column_map: Mapping[str, str] | None = None)
     return stats
 
 
-
+# CatBoost column roles (https://catboost.ai/docs/en/concepts/input-data_column-descfile)
 _CD_QUERY = ("groupid", "queryid")
 _CD_LABEL = ("label", "target")
 _CD_DOC = ("sampleid", "docid")

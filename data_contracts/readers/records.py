@@ -26,8 +26,7 @@ from data_contracts.schema import QUARANTINE_SCHEMA
 
 MAX_DEPTH = 32  # a query record is 3 levels deep (record, features, row); far deeper is junk
 CONVERT_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError,
-                   ValueError, OverflowError, RecursionError)
-
+                  ValueError, OverflowError, RecursionError)
 
 
 def _require(path: str, names: list[str], required: tuple[str, ...], schema: pa.Schema) -> None:
@@ -146,7 +145,8 @@ def _depth_over(value, limit: int) -> bool:
     return False
 
 
-def json_records(path: str, record_kind: str) -> Iterator[tuple[str, dict | None, str, dict | None]]:
+def json_records(path: str, record_kind: str
+                 ) -> Iterator[tuple[str, dict | None, str, dict | None]]:
     """(location, record or None, raw line, quarantine row or None) of each JSONL record;
     blank and `#` lines are yielded as ("", None, "", None) so they can be counted."""
     with fs.open_input(path) as stream:
@@ -225,6 +225,7 @@ def read_jsonl_rows(path: str, batch_size: int, schema: pa.Schema, required: tup
 
 
 def open_parquet(path: str) -> pq.ParquetFile:
+    """One Parquet file, opened for reading (InputError, one line, when it is not readable)."""
     try:
         return pq.ParquetFile(fs.open_read(path))
     except (pa.ArrowInvalid, OSError) as exc:
@@ -232,6 +233,7 @@ def open_parquet(path: str) -> pq.ParquetFile:
 
 
 def parquet_files(path: str) -> list[str]:
+    """The `.parquet` files of a folder (InputError when it has none), or `[path]` for a file."""
     if fs.isdir(path):
         files = [f for f in fs.list_files(path) if f.lower().endswith(".parquet")]
         if not files:
@@ -241,7 +243,12 @@ def parquet_files(path: str) -> list[str]:
 
 
 def iter_parquet(path: str, parquet: pq.ParquetFile, batch_size: int,
-                  row_groups: list[int] | None, columns: list[str] | None = None):
+                 row_groups: list[int] | None, columns: list[str] | None = None):
+    """The record batches of an open Parquet file (`row_groups`, `columns`: None for all).
+
+    Raises:
+      InputError: a corrupt page (one line naming `path`).
+    """
     try:
         yield from parquet.iter_batches(batch_size=batch_size, row_groups=row_groups,
                                         columns=columns)
@@ -314,7 +321,6 @@ def _conform_arrow(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-
 def csv_reader(path: str, block_size: int, header: bool = True, as_text: bool = False):
     """A streaming CSV reader (delimiter: tab when the first line has one, else comma).
 
@@ -341,8 +347,6 @@ def csv_reader(path: str, block_size: int, header: bool = True, as_text: bool = 
                              convert_options=convert)
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(path, f"not a readable CSV file ({exc})") from None
-
-
 
 
 def fill_nulls(table: pa.Table, name: str, value: str) -> pa.Table:

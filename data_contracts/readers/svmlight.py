@@ -21,7 +21,8 @@ Rules (docs/formats.md has them with examples):
   - `byte_range=(start, end)` reads one split of an uncompressed file with qid: the queries whose
     first line starts in [start, end). See `read_svmlight`.
 
-Memory is bounded by the batch size (except with `group_rows`).
+Memory is bounded by the batch size (except with `group_rows`). Lines are split, decoded and
+skipped by readers.lines; the feature-space scan (the first pass) is readers.svmlight_scan.
 """
 from __future__ import annotations
 
