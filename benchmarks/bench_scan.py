@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 from bench_build import write_svmlight  # noqa: E402
 from bench_scoring import make_data  # noqa: E402
 from data_contracts import fs  # noqa: E402
-from data_contracts.readers import svmlight  # noqa: E402
+from data_contracts.readers import svmlight_scan  # noqa: E402
 from data_contracts.readers.space import SpaceStats  # noqa: E402
 
 
@@ -34,7 +34,7 @@ def per_line_scan(path: str, max_feature_id: int) -> tuple:
     stats = SpaceStats()
     with fs.open_input(path) as stream:
         data = stream.read()
-    return svmlight._line_ids(data, 0, max_feature_id, stats)
+    return svmlight_scan._line_ids(data, 0, max_feature_id, stats)
 
 
 def main(argv=None) -> int:
@@ -52,7 +52,7 @@ def main(argv=None) -> int:
         fast, slow = [], []
         for _ in range(args.repeats):  # alternating
             started = time.perf_counter()
-            stats = svmlight.scan_svmlight(path, 100_000)
+            stats = svmlight_scan.scan_svmlight(path, 100_000)
             fast.append(time.perf_counter() - started)
             started = time.perf_counter()
             reference = per_line_scan(path, 100_000)

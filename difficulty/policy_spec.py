@@ -1,7 +1,7 @@
 """How a policy is named (`base`, `teacher` or a checkpoint path), without importing torch.
 
 The launcher of a pipeline names and fingerprints the policy; only the workers that score (and a
-checkpoint's validation) need `difficulty.policy` and torch.
+checkpoint's validation, through difficulty.checkpoint) need the network and torch.
 """
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from dataclasses import dataclass
 
 from data_contracts import fs
 from data_contracts.teacher import TEACHER_MODES
-
-CHECKPOINT_FORMAT = "rerank-policy/2"  # /2: normaliser buffers in the state dict
+from difficulty.checkpoint import CHECKPOINT_FORMAT, load_policy_checkpoint
 
 
 @dataclass(frozen=True)
@@ -31,8 +30,6 @@ class PolicySpec:
 
     def validate(self) -> None:
         if self.name not in ("base", "teacher"):
-            from difficulty.policy import load_policy_checkpoint  # torch: only checkpoints
-
             load_policy_checkpoint(self.name)  # fail fast: config and weights must load too
         if self.teacher_mode not in TEACHER_MODES:
             raise ValueError(f"unknown teacher mode {self.teacher_mode!r}")

@@ -3,9 +3,20 @@
 Entry points:
   detect_format(path) -> layout name (by content; see readers.detect)
   read_queries(path, fmt, ...) -> Iterator[QueryBatch]
-  scan_space / dataset_space -> the dataset's FeatureSpace (readers.space)
+  scan_space / dataset_space -> the dataset's FeatureSpace (the per-format scans dispatched
+    here; its types and rules in readers.space)
   plan_splits(path, fmt, target_bytes) -> read_queries keyword sets that split one file
   plan_inputs(paths, fmt, ...) -> InputPlan: layouts, space and read keywords of a whole run
+
+The readers stay inside data_contracts: what they make is the canonical contract itself (query
+batches in QUERY_SCHEMA, quarantine rows with reasons); they depend only on the contract's own
+modules (schema, quarantine, reasons, errors, fs; text_features for text inputs), and outside
+data_contracts only pipelines and trainers import them, through this package.
+
+Inside, imports run one way: lines (BOM, decoding, comment lines, head lines), space (the
+FeatureSpace types and their resolution) and base are used by the format readers (svmlight,
+svmlight_scan, records, layout, rows, tabular, hf, rollouts, text), detect asks svmlight and
+layout about files beside an input, and this module dispatches to all of them.
 """
 from __future__ import annotations
 
@@ -17,12 +28,13 @@ from data_contracts.errors import InputError
 from data_contracts.readers.base import QueryBatch
 from data_contracts.readers.detect import LOOKS_LIKE, READABLE, detect_format, looks_like
 from data_contracts.readers.hf import read_hf
+from data_contracts.readers.layout import scan_table, table_layout
 from data_contracts.readers.rollouts import read_rollouts
 from data_contracts.readers.space import (DEFAULT_MAX_FEATURE_ID, FeatureSpace, SpaceStats,
-                                          dataset_space, resolve_space, scan_space)
-from data_contracts.readers.svmlight import GROUP_SUFFIXES, group_file, read_svmlight
+                                          resolve_space)
+from data_contracts.readers.svmlight import GROUP_SUFFIXES, group_file, has_qid, read_svmlight
+from data_contracts.readers.svmlight_scan import scan_svmlight
 from data_contracts.readers.tabular import TABLE_FORMATS, read_table_queries
-
 from data_contracts.readers.text import (TEXT_FORMATS, TextOptions, apply_teacher_run,
                                          is_text_column_map, read_hf_text, read_text_queries)
 
@@ -123,6 +135,45 @@ def read_queries(path: str, fmt: str = "auto", *, batch_size: int = 256,
     return read_hf(path, batch_size=batch_size, column_map=column_map, source=source, split=split)
 
 
+def scan_space(path: str, fmt: str = "auto", *, column_map: Mapping[str, str] | None = None,
+               max_feature_id: int = DEFAULT_MAX_FEATURE_ID,
+               byte_range: tuple[int, int] | None = None, **_ignored) -> SpaceStats:
+    """What one input says about the dataset's feature space (one streaming pass for SVMlight,
+    the schema only for tables); merge the results of every input with `SpaceStats.merge`.
+
+    `byte_range` (an SVMlight split, `plan_splits`) scans only the lines starting in it; the
+    scans of a file's splits merge to the whole file's.
+
+    Extra keyword arguments (any read_queries keyword) are accepted and ignored, so a caller can
+    pass the same keywords it reads with.
+    """
+    fmt = _resolve_format(path, fmt)
+    if fmt in ("svmlight", "lightgbm", "xgboost"):
+        return scan_svmlight(path, max_feature_id, byte_range=byte_range)
+    if fmt in TABLE_FORMATS:
+        return scan_table(path, fmt, column_map=column_map)
+    return SpaceStats()
+
+
+def dataset_space(paths: list[str], fmt: str = "auto", *, zero_based: bool | None = None,
+                  column_map: Mapping[str, str] | None = None,
+                  max_feature_id: int = DEFAULT_MAX_FEATURE_ID) -> FeatureSpace:
+    """The one FeatureSpace of a dataset read from `paths` (scan, merge, resolve).
+
+    Raises:
+      InputError: as `resolve_space` (id 0 under --one-based; inputs of different widths), or
+        an input is unusable (as `read_queries`).
+    """
+    stats = SpaceStats()
+    for path in paths:
+        fmt_here = _resolve_format(path, fmt)
+        if fmt_here in LOOKS_LIKE:
+            continue  # read_queries says what it looks like
+        stats = stats.merge(scan_space(path, fmt_here, column_map=column_map,
+                                       max_feature_id=max_feature_id))
+    return resolve_space(stats, zero_based)
+
+
 @dataclass
 class InputPlan:
     """Everything a run needs to read its inputs as one dataset (made by `plan_inputs`).
@@ -203,7 +254,7 @@ def plan_splits(path: str, fmt: str = "auto", target_bytes: int = 64 << 20, *,
         with fs.open_read(path) as raw:
             if fs.compression_of(raw.read(8)) is not None:
                 return [{}]
-        if group_file(path) is not None and not _has_qid(path):
+        if group_file(path) is not None and not has_qid(path):
             return [{}]
         size = fs.size(path)
         step = max(1, int(target_bytes))
@@ -213,8 +264,6 @@ def plan_splits(path: str, fmt: str = "auto", target_bytes: int = 64 << 20, *,
         return [{"byte_range": (a, b)} for a, b in zip(bounds[:-1], bounds[1:])]
     if fmt == "parquet":
         import pyarrow.parquet as pq
-
-        from data_contracts.readers.tabular import table_layout
 
         if table_layout(path, fmt) is not None:
             return [{}]  # one row per document: a query may span row groups
@@ -232,12 +281,6 @@ def plan_splits(path: str, fmt: str = "auto", target_bytes: int = 64 << 20, *,
             plans.append({"row_groups": current})
         return plans or [{}]
     return [{}]
-
-
-def _has_qid(path: str) -> bool:
-    from data_contracts.readers.svmlight import _has_qid as has_qid
-
-    return has_qid(path)
 
 
 __all__ = ["FORMATS", "GROUP_SUFFIXES", "LOOKS_LIKE", "FeatureSpace", "InputPlan", "QueryBatch",

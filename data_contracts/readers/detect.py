@@ -12,7 +12,9 @@ import re
 
 from data_contracts import fs
 from data_contracts.errors import InputError
-from data_contracts.readers.svmlight import BOM, group_file, is_skipped
+from data_contracts.readers.layout import catboost_cd
+from data_contracts.readers.lines import head_lines
+from data_contracts.readers.svmlight import group_file
 
 READABLE = ("svmlight", "lightgbm", "xgboost", "parquet", "jsonl", "csv", "catboost", "hf")
 
@@ -31,8 +33,6 @@ LOOKS_LIKE = {
 }
 
 HF_MARKERS = ("dataset_info.json", "dataset_dict.json", "state.json")
-SNIFF_BYTES = 64 * 1024
-SNIFF_LINES = 50
 _QID = re.compile(r"(?:^|\s)qid:\S")
 _INT = re.compile(r"^-?\d+$")
 _NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^[-+]?(nan|inf)$", re.I)
@@ -56,26 +56,6 @@ def is_parquet_file(path: str) -> bool:
                                "seeking to its footer, which a compressed stream cannot do; "
                                "decompress it (Parquet compresses its own pages)")
     return head == b"PAR1"
-
-
-def head_lines(path: str, n_bytes: int = SNIFF_BYTES) -> tuple[list[str], bool]:
-    """(the first data lines, decompressed, without BOM/comments/blanks; whether the file is
-    longer than what was sniffed)."""
-    head, _ = fs.sniff(path, n_bytes)
-    truncated = len(head) >= n_bytes
-    if head.startswith(BOM):
-        head = head[len(BOM):]
-    pieces = head.split(b"\n")
-    if truncated and len(pieces) > 1:
-        pieces = pieces[:-1]  # the last piece may be cut mid-line
-    lines = []
-    for piece in pieces:
-        text = piece.decode("utf-8", errors="replace").rstrip("\r")
-        if not is_skipped(text):
-            lines.append(text)
-        if len(lines) >= SNIFF_LINES:
-            break
-    return lines, truncated
 
 
 def _svm_like(line: str) -> bool:
@@ -175,8 +155,6 @@ def detect_format(path: str) -> str:
         return "trec-run"
     table = _table_like(lines)
     if table == "catboost-tsv":
-        from data_contracts.readers.tabular import catboost_cd
-
         return "catboost" if catboost_cd(path) is not None else table
     if table is not None:
         return table
@@ -196,4 +174,5 @@ def first_record(path: str) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-__all__ = ["LOOKS_LIKE", "READABLE", "detect_format", "head_lines", "looks_like"]
+__all__ = ["LOOKS_LIKE", "READABLE", "detect_format", "first_record", "is_parquet_file",
+           "looks_like"]

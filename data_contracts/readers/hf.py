@@ -7,7 +7,7 @@ from data_contracts import fs
 from data_contracts.errors import InputError
 from data_contracts.quarantine import quarantine_table
 from data_contracts.readers.base import QueryBatch
-from data_contracts.readers.tabular import _fill, conform_rows
+from data_contracts.readers.records import conform_rows, fill_nulls
 from data_contracts.schema import QUERY_REQUIRED, QUERY_SCHEMA
 
 _BUILDERS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
@@ -72,8 +72,8 @@ def read_hf(path: str, *, batch_size: int = 256, column_map: Mapping[str, str] |
         locations = [f"{path}#{start + i}" for i in range(table.num_rows)]
         start += table.num_rows
         rows, locs, bad = conform_rows(table.to_pylist(), locations, QUERY_SCHEMA, "query", "read")
-        rows = _fill(rows, "source", source or fs.basename(path.rstrip("/")))
+        rows = fill_nulls(rows, "source", source or fs.basename(path.rstrip("/")))
         if split is not None:
-            rows = _fill(rows, "split", split)
+            rows = fill_nulls(rows, "split", split)
         yield QueryBatch(rows, locs, quarantine_table(bad))
 

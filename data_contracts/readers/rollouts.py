@@ -11,7 +11,7 @@ from data_contracts import fs
 from data_contracts.errors import InputError
 from data_contracts.quarantine import quarantine_row, quarantine_table
 from data_contracts.readers.detect import is_parquet_file
-from data_contracts.readers.tabular import read_jsonl_rows, read_parquet_rows
+from data_contracts.readers.records import read_jsonl_rows, read_parquet_rows
 from data_contracts.reasons import Reason
 from data_contracts.schema import QUARANTINE_SCHEMA, ROLLOUT_REQUIRED, ROLLOUT_SCHEMA
 

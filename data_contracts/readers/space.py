@@ -3,9 +3,10 @@
 SVMlight/LETOR files name features by sparse ids. Whether ids are zero- or one-based, and how
 wide the dense matrix is, are properties of the dataset, not of a file: a test file that never
 names feature 0, or never names the last feature, must be read into the same columns as the
-training file. So the inputs are scanned first (`scan_space`, one streaming pass per file; the
-results `merge`), the space is decided once (`resolve_space`) and every reader is given it
-(`read_queries(..., space=...)`).
+training file. So the inputs are scanned first (`scan_space` in data_contracts.readers, one
+streaming pass per file, dispatched to each format's scan; the results `merge`), the space is
+decided once (`resolve_space`, here) and every reader is given it (`read_queries(..., space=...)`).
+This module holds only the space's types and the decision: it imports no format reader.
 
 Rules (also in docs/formats.md):
   - base: 0 when any file of the dataset uses feature id 0, else 1; a file's comment
@@ -25,8 +26,6 @@ Rules (also in docs/formats.md):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
-
 from data_contracts.errors import InputError
 
 DEFAULT_MAX_FEATURE_ID = 100_000
@@ -148,50 +147,4 @@ def resolve_space(stats: SpaceStats, zero_based: bool | None = None) -> FeatureS
     return FeatureSpace(base=base, width=width, names=stats.names if dense else None)
 
 
-def scan_space(path: str, fmt: str = "auto", *, column_map: Mapping[str, str] | None = None,
-               max_feature_id: int = DEFAULT_MAX_FEATURE_ID,
-               byte_range: tuple[int, int] | None = None, **_ignored) -> SpaceStats:
-    """What one input says about the dataset's feature space (one streaming pass for SVMlight,
-    the schema only for tables); merge the results of every input with `SpaceStats.merge`.
-
-    `byte_range` (an SVMlight split, `plan_splits`) scans only the lines starting in it; the
-    scans of a file's splits merge to the whole file's.
-
-    Extra keyword arguments (any read_queries keyword) are accepted and ignored, so a caller can
-    pass the same keywords it reads with.
-    """
-    from data_contracts.readers import _resolve_format
-    from data_contracts.readers.svmlight import scan_svmlight
-    from data_contracts.readers.tabular import TABLE_FORMATS, scan_table
-
-    fmt = _resolve_format(path, fmt)
-    if fmt in ("svmlight", "lightgbm", "xgboost"):
-        return scan_svmlight(path, max_feature_id, byte_range=byte_range)
-    if fmt in TABLE_FORMATS:
-        return scan_table(path, fmt, column_map=column_map)
-    return SpaceStats()
-
-
-def dataset_space(paths: list[str], fmt: str = "auto", *, zero_based: bool | None = None,
-                  column_map: Mapping[str, str] | None = None,
-                  max_feature_id: int = DEFAULT_MAX_FEATURE_ID) -> FeatureSpace:
-    """The one FeatureSpace of a dataset read from `paths` (scan, merge, resolve).
-
-    Raises:
-      InputError: as `resolve_space` (id 0 under --one-based; inputs of different widths), or
-        an input is unusable (as `read_queries`).
-    """
-    from data_contracts.readers import LOOKS_LIKE, _resolve_format
-
-    stats = SpaceStats()
-    for path in paths:
-        fmt_here = _resolve_format(path, fmt)
-        if fmt_here in LOOKS_LIKE:
-            continue  # read_queries says what it looks like
-        stats = stats.merge(scan_space(path, fmt_here, column_map=column_map,
-                                       max_feature_id=max_feature_id))
-    return resolve_space(stats, zero_based)
-
-
-__all__ = ["DEFAULT_MAX_FEATURE_ID", "FeatureSpace", "SpaceStats", "dataset_space",
-           "resolve_space", "scan_space"]
+__all__ = ["DEFAULT_MAX_FEATURE_ID", "FeatureSpace", "SpaceStats", "resolve_space"]

@@ -21,11 +21,11 @@ Rules (docs/formats.md has them with examples):
   - `byte_range=(start, end)` reads one split of an uncompressed file with qid: the queries whose
     first line starts in [start, end). See `read_svmlight`.
 
-Memory is bounded by the batch size (except with `group_rows`).
+Memory is bounded by the batch size (except with `group_rows`). Lines are split, decoded and
+skipped by readers.lines; the feature-space scan (the first pass) is readers.svmlight_scan.
 """
 from __future__ import annotations
 
-import io
 import re
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -36,21 +36,19 @@ from data_contracts import fs
 from data_contracts.errors import InputError
 from data_contracts.quarantine import quarantine_row
 from data_contracts.readers.base import QueryBatch, QueryGrouper, rows_to_batch
-from data_contracts.readers.space import DEFAULT_MAX_FEATURE_ID, FeatureSpace
+from data_contracts.readers.lines import READ_BLOCK, decode_line, is_skipped, iter_lines
+from data_contracts.readers.space import DEFAULT_MAX_FEATURE_ID, FeatureSpace, resolve_space
+from data_contracts.readers.svmlight_scan import scan_svmlight
 from data_contracts.reasons import Reason
 
 _DOCID = re.compile(r"docid\s*=\s*(\S+)")
 _QID = re.compile(r"(?:^|\s)qid:(\S+)")
-_FID = re.compile(r"(?:^|\s)([0-9]+):", re.ASCII)  # as _block_ids: ASCII digits, space
 _PAIRS = re.compile(r"[0-9]+:[^\s:]+(?:\s+[0-9]+:[^\s:]+)*")  # ids: ASCII digits only
-BOM = b"\xef\xbb\xbf"
 GROUP_SUFFIXES = (".query", ".group")  # LightGBM, XGBoost
 _COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".zstd")
-_BLOCK = 1 << 20
 _HUGE_ID = 1 << 62
 _NUMBER = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
                      r"|[-+]?(?:inf|infinity|nan)", re.IGNORECASE)  # what float() reads, ASCII
-_DECLARED_BASE = re.compile(r"^\s*#.*column indices are (zero|one)-based", re.I)
 
 
 class _LineError(ValueError):
@@ -147,41 +145,6 @@ def _parse_line_slowly(body: str, comment: str):
     return label, qid, (fids, values), docid
 
 
-def iter_lines(stream, offset: int = 0) -> Iterator[tuple[int, bytes]]:
-    """(byte offset, line without its newline) of every line of a binary stream.
-
-    Args:
-      stream: a binary stream positioned at `offset`.
-      offset: the byte offset of the stream's current position (offsets count from it).
-    """
-    pending = b""
-    position = offset
-    while True:
-        chunk = stream.read(_BLOCK)
-        if not chunk:
-            break
-        pending += chunk
-        lines = pending.split(b"\n")
-        pending = lines.pop()
-        for line in lines:
-            yield position, line
-            position += len(line) + 1
-    if pending:
-        yield position, pending
-
-
-def _decode(raw: bytes, offset: int) -> str:
-    if offset == 0 and raw.startswith(BOM):
-        raw = raw[len(BOM):]
-    return raw.decode("utf-8", errors="replace").rstrip("\r")
-
-
-def is_skipped(text: str) -> bool:
-    """Whether a decoded line is not a record: blank or a `#` comment."""
-    stripped = text.strip()
-    return not stripped or stripped.startswith("#")
-
-
 def group_file(path: str) -> str | None:
     """The LightGBM `.query` or XGBoost `.group` file beside `path`, if there is one.
 
@@ -215,150 +178,6 @@ def _group_sizes(path: str) -> list[int]:
     return sizes
 
 
-_SCAN_BLOCK = 4 << 20  # bytes of whole lines scanned at once (plus a few int64s per colon)
-_DECLARED_BASE_BYTES = re.compile(rb"(?im)^[ \t\x0b\x0c\r\x1c-\x1f]*#[^\n]*column indices are "
-                                  rb"(zero|one)-based")
-# bytes str.isspace() (and so `\s` in _FID) counts as whitespace among ASCII
-_ASCII_SPACE = np.zeros(256, bool)
-_ASCII_SPACE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True
-_ID_DIGITS = 18  # digits an int64 holds; an id with a non-zero digit beyond is huge
-
-
-def _block_ids(data: bytes, max_feature_id: int) -> tuple[int | None, int | None]:
-    """(smallest, largest) feature id at or below the limit in whole ASCII lines, vectorized.
-
-    The same tokens as `_FID` on each line's part before `#`: digits followed by `:` that start
-    the line or follow whitespace. Works from the colons, stepping back one byte at a time for
-    the colons whose digit run goes on (ids are short: a few steps).
-    """
-    buf = np.frombuffer(data, np.uint8)
-    colons = np.flatnonzero(buf == 58)
-    if not len(colons):
-        return None, None
-    if b"#" in data:  # drop colons in comments: a '#' after the line's last newline
-        hashes = np.concatenate([[-1], np.flatnonzero(buf == 35)])  # -1: none before
-        newlines = np.concatenate([[-1], np.flatnonzero(buf == 10)])
-        hash_at = hashes[np.searchsorted(hashes, colons) - 1]  # the last '#' before each colon
-        newline_at = newlines[np.searchsorted(newlines, colons) - 1]
-        colons = colons[hash_at <= newline_at]  # equal only when both are -1 (none)
-        if not len(colons):
-            return None, None
-    # walk back from the colons one byte at a time while the digits last (ids are short)
-    n = len(colons)
-    value = np.zeros(n, np.int64)
-    huge = np.zeros(n, bool)  # more digits than int64 holds (far above any limit)
-    starter = np.zeros(n, np.uint8)  # the byte before the digits
-    length = np.zeros(n, np.int64)
-    active, k, scale = np.arange(n), 1, 1
-    while len(active):
-        at = colons[active] - k
-        byte = np.where(at >= 0, buf[np.maximum(at, 0)], 10)  # the block starts a line
-        is_digit = (byte >= 48) & (byte <= 57)
-        ended = active[~is_digit]
-        starter[ended], length[ended] = byte[~is_digit], k - 1
-        active, byte = active[is_digit], byte[is_digit].astype(np.int64) - 48
-        if k <= _ID_DIGITS:
-            value[active] += byte * scale
-        else:
-            huge[active[byte != 0]] = True
-        k, scale = k + 1, scale * 10 if k < _ID_DIGITS else scale
-    value = value[(length >= 1) & _ASCII_SPACE[starter] & ~huge]
-    value = value[value <= max_feature_id]
-    if not len(value):
-        return None, None
-    return int(value.min()), int(value.max())
-
-
-def _line_ids(data: bytes, offset: int, max_feature_id: int,
-              stats) -> tuple[int | None, int | None]:
-    """`_block_ids` line by line on decoded text (blocks with non-ASCII bytes, a BOM); records a
-    declared base in `stats`."""
-    low = high = None
-    for at, raw in iter_lines(io.BytesIO(data), offset):
-        text = _decode(raw, at)
-        if is_skipped(text):
-            declared = _DECLARED_BASE.search(text)
-            if declared and stats.declared_base is None:
-                stats.declared_base = 0 if declared.group(1).lower() == "zero" else 1
-            continue
-        fids = [f for f in map(int, _FID.findall(text.partition("#")[0])) if f <= max_feature_id]
-        if fids:
-            low = min(fids) if low is None else min(low, min(fids))
-            high = max(fids) if high is None else max(high, max(fids))
-    return low, high
-
-
-def _whole_lines(stream, start: int, end: int | None) -> Iterator[tuple[int, bytes]]:
-    """(offset, bytes) blocks of the whole lines that start in [start, end) (end None: to the
-    end of the stream); `stream` is positioned at `start - 1` when start > 0."""
-    pending, at = b"", start
-    if start > 0:  # the rest of a line begun before start is not ours
-        while True:
-            chunk = stream.read(_SCAN_BLOCK)
-            if not chunk:
-                return
-            i = chunk.find(b"\n")
-            if i >= 0:
-                pending = chunk[i + 1:]
-                at = start + i  # chunk[0] is byte start - 1
-                break
-    while True:
-        if end is not None and at + len(pending) >= end:
-            i = pending.find(b"\n", max(0, end - 1 - at))  # the line holding byte end - 1 ends it
-            if i >= 0:
-                yield at, pending[:i + 1]
-                return
-        chunk = stream.read(_SCAN_BLOCK)
-        if not chunk:
-            if pending:
-                yield at, pending
-            return
-        pending += chunk
-        if end is None or at + len(pending) < end:
-            i = pending.rfind(b"\n")
-            if i >= 0:
-                yield at, pending[:i + 1]
-                at, pending = at + i + 1, pending[i + 1:]
-
-
-def scan_svmlight(path: str, max_feature_id: int = DEFAULT_MAX_FEATURE_ID,
-                  byte_range: tuple[int, int] | None = None):
-    """SpaceStats of an SVMlight file: smallest and largest feature id of its data lines.
-
-    Ids above `max_feature_id` are left out (their query is quarantined when read). ASCII blocks
-    are scanned with numpy (4.7x the speed of the regex per line, `benchmarks/bench_scan.py`); a
-    block with other bytes (a BOM, UTF-8 in comments) line by line on decoded text, the same rule.
-
-    Args:
-      byte_range: (start, end): only the lines that start at a byte in [start, end) of an
-        uncompressed file (a split's share: the scans of a file's splits merge, with
-        `SpaceStats.merge`, to the scan of the whole file). None: the whole file.
-    """
-    from data_contracts.readers.space import SpaceStats
-
-    stats = SpaceStats()
-    low = high = None
-    start, end = byte_range if byte_range is not None else (0, None)
-    with fs.open_input(path) as stream:
-        if start > 0:
-            stream.seek(start - 1)
-        for at, data in _whole_lines(stream, start, end):
-            if data.isascii():
-                lo, hi = _block_ids(data, max_feature_id)
-                if stats.declared_base is None and b"#" in data:
-                    declared = _DECLARED_BASE_BYTES.search(data)
-                    if declared:
-                        stats.declared_base = 0 if declared.group(1).lower() == b"zero" else 1
-            else:
-                lo, hi = _line_ids(data, at, max_feature_id, stats)
-            if lo is not None:
-                low = lo if low is None else min(low, lo)
-                high = hi if high is None else max(high, hi)
-    if low is not None:
-        stats.add_ids(low, high, path)
-    return stats
-
-
 @dataclass
 class _Group:
     query_id: str
@@ -374,7 +193,7 @@ def _line_start(raw, p: int) -> int:
     """Offset of the first byte of the line holding byte `p` of a seekable binary stream."""
     position = p
     while position > 0:
-        step = min(_BLOCK, position)
+        step = min(READ_BLOCK, position)
         raw.seek(position - step)
         block = raw.read(step)
         i = block.rfind(b"\n")
@@ -404,7 +223,7 @@ def _qid_before(path: str, start: int) -> str | None:
         position = start
         while position > 0:
             first = _line_start(raw, position - 1)
-            text = _decode(_line_at(raw, first), first)
+            text = decode_line(_line_at(raw, first), first)
             if not is_skipped(text):
                 match = _QID.search(text.partition("#")[0])
                 if match:
@@ -457,15 +276,13 @@ def read_svmlight(
     if fs.isdir(path):
         raise InputError(path, "is a folder, not an SVMlight file")
     source = source or fs.basename(path)
-    if query_file is None and not _has_qid(path):
+    if query_file is None and not has_qid(path):
         query_file = group_file(path)
     sizes = _group_sizes(query_file) if query_file else None
     if byte_range is not None and (sizes is not None or group_rows or _compressed(path)):
         raise InputError(path, "byte ranges split only uncompressed SVMlight files with qid "
                                "(read a compressed, group-file or --group-rows input whole)")
     if space is None:
-        from data_contracts.readers.space import resolve_space
-
         space = resolve_space(scan_svmlight(path, max_feature_id))
     if num_features is not None:
         space = FeatureSpace(base=space.base, width=num_features, names=space.names)
@@ -481,12 +298,12 @@ def _compressed(path: str) -> bool:
         return fs.compression_of(raw.read(8)) is not None
 
 
-def _has_qid(path: str, lines: int = 64) -> bool:
+def has_qid(path: str, lines: int = 64) -> bool:
     """Whether any of the first data lines carries a `qid:` token (the qid layout)."""
     seen = 0
     with fs.open_input(path) as stream:
         for offset, raw in iter_lines(stream):
-            text = _decode(raw, offset)
+            text = decode_line(raw, offset)
             if is_skipped(text):
                 continue
             if _QID.search(text.partition("#")[0]):
@@ -578,7 +395,7 @@ def _read(path, *, batch_size, sizes, query_file, source, split, base, width, by
                 partial = False
                 continue
             number += 1
-            text = _decode(raw, offset)
+            text = decode_line(raw, offset)
             if is_skipped(text):
                 if owned(offset):
                     skipped += 1

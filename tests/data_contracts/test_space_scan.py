@@ -8,7 +8,7 @@ import pytest
 
 from data_contracts.readers import plan_splits
 from data_contracts.readers.space import SpaceStats
-from data_contracts.readers.svmlight import scan_svmlight
+from data_contracts.readers.svmlight_scan import scan_svmlight
 from pipelines.space import MergeSpaceStats
 
 
@@ -90,16 +90,16 @@ def test_the_vectorized_scan_finds_what_the_per_line_rule_finds(tmp_path, seed, 
                                                                 monkeypatch):
     """`scan_svmlight` (numpy over ASCII blocks) against `_FID` applied line by line to the
     decoded text (the rule the reader uses), whole and by byte range, on adversarial lines."""
-    from data_contracts.readers import svmlight
+    from data_contracts.readers import svmlight_scan
 
-    monkeypatch.setattr(svmlight, "_SCAN_BLOCK", block)
+    monkeypatch.setattr(svmlight_scan, "_SCAN_BLOCK", block)
     rng = random.Random(seed)
     data = _adversarial(rng)
     path = tmp_path / "rank.txt"
     path.write_bytes(data)
     for limit in (1000, 10):
         reference = SpaceStats()
-        low, high = svmlight._line_ids(data, 0, limit, reference)
+        low, high = svmlight_scan._line_ids(data, 0, limit, reference)
         whole = scan_svmlight(str(path), limit)
         assert (whole.low, whole.high, whole.declared_base) == (low, high,
                                                                 reference.declared_base)
