@@ -1,10 +1,14 @@
-"""Streaming the curriculum's shards into the trainer: an IterableDataset over Parquet files.
+"""The trainer's data: the curriculum's shards streamed as padded batches, and the query sets.
 
 Rows are read a record batch at a time (never a whole shard), in manifest order, and every batch
 carries its position (file index, row offset) so a checkpoint can resume exactly where it stopped.
+`cycle` repeats the training rows (validation split removed) from a saved position; `read_rows`,
+`training_sample` and `read_validated` build the fixed query sets the diagnostics name.
 """
 from __future__ import annotations
 
+import inspect
+import os
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -15,9 +19,18 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset
 
+from curricula.hashing import stable_hash
+from curricula.ordering import shuffled_order
 from data_contracts import fs
 from data_contracts.arrays import PaddedQueries, pad_queries
+from data_contracts.errors import InputError
+from data_contracts.manifest import SIDE_FORMATS, input_digest
+from data_contracts.readers import read_queries
 from data_contracts.schema import QUERY_SCHEMA
+from data_contracts.synthetic import config_from_dict as synthetic_config
+from data_contracts.synthetic import generate_table
+from data_contracts.validate import ValidationState, validate_queries
+from trainers.config import TrainConfig
 
 
 @dataclass
@@ -98,3 +111,186 @@ def to_tensors(padded: PaddedQueries) -> tuple[torch.Tensor, torch.Tensor, torch
     """(features, mask, labels) as torch tensors."""
     return (torch.from_numpy(padded.features), torch.from_numpy(padded.mask),
             torch.from_numpy(padded.labels))
+
+
+# ---------------------------------------------------------------------------------------------
+# Query sets: reading inputs, the validation split, the fixed training sample.
+
+def read_validated(path: str, fmt: str, n_features: int | None = None,
+                   space: dict | None = None) -> pa.Table:
+    """Valid, labelled queries of an input (NDCG needs labels), as one table.
+
+    Args:
+      path: input file or folder.
+      fmt: its format (`auto` detects).
+      n_features: the width the policy expects; the input must have it.
+      space: the manifest's `feature_space` ({"base", "width", "names"}); used when the readers
+        support it, else only its width is passed on.
+
+    Raises:
+      InputError: unreadable, empty (no valid labelled query), or of another feature width.
+    """
+    kwargs = {}
+    params = inspect.signature(read_queries).parameters
+    if space and "space" in params:
+        from data_contracts.readers.space import FeatureSpace  # the readers' agreed interface
+        kwargs["space"] = FeatureSpace(base=space["base"], width=space["width"],
+                                       names=space.get("names"))
+    elif (space or n_features) and "num_features" in params:
+        kwargs["num_features"] = int((space or {}).get("width") or n_features)
+    state = ValidationState(require_labels=True)
+    try:
+        tables = [validate_queries(b, state)[0] for b in read_queries(path, fmt, **kwargs)]
+    except InputError:
+        raise
+    except Exception as exc:  # readers raise Arrow, OS, value and decoding errors
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise InputError(path, f"unreadable input ({type(exc).__name__}: {first})") from None
+    tables = [t for t in tables if t.num_rows]
+    if not tables:
+        raise InputError(path, "no valid labelled query (empty input, or every query quarantined)")
+    table = pa.concat_tables(tables)
+    width = pad_queries(table.slice(0, 1)).features.shape[-1]
+    if n_features is not None and width != n_features:
+        raise InputError(path, f"{width} features per document; the curriculum has {n_features}")
+    return table
+
+
+def with_relevant(table: pa.Table | None) -> pa.Table | None:
+    """Queries with at least one relevant document (label > 0): NDCG is defined on them."""
+    if table is None:
+        return None
+    padded = pad_queries(table)
+    keep = (np.where(padded.mask, padded.labels, 0) > 0).any(-1)
+    return table.filter(pa.array(keep)) if keep.any() else None
+
+
+def is_validation(query_ids: list[str], fraction: float) -> np.ndarray:
+    """[N] whether each query is in the fixed validation split: crc32(query id) / 2^32 < fraction
+    (no seed: the same split for every seed and arm)."""
+    return np.array([stable_hash(q, "validation") / 2.0 ** 32 < fraction for q in query_ids],
+                    dtype=bool)
+
+
+def smallest_hashes(batches, limit: int, salt: str) -> pa.Table | None:
+    """The `limit` distinct queries with the smallest crc32(salt, query id), streaming."""
+    kept: pa.Table | None = None
+    for table in batches:
+        if table.num_rows == 0:
+            continue
+        kept = table if kept is None else pa.concat_tables([kept, table])
+        ids = kept.column("query_id").to_pylist()
+        _, first = np.unique(np.array(ids, dtype=object), return_index=True)
+        first = sorted(first, key=lambda i: (stable_hash(ids[i], salt), ids[i]))[:limit]
+        kept = kept.take(pa.array(np.array(first, dtype=np.int64)))
+    if kept is None:
+        return None
+    ids = kept.column("query_id").to_pylist()
+    return kept.take(pa.array(np.argsort(np.array(ids, dtype=object), kind="stable")))
+
+
+def read_rows(files: list[str], keep_fraction: float, validation: bool) -> pa.Table | None:
+    """Distinct queries of some shards in (or out of) the validation split."""
+    tables = []
+    for batch in ShardStream(files, 256):
+        ids = batch.table.column("query_id").to_pylist()
+        mask = is_validation(ids, keep_fraction) == validation
+        if mask.any():
+            tables.append(batch.table.filter(pa.array(mask)))
+    if not tables:
+        return None
+    return smallest_hashes(tables, 1 << 62, "rows")
+
+
+def training_sample(manifest: dict, cfg: TrainConfig, n_features: int,
+                    fallback_files: list[str]) -> tuple[pa.Table | None, str]:
+    """The fixed hash sample of training queries, and a description of where it came from.
+
+    The build's own input (every valid labelled query, before any policy chose anything) when it
+    can still be read and is the file the build read (its `inputs[].sha256`, recomputed); else
+    the curriculum's shards (then labelled as such: the scoring policy decided which queries are
+    in them). Side files (rollout logs, qrels, candidates) are not query inputs.
+    """
+    limit, salt = cfg.train_sample, "train-sample"
+    inputs = [i for i in manifest.get("inputs") or [] if i.get("format") not in SIDE_FORMATS]
+    config = manifest.get("config", {})
+    if inputs and inputs[0].get("format") == "synthetic" and config.get("synthetic"):
+        sample = smallest_hashes([generate_table(synthetic_config(config["synthetic"]))], limit,
+                                 salt)
+        return with_relevant(sample), "synthetic training input, hash sample"
+    why = "unreadable"
+    try:
+        if inputs and all(fs.exists(i["path"]) for i in inputs):
+            if any(input_digest(i["path"], i.get("format", "auto")) != i.get("sha256")
+                   for i in inputs):
+                raise _Changed()
+            tables = (read_validated(i["path"], i.get("format", "auto"), n_features,
+                                     manifest.get("feature_space")) for i in inputs)
+            sample = smallest_hashes(tables, limit, salt)
+            name = ", ".join(os.path.basename(i["path"]) for i in inputs)
+            return with_relevant(sample), f"{name} (the build's input), hash sample"
+    except _Changed:
+        why = "changed since the build (its sha256 differs from the manifest's)"
+    except InputError:
+        pass
+    sample = smallest_hashes((b.table for b in ShardStream(fallback_files, 256)), limit, salt)
+    return with_relevant(sample), (f"curriculum shards, hash sample (the build's input is {why};"
+                                   " these queries were routed by the scoring policy)")
+
+
+class _Changed(Exception):
+    """The build's input is there but is not the file the build read."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Training rows: cycled from a saved position; the RL segments' steps; the shuffled control.
+
+def cycle(files: list[str], batch_size: int, start: tuple[int, int, int], val_fraction: float,
+          columns: tuple[str, ...] = ()):
+    """Batches of training rows (validation queries removed) forever, from (epoch, file, row).
+
+    Yields (epoch, batch); positions count rows after the validation filter, so a resumed stream
+    sees the same batches. Ends only if the files hold no training row at all.
+    """
+    epoch, file_index, row = start
+
+    def keep(table: pa.Table) -> np.ndarray:
+        return ~is_validation(table.column("query_id").to_pylist(), val_fraction)
+
+    while True:
+        produced = False
+        for batch in ShardStream(files, batch_size, (file_index, row), columns, keep=keep):
+            produced = True
+            yield epoch, batch
+        if not produced and (file_index, row) == (0, 0):
+            return
+        epoch, file_index, row = epoch + 1, 0, 0
+
+
+def split_steps(total: int, rows: list[int]) -> list[int]:
+    """Steps per segment in proportion to its rows (largest remainders; sums to `total`)."""
+    weights = np.asarray(rows, float)
+    if total <= 0 or weights.sum() == 0:
+        return [0] * len(rows)
+    exact = total * weights / weights.sum()
+    steps = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - steps), kind="stable")[: total - steps.sum()]:
+        steps[i] += 1
+    return steps.tolist()
+
+
+def shuffled_rl_file(files: list[str], seed: int, work: str) -> str:
+    """Writes every RL row (replays included) in `shuffled` order (crc32 of seed and query id,
+    `curricula.ordering.shuffled_order`) to one Parquet file in the work folder; the control
+    loads the RL rows in memory once to reorder them."""
+    path = os.path.join(work, "rl-shuffled.parquet")
+    if os.path.exists(path):
+        return path
+    tables = [pq.read_table(f) for f in files]
+    table = pa.concat_tables(tables) if tables else None
+    if table is None:
+        raise InputError(work, "the curriculum has no RL shards to shuffle")
+    order = shuffled_order(table.column("query_id").to_pylist(), seed)
+    pq.write_table(table.take(pa.array(order)), path + ".tmp")
+    os.replace(path + ".tmp", path)
+    return path

@@ -15,7 +15,8 @@ from data_contracts.teacher import teacher_orders, teacher_scores
 from difficulty.policy import (PolicyScorer, PolicySpec, base_policy, fit_normaliser,
                                load_policy_checkpoint, save_policy)
 from difficulty.rewards import parse_reward
-from trainers.train import bc_loss, bc_teacher, group_diagnostics, within_label_position_spearman
+from trainers.evaluate import group_diagnostics, within_label_position_spearman
+from trainers.losses import bc_loss, bc_teacher
 
 
 def tied_queries(n_queries: int, n_docs: int, seed: int) -> pa.Table:

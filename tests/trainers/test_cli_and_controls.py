@@ -11,7 +11,8 @@ import pytest
 
 from data_contracts.manifest import files_of, load_manifest
 from trainers import experiment
-from trainers.train import TrainConfig, main, make_parser, train
+from trainers.cli import main, make_parser
+from trainers.train import TrainConfig, train
 
 TINY = ["--bc-steps", "3", "--rl-steps", "3", "--eval-every", "2", "--diagnostic-rollouts", "4",
         "--train-sample", "20"]

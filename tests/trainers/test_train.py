@@ -219,7 +219,7 @@ def test_imitate_all_learns_from_rl_rows_without_a_stored_order():
     from data_contracts.schema import QUERY_SCHEMA, conform
     from difficulty.policy import base_policy
     from trainers.data import ShardBatch
-    from trainers.train import bc_loss
+    from trainers.losses import bc_loss
 
     rng = np.random.default_rng(0)
     rows = [{"query_id": f"q{i}", "doc_ids": [f"d{j}" for j in range(5)],

@@ -1,0 +1,114 @@
+"""Where a training run writes: the --out checks, and the work folder the run is built in.
+
+A local OUT is built in OUT.partial and renamed to OUT at the end: a failed run leaves nothing; a
+killed one leaves OUT.partial, which `--resume` continues from. An OUT on a store (gs://, s3://)
+is trained in a local temporary folder and uploaded at the end, summary.json last.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from typing import Iterator
+
+from data_contracts import fs
+from data_contracts.errors import InputError
+from data_contracts.manifest import check_replaceable_folder
+
+PARTIAL_SUFFIX = ".partial"
+TRAINER_FILES = ("summary.json", "metrics.jsonl", "final.pt", "bc.pt", "checkpoint.pt",
+                 "rescored")  # everything a trainer writes at the top of its folder
+
+
+def check_out(given: str, manifest_path: str, resume: bool) -> str:
+    """The resolved --out, refused when replacing it could delete the run or a user's files.
+
+    Args:
+      given: --out, normalized (`fs.normalize`).
+      manifest_path: the curriculum's manifest.json.
+      resume: --resume (refused with a store --out).
+
+    Raises:
+      InputError: --out inside (or holding) the run folder, a run folder itself, a folder of
+        files a trainer does not write, or a store --out with --resume.
+    """
+    run_dir, out = _resolved(fs.dirname(manifest_path)), _resolved(given)
+    if out == run_dir or out.startswith(run_dir.rstrip("/") + "/"):
+        raise InputError(given, f"--out is inside the run folder {run_dir}; a rebuild would "
+                                "delete it (choose a folder outside the run)")
+    if run_dir.startswith(out.rstrip("/") + "/"):
+        raise InputError(given, f"--out holds the run folder {run_dir}, which replacing it "
+                                "would delete (choose a folder outside the run)")
+    if fs.exists(fs.join(out, "manifest.json")):
+        raise InputError(given, "--out holds a run folder (manifest.json); choose another")
+    check_replaceable(out)
+    if fs.is_remote(out) and resume:
+        raise InputError(given, "--resume needs a local --out (a run training to a store "
+                                "works in a temporary local folder that ends with it)")
+    return out
+
+
+def check_replaceable(out: str, what: str = "--out") -> None:
+    """Refuses an --out (or its OUT.partial) that holds anything a trainer does not write (see
+    `check_replaceable_folder`); --out itself is already resolved, so only OUT.partial may not
+    be a link."""
+    check_replaceable_folder(out, TRAINER_FILES, ("rescored",), "a trainer", what,
+                             allow_link=what == "--out")
+
+
+def _resolved(path: str) -> str:
+    """A local path made absolute with its links resolved; a store URL as given."""
+    return path.rstrip("/") if fs.is_remote(path) else os.path.realpath(os.path.abspath(path))
+
+
+def work_folder(out: str, resume: bool):
+    """A context manager yielding (work folder, resumed) for a run whose result lands at `out`
+    (`check_out`'s): OUT.partial renamed to OUT, or a temporary folder uploaded to a store."""
+    return _store_work_folder(out) if fs.is_remote(out) else _local_work_folder(out, resume)
+
+
+@contextlib.contextmanager
+def _local_work_folder(out: str, resume: bool) -> Iterator[tuple[str, bool]]:
+    """OUT.partial (kept from a killed run with --resume, else made afresh), renamed to OUT when
+    the run ends; deleted when it fails, unless it was a killed run's that --resume failed on."""
+    work = out + PARTIAL_SUFFIX
+    check_replaceable(work, "the work folder OUT.partial")
+    resumed = resume and os.path.exists(os.path.join(work, "checkpoint.pt"))
+    if resume and not resumed:
+        print(f"--resume: no {work}{os.sep}checkpoint.pt (no killed run to continue); training "
+              "from the start", file=sys.stderr, flush=True)
+    if not resumed and os.path.exists(work):
+        fs.delete_tree(work)
+    os.makedirs(work, exist_ok=True)
+    try:
+        yield work, resumed
+    except Exception:
+        if not resumed:  # a failed run leaves nothing half-made behind; a killed run's
+            fs.delete_tree(work)  # OUT.partial that --resume failed on stays as it was
+        raise
+    check_replaceable(out)  # again: files may have been put there while this run trained
+    if os.path.exists(out):
+        fs.delete_tree(out)
+    os.replace(work, out)
+
+
+@contextlib.contextmanager
+def _store_work_folder(out: str) -> Iterator[tuple[str, bool]]:
+    """A local temporary folder, uploaded to `out` (gs://, s3://) when the run ends.
+
+    A store has no folder rename: the earlier files under `out` are deleted, the new ones
+    uploaded, and `summary.json` last, so a folder with a summary is a finished one.
+    """
+    work = tempfile.mkdtemp(prefix="train-")
+    try:
+        yield work, False
+        files = sorted(os.path.relpath(os.path.join(folder, name), work)
+                       for folder, _, names in os.walk(work) for name in names)
+        files.sort(key=lambda rel: rel == "summary.json")  # the summary last: it marks the end
+        if fs.exists(out):
+            fs.delete_tree(out)
+        for rel in files:
+            fs.copy(os.path.join(work, rel), fs.join(out, *rel.split(os.sep)))
+    finally:
+        fs.delete_tree(work)
