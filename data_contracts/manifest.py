@@ -156,6 +156,38 @@ def manifest_path(path: str) -> tuple[str, str]:
     return root, fs.join(root, MANIFEST_NAME)
 
 
+def not_a_run(root: str) -> str:
+    """What a folder without a manifest is, and what to do with it (one clause for an error).
+
+    A trainer's output (`summary.json` + `metrics.jsonl`), an experiment's (`claims.md`) and an
+    export (`export.json`) are told apart from a run that did not finish.
+    """
+    def has(name: str) -> bool:
+        try:
+            return fs.isfile(fs.join(root, name))
+        except (OSError, ValueError):
+            return False
+
+    if has("summary.json") and has("metrics.jsonl"):
+        trained_on = ""
+        try:
+            named = json.loads(fs.read_bytes(fs.join(root, "summary.json"))).get("manifest")
+            if isinstance(named, str) and named:
+                trained_on = named[:-len(MANIFEST_NAME)].rstrip("/") if named.endswith(
+                    MANIFEST_NAME) else named
+        except (OSError, ValueError, AttributeError, RecursionError):
+            pass
+        run = trained_on or "RUN"
+        return (f"{root} is a trainer's output, not a run; inspect its training beside the run "
+                f"it trained on: python -m pipelines.inspect {run} --training {root}")
+    if has("claims.md"):
+        return (f"{root} is an experiment's output, not a run; read {fs.join(root, 'claims.md')}"
+                " (its runs are under runs/)")
+    if has("export.json"):
+        return f"{root} is an export, not a run; inspect the run it was exported from"
+    return "is the run complete?"
+
+
 def load_manifest(path: str, verify_files: bool = True) -> dict[str, Any]:
     """Loads a manifest (a path to manifest.json or its run folder, local or remote), checks it.
 
@@ -181,7 +213,7 @@ def load_manifest(path: str, verify_files: bool = True) -> dict[str, Any]:
     root, _ = manifest_path(path)
     path = resolve_in_run(root, MANIFEST_NAME)
     if not fs.isfile(path):
-        raise InputError(path, "manifest not found (is the run complete?)")
+        raise InputError(path, "manifest not found: " + not_a_run(root))
     try:
         manifest = json.loads(fs.read_bytes(path).decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:

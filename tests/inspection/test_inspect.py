@@ -453,6 +453,29 @@ def test_run_without_manifest_is_one_error_line(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("error: ")
 
 
+@pytest.mark.parametrize("kind", ["trainer", "experiment", "export"])
+def test_a_folder_that_is_not_a_run_says_what_it_is(kind, clean, tmp_path, capsys):
+    """A trainer's, an experiment's or an export's folder given as RUN is named as such, and a
+    trainer's points at `--training` with the run its summary names."""
+    run, _ = clean
+    folder = tmp_path / kind
+    folder.mkdir()
+    if kind == "trainer":
+        (folder / "metrics.jsonl").write_text("\n".join(_metrics_lines()) + "\n")
+        (folder / "summary.json").write_text(json.dumps(
+            {"manifest": os.path.join(run, "manifest.json")}))
+    else:
+        (folder / ("claims.md" if kind == "experiment" else "export.json")).write_text("{}")
+    assert main([str(folder)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ")
+    assert f"is an {kind}" in err[0] or f"is a {kind}'s output" in err[0]
+    if kind == "trainer":
+        assert f"--training {folder}" in err[0] and f"inspect {run} " in err[0]
+        # and the advice works as printed
+        assert main([run, "--training", str(folder), "--query", "training"]) == 0
+
+
 def test_training_folder_without_metrics_is_an_error(clean, tmp_path, capsys):
     assert main([clean[0], "--training", str(tmp_path), "--query", "training"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
