@@ -62,7 +62,7 @@ TRAINING_COLUMNS = {
     "phase": "VARCHAR", "step": "BIGINT", "stage": "INTEGER", "loss": "DOUBLE",
     "reward_mean": "DOUBLE", "pass_rate": "DOUBLE", "informative_fraction": "DOUBLE",
     "entropy": "DOUBLE", "ranking_diversity": "DOUBLE", "ndcg_at_10": "DOUBLE",
-    "policy": "VARCHAR", "kl": "DOUBLE",
+    "policy": "VARCHAR", "kl": "DOUBLE", "set": "VARCHAR",
 }
 QUERY_PACKAGE = "inspection"
 QUERY_FOLDER = "queries"

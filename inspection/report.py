@@ -303,9 +303,35 @@ def _smooth(values: np.ndarray, window: int) -> np.ndarray:
         return np.where(n > 0, total / n, np.nan)
 
 
+SET_NAMES = {"eval": "held-out eval queries", "train_sample": "fixed training sample",
+             "rl": "RL queries (policy-selected)"}
+DEFINITIONS = {
+    "informative_fraction": "informative-group fraction: the share of queries whose G sampled "
+                            "rankings do not all pass and do not all fail (their group-relative "
+                            "advantage is not zero, so RL learns from them)",
+    "pass_rate": "pass rate: the share of sampled rankings whose reward passes the run's --reward",
+    "entropy": "entropy: the mean negative log-probability of a sampled ranking, in nats",
+}
+
+
+CURVE_NAMES = {"bc": "bc: training batches", "rl": "rl: RL batches (policy-selected queries)",
+               "eval": "eval: held-out eval queries"}
+
+
+def _bar_name(row: dict) -> str:
+    """A diagnostic's bar label: its policy and the query set it was measured on."""
+    name = row["policy"] or f"step {row['step']}"
+    where = row.get("set")
+    return f"{name} on {SET_NAMES.get(where, where)}" if where else name
+
+
 def _series(rows: list[dict]) -> tuple[dict[str, list[dict]], dict[str, float]]:
     """Splits metric rows into curves (a phase with 2+ points, in step order) and single values
-    (a diagnostic per policy, or a phase logged once), which are drawn as bars."""
+    (a diagnostic per policy and query set, or a phase logged once), which are drawn as bars.
+
+    A curve has one point per step: the trainer logs the evaluation at the end of BC again as
+    RL's step 0 (the same step, the same policy), which is drawn once.
+    """
     by_phase: dict[str, list[dict]] = {}
     for r in rows:
         by_phase.setdefault(r["phase"] or "?", []).append(r)
@@ -316,8 +342,11 @@ def _series(rows: list[dict]) -> tuple[dict[str, list[dict]], dict[str, float]]:
         if phase == "diagnostic":
             for r in points:
                 if r["value"] is not None:
-                    singles[r["policy"] or f"step {r['step']}"] = r["value"]
-        elif len(points) == 1:
+                    singles[_bar_name(r)] = r["value"]
+            continue
+        seen: set = set()
+        points = [r for r in points if not (r["step"] in seen or seen.add(r["step"]))]
+        if len(points) == 1:
             if points[0]["value"] is not None:
                 singles[f"{phase} (step {points[0]['step']})"] = points[0]["value"]
         else:
@@ -355,8 +384,9 @@ def _bars(ax, singles: dict[str, float], title: str) -> None:
 
 def training_figure(ins: Inspector, column: str, title: str) -> tuple[Figure, str]:
     """One training metric: curves for phases logged per step, bars for per-policy values."""
-    data = ins.query(f'SELECT phase, policy, step, stage, "{column}" AS value FROM training '
-                     f'WHERE "{column}" IS NOT NULL AND step IS NOT NULL ORDER BY phase, step')
+    data = ins.query(f'SELECT phase, policy, "set", step, stage, "{column}" AS value '
+                     f'FROM training WHERE "{column}" IS NOT NULL AND step IS NOT NULL '
+                     'ORDER BY phase, step')
     curves, singles = _series(data.to_pylist())
     if curves and singles:
         fig = _figure(10.5, 3.2)
@@ -369,7 +399,7 @@ def training_figure(ins: Inspector, column: str, title: str) -> tuple[Figure, st
         bar_ax = fig.add_subplot(1, 1, 1) if singles and not curves else None
     summary = []
     for phase, points in curves.items():
-        _curve(ax, points, PHASE_COLORS.get(phase, "#7f8c8d"), phase)
+        _curve(ax, points, PHASE_COLORS.get(phase, "#7f8c8d"), CURVE_NAMES.get(phase, phase))
         finite = [r["value"] for r in points if r["value"] is not None
                   and np.isfinite(r["value"])]
         if finite:
@@ -380,7 +410,8 @@ def training_figure(ins: Inspector, column: str, title: str) -> tuple[Figure, st
                 if stages[i] != stages[i - 1] and stages[i] is not None:
                     ax.axvline(points[i]["step"], color="#999", linestyle=":", linewidth=0.8)
     if singles:
-        _bars(bar_ax, singles, "per policy" if curves else f"Training: {title}, per policy")
+        _bars(bar_ax, singles, "per policy and query set" if curves
+              else f"Training: {title}, per policy and query set")
         summary.append("per policy: " + ", ".join(f"{k} {v:.4g}" for k, v in singles.items()))
     if curves:
         ax.margins(y=0.12)
@@ -395,8 +426,10 @@ def training_figure(ins: Inspector, column: str, title: str) -> tuple[Figure, st
                + ("curves per logged step, one per phase" if curves else "")
                + (" (dotted lines: RL stage changes)" if "rl" in curves else "")
                + ("; " if curves and singles else "")
-               + ("bars: one value per policy (the diagnostics)" if singles else "")
-               + (": " + "; ".join(summary) if summary else "not logged") + ".")
+               + ("bars: one value per policy and query set (the diagnostics)"
+                  if singles else "")
+               + (": " + "; ".join(summary) if summary else "not logged") + "."
+               + (f" Definition, {DEFINITIONS[column]}." if column in DEFINITIONS else ""))
     return fig, caption
 
 

@@ -136,3 +136,30 @@ def test_wide_tables_are_transposed_to_fit(small_run, trained):
         assert html.count("<tr>") == training.num_columns  # header + one row per column - 1
         stages = report.html_table(ins.named("stages"))
     assert 'class="transposed"' not in stages
+
+
+def test_bars_name_their_query_set_and_a_curve_has_one_point_per_step(small_run, tmp_path):
+    """Diagnostics of one policy on two query sets are two named bars (not one overwritten by
+    the other), and the evaluation the trainer logs twice at the BC/RL boundary is one point."""
+    rows = [{"phase": "diagnostic", "policy": "bc", "set": "eval", "step": 30, "ndcg_at_10": 0.8},
+            {"phase": "diagnostic", "policy": "bc", "set": "train_sample", "step": 30,
+             "ndcg_at_10": 0.7},
+            {"phase": "eval", "step": 0, "ndcg_at_10": 0.4, "during": "bc"},
+            {"phase": "eval", "step": 30, "ndcg_at_10": 0.8, "during": "bc"},
+            {"phase": "eval", "step": 30, "ndcg_at_10": 0.8, "during": "rl"},
+            {"phase": "eval", "step": 50, "ndcg_at_10": 0.85, "during": "rl"}]
+    folder = write_metrics(tmp_path / "train", rows)
+    with open_run(small_run, folder) as ins:
+        fig, caption = report.training_figure(ins, "ndcg_at_10", "NDCG@10")
+        _, informative = report.training_figure(ins, "informative_fraction", "informative")
+    _drawn(fig)
+    curve_ax, bar_ax = fig.axes
+    (line,) = curve_ax.lines
+    assert list(line.get_xdata()) == [0, 30, 50]
+    assert [t.get_text() for t in bar_ax.get_yticklabels()] == [
+        "bc on held-out eval queries", "bc on fixed training sample"]
+    assert "eval: 3 points" in caption
+    assert [t.get_text() for t in curve_ax.get_legend().get_texts()] == [
+        "eval: held-out eval queries"]
+    assert "Definition, informative-group fraction" in informative
+    assert "do not all pass and do not all fail" in informative
