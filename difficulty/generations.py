@@ -109,11 +109,14 @@ def _answer_region(text: str) -> str | None:
 
 
 def to_id(digits: str) -> int:
-    """An id from `-?\\d+` text; OUT_OF_RANGE for more than MAX_ID_DIGITS digits (never
-    converted, so no integer-digits limit and no quadratic conversion)."""
-    if len(digits) - digits.startswith("-") > MAX_ID_DIGITS:
+    """An id from `-?\\d+` text; OUT_OF_RANGE when its value has more than MAX_ID_DIGITS digits
+    (leading zeros aside): such text is never converted, so no integer-digits limit and no
+    quadratic conversion."""
+    negative = digits.startswith("-")
+    value = digits[negative:].lstrip("0")
+    if len(value) > MAX_ID_DIGITS:
         return OUT_OF_RANGE
-    return int(digits)
+    return -int(value or "0") if negative else int(value or "0")
 
 
 def _ids(text: str) -> list[int]:
@@ -132,7 +135,9 @@ def permutation_ids(region: str) -> list[int]:
     singles = _ID.findall(region)
     if singles:
         return [to_id(m) for m in singles]
-    if _BARE_LIST.fullmatch(region):
+    tail = region.rstrip()
+    tail = tail[:-1].rstrip() if tail.endswith(".") else tail
+    if tail[-1:].isdigit() and _BARE_LIST.fullmatch(region):  # cheap refusal of most prose first
         return _ids(region)
     return []
 
