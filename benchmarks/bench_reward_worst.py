@@ -47,6 +47,7 @@ FAMILIES = {
     "unicode_digits": lambda s: _fill("[٣] > [١] > ", s),
     "binary_junk": lambda s: _fill(bytes(range(256)).decode("latin-1"), s),
     "open_list": lambda s: "[" + _fill("1, ", s),
+    "closed_list": lambda s: "<answer>[" + _fill("2, ", s) + "1]</answer>",
     "spaces_then_junk": lambda s: "1" + " " * s + "x",
     "normal_answers": lambda s: _fill(NORMAL, s),
 }

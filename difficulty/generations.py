@@ -54,7 +54,9 @@ MAX_ID_DIGITS = 9  # more candidates than any prompt holds; longer ids are out o
 OUT_OF_RANGE = -1  # what an id too long to convert becomes (below 1: out of range)
 
 _ID = re.compile(r"\[\s*(-?\d+)\s*\]")
-_LIST = re.compile(r"\[\s*-?\d+(?:\s*[,>]\s*-?\d+)+\s*\]")
+# a list is tried only where a `]` closes the bracket before any other bracket (the lookahead
+# is one character class: no backtracking stack over an unclosed million-id list)
+_LIST = re.compile(r"\[(?=[^\[\]]*\])\s*-?\d+(?:\s*[,>]\s*-?\d+)+\s*\]")
 _BARE_LIST = re.compile(r"\s*-?\d+(?:\s*[,>]\s*-?\d+)*\s*(?:\.\s*)?")
 _BARE = re.compile(r"-?\d+")
 _ANSWER_OPEN = re.compile(r"<answer>", re.IGNORECASE)
@@ -119,8 +121,13 @@ def to_id(digits: str) -> int:
     return -int(value or "0") if negative else int(value or "0")
 
 
+def _to_ids(matches: list[str]) -> list[int]:
+    # int() directly where the text is short (the common case: no call per id), else to_id
+    return [int(m) if len(m) <= MAX_ID_DIGITS else to_id(m) for m in matches]
+
+
 def _ids(text: str) -> list[int]:
-    return [to_id(m) for m in _BARE.findall(text)]
+    return _to_ids(_BARE.findall(text))
 
 
 def permutation_ids(region: str) -> list[int]:
@@ -134,7 +141,7 @@ def permutation_ids(region: str) -> list[int]:
         return _ids(last.group(0))
     singles = _ID.findall(region)
     if singles:
-        return [to_id(m) for m in singles]
+        return _to_ids(singles)
     tail = region.rstrip()
     tail = tail[:-1].rstrip() if tail.endswith(".") else tail
     if tail[-1:].isdigit() and _BARE_LIST.fullmatch(region):  # cheap refusal of most prose first
@@ -199,7 +206,7 @@ def parse_generation(text: str | None, n_candidates: int, fmt: str = "permutatio
         region = _last_answer(text)
         if region is None:
             return ParsedGeneration(None, "no_ranking")
-        ids = [to_id(m) for m in _ID.findall(region)] or _ids(region)
+        ids = _to_ids(_ID.findall(region)) or _ids(region)
         distinct = list(dict.fromkeys(ids))  # `[2] ... [2]` still names one candidate
         reason = _check(distinct, n_candidates, complete=False)
         if reason is None and len(distinct) > 1:
