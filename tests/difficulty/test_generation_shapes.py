@@ -80,8 +80,9 @@ def test_malformed_shapes_keep_their_reasons(text, reason):
 
 
 @SETTINGS
-@given(k=st.integers(1, 12), wrap=st.sampled_from(["<answer>[{}]</answer>", "<answer>{}</answer>",
-                                                 "<think>maybe [1]</think><answer> [{}] </answer>"]))
+@given(k=st.integers(1, 12),
+       wrap=st.sampled_from(["<answer>[{}]</answer>", "<answer>{}</answer>",
+                             "<think>maybe [1]</think><answer> [{}] </answer>"]))
 def test_answer_format_round_trips(k, wrap):
     parsed = parse_generation(wrap.format(k), 12, fmt="answer")
     assert parsed.ranking == [k - 1] and parsed.reason is None

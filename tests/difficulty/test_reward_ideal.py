@@ -36,8 +36,8 @@ def test_the_spec_names_its_ideal(text, kind, ideal, name):
     assert parse_reward(spec.name) == spec
 
 
-@pytest.mark.parametrize("text", ["ndcg@10>=0.7,ideal=judged", "ndcg@10>=0.7,ideal=qrels,ideal=qrels",
-                                  "hit@1,ideal=qrels", "log,ideal=window",
+@pytest.mark.parametrize("text", ["ndcg@10>=0.7,ideal=judged",
+                                  "ndcg@10>=0.7,ideal=qrels,ideal=qrels", "hit@1,ideal=qrels", "log,ideal=window",
                                   "ndcg@10+rbo>=0.5,ideal=all", "ndcg@10>=0.7,gain=exp,gain=exp"])
 def test_bad_ideal_options_are_refused(text):
     with pytest.raises(ValueError):
