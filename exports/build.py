@@ -58,7 +58,9 @@ TRL_GRPO_SCHEMA = pa.schema([
     ("order_key", pa.float64()), ("replay", pa.bool_())])
 REWARD_FN = '''"""verl custom reward function of a rerank-curriculum export (exports/rewards.py).
 
-verl: custom_reward_function.path=THIS_FILE custom_reward_function.name=compute_score
+verl 0.9+: reward.custom_reward_function.path=THIS_FILE
+           reward.custom_reward_function.name=compute_score
+(verl 0.4-0.8: the same keys without the `reward.` prefix; 0.9 ignores those silently)
 """
 from exports.rewards import compute_score  # noqa: F401
 '''
