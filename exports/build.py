@@ -34,6 +34,7 @@ from data_contracts.manifest import files_of, load_manifest
 from data_contracts.teacher import teacher_orders, teacher_scores
 from data_contracts.arrays import list_lengths
 from exports.prompts import Template, load_template
+from difficulty.rewards import parse_reward
 from exports.rewards import ground_truth_record
 
 TARGETS = ("verl", "trl")
@@ -57,7 +58,9 @@ TRL_GRPO_SCHEMA = pa.schema([
     ("order_key", pa.float64()), ("replay", pa.bool_())])
 REWARD_FN = '''"""verl custom reward function of a rerank-curriculum export (exports/rewards.py).
 
-verl: custom_reward_function.path=THIS_FILE custom_reward_function.name=compute_score
+verl 0.9+: reward.custom_reward_function.path=THIS_FILE
+           reward.custom_reward_function.name=compute_score
+(verl 0.4-0.8: the same keys without the `reward.` prefix; 0.9 ignores those silently)
 """
 from exports.rewards import compute_score  # noqa: F401
 '''
@@ -97,6 +100,7 @@ class _Rows:
     def __init__(self, manifest: dict, template: Template, to: str, output: str):
         config = manifest["config"]
         self.reward = config["reward"]
+        self.ideal = parse_reward(self.reward).ideal  # qrels: the ground truth holds the ideal's
         self.rollout_format = config.get("rollout_format", "permutation")
         self.malformed = config.get("malformed", "fail")
         self.teacher = config.get("teacher", "auto")
@@ -117,7 +121,9 @@ class _Rows:
             reference = orders[i] if has_column[i] else None
             truth = json.dumps(ground_truth_record(row["doc_ids"], row["labels"], reference,
                                                    self.reward, self.rollout_format,
-                                                   self.malformed, self.output))
+                                                   self.malformed, self.output,
+                                                   row.get("judged_labels")
+                                                   if self.ideal == "qrels" else None))
             diff = self.difficulty.get(row["query_id"], {})
             if self.to == "trl" and phase == "imitation":
                 rows.append({"prompt": messages, "completion": [
@@ -221,6 +227,7 @@ def export_run(run: str, to: str, out: str, template_path: str | None = None,
     if to == "verl":
         fs.write_bytes(fs.join(out, "reward_fn.py"), REWARD_FN.encode())
     record = {"to": to, "run_config_hash": manifest.get("config_hash"), "reward": config["reward"],
+              "reward_ideal": rows.ideal,
               "rollout_format": config.get("rollout_format", "permutation"),
               "malformed": config.get("malformed", "fail"), "reward_output": output,
               "template": {"system": template.system, "user": template.user,

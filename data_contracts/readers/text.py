@@ -40,6 +40,7 @@ from data_contracts import fs
 from data_contracts.errors import InputError
 from data_contracts.readers.base import QueryBatch, rows_to_batch
 from data_contracts.reasons import Reason
+from data_contracts.schema import judged_labels_of
 from data_contracts.text_features import featurize_rows
 
 TEXT_FORMATS = ("trec", "beir", "msmarco", "rankllm")
@@ -207,6 +208,17 @@ def _labels(qid: str, doc_ids: list[str], qrels: Mapping | None) -> list[float] 
     return [float(judged.get(d, 0.0)) for d in doc_ids]
 
 
+# --- judged_labels (reward ideal=qrels) -------------------------------------------------------
+def _judged_rows(rows: Iterable[dict], qrels: Mapping | None) -> Iterator[dict]:
+    """Rows with `judged_labels`: the grades of every judged relevant document of the query,
+    outside the candidate window too (the ideal of `--reward ...,ideal=qrels`)."""
+    for row in rows:
+        if "_error" not in row and qrels is not None:
+            row["judged_labels"] = judged_labels_of(qrels.get(row.get("query_id")))
+        yield row
+# --- end judged_labels ----------------------------------------------------------------------
+
+
 def featurized_batches(rows: Iterable[dict], batch_size: int) -> Iterator[QueryBatch]:
     chunk: list[dict] = []
     for row in rows:
@@ -295,13 +307,14 @@ def read_text_queries(path: str, fmt: str, options: TextOptions | None = None, *
     teacher = read_run(options.teacher_run) if options.teacher_run else None
     qrels = read_qrels(options.qrels) if options.qrels else None
     if fmt == "rankllm":
-        return featurized_batches(_rankllm_rows(path, qrels, teacher, source, split,
-                                                options.depth), batch_size)
+        return featurized_batches(_judged_rows(_rankllm_rows(path, qrels, teacher, source, split,
+                                                             options.depth), qrels), batch_size)
     if fmt == "trec":
         run_path = path
         run = read_run(run_path, options.depth)
-        return featurized_batches(candidate_rows(run, run_path, None, None, qrels, teacher,
-                                                 source, split), batch_size)
+        return featurized_batches(_judged_rows(candidate_rows(run, run_path, None, None, qrels,
+                                                              teacher, source, split), qrels),
+                                  batch_size)
     if not fs.isdir(path):
         raise InputError(path, f"the {fmt} layout is a folder")
     run_path = _need(options.candidates, "--candidates RUN (each query's candidates)", fmt,
@@ -328,8 +341,9 @@ def read_text_queries(path: str, fmt: str, options: TextOptions | None = None, *
                                   "collection.tsv and queries[.<split>].tsv"))
     query_texts = read_texts(queries, set(run))
     doc_texts = read_texts(corpus, needed_docs)
-    return featurized_batches(candidate_rows(run, run_path, query_texts, doc_texts, qrels,
-                                             teacher, source, split), batch_size)
+    return featurized_batches(_judged_rows(candidate_rows(run, run_path, query_texts, doc_texts,
+                                                          qrels, teacher, source, split), qrels),
+                              batch_size)
 
 
 def _rankllm_rows(path: str, qrels: dict | None, teacher: dict | None, source: str,
@@ -409,7 +423,7 @@ def read_hf_text(path: str, *, column_map: Mapping[str, str], options: TextOptio
                 row["labels"] = _labels(qid, doc_ids, qrels)
             yield row
 
-    return featurized_batches(rows(), batch_size)
+    return featurized_batches(_judged_rows(rows(), qrels), batch_size)
 
 
 def apply_teacher_run(batches: Iterable[QueryBatch], teacher_run: str) -> Iterator[QueryBatch]:
