@@ -11,22 +11,36 @@ scoring, curriculum and trainer run unchanged.
 
 Layouts (`--input-format`):
 - `trec`: `--input` is a TREC run (the candidates); no texts, features from the first stage.
-- `beir`: `--input` is a BEIR folder (`corpus.jsonl`, `queries.jsonl`, `qrels/<split>.tsv`,
-  split default `test`); `--candidates RUN` names each query's candidates.
+- `beir`: `--input` is a BEIR folder (`corpus.jsonl`, `queries.jsonl`, qrels under
+  `qrels/<split>.tsv`, split default `test`, or another common name: `find_layout_qrels`);
+  `--candidates RUN` names each query's candidates.
 - `msmarco`: `--input` is a folder with `collection.tsv` (`pid\\tpassage`) and `queries.tsv` or
-  `queries.<split>.tsv` (`qid\\tquery`), qrels from `--qrels` or `qrels[.<split>].tsv` there, and
-  `--candidates RUN`.
+  `queries.<split>.tsv` (`qid\\tquery`), qrels from `--qrels` or `qrels[.<split>].tsv|txt`
+  there, and `--candidates RUN`.
 - `rankllm`: `--input` is rank_llm request JSONL, one `{query: {text, qid}, candidates: [{docid,
-  score, doc: {...}}]}` per line; the passage is the doc's `contents`, `text` or `segment`, with
-  its `title` first when it has one.
+  score, doc: {...}}]}` per line, or RankGPT's JSON array `[{query, hits}]`
+  (readers/text_jsonl.py).
 - `hf` with text columns: a Hugging Face dataset whose `--column-map` maps `query_text` and
   `doc_texts` (and `query_id`, `doc_ids`, optionally `labels`, `first_stage_scores`).
 
+Qrels and runs are read as trec_eval reads them (readers/text_trec.py: negative judgments are
+gain 0, fields after a run's tag ignored, strict number rules, Parquet and JSON dictionaries,
+binary files named, qrels and runs told apart by shape); passages and queries by
+readers/text_jsonl.py (id and text keys, `--column-map` keys, types checked per record).
+
+Judged queries: with qrels, a query they do not judge is skipped and counted (`unjudged`), as
+trec_eval ignores it; none judged at all is an InputError.
+
 Large corpora are streamed once and joined: the candidate run is read first (it is small), and
-only the passages and queries it names are kept, so memory holds the candidates' texts, never the
-corpus. A candidate whose passage is not in the corpus makes its query a quarantine row
-(`unknown_document`), a candidate query without text one with `unknown_query`: never dropped
-silently. Files may be gzip/bz2/xz/zstd compressed (data_contracts/fs.open_text).
+only the passages and queries of its judged queries are kept, so memory holds the candidates'
+texts, never the corpus. A candidate whose passage is not in the corpus makes its query a
+quarantine row (`unknown_document`), a candidate query without text one with `unknown_query`, a
+record of a wrong type one with `wrong_type`: never dropped silently. Files may be
+gzip/bz2/xz/zstd compressed.
+
+Counts (QueryBatch.skipped_lines and QueryBatch.counts, per batch since the previous one):
+`skipped_lines`, `unjudged`, `empty_queries`, `empty_passages`, `negative_judgments`,
+`run_extra_fields`, `non_utf8_lines`, `duplicate_ids`, `id_collisions`.
 """
 from __future__ import annotations
 
@@ -192,22 +206,26 @@ def refuse_unjudged(source: str, qrels_path: str | None, n: int, examples: list,
 def candidate_rows(run: dict, run_path: str, query_texts: dict | None,
                    doc_texts: dict | None, qrels: dict | None, teacher: dict | None,
                    source: str, split: str | None, *, counts: TextCounts | None = None,
-                   problems: list | None = None) -> Iterator[dict]:
+                   query_problems: list | None = None, doc_problems: list | None = None
+                   ) -> Iterator[dict]:
     """Reader rows of a candidate run joined with its texts, labels and teacher order.
 
     Args:
-      problems: `(id, reason, location, detail)` of corpus/queries records of a wrong type
-        (text_jsonl.read_texts): a query that needs one is quarantined with its reason and
-        line; one whose id is unusable (None) is a quarantine row of its own.
+      query_problems, doc_problems: `(id, reason, location, detail)` of queries-file / corpus
+        records of a wrong type (text_jsonl.read_texts): a query that needs one is quarantined
+        with its reason and line; one whose id is unusable (None) is a quarantine row of its
+        own.
       counts: gets `unjudged` (queries the qrels do not judge: skipped).
     """
     counts = counts if counts is not None else TextCounts()
-    bad: dict = {}
-    for rid, reason, location, detail in problems or ():
-        if rid is None:
-            yield _error(None, reason, location, detail, None)
-        else:
-            bad.setdefault(rid, (reason, location, detail))
+    bad_query: dict = {}
+    bad_doc: dict = {}
+    for problems, bad in ((query_problems, bad_query), (doc_problems, bad_doc)):
+        for rid, reason, location, detail in problems or ():
+            if rid is None:
+                yield _error(None, reason, location, detail, None)
+            else:
+                bad.setdefault(rid, (reason, location, detail))
     judged = Judged(qrels, None, counts)
     for qid, ranked in run.items():
         if not judged(qid):
@@ -223,8 +241,9 @@ def candidate_rows(run: dict, run_path: str, query_texts: dict | None,
                "teacher_order": teacher_order_of(doc_ids, teacher.get(qid) if teacher else None)}
         if query_texts is not None:
             if qid not in query_texts:
-                if qid in bad:
-                    yield _error(qid, bad[qid][0], bad[qid][1], bad[qid][2], {"query_id": qid})
+                if qid in bad_query:
+                    reason, where, detail = bad_query[qid]
+                    yield _error(qid, reason, where, detail, {"query_id": qid})
                     continue
                 yield _error(qid, Reason.UNKNOWN_QUERY, location,
                              "the candidate run names a query the queries file does not hold",
@@ -232,9 +251,9 @@ def candidate_rows(run: dict, run_path: str, query_texts: dict | None,
                 continue
             row["query_text"] = query_texts[qid]
         if doc_texts is not None:
-            wrong = [d for d in doc_ids if d not in doc_texts and d in bad]
+            wrong = [d for d in doc_ids if d not in doc_texts and d in bad_doc]
             if wrong:
-                reason, where, detail = bad[wrong[0]]
+                reason, where, detail = bad_doc[wrong[0]]
                 yield _error(qid, reason, where, f"candidate {wrong[0]!r}: {detail}",
                              {"query_id": qid, "doc_ids": doc_ids[:20]})
                 continue
@@ -359,14 +378,15 @@ def read_text_queries(path: str, fmt: str, options: TextOptions | None = None, *
     _check_judged(run_path, run, qrels, qrels_path)
     wanted = [q for q in run if qrels is None or q in qrels]
     needed_docs = {d for q in wanted for d, _ in run[q]}
-    problems: list = []
-    query_texts = read_texts(queries, set(wanted), counts=counts, problems=problems,
+    query_problems: list = []
+    doc_problems: list = []
+    query_texts = read_texts(queries, set(wanted), counts=counts, problems=query_problems,
                              column_map=keys, kind="query")
-    doc_texts = read_texts(corpus, needed_docs, counts=counts, problems=problems,
+    doc_texts = read_texts(corpus, needed_docs, counts=counts, problems=doc_problems,
                            column_map=keys, kind="doc")
-    return featurized_batches(candidate_rows(run, run_path, query_texts, doc_texts, qrels,
-                                             teacher, source, split, counts=counts,
-                                             problems=problems), batch_size, counts)
+    return featurized_batches(candidate_rows(
+        run, run_path, query_texts, doc_texts, qrels, teacher, source, split, counts=counts,
+        query_problems=query_problems, doc_problems=doc_problems), batch_size, counts)
 
 
 def _check_judged(run_path: str, run: dict, qrels: dict | None, qrels_path: str | None

@@ -27,14 +27,13 @@ and its string decodes (otherwise the line is parsed in full).
 from __future__ import annotations
 
 import json
-import math
 import re
 from typing import Iterator, Mapping
 
 from data_contracts.errors import InputError
-from data_contracts.readers.text_trec import (FLOAT32_MAX, TextCounts, sniff_side_file,
-                                              text_lines)
+from data_contracts.readers.text_trec import TextCounts, sniff_side_file, text_lines
 from data_contracts.reasons import Reason
+from data_contracts.text_features import is_float32_number
 
 ID_KEYS = ("_id", "id", "docid", "qid")
 TEXT_KEYS = ("contents", "text", "segment", "passage", "body")
@@ -100,10 +99,9 @@ def valid_score(value, key: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise WrongType(f"`{key}` is {type_name(value)}, expected a number")
-    number = float(value)
-    if not math.isfinite(number) or abs(number) > FLOAT32_MAX:
+    if not is_float32_number(value):
         raise WrongType(f"`{key}` {value!r} is not a finite float32 number")
-    return number
+    return float(value)
 
 
 def _depth_ok(line: str) -> bool:

@@ -26,8 +26,8 @@ from typing import Iterator
 
 from data_contracts import fs
 from data_contracts.errors import InputError
+from data_contracts.text_features import is_float32_number
 
-FLOAT32_MAX = 3.4028234663852886e38
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _INTEGER = re.compile(r"^[+-]?\d{1,18}$")
 BOM = b"\xef\xbb\xbf"
@@ -157,7 +157,7 @@ def parse_number(value: str, where: str, what: str, *, float32: bool = False) ->
     number = float(value)
     if not math.isfinite(number):
         raise InputError(where, f"{what} {value!r} is not finite")
-    if float32 and abs(number) > FLOAT32_MAX:
+    if float32 and not is_float32_number(number):
         raise InputError(where, f"{what} {value!r} is beyond float32's range (|x| <= 3.4e38; "
                                 "features are float32)")
     return number
@@ -178,7 +178,7 @@ def _json_number(value, where: str, what: str, *, float32: bool = False) -> floa
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InputError(where, f"{what} is {type(value).__name__} {value!r:.40}, not a number")
     number = float(value)
-    if not math.isfinite(number) or (float32 and abs(number) > FLOAT32_MAX):
+    if not math.isfinite(number) or (float32 and not is_float32_number(number)):
         raise InputError(where, f"{what} {value!r} is not finite"
                                 + (" within float32's range" if float32 else ""))
     return number
@@ -402,6 +402,6 @@ def read_run(path: str, depth: int | None = None, counts: TextCounts | None = No
             for qid, rows in entries.items()}
 
 
-__all__ = ["FLOAT32_MAX", "FOREIGN_MAGIC", "QRELS_SHAPE", "RUN_SHAPE", "TextCounts",
+__all__ = ["FOREIGN_MAGIC", "QRELS_SHAPE", "RUN_SHAPE", "TextCounts",
            "parse_number", "parse_rank", "read_qrels", "read_run", "sniff_side_file",
            "text_lines"]

@@ -396,3 +396,31 @@ def test_duplicates_bad_bytes_and_colliding_ids_are_counted(tmp_path):
     counts = TextCounts()
     assert read_texts(tsv, counts=counts) == {"p\ufffd1": "two"}
     assert counts.take() == {"non_utf8_lines": 2, "duplicate_ids": 1, "id_collisions": 1}
+
+
+def test_a_non_finite_first_stage_score_quarantines_never_a_silent_zero():
+    from data_contracts.text_features import featurize_rows
+
+    rows = [{"query_id": "q", "doc_ids": ["a", "b"], "first_stage_scores": [1.0, float("inf")],
+             "_location": "hf#0"},
+            {"query_id": "r", "doc_ids": ["a"], "first_stage_scores": [1e300], "_location": "hf#1"},
+            {"query_id": "s", "doc_ids": ["a"], "first_stage_scores": [2.0], "_location": "hf#2"}]
+    featurize_rows(rows)
+    assert [r.get("_error", (None,))[0] for r in rows] == \
+        ["non_finite_features", "non_finite_features", None]
+    assert "first_stage_scores[1] = inf" in rows[0]["_error"][2]
+    assert rows[2]["features"].shape == (1, 8)
+
+
+def test_a_query_record_of_a_wrong_type_quarantines_only_its_query(tmp_path):
+    folder = tmp_path / "b"
+    _beir(folder, queries=("q1", "q2"), docs=3)
+    _write(folder / "queries.jsonl", json.dumps({"_id": "q1", "text": "fine"}) + "\n"
+           + json.dumps({"_id": "q2", "text": ["a", "list"]}) + "\n")
+    _write(folder / "corpus.jsonl", "".join(json.dumps({"_id": d, "text": d}) + "\n"
+                                            for d in ("d1", "d2", "d3", "q1")))
+    rows, bad, _ = _read(folder, "beir", candidates=_write(tmp_path / "c.txt",
+                                                           _run_text(["q1", "q2"])))
+    assert [r["query_id"] for r in rows] == ["q1"]
+    assert [(b["reason"], b["query_id"], b["location"]) for b in bad] == \
+        [("wrong_type", "q2", f"{folder}/queries.jsonl:2")]
