@@ -169,9 +169,29 @@ def text_of(record: dict, text_key: str | None, title_key: str | None) -> str:
     return f"{title}\n{body}" if title and title.strip() else body
 
 
-def _fast_id(key: str) -> re.Pattern:
-    return re.compile(r'^\s*\{\s*"' + re.escape(key) + r'"\s*:\s*"((?:[^"\\\x00-\x1f]|\\.)*)"'
+def _fast_id(keys: tuple[str, ...]) -> re.Pattern:
+    """A line whose first key is one of `keys` with a plain JSON string value."""
+    names = "|".join(re.escape(k) for k in keys)
+    return re.compile(r'^\s*\{\s*"(' + names + r')"\s*:\s*"((?:[^"\\\x00-\x1f]|\\.)*)"'
                       r'\s*[,}]')
+
+
+def _fast_skip(line: str, fast: re.Pattern, keys: tuple[str, ...], needed: set) -> bool:
+    """Whether a JSON line's id is surely not needed, without parsing the line: its first key
+    is an id key that occurs once, no id key of higher priority occurs anywhere in the line,
+    and its string decodes to valid Unicode. Anything else: False (parse in full)."""
+    hit = fast.match(line)
+    if not hit:
+        return False
+    key = hit.group(1)
+    if line.count(f'"{key}"') != 1 or any(f'"{k}"' in line for k in keys[:keys.index(key)]):
+        return False
+    try:
+        quick = json.loads(f'"{hit.group(2)}"')
+        quick.encode("utf-8")
+    except (ValueError, UnicodeEncodeError):
+        return False  # a bad escape, a lone surrogate: the full parse decides
+    return quick not in needed
 
 
 def _raw_id(line: str, key: str) -> str | None:
@@ -216,14 +236,17 @@ def read_texts(path: str, needed: set | None = None, *, counts: TextCounts | Non
     title_key = column_map.get("doc_title") if kind == "doc" else None
     expected = "JSON lines (one {\"_id\": ..., \"text\": ...} per line) or a TSV (id<TAB>text)"
     is_json = sniff_side_file(path, role, expected) == "json"
-    fast = _fast_id(id_key or "_id")
+    id_keys = (id_key,) if id_key else ID_KEYS
+    fast = _fast_id(id_keys)
     out: dict[str, str] = {}
     forms: dict[str, str] = {}
+    started = False  # a data line came before
     for number, line in text_lines(path, counts):
         if not line.strip():
             counts.add("skipped_lines")
             continue
         where = f"{path}:{number}"
+        first, started = not started, True
         if not is_json:
             key, _, rest = line.partition("\t")
             if needed is None or key in needed:
@@ -231,16 +254,11 @@ def read_texts(path: str, needed: set | None = None, *, counts: TextCounts | Non
                 _keep(out, forms, key, "\n".join(p for p in parts if p) if len(parts) > 1
                       else rest, key, counts)
             continue
-        if needed is not None:
-            hit = fast.match(line)
-            if hit and line.count(f'"{id_key or "_id"}"') == 1:
-                try:
-                    quick = json.loads(f'"{hit.group(1)}"')
-                    quick.encode("utf-8")
-                except (ValueError, UnicodeEncodeError):
-                    quick = None  # a bad escape, a lone surrogate: the full parse decides
-                if quick is not None and quick not in needed:
-                    continue
+        if needed is not None and _fast_skip(line, fast, id_keys, needed):
+            continue
+        if line.strip() in ("{", "[") or (first and line.lstrip().startswith("[")):
+            raise InputError(where, f"{role} is a JSON document (pretty-printed or an array), "
+                                    f"not {expected}")
         record = parse_json(line, where)
         if not isinstance(record, dict):
             raise InputError(where, f"a JSON {type_name(record)}, not a record object "

@@ -353,9 +353,11 @@ def test_the_fast_path_never_hides_the_real_id(tmp_path):
         '{"meta": {"_id": "d1"}, "_id": "d2", "text": "two"}',
         '{"_id": "d3", "meta": {"_id": "d4"}, "text": "three"}',
         '{"_id": "d5", "_id": "d6", "text": "six"}',
-        '{"_id": "d\\u0037", "text": "seven"}']) + "\n")
-    assert read_texts(corpus, {"d1", "d2", "d4", "d5", "d6", "d7"}) == \
-        {"d2": "two", "d6": "six", "d7": "seven"}
+        '{"_id": "d\\u0037", "text": "seven"}',
+        '{"id": "d8", "_id": "d9", "text": "nine"}',
+        '{"docid": "d10", "text": "_id"}']) + "\n")
+    assert read_texts(corpus, {"d1", "d2", "d4", "d5", "d6", "d7", "d8", "d9", "d10"}) == \
+        {"d2": "two", "d6": "six", "d7": "seven", "d9": "nine", "d10": "_id"}
 
 
 _ids = st.one_of(st.text(max_size=4), st.integers(-5, 5), st.none(), st.booleans())
@@ -363,8 +365,9 @@ _ids = st.one_of(st.text(max_size=4), st.integers(-5, 5), st.none(), st.booleans
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.fixed_dictionaries(
-    {"_id": _ids, "text": st.one_of(st.text(max_size=5), st.integers(0, 3))},
-    optional={"id": _ids, "title": st.one_of(st.none(), st.text(max_size=3))}), max_size=6),
+    {"id": _ids, "text": st.one_of(st.text(max_size=5), st.integers(0, 3))},
+    optional={"_id": _ids, "docid": _ids,
+              "title": st.one_of(st.none(), st.text(max_size=3))}), max_size=6),
     st.sets(st.text(max_size=4), max_size=4))
 def test_reading_with_needed_ids_equals_the_full_parse_restricted(tmp_path_factory, records,
                                                                   needed):
@@ -424,3 +427,10 @@ def test_a_query_record_of_a_wrong_type_quarantines_only_its_query(tmp_path):
     assert [r["query_id"] for r in rows] == ["q1"]
     assert [(b["reason"], b["query_id"], b["location"]) for b in bad] == \
         [("wrong_type", "q2", f"{folder}/queries.jsonl:2")]
+
+
+@pytest.mark.parametrize("text", ['[{"_id": "a", "text": "t"}]\n',
+                                  '{\n  "_id": "a",\n  "text": "t"\n}\n'])
+def test_a_json_document_corpus_is_named_not_a_parse_error(tmp_path, text):
+    with pytest.raises(InputError, match="c.jsonl:1: corpus is a JSON document .*not JSON lines"):
+        read_texts(_write(tmp_path / "c.jsonl", text))
