@@ -247,6 +247,7 @@ def _parquet_rows(path: str, role: str, expected: str, float32: bool
                _json_number(value, where, "score", float32=float32), where)
 
 
+_QRELS_HEADER_WORDS = ("score", "rel", "relevance", "label", "grade", "judgment", "judgement")
 _HEADER_WORD = re.compile(r"^[A-Za-z_][\w.-]*$")
 
 
@@ -296,7 +297,7 @@ def _text_qrels(path: str, counts: TextCounts, role: str
     first, q0_only, values = True, True, {}
     for number, cols in _fields(path, counts):
         where = f"{path}:{number}"
-        if len(cols) in (5, 6) or len(cols) > 6:
+        if len(cols) >= 5:
             raise InputError(where, f"{role} line has {len(cols)} columns, the shape of "
                                     f"{RUN_SHAPE}, not {QRELS_SHAPE}; give the run as "
                                     "--candidates (or as --input with --input-format trec) "
@@ -369,7 +370,7 @@ def read_run(path: str, depth: int | None = None, counts: TextCounts | None = No
     for number, cols in _fields(path, counts):
         where = f"{path}:{number}"
         score = None
-        if first and len(cols) == 3 and not _INTEGER.match(cols[2]) and _qrels_header(cols):
+        if first and len(cols) == 3 and cols[2].lower() in _QRELS_HEADER_WORDS:
             raise InputError(where, f"{role} looks like {QRELS_SHAPE}, not a run (it starts "
                                     f"with a header {' '.join(cols)!r} like BEIR's qrels TSV); "
                                     "give it as --qrels and the run as " + role)
