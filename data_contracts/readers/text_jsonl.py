@@ -59,7 +59,8 @@ def type_name(value) -> str:
 
 
 def valid_str(value, key: str, *, nullable: bool = False) -> str | None:
-    """`value` when it is a string that encodes as UTF-8 (None when `nullable` and null).
+    """`value` when it is a string (None when `nullable` and null); whether it is valid
+    Unicode is `check_unicode`'s part (once per record).
 
     Raises:
       WrongType: naming the key and the type found.
@@ -68,11 +69,16 @@ def valid_str(value, key: str, *, nullable: bool = False) -> str | None:
         return None
     if not isinstance(value, str):
         raise WrongType(f"`{key}` is {type_name(value)}, expected a string")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise WrongType(f"`{key}` holds a lone surrogate escape, not valid Unicode") from None
     return value
+
+
+def check_unicode(*strings: str) -> None:
+    """Raises WrongType when a string holds a lone surrogate (JSON's `\\ud800` parses to one;
+    Arrow cannot store it)."""
+    try:
+        "".join(strings).encode("utf-8")
+    except UnicodeEncodeError:
+        raise WrongType("a string holds a lone surrogate escape, not valid Unicode") from None
 
 
 def valid_id(value, key: str) -> str:
@@ -105,16 +111,10 @@ def valid_score(value, key: str) -> float | None:
 
 
 def _depth_ok(line: str) -> bool:
-    """Whether a JSON line nests at most MAX_DEPTH brackets (counted outside strings roughly:
-    an upper bound, so deeper data never reaches json.loads' recursion)."""
-    depth = best = 0
-    for ch in line:
-        if ch in "[{":
-            depth += 1
-            best = max(best, depth)
-        elif ch in "]}":
-            depth -= 1
-    return best <= MAX_DEPTH or _depth_strict(line)
+    """Whether a JSON line nests at most MAX_DEPTH brackets, so deeper data never reaches
+    json.loads' recursion. The count of opening brackets bounds the depth (fast); only a line
+    with more is walked, strings skipped."""
+    return line.count("{") + line.count("[") <= MAX_DEPTH or _depth_strict(line)
 
 
 def _depth_strict(line: str) -> bool:
@@ -162,8 +162,12 @@ def text_of(record: dict, text_key: str | None, title_key: str | None) -> str:
     Raises:
       WrongType: the text is not a string, or the title neither a string nor null.
     """
-    key = text_key or next((k for k in TEXT_KEYS if k in record), None)
-    body = valid_str(record[key], key) if key is not None and key in record else ""
+    key = text_key
+    if key is None:
+        for key in TEXT_KEYS:
+            if key in record:
+                break
+    body = valid_str(record[key], key) if key in record else ""
     tkey = title_key or "title"
     title = valid_str(record.get(tkey), tkey, nullable=True)
     return f"{title}\n{body}" if title and title.strip() else body
@@ -183,15 +187,21 @@ def _fast_skip(line: str, fast: re.Pattern, keys: tuple[str, ...], needed: set) 
     hit = fast.match(line)
     if not hit:
         return False
-    key = hit.group(1)
-    if line.count(f'"{key}"') != 1 or any(f'"{k}"' in line for k in keys[:keys.index(key)]):
+    key, quick = hit.group(1, 2)
+    if line.count(f'"{key}"') != 1:
         return False
-    try:
-        quick = json.loads(f'"{hit.group(2)}"')
-        quick.encode("utf-8")
-    except (ValueError, UnicodeEncodeError):
-        return False  # a bad escape, a lone surrogate: the full parse decides
+    if key != keys[0] and any(f'"{k}"' in line for k in keys[:keys.index(key)]):
+        return False
+    if "\\" in quick:  # no escape: the JSON string is its text
+        try:
+            quick = json.loads(f'"{quick}"')
+            quick.encode("utf-8")
+        except (ValueError, UnicodeEncodeError):
+            return False  # a bad escape, a lone surrogate: the full parse decides
     return quick not in needed
+
+
+_RAW_ID: dict[str, re.Pattern] = {}
 
 
 def _raw_id(line: str, key: str) -> str | None:
@@ -199,7 +209,11 @@ def _raw_id(line: str, key: str) -> str | None:
     marker = f'"{key}"'
     if line.count(marker) != 1:
         return None
-    found = re.search(re.escape(marker) + r'\s*:\s*("(?:[^"\\]|\\.)*"|-?\d+)', line)
+    pattern = _RAW_ID.get(key)
+    if pattern is None:
+        pattern = _RAW_ID[key] = re.compile(re.escape(marker)
+                                            + r'\s*:\s*("(?:[^"\\]|\\.)*"|-?\d+)')
+    found = pattern.search(line)
     return found.group(1) if found else None
 
 
@@ -269,8 +283,11 @@ def read_texts(path: str, needed: set | None = None, *, counts: TextCounts | Non
             raise InputError(where, f"record has no id key (looked for "
                                     f"{id_key or ', '.join(ID_KEYS)}; it has "
                                     f"{', '.join(map(str, record)) or 'no keys'}); {hint}")
+        escaped = "\\u" in line  # only an escape makes a lone surrogate
         try:
             rid = valid_id(record[key], key)
+            if escaped:
+                check_unicode(rid)
         except WrongType as exc:
             problems.append((None, Reason.WRONG_TYPE, where, str(exc)))
             continue
@@ -278,6 +295,8 @@ def read_texts(path: str, needed: set | None = None, *, counts: TextCounts | Non
             continue
         try:
             text = text_of(record, text_key, title_key)
+            if escaped:
+                check_unicode(text)
         except WrongType as exc:
             problems.append((rid, Reason.WRONG_TYPE, where, str(exc)))
             out.pop(rid, None)
@@ -380,6 +399,7 @@ def rankllm_request(record, column_map: Mapping[str, str] | None = None
         except WrongType as exc:
             raise WrongType(f"{where}.doc: {exc}") from None
         scores.append(valid_score(cand.get("score"), f"{where}.score"))
+    check_unicode(qid, text, *doc_ids, *texts)
     return qid, text, doc_ids, texts, scores
 
 
@@ -404,8 +424,9 @@ def _rankgpt_request(record: dict, column_map: Mapping[str, str]):
         key = column_map.get("doc_text") or ("content" if "content" in hit else None)
         texts.append(text_of(hit, key, column_map.get("doc_title")))
         scores.append(valid_score(hit.get("score"), f"{where}.score"))
+    check_unicode(qid, text, *doc_ids, *texts)
     return qid, text, doc_ids, texts, scores
 
 
-__all__ = ["ID_KEYS", "TEXT_KEYS", "WrongType", "rankllm_records", "rankllm_request",
+__all__ = ["ID_KEYS", "TEXT_KEYS", "WrongType", "check_unicode", "rankllm_records", "rankllm_request",
            "read_texts", "text_of", "type_name", "valid_id", "valid_score", "valid_str"]
