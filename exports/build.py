@@ -33,7 +33,7 @@ from data_contracts.errors import InputError
 from data_contracts.manifest import files_of, load_manifest
 from data_contracts.teacher import teacher_orders, teacher_scores
 from data_contracts.arrays import list_lengths
-from exports.prompts import Template, load_template
+from exports.prompts import Template, WordCut, load_template, render_prompt
 from exports.rewards import ground_truth_record
 
 TARGETS = ("verl", "trl")
@@ -113,7 +113,8 @@ class _Rows:
         _, has_column = teacher_scores(table, "column")
         rows = []
         for i, row in enumerate(table.to_pylist()):
-            messages = self.template.messages(row["query_text"], row["doc_texts"] or [])
+            messages = render_prompt(self.template, row["query_text"], row["doc_ids"],
+                                     row["doc_texts"]).messages
             reference = orders[i] if has_column[i] else None
             truth = json.dumps(ground_truth_record(row["doc_ids"], row["labels"], reference,
                                                    self.reward, self.rollout_format,
@@ -198,7 +199,7 @@ def export_run(run: str, to: str, out: str, template_path: str | None = None,
     _check_out(out, manifest["_root"])
     config = manifest["config"]
     template = load_template(template_path, config.get("rollout_format", "permutation"),
-                             max_passage_words)
+                             WordCut(max_passage_words))
     rows = _Rows(manifest, template, to, output)
     files = []
     imitation = _read(files_of(manifest, "imitation"))
@@ -223,8 +224,7 @@ def export_run(run: str, to: str, out: str, template_path: str | None = None,
     record = {"to": to, "run_config_hash": manifest.get("config_hash"), "reward": config["reward"],
               "rollout_format": config.get("rollout_format", "permutation"),
               "malformed": config.get("malformed", "fail"), "reward_output": output,
-              "template": {"system": template.system, "user": template.user,
-                           "max_passage_words": template.max_passage_words},
+              "template": template.describe(),
               "files": files, "order": [f["path"] for f in files]}
     fs.write_bytes(fs.join(out, EXPORT_NAME),
                    (json.dumps(record, indent=2, sort_keys=True) + "\n").encode(), durable=True)
