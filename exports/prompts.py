@@ -83,7 +83,8 @@ class WordCut:
 
 @dataclass(frozen=True)
 class TokenCut:
-    """Keeps a passage's first `tokens` tokens of a Hugging Face tokenizer (decoded back)."""
+    """Keeps a passage's first `tokens` tokens (decoded back); `tokenizer` has encode(text) ->
+    ids and decode(ids) -> text (exports.tokens.TokenCounter)."""
 
     tokenizer: object = field(compare=False, repr=False)
     tokens: int = 512
@@ -91,10 +92,10 @@ class TokenCut:
 
     def cut(self, text: str) -> str:
         text = " ".join((text or "").split())
-        ids = self.tokenizer.encode(text, add_special_tokens=False)
+        ids = self.tokenizer.encode(text)
         if len(ids) <= self.tokens:
             return text
-        return self.tokenizer.decode(ids[:self.tokens], skip_special_tokens=True).strip()
+        return self.tokenizer.decode(ids[:self.tokens]).strip()
 
     def describe(self) -> dict:
         return {"unit": "tokens", "max": self.tokens, "tokenizer": self.name}
