@@ -34,7 +34,7 @@ import pyarrow as pa
 from data_contracts import fs
 from data_contracts.errors import InputError
 from data_contracts.quarantine import quarantine_row, quarantine_table
-from data_contracts.schema import GENERATION, POLICY_ID, QUERY_ID, ROLLOUT_ID
+from data_contracts.schema import QUERY_ID, ROLLOUT_SCHEMA
 
 CUSTOM_ID_PREFIX = "rc"
 REQUESTS_KIND = "rerank-curriculum requests"
@@ -47,8 +47,9 @@ UNKNOWN_REQUEST = "unknown_request"
 DUPLICATE_RESULT = "duplicate_result"
 UNPARSEABLE_LINE = "unparseable_line"
 
-BATCH_ROLLOUT_SCHEMA = pa.schema([
-    QUERY_ID, ROLLOUT_ID, GENERATION, POLICY_ID,
+# ROLLOUT_SCHEMA's columns (ranking, reward, passed null: the generation is parsed when scored)
+# and what a result adds.
+BATCH_ROLLOUT_SCHEMA = pa.schema(list(ROLLOUT_SCHEMA) + [
     pa.field("candidate_order", pa.list_(pa.string()), nullable=False),
     pa.field("custom_id", pa.string(), nullable=False),
     pa.field("round", pa.int32(), nullable=False),
@@ -137,6 +138,23 @@ def load_requests(path: str) -> RequestIndex:
         raise InputError(path, f"lists {len(requests)} requests, its count says "
                                f"{record.get('requests')!r}", column="requests")
     return RequestIndex(path, tag, record, requests)
+
+
+def find_requests(results_path: str, requests_path: str | None = None) -> RequestIndex:
+    """The requests a results file answers: `requests_path` (requests.json or its folder) when
+    given, else a requests.json beside the results file.
+
+    Raises:
+      InputError: neither is there (one line saying which option names it).
+    """
+    if requests_path is None:
+        beside = fs.join(fs.dirname(results_path), "requests.json")
+        if not fs.isfile(beside):
+            raise InputError(results_path, "OpenAI batch output lines are read against the "
+                                           "requests.json they answer: pass --requests "
+                                           "DIR/requests.json (written by --to requests)")
+        requests_path = beside
+    return load_requests(requests_path)
 
 
 def is_batch_output_record(obj: object) -> bool:
