@@ -154,21 +154,25 @@ class _Rows:
         _, has_column = teacher_scores(table, "column")
         return orders, has, has_column
 
-    def sft(self, table: pa.Table) -> tuple[pa.Table, int]:
-        """SFT rows of the queries with a demonstration; (rows, queries without one)."""
+    def sft(self, table: pa.Table) -> tuple[pa.Table, dict]:
+        """SFT rows of the queries with a demonstration; (rows, counts: queries without a
+        demonstration, preset rows whose input had no reasoning)."""
         orders, has, _ = self._demonstrations(table)
-        rows, skipped = [], 0
+        rows = []
+        counts = {"sft_without_demonstration": 0, "sft_without_reasoning": 0}
         for i, row in enumerate(table.to_pylist()):
             if not has[i]:
-                skipped += 1
+                counts["sft_without_demonstration"] += 1
                 continue
             messages = render_prompt(self.template, row["query_text"], row["doc_ids"],
                                      row["doc_texts"]).messages
             reasoning = row.get("teacher_reasoning")
-            if self.preset == "reasonrank" and not reasoning:
-                reasoning = None
-            answer = {"role": "assistant", "content": completion_text(
-                orders[i], self.rollout_format, reasoning)}
+            text = completion_text(orders[i], self.rollout_format, reasoning)
+            if self.preset is not None and not reasoning:  # the recipe's structure, with the
+                counts["sft_without_reasoning"] += 1        # empty think the input gives
+                body = text if text.startswith("<answer>") else f"<answer>{text}</answer>"
+                text = f"<think>\n</think>\n{body}"
+            answer = {"role": "assistant", "content": text}
             weight = row.get("weight")
             weight = 1.0 if weight is None else weight
             if self.to == "trl":
@@ -178,7 +182,7 @@ class _Rows:
                 rows.append({"messages": messages + [answer], "data_source": self._source(row),
                              "weight": weight, "query_id": row["query_id"]})
         return pa.Table.from_pylist(rows, schema=TRL_SFT_SCHEMA if self.to == "trl"
-                                    else VERL_SFT_SCHEMA), skipped
+                                    else VERL_SFT_SCHEMA), counts
 
     def _source(self, row: dict) -> str:
         if self.preset == "reasonrank":
@@ -422,7 +426,7 @@ def export_run(run: str, to: str, out: str, template_path: str | None = None,
     template = load_template(template_path, rollout_format, cut, preset == "reasonrank")
     rows = _Rows(manifest, template, to, output, preset)
     tables: dict = {}
-    counts = {"sft_without_demonstration": 0}
+    counts = {"sft_without_demonstration": 0, "sft_without_reasoning": 0}
 
     def split(table: pa.Table) -> tuple[pa.Table, pa.Table]:
         val = pa.array(validation_mask(table.column("query_id").to_pylist(), val_fraction))
@@ -450,7 +454,8 @@ def export_run(run: str, to: str, out: str, template_path: str | None = None,
     if sft_parts:
         table = pa.concat_tables(sft_parts, promote_options="default")
         table = table.take(pc.sort_indices(table, [("query_id", "ascending")]))
-        sft_rows, counts["sft_without_demonstration"] = rows.sft(table)
+        sft_rows, sft_counts = rows.sft(table)
+        counts.update(sft_counts)
         if weights == "repeat":
             sft_rows = _repeat(sft_rows)
         if sft_rows.num_rows:
