@@ -64,6 +64,7 @@ SFT_MODES = ("all", "out_of_rl")
 WEIGHT_MODES = ("column", "repeat")
 REWARD_OUTPUTS = ("pass", "value")
 MAX_REPEAT = 100
+WORD_TOKENS = 3.0  # tokens per word assumed for settings when lengths are counted in words
 MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 EXTRA_INFO = pa.struct([
     ("query_id", pa.string()), ("doc_ids", pa.list_(pa.string())), ("pass_rate", pa.float64()),
@@ -288,8 +289,9 @@ def _lengths(tables: dict, counter: TokenCounter, to: str) -> dict:
         else:
             prompts.extend(counter.prompt(m) for m in table.column("prompt").to_pylist())
     unit = counter.unit
-    # words -> tokens: about 1.3 tokens a word in English BPE vocabularies; 2 leaves headroom
-    factor, estimated = (1.0, False) if unit == "tokens" else (2.0, True)
+    # words -> tokens: about 1.3 tokens a word for English in BPE vocabularies, 2-3 for rare or
+    # made-up words (the synthetic set's); 3 keeps prompts whole, --tokenizer gives exact values
+    factor, estimated = (1.0, False) if unit == "tokens" else (WORD_TOKENS, True)
     longest_prompt = max(prompts, default=0) * factor
     longest_completion = max(completions, default=0) * factor
     prompt_setting = _round_up(longest_prompt * 1.1 + 16)
@@ -316,8 +318,7 @@ def _batch_advice(stages: list[dict]) -> dict:
     rows = [s["rows"] for s in stages]
     if not rows:
         return {"train_batch_size": None, "stages": []}
-    smallest = min(rows)
-    size = 1 << max(0, int(math.floor(math.log2(max(smallest, 1)))))
+    size = _power_of_two(min(rows), 1024)
     total = sum(rows)
     return {"train_batch_size": size, "total_rows": total,
             "steps_per_epoch": total // size, "rows_dropped_per_epoch": total % size,
@@ -332,9 +333,17 @@ def _batch_advice(stages: list[dict]) -> dict:
                        for s in stages]}
 
 
+def _power_of_two(rows: int, cap: int) -> int:
+    """The largest power of two not above `rows` (at least 1) nor `cap`."""
+    return min(cap, 1 << max(0, int(math.floor(math.log2(max(rows, 1))))))
+
+
 def _commands(to: str, preset: str | None, files: list[dict], lengths: dict, advice: dict
               ) -> dict:
+    """Command lines (verl 0.9 and 0.4-0.8, verl SFT) or TRL settings for this export; $OUT is
+    the export folder, and the model, rollout and GPU settings are the user's own."""
     rl = [f"$OUT/{f['path']}" for f in files if f["phase"] == "rl"]
+    sft_rows = sum(f["rows"] for f in files if f["phase"] == "imitation")
     name = "compute_score"
     verl = lengths["settings"]["verl"]
     if to == "verl":
@@ -350,7 +359,8 @@ def _commands(to: str, preset: str | None, files: list[dict], lengths: dict, adv
                                 f"custom_reward_function.name={name}",
                 "verl sft": "torchrun -m verl.trainer.sft_trainer "
                             "data.train_files=$OUT/imitation.parquet data.messages_key=messages "
-                            f"data.max_length={verl['sft data.max_length']}"}
+                            f"data.max_length={verl['sft data.max_length']} "
+                            f"data.train_batch_size={_power_of_two(sft_rows, 256)}"}
     return {"trl reward_funcs": presets.TRL_FUNCTION[preset],
             "trl GRPO": "GRPOConfig(shuffle_dataset=False, max_completion_length="
                         f"{lengths['settings']['trl']['GRPOConfig.max_completion_length']}) on "
