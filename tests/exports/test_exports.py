@@ -107,6 +107,10 @@ def test_a_folder_of_other_files_is_refused(runs, tmp_path):
     assert (tmp_path / "out" / "notes.txt").read_text() == "mine"
     with pytest.raises(InputError, match="holds the run"):
         export_run(runs["perm"], "trl", os.path.dirname(runs["perm"]))
+    with pytest.raises(InputError, match="inside the run folder"):  # another run's folder
+        export_run(runs["perm"], "trl", os.path.join(runs["answer"], "rl", "x"))
+    with pytest.raises(InputError, match="not an export|holds"):  # a folder holding a run
+        export_run(runs["answer"], "trl", runs["perm"])
 
 
 def test_sft_modes_and_repeated_weights(runs, tmp_path):
@@ -205,3 +209,30 @@ def test_lengths_in_tokens_and_passages_cut_by_tokens(runs, tmp_path):
     assert settings["trl"]["SFTConfig.max_length"] >= lengths["prompt"]["max"] + \
         lengths["completion"]["max"]
     assert record["template"]["passage_cut"] == {"unit": "tokens", "max": 7, "tokenizer": "chars"}
+
+
+def test_a_local_hugging_face_tokenizer_counts_the_chat_prompt(runs, tmp_path):
+    transformers = pytest.importorskip("transformers", reason="the [llm] extra is not installed")
+    tokenizers = pytest.importorskip("tokenizers")
+    from exports.tokens import load_tokenizer
+
+    tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(unk_token="<unk>"))
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
+    tok.train_from_iterator(["a b c [ ] >"], tokenizers.trainers.WordLevelTrainer(
+        special_tokens=["<unk>", "<pad>"]))
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>",
+                                                pad_token="<pad>")
+    fast.chat_template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n"
+                          "{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}")
+    folder = str(tmp_path / "tok")
+    fast.save_pretrained(folder)
+    counter = load_tokenizer(folder)
+    assert counter.unit == "tokens" and counter.name == "tok"
+    record = export_run(runs["perm"], "trl", str(tmp_path / "t"), counter=counter,
+                        passage_tokens=5)
+    row = pq.read_table(str(tmp_path / "t" / "val.parquet")).to_pylist()[0]
+    ids = fast.apply_chat_template(row["prompt"], tokenize=True, add_generation_prompt=True)
+    ids = ids["input_ids"] if isinstance(ids, dict) else ids
+    assert record["lengths"]["prompt"]["min"] <= len(ids) <= record["lengths"]["prompt"]["max"]
+    with pytest.raises(InputError, match="not found"):
+        load_tokenizer(str(tmp_path / "missing"))

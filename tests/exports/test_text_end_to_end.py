@@ -216,6 +216,9 @@ def test_command_lines_synthetic_text_build_and_export(tmp_path, capsys):
                        "--out", features]) == 0
     with pytest.raises(InputError, match="no query and passage texts"):
         export_run(features, "verl", str(tmp_path / "none"))
+    assert export_cli.main([features, "--to", "requests", "--model", "m", "--out",
+                            str(tmp_path / "none")]) == 2
+    assert "no query and passage texts" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv", [["RUN", "--to", "verl"], ["RUN", "--to", "openrlhf",
