@@ -49,7 +49,7 @@ import pyarrow.parquet as pq
 from data_contracts import fs
 from data_contracts.arrays import list_lengths
 from data_contracts.errors import InputError
-from data_contracts.manifest import files_of, load_manifest
+from data_contracts.manifest import load_manifest
 from data_contracts.teacher import teacher_orders, teacher_scores
 from exports import presets
 from exports.prompts import WordCut, load_template, render_prompt
@@ -426,9 +426,7 @@ def export_run(run: str, to: str, out: str, template_path: str | None = None,
     check_out(out, manifest["_root"])
     config = manifest["config"]
     rollout_format = config.get("rollout_format", "permutation")
-    if preset is not None and presets.PRESET_FORMAT[preset] != rollout_format:
-        raise InputError(run, f"--preset {preset} needs a run scored with --rollout-format "
-                              f"{presets.PRESET_FORMAT[preset]}; this run used {rollout_format}")
+    presets.check_preset(preset, rollout_format, run)
     from exports.prompts import TokenCut
 
     cut = TokenCut(counter, passage_tokens, counter.name) if passage_tokens \
@@ -523,6 +521,7 @@ def export_run(run: str, to: str, out: str, template_path: str | None = None,
                   "template": template.describe(), "sft": sft, "weights": weights,
                   "val_fraction": val_fraction, "validation": val_entry,
                   "counts": {**counts, "validation_queries": val_rows.num_rows},
+                  "warnings": _warnings(val_rows.num_rows, tables, counts, advice),
                   "files": files, "order": [f["path"] for f in files],
                   "lengths": lengths, "batch_size": advice,
                   "commands": _commands(to, preset, files, lengths, advice)}
@@ -534,8 +533,27 @@ def export_run(run: str, to: str, out: str, template_path: str | None = None,
     return record_holder["record"]
 
 
+def _warnings(val_rows: int, tables: dict, counts: dict, advice: dict) -> list[str]:
+    """What a trainer would trip on in this export, one sentence each."""
+    out = []
+    if not val_rows:
+        out.append("val.parquet has no rows (--val-fraction 0 or a small run): verl needs "
+                   "data.val_files with rows; raise --val-fraction")
+    if not any(phase == "rl" for phase, _ in tables):
+        out.append("no RL stage has rows: nothing to train with GRPO")
+    if ("imitation", None) not in tables:
+        out.append("no SFT rows (no training query has a demonstration)")
+    if counts.get("sft_without_reasoning"):
+        out.append(f"{counts['sft_without_reasoning']} SFT rows have an empty <think> block "
+                   "(the input has no teacher reasoning)")
+    if advice.get("rows_dropped_per_epoch"):
+        out.append(f"verl drops the last partial batch: {advice['rows_dropped_per_epoch']} rows "
+                   f"per epoch at train_batch_size {advice['train_batch_size']}")
+    return out
+
+
 def _empty_like(*tables) -> pa.Table:
     return next(t for t in tables if t is not None).slice(0, 0)
 
 
-__all__ = ["export_run", "completion_text", "TARGETS", "EXPORT_NAME", "files_of"]
+__all__ = ["export_run", "completion_text", "TARGETS", "EXPORT_NAME"]

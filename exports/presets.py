@@ -29,6 +29,20 @@ REASONRANK_DATA_SOURCE = "ranking"
 FORMAT_PENALTY = -1.0
 
 
+def check_preset(preset: str | None, rollout_format: str, run: str) -> None:
+    """Raises InputError when a preset does not fit the run's rollout format."""
+    from data_contracts.errors import InputError
+
+    if preset is None:
+        return
+    if preset not in PRESETS:
+        raise InputError("--preset", f"unknown preset {preset!r} (expected one of "
+                                     f"{', '.join(PRESETS)})")
+    if PRESET_FORMAT[preset] != rollout_format:
+        raise InputError(run, f"--preset {preset} needs a run scored with --rollout-format "
+                              f"{PRESET_FORMAT[preset]}; this run used {rollout_format}")
+
+
 def think_then_answer(text: str | None) -> bool:
     """Whether `text` has `<think>` ... `</think>` and after it `<answer>` ... `</answer>`."""
     if not isinstance(text, str):

@@ -29,6 +29,7 @@ from data_contracts.manifest import load_manifest
 from data_contracts.readers.batch_results import (REQUESTS_KIND, REQUESTS_VERSION,
                                                   make_custom_id)
 from difficulty.sampler import MAX_SEED, TEMPERATURE_RANGE
+from exports.presets import check_preset
 from exports.prompts import Template, WordCut, load_template, render_prompt
 from exports.publish import check_out, publish
 from exports.source import run_identity, text_queries
@@ -137,8 +138,10 @@ def build_requests(manifest: dict, run: str, template: Template, options: Reques
 def export_requests(run: str, out: str, options: RequestOptions,
                     template_path: str | None = None, cut: object = WordCut(300),
                     wanted: list[tuple[str, list[int]]] | None = None,
-                    reasoning: bool = False) -> dict:
+                    preset: str | None = None) -> dict:
     """Writes DIR/requests.jsonl and DIR/requests.json (atomically, replacing an earlier export).
+
+    `preset` (exports.presets) picks the recipe's prompt, as the RL export of that preset does.
 
     Returns:
       The requests record (without its `queries` list, for printing).
@@ -148,9 +151,9 @@ def export_requests(run: str, out: str, options: RequestOptions,
     """
     manifest = load_manifest(run)
     check_out(out, manifest["_root"])
-    template = load_template(template_path, manifest["config"].get("rollout_format",
-                                                                   "permutation"),
-                             cut, reasoning)
+    rollout_format = manifest["config"].get("rollout_format", "permutation")
+    check_preset(preset, rollout_format, run)
+    template = load_template(template_path, rollout_format, cut, preset == "reasonrank")
     lines, record = build_requests(manifest, run, template, options, wanted)
 
     def write(folder: str) -> None:

@@ -12,6 +12,17 @@ import os
 from data_contracts.errors import InputError
 
 
+def token_ids(encoded) -> list:
+    """The token ids of what `apply_chat_template(tokenize=True)` returns: a list of ids, or
+    (transformers 5) a BatchEncoding, a mapping whose `input_ids` holds them (its len() is the
+    number of keys, not of tokens)."""
+    if hasattr(encoded, "keys"):
+        encoded = encoded["input_ids"]
+    if len(encoded) and isinstance(encoded[0], (list, tuple)):
+        encoded = encoded[0]
+    return list(encoded)
+
+
 class TokenCounter:
     """Counts texts and chat prompts in one unit (`tokens` or `words`)."""
 
@@ -39,10 +50,8 @@ class TokenCounter:
         tok = self.tokenizer
         if tok is not None and getattr(tok, "chat_template", None) and \
                 hasattr(tok, "apply_chat_template"):
-            ids = tok.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
-            if isinstance(ids, dict):  # some versions return a BatchEncoding
-                ids = ids["input_ids"]
-            return len(ids)
+            return len(token_ids(tok.apply_chat_template(messages, tokenize=True,
+                                                         add_generation_prompt=True)))
         return sum(self.text(m["content"]) for m in messages)
 
 

@@ -47,10 +47,11 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--passage-tokens", type=int, default=0,
                         help="cut passages to this many tokens of --tokenizer (ReasonRank's way; "
                              "default: 0, cut by --passage-words)")
+    parser.add_argument("--preset", default=None, choices=PRESETS,
+                        help="a recipe's rows, prompt and reward: reasonrank (verl GRPO) or "
+                             "rank-r1 (TRL GRPO); give the same preset to --to requests so the "
+                             "policy is sampled on the prompt it is trained on (default: none)")
     g = parser.add_argument_group("verl / trl exports")
-    g.add_argument("--preset", default=None, choices=PRESETS,
-                   help="a recipe's rows and reward: reasonrank (verl GRPO) or rank-r1 (TRL "
-                        "GRPO) (default: none, this package's rows)")
     g.add_argument("--reward-output", default="pass", choices=REWARD_OUTPUTS,
                    help="what the reward function returns: pass (1.0 when the generation passes "
                         "the run's reward threshold, as the pass rates were measured) or value "
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                                      max_tokens=args.max_tokens, seed=args.seed,
                                      round=args.round)
             record = export_requests(args.run, args.out, options, args.template, cut,
-                                     reasoning=False)
+                                     preset=args.preset)
             print(f"wrote {args.out}: requests.jsonl ({record['requests']} requests, "
                   f"{record['query_count']} queries x {args.k}) and requests.json")
             return 0
@@ -123,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"prompts {lengths['prompt']['min']}-{lengths['prompt']['max']} {lengths['unit']}"
               f"; set max_prompt_length >= {settings['data.max_prompt_length']} (export.json "
               "has every setting and command)")
+    for warning in record["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
