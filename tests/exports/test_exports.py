@@ -237,3 +237,15 @@ def test_a_local_hugging_face_tokenizer_counts_the_chat_prompt(runs, tmp_path):
     assert record["lengths"]["prompt"]["min"] <= n <= record["lengths"]["prompt"]["max"]
     with pytest.raises(InputError, match="not found"):
         load_tokenizer(str(tmp_path / "missing"))
+
+
+def test_a_killed_exports_work_folder_is_cleared_by_the_next(tmp_path):
+    stale = tmp_path / ".out.partial-4194999-abc"  # above Linux's largest pid: a dead process
+    stale.mkdir()
+    (stale / "export.json").write_text("{}")
+    mine = tmp_path / f".out.partial-{os.getpid()}-abc"  # a live process's: kept
+    mine.mkdir()
+    run = tmp_path / "run"
+    run.mkdir()
+    export_publish.check_out(str(tmp_path / "out"), str(run))
+    assert not stale.exists() and mine.exists()
