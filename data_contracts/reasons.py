@@ -27,6 +27,7 @@ class Reason:
     NO_ROLLOUTS = "no_rollouts"
     EMPTY_RANKING = "empty_ranking"
     REWARD_OUT_OF_RANGE = "reward_out_of_range"
+    WRONG_TYPE = "wrong_type"  # a JSON field of another type than the contract's (text inputs)
 
     QUERY_REASONS = (
         UNPARSEABLE_LINE, UNPARSEABLE_RECORD, FEATURE_ID_OUT_OF_RANGE, EMPTY_QUERY_ID,
@@ -34,6 +35,8 @@ class Reason:
         NON_FINITE_FEATURES, LABEL_OUT_OF_RANGE,
         MISSING_LABELS, DUPLICATE_DOC_ID, BAD_TEACHER,
     )
+    # Decided by the text readers (readers/text.py), before validation.
+    TEXT_READ_REASONS = (UNKNOWN_QUERY, UNKNOWN_DOCUMENT, WRONG_TYPE, UNPARSEABLE_RECORD)
     ROLLOUT_REASONS = (
         UNKNOWN_QUERY, UNKNOWN_DOCUMENT, REPEATED_DOCUMENT, ROLLOUT_WITHOUT_OUTCOME,
         DUPLICATE_ROLLOUT_ID, UNPARSEABLE_RECORD, NO_ROLLOUTS, EMPTY_RANKING,

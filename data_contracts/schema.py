@@ -25,6 +25,11 @@ DOC_TEXTS = pa.field("doc_texts", pa.list_(pa.string()))
 FIRST_STAGE_RANKS = pa.field("first_stage_ranks", pa.list_(pa.int32()))
 FIRST_STAGE_SCORES = pa.field("first_stage_scores", pa.list_(pa.float32()))
 TEACHER_REASONING = pa.field("teacher_reasoning", pa.string())
+# The labels of every judged relevant document of the query (grade > 0, sorted descending),
+# candidates outside the window included: the ideal of `--reward ...,ideal=qrels`
+# (difficulty/rewards.py). Filled by the text readers from the qrels; null where the query's
+# documents are all its judged documents (feature inputs) or it has no judgment.
+JUDGED_LABELS = pa.field("judged_labels", pa.list_(pa.float32()))
 
 ROLLOUT_ID = pa.field("rollout_id", pa.string(), nullable=False)
 RANKING = pa.field("ranking", pa.list_(pa.string()))
@@ -70,7 +75,8 @@ NULLABLE_QUERY_ID = pa.field("query_id", pa.string())
 # --- records --------------------------------------------------------------------------------
 QUERY_SCHEMA = pa.schema(
     [QUERY_ID, DOC_IDS, FEATURES, LABELS, TEACHER_SCORES, TEACHER_ORDER, SOURCE, SPLIT,
-     QUERY_TEXT, DOC_TEXTS, FIRST_STAGE_RANKS, FIRST_STAGE_SCORES, TEACHER_REASONING]
+     QUERY_TEXT, DOC_TEXTS, FIRST_STAGE_RANKS, FIRST_STAGE_SCORES, TEACHER_REASONING,
+     JUDGED_LABELS]
 )
 QUERY_REQUIRED = ("query_id", "doc_ids", "features")
 
@@ -100,6 +106,15 @@ QUARANTINE_SCHEMA = pa.schema(
 )
 
 BANDS = ("too_hard", "learnable", "too_easy")
+
+
+def judged_labels_of(judgments: dict | None) -> list[float] | None:
+    """The JUDGED_LABELS value of one query from its qrels ({document id: grade}): the grades of
+    its relevant judged documents (grade > 0; the others add no gain), sorted descending so the
+    value does not depend on the qrels' line order; None when the query has no judgment."""
+    if judgments is None:
+        return None
+    return sorted((float(v) for v in judgments.values() if v > 0), reverse=True)
 
 
 def empty(schema: pa.Schema) -> pa.Table:

@@ -28,6 +28,7 @@ first-stage ones, so every query has the same feature width.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from typing import Sequence
 
@@ -115,11 +116,45 @@ def query_features(query_text: str | None, doc_texts: Sequence[str | None] | Non
     return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def is_float32_number(value) -> bool:
+    """Whether `value` is a number (not a boolean) that is finite and within float32's range:
+    what a first-stage score must be to become a feature unchanged."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and abs(value) <= FLOAT32_MAX)
+
+
+def _bad_score(scores) -> str | None:
+    """Why a row's first-stage scores cannot become features (None when they can): a value
+    that is not finite or beyond float32's range would be a silent 0 or inf."""
+    for j, s in enumerate(scores or ()):
+        if s is not None and not is_float32_number(s):
+            return f"first_stage_scores[{j}] = {s!r} is not a finite float32 number"
+    return None
+
+
 def featurize_rows(rows: list[dict]) -> None:
     """Sets each row's `features` from its `query_text`, `doc_texts`, `first_stage_ranks` and
-    `first_stage_scores` (rows as readers build them, QUERY_SCHEMA keys); in place."""
+    `first_stage_scores` (rows as readers build them, QUERY_SCHEMA keys); in place.
+
+    A row whose first-stage scores hold a value that is not a finite float32 number (a Hugging
+    Face column of `inf`, say; the file readers refuse such values earlier) becomes a
+    quarantine row (`non_finite_features`), never a silent 0.
+    """
+    from data_contracts.reasons import Reason
+
     for row in rows:
         if "_error" in row:
+            continue
+        problem = _bad_score(row.get("first_stage_scores"))
+        if problem is not None:
+            location = row.get("_location", "")
+            qid = row.get("query_id")
+            row.clear()
+            row.update(query_id=qid, _error=(Reason.NON_FINITE_FEATURES, location, problem,
+                                             {"query_id": qid}))
             continue
         row["features"] = query_features(row.get("query_text"), row.get("doc_texts"),
                                          row.get("first_stage_ranks"),

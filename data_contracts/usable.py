@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from data_contracts.readers.detect import LOOKS_LIKE
+from data_contracts.readers.text import TEXT_FORMATS
 from data_contracts.reasons import Reason
 
 DEFAULT_MAX_QUARANTINE = 0.5  # --max-quarantine: more than half of what was read quarantined
@@ -65,6 +66,8 @@ def unusable_reason(counts: Mapping[str, int], quarantine_reasons: Mapping[str, 
         top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[0]
         head += f", top reason {top[0]} ({top[1]})"
     hints = []
+    if forced_format in TEXT_FORMATS:  # a text layout: feature-layout guesses mislead
+        layouts = {}
     for path, layout in sorted(layouts.items()):
         if layout in LOOKS_LIKE and layout != "empty":
             hints.append(f"{path} looks like {LOOKS_LIKE[layout]}" if len(layouts) > 1

@@ -172,6 +172,14 @@ def validate_queries(batch: QueryBatch, state: ValidationState, step: str = "val
         out = ~((lab >= state.label_min) & (lab <= state.label_max))
         check(Reason.LABEL_OUT_OF_RANGE, _per_row_any(out, labels_len),
               f"labels outside [{state.label_min:g}, {state.label_max:g}] or missing")
+    judged_len = (_lengths(table.column("judged_labels")) if "judged_labels" in table.column_names
+                  else np.full(n, -1))
+    if (judged_len > 0).any():  # the ideal of ideal=qrels rewards (difficulty/rewards.py)
+        judged = pc.fill_null(_flat(table.column("judged_labels")), np.nan).to_numpy(
+            zero_copy_only=False).astype(np.float64)
+        out = ~((judged >= state.label_min) & (judged <= state.label_max))
+        check(Reason.LABEL_OUT_OF_RANGE, _per_row_any(out, judged_len),
+              f"judged_labels outside [{state.label_min:g}, {state.label_max:g}] or missing")
     if state.require_labels:
         check(Reason.MISSING_LABELS, labels_len < 0,
               "no labels, and the reward verifies rankings against labels")

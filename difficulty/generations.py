@@ -2,13 +2,17 @@
 
 Two named formats (`--rollout-format`):
 
-- `permutation` (RankGPT, RankZephyr, ReasonRank): a listwise permutation `[3] > [1] > [2]`,
-  where `[k]` is the k-th candidate (1-based) in the order the prompt listed them, i.e. the
-  candidate run's order (the query's `doc_ids`). When the text holds an `<answer>...</answer>`
-  block (ReasonRank writes one after its `<think>...</think>` block) only the last answer block is
-  read; otherwise, when it holds a closed `<think>` block, only the text after `</think>`; an
-  unclosed `<think>` with no answer is no ranking. Every `[k]` in that region is read in order;
-  text around and between them (`Ranking:`, `>`, commas, a closing remark) is ignored.
+- `permutation` (RankGPT, RankZephyr, ReasonRank): a listwise permutation of the k-th candidates
+  (1-based) in the order the prompt listed them, i.e. the candidate run's order (the query's
+  `doc_ids`). When the text holds an `<answer>...</answer>` block (ReasonRank writes one after its
+  `<think>...</think>` block) only the last answer block is read; otherwise, when it holds a
+  closed `<think>` block, only the text after `</think>`; an unclosed `<think>` with no answer is
+  no ranking. In that region the ranking is read in the first of these shapes that is there:
+  1. a bracketed list of several ids, `[2, 1, 3]` or `[2 > 1 > 3]` (the last such list);
+  2. bracketed ids, `[2] > [1] > [3]`: every `[k]` in order, text around and between them
+     (`Ranking:`, `>`, commas, a closing remark) ignored;
+  3. bare ids, `2 > 1 > 3` or `2, 1, 3`: the whole region (spaces and one final `.` aside) is ids
+     separated by `>` or commas.
 - `answer` (Rank-R1, setwise): `<answer>[k]</answer>`, the one candidate the model chose (the
   brackets are optional: `<answer>3</answer>`; the same id twice still names one candidate). The
   ranking is that candidate alone, a partial ranking of length 1; its repair keeps the first id in
@@ -16,8 +20,9 @@ Two named formats (`--rollout-format`):
 
 A malformed output has a reason (the first that applies, in this order):
 
-- `no_ranking`: no `[k]` at all (or no `<answer>` block for `answer`);
-- `id_out_of_range`: some k is below 1 or above the number of candidates;
+- `no_ranking`: no ranking in any shape (or no `<answer>` block for `answer`);
+- `id_out_of_range`: some k is below 1 or above the number of candidates (an id of more than
+  `MAX_ID_DIGITS` digits is out of range without being converted);
 - `repeated_id`: some k appears twice;
 - `missing_id`: a permutation that does not name every candidate;
 - `multiple_answers`: an `answer` block naming more than one distinct candidate.
@@ -28,6 +33,13 @@ usual repair of listwise rerankers (as in RankGPT's and rank_llm's post-processi
 of range and repeats (the first occurrence is kept), then append the candidates not named, in
 prompt order; an output with no ranking at all cannot be repaired and fails. Either way the reason
 is counted.
+
+The parser is total and linear: any text (or None, or bytes, decoded as UTF-8 with
+replacement) gives a ParsedGeneration in time linear in its length. Every pattern is a sequence
+of disjoint character classes (no nested ambiguity to backtrack over), a tag search that finds
+no closing tag stops instead of retrying from the next opening one, and no id is converted from
+more than MAX_ID_DIGITS digits. Digits are Unicode decimal digits (`[٣]` is 3), as Python reads
+them.
 """
 from __future__ import annotations
 
@@ -38,10 +50,17 @@ ROLLOUT_FORMATS = ("permutation", "answer")
 MALFORMED_MODES = ("fail", "repair")
 MALFORMED_REASONS = ("no_ranking", "id_out_of_range", "repeated_id", "missing_id",
                      "multiple_answers")
+MAX_ID_DIGITS = 9  # more candidates than any prompt holds; longer ids are out of range
+OUT_OF_RANGE = -1  # what an id too long to convert becomes (below 1: out of range)
 
 _ID = re.compile(r"\[\s*(-?\d+)\s*\]")
+# a list is tried only where a `]` closes the bracket before any other bracket (the lookahead
+# is one character class: no backtracking stack over an unclosed million-id list)
+_LIST = re.compile(r"\[(?=[^\[\]]*\])\s*-?\d+(?:\s*[,>]\s*-?\d+)+\s*\]")
+_BARE_LIST = re.compile(r"\s*-?\d+(?:\s*[,>]\s*-?\d+)*\s*(?:\.\s*)?")
 _BARE = re.compile(r"-?\d+")
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
+_ANSWER_OPEN = re.compile(r"<answer>", re.IGNORECASE)
+_ANSWER_CLOSE = re.compile(r"</answer>", re.IGNORECASE)
 _THINK_END = re.compile(r"</think>", re.IGNORECASE)
 _THINK_START = re.compile(r"<think>", re.IGNORECASE)
 
@@ -62,16 +81,72 @@ class ParsedGeneration:
     repaired: bool = False
 
 
+def _last_answer(text: str) -> str | None:
+    """The content of the last `<answer>...</answer>` block (blocks read left to right, each
+    ending at the first `</answer>` after its opening tag), or None. Linear: once an opening tag
+    has no closing tag after it, no later one has either, so the search stops."""
+    found, pos = None, 0
+    while True:
+        opened = _ANSWER_OPEN.search(text, pos)
+        if opened is None:
+            return found
+        closed = _ANSWER_CLOSE.search(text, opened.end())
+        if closed is None:
+            return found
+        found, pos = text[opened.end():closed.start()], closed.end()
+
+
 def _answer_region(text: str) -> str | None:
-    answers = _ANSWER.findall(text)
-    if answers:
-        return answers[-1]
-    ends = list(_THINK_END.finditer(text))
-    if ends:
-        return text[ends[-1].end():]
+    answer = _last_answer(text)
+    if answer is not None:
+        return answer
+    end = None
+    for end in _THINK_END.finditer(text):
+        pass
+    if end is not None:
+        return text[end.end():]
     if _THINK_START.search(text):
         return None  # still thinking: no answer was given
     return text
+
+
+def to_id(digits: str) -> int:
+    """An id from `-?\\d+` text; OUT_OF_RANGE when its value has more than MAX_ID_DIGITS digits
+    (leading zeros aside): such text is never converted, so no integer-digits limit and no
+    quadratic conversion."""
+    negative = digits.startswith("-")
+    value = digits[negative:].lstrip("0")
+    if len(value) > MAX_ID_DIGITS:
+        return OUT_OF_RANGE
+    return -int(value or "0") if negative else int(value or "0")
+
+
+def _to_ids(matches: list[str]) -> list[int]:
+    # int() directly where the text is short (the common case: no call per id), else to_id
+    return [int(m) if len(m) <= MAX_ID_DIGITS else to_id(m) for m in matches]
+
+
+def _ids(text: str) -> list[int]:
+    return _to_ids(_BARE.findall(text))
+
+
+def permutation_ids(region: str) -> list[int]:
+    """The 1-based ids of a permutation region, in the first shape it holds (module docstring):
+    the last bracketed list of several ids, else every bracketed id, else a bare id list; [] for
+    none."""
+    last = None
+    for last in _LIST.finditer(region):
+        pass
+    if last is not None:
+        return _ids(last.group(0))
+    singles = _ID.findall(region)
+    if singles:
+        return _to_ids(singles)
+    tail = region.rstrip()
+    tail = tail[:-1].rstrip() if tail.endswith(".") else tail
+    if tail[-1:].isdigit() and _BARE_LIST.fullmatch(region):  # cheap refusal of most prose first
+        return _ids(region)
+    return []
 
 
 def _check(ids: list[int], n: int, complete: bool) -> str | None:
@@ -106,7 +181,8 @@ def parse_generation(text: str | None, n_candidates: int, fmt: str = "permutatio
     """Parses one generation against a prompt of `n_candidates` numbered candidates.
 
     Args:
-      text: the raw generated text (None counts as no ranking).
+      text: the raw generated text (None, or anything not text, counts as no ranking; bytes
+        are decoded as UTF-8 with replacement).
       n_candidates: how many candidates the prompt listed ([1]..[n]).
       fmt: `permutation` or `answer` (see the module docstring).
       malformed: `fail` or `repair`.
@@ -122,12 +198,15 @@ def parse_generation(text: str | None, n_candidates: int, fmt: str = "permutatio
     if malformed not in MALFORMED_MODES:
         raise ValueError(f"unknown malformed mode {malformed!r} (expected one of "
                          f"{MALFORMED_MODES})")
+    if isinstance(text, (bytes, bytearray)):
+        text = bytes(text).decode("utf-8", errors="replace")
+    elif not isinstance(text, str):
+        text = ""
     if fmt == "answer":
-        answers = _ANSWER.findall(text or "")
-        if not answers:
+        region = _last_answer(text)
+        if region is None:
             return ParsedGeneration(None, "no_ranking")
-        region = answers[-1]
-        ids = [int(m) for m in _ID.findall(region)] or [int(m) for m in _BARE.findall(region)]
+        ids = _to_ids(_ID.findall(region)) or _ids(region)
         distinct = list(dict.fromkeys(ids))  # `[2] ... [2]` still names one candidate
         reason = _check(distinct, n_candidates, complete=False)
         if reason is None and len(distinct) > 1:
@@ -138,8 +217,8 @@ def parse_generation(text: str | None, n_candidates: int, fmt: str = "permutatio
         if malformed == "repair" and valid:
             return ParsedGeneration([valid[0] - 1], reason, repaired=True)
         return ParsedGeneration(None, reason)
-    region = _answer_region(text or "")
-    ids = [int(m) for m in _ID.findall(region)] if region is not None else []
+    region = _answer_region(text)
+    ids = permutation_ids(region) if region is not None else []
     reason = _check(ids, n_candidates, complete=True)
     if reason is None:
         return ParsedGeneration([k - 1 for k in ids])

@@ -17,7 +17,7 @@ from data_contracts.teacher import teacher_scores
 from difficulty.generations import parse_generation
 from difficulty.estimate import BAND_NAMES, BandConfig, Budget, band_of_rate, summarize
 from difficulty.policy import PolicyScorer
-from difficulty.rewards import RewardSpec, evaluate, ideal_dcg, reference_order
+from difficulty.rewards import RewardSpec, evaluate, ideal_dcg, judged_matrix, reference_order
 from difficulty.sampler import gumbel_noise, sample_rankings
 
 
@@ -106,6 +106,14 @@ def rbo_reference(queries: pa.Table, mask: np.ndarray, spec: RewardSpec) -> np.n
     return reference_order(basis, mask)
 
 
+def judged_of(queries: pa.Table, spec: RewardSpec) -> np.ndarray | None:
+    """[B, J] the queries' `judged_labels` (0-padded; zeros where null) when the reward's ideal is
+    `qrels`, else None (the window's ideal needs no more than the labels)."""
+    if spec.ideal != "qrels" or "judged_labels" not in queries.column_names:
+        return None
+    return judged_matrix(queries.column("judged_labels").to_pylist())
+
+
 def _parse_row(row: dict, n_docs: int, cfg: ScoringConfig, tally: Counter) -> dict:
     """A rollout whose `generation` is parsed: its ranking (doc ids), or a failed rollout."""
     if row.get("ranking") is not None or row.get("generation") is None:
@@ -139,6 +147,7 @@ def score_with_policy(queries: pa.Table, scorer: PolicyScorer, cfg: ScoringConfi
                                               "reward_sq_sum")}
     overrides = deterministic_outcome(batch.labels, batch.mask, batch.n_docs, cfg.reward)
     reference = rbo_reference(queries, batch.mask, cfg.reward)
+    judged = judged_of(queries, cfg.reward)
     open_rows = np.arange(n)
     budget = cfg.budget
     spent = 0
@@ -152,7 +161,8 @@ def score_with_policy(queries: pa.Table, scorer: PolicyScorer, cfg: ScoringConfi
                                    cfg.temperature)
         reward, passed = evaluate(cfg.reward, rankings, batch.labels[open_rows],
                                   batch.mask[open_rows], reference=None if reference is None
-                                  else reference[open_rows])
+                                  else reference[open_rows],
+                                  judged=None if judged is None else judged[open_rows])
         spent += reward.size
         tallies["successes"][open_rows] += passed.sum(-1)
         tallies["trials"][open_rows] += k_round
@@ -196,6 +206,7 @@ def score_from_log(queries: pa.Table, rollouts: list[list[dict]], policy_id: str
     log_threshold = spec.tau if spec.kind in ("ndcg", "composite") else spec.log_pass_threshold
     doc_index = [{d: j for j, d in enumerate(ids)} for ids in queries.column("doc_ids").to_pylist()]
     reference = rbo_reference(queries, batch.mask, spec)
+    judged = judged_of(queries, spec)
     parsed_any = any(r.get("generation") is not None and r.get("ranking") is None
                      for rows in rollouts for r in rows)
     malformed, reasons = np.zeros(n, dtype=np.int64), [None] * n
@@ -221,7 +232,8 @@ def score_from_log(queries: pa.Table, rollouts: list[list[dict]], policy_id: str
                 valid[0, 0, :len(idx)] = True
                 rewards, passes = evaluate(spec, ranking, batch.labels[i:i + 1],
                                            batch.mask[i:i + 1], valid,
-                                           None if reference is None else reference[i:i + 1])
+                                           None if reference is None else reference[i:i + 1],
+                                           None if judged is None else judged[i:i + 1])
                 reward, passed = float(rewards[0, 0]), bool(passes[0, 0])
             else:
                 reward = row["reward"] if row.get("reward") is not None else float(row["passed"])

@@ -111,7 +111,7 @@ def read_queries(path: str, fmt: str = "auto", *, batch_size: int = 256,
                                f"features to read")
     if fmt in TEXT_FORMATS:
         return read_text_queries(path, fmt, text, batch_size=batch_size, source=source,
-                                 split=split)
+                                 split=split, column_map=column_map)
     if fmt == "hf" and is_text_column_map(column_map):
         return read_hf_text(path, column_map=column_map, options=text, batch_size=batch_size,
                             source=source, split=split)

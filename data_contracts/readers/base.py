@@ -22,12 +22,17 @@ class QueryBatch:
       quarantine: a table in QUARANTINE_SCHEMA of records rejected while reading.
       skipped_lines: lines read since the previous batch that are not records (comments,
         blank lines, a line holding only a byte-order mark); counted, never quarantined.
+      counts: other counts gathered since the previous batch, name -> number, to be summed
+        over the batches into the manifest's `counts` (text inputs: `unjudged`,
+        `empty_queries`, `empty_passages`, `negative_judgments`, `run_extra_fields`,
+        `non_utf8_lines`, `duplicate_ids`, `id_collisions`; readers/text.py).
     """
 
     queries: pa.Table
     locations: list[str]
     quarantine: pa.Table = field(default_factory=QUARANTINE_SCHEMA.empty_table)
     skipped_lines: int = 0
+    counts: dict = field(default_factory=dict)
 
     @property
     def records(self) -> int:

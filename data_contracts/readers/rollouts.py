@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 from data_contracts import fs
 from data_contracts.errors import InputError
 from data_contracts.quarantine import quarantine_row, quarantine_table
+from data_contracts.readers.batch_results import sniff_batch_output
 from data_contracts.readers.detect import is_parquet_file
 from data_contracts.readers.records import read_jsonl_rows, read_parquet_rows
 from data_contracts.reasons import Reason
@@ -32,6 +33,10 @@ def read_rollouts(path: str, *, batch_size: int = 4096, fmt: str = "auto"
         raise InputError(path, "file not found")
     if fmt == "auto":  # by content: Parquet magic, else JSON lines
         fmt = "parquet" if fs.isdir(path) or is_parquet_file(path) else "jsonl"
+    if fmt == "jsonl" and sniff_batch_output(path):
+        raise InputError(path, "OpenAI batch output lines (custom_id, response): read them with "
+                               "data_contracts.readers.batch_results.read_batch_results and the "
+                               "requests.json they answer")
     reader = read_parquet_rows if fmt == "parquet" else read_jsonl_rows
     saw_rows = saw_outcome = False  # decided over the whole log, not its first batch
     for table, locations, bad in reader(path, batch_size, ROLLOUT_SCHEMA, ROLLOUT_REQUIRED,

@@ -11,39 +11,56 @@ scoring, curriculum and trainer run unchanged.
 
 Layouts (`--input-format`):
 - `trec`: `--input` is a TREC run (the candidates); no texts, features from the first stage.
-- `beir`: `--input` is a BEIR folder (`corpus.jsonl`, `queries.jsonl`, `qrels/<split>.tsv`,
-  split default `test`); `--candidates RUN` names each query's candidates.
+- `beir`: `--input` is a BEIR folder (`corpus.jsonl`, `queries.jsonl`, qrels under
+  `qrels/<split>.tsv`, split default `test`, or another common name: `find_layout_qrels`);
+  `--candidates RUN` names each query's candidates.
 - `msmarco`: `--input` is a folder with `collection.tsv` (`pid\\tpassage`) and `queries.tsv` or
-  `queries.<split>.tsv` (`qid\\tquery`), qrels from `--qrels` or `qrels[.<split>].tsv` there, and
-  `--candidates RUN`.
+  `queries.<split>.tsv` (`qid\\tquery`), qrels from `--qrels` or `qrels[.<split>].tsv|txt`
+  there, and `--candidates RUN`.
 - `rankllm`: `--input` is rank_llm request JSONL, one `{query: {text, qid}, candidates: [{docid,
-  score, doc: {...}}]}` per line; the passage is the doc's `contents`, `text` or `segment`, with
-  its `title` first when it has one.
+  score, doc: {...}}]}` per line, or RankGPT's JSON array `[{query, hits}]`
+  (readers/text_jsonl.py).
 - `hf` with text columns: a Hugging Face dataset whose `--column-map` maps `query_text` and
   `doc_texts` (and `query_id`, `doc_ids`, optionally `labels`, `first_stage_scores`).
 
+Qrels and runs are read as trec_eval reads them (readers/text_trec.py: negative judgments are
+gain 0, fields after a run's tag ignored, strict number rules, Parquet and JSON dictionaries,
+binary files named, qrels and runs told apart by shape); passages and queries by
+readers/text_jsonl.py (id and text keys, `--column-map` keys, types checked per record).
+
+Judged queries: with qrels, a query they do not judge is skipped and counted (`unjudged`), as
+trec_eval ignores it; none judged at all is an InputError.
+
 Large corpora are streamed once and joined: the candidate run is read first (it is small), and
-only the passages and queries it names are kept, so memory holds the candidates' texts, never the
-corpus. A candidate whose passage is not in the corpus makes its query a quarantine row
-(`unknown_document`), a candidate query without text one with `unknown_query`: never dropped
-silently. Files may be gzip/bz2/xz/zstd compressed (data_contracts/fs.open_text).
+only the passages and queries of its judged queries are kept, so memory holds the candidates'
+texts, never the corpus. A candidate whose passage is not in the corpus makes its query a
+quarantine row (`unknown_document`), a candidate query without text one with `unknown_query`, a
+record of a wrong type one with `wrong_type`: never dropped silently. Files may be
+gzip/bz2/xz/zstd compressed.
+
+Counts (QueryBatch.skipped_lines and QueryBatch.counts, per batch since the previous one):
+`skipped_lines`, `unjudged`, `empty_queries`, `empty_passages`, `negative_judgments`,
+`run_extra_fields`, `non_utf8_lines`, `duplicate_ids`, `id_collisions`.
 """
 from __future__ import annotations
 
-import json
 import os
-import re
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Mapping
 
 from data_contracts import fs
 from data_contracts.errors import InputError
 from data_contracts.readers.base import QueryBatch, rows_to_batch
+from data_contracts.readers.text_jsonl import (WrongType, rankllm_records, rankllm_request,
+                                               read_texts)
+from data_contracts.readers.text_trec import TextCounts, read_qrels, read_run
 from data_contracts.reasons import Reason
+from data_contracts.schema import judged_labels_of
 from data_contracts.text_features import featurize_rows
 
 TEXT_FORMATS = ("trec", "beir", "msmarco", "rankllm")
-_JSON_ID = re.compile(r'"_id"\s*:\s*"((?:[^"\\]|\\.)*)"')
+# The keys `--column-map` takes for text inputs (beside the hf text columns, QUERY_SCHEMA's).
+TEXT_COLUMN_MAP_NAMES = ("query_id", "query_text", "doc_id", "doc_text", "doc_title")
 
 
 @dataclass(frozen=True)
@@ -56,136 +73,20 @@ class TextOptions:
       teacher_run: a TREC run giving the teacher's demonstration order.
       depth: keep each query's first `depth` candidates of a run or rank_llm request (None:
         all), as listwise rerankers rerank a first stage's top 20 or 100.
+      column_map: JSON keys of corpora and queries files (`doc_id`, `doc_text`, `doc_title`,
+        `query_id`, `query_text` -> key; see readers/text_jsonl.py); `read_queries`' own
+        `column_map` is used when this is None.
+      require_qrels: whether a BEIR/MS MARCO folder without qrels (and no `qrels`) is an error
+        naming the files looked for. None (default): yes; False where labels are not needed
+        (rewards logged with the rollouts).
     """
 
     candidates: str | None = None
     qrels: str | None = None
     teacher_run: str | None = None
     depth: int | None = None
-
-
-def _lines(path: str) -> Iterator[tuple[int, list[str]]]:
-    """(line number, whitespace-split fields) of a TREC-style file, skipping blanks and `#`."""
-    with fs.open_text(path) as handle:
-        for number, line in enumerate(handle, 1):
-            text = line.strip()
-            if text and not text.startswith("#"):
-                yield number, text.split()
-
-
-def _number(path: str, number: int, value: str, what: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        raise InputError(f"{path}:{number}", f"{what} {value!r} is not a number") from None
-
-
-def read_qrels(path: str) -> dict[str, dict[str, float]]:
-    """TREC qrels: `qid iter docid rel` (4 columns) or `qid docid rel` (3, BEIR's TSV, whose
-    `query-id corpus-id score` header is skipped).
-
-    Returns:
-      query id -> {document id: graded relevance}; a later line for the same pair wins.
-
-    Raises:
-      InputError: the file is missing, or a line has another column count or a non-numeric
-        relevance (with its line number).
-    """
-    if not fs.exists(path):
-        raise InputError(path, "qrels file not found")
-    qrels: dict[str, dict[str, float]] = {}
-    for number, cols in _lines(path):
-        if len(cols) == 4:
-            qid, _, doc, rel = cols
-        elif len(cols) == 3:
-            qid, doc, rel = cols
-            if number == 1 and not re.match(r"^-?[0-9.]+$", rel):
-                continue  # a header
-        else:
-            raise InputError(f"{path}:{number}", f"qrels line has {len(cols)} columns "
-                                                 "(expected qid iter docid rel or qid docid rel)")
-        qrels.setdefault(qid, {})[doc] = _number(path, number, rel, "relevance")
-    return qrels
-
-
-def read_run(path: str, depth: int | None = None) -> dict[str, list[tuple[str, float | None]]]:
-    """A TREC run as each query's ranked (document id, score) list.
-
-    Accepted lines: `qid Q0 docid rank score tag` (6 columns; also 5 without the tag),
-    `qid Q0 docid rank` (4), `qid docid rank` (3, MS MARCO's run TSV) and `qid docid` (2, in
-    file order). A query's list is ordered by the rank column where there is one (ties and 2-column
-    runs in file order) and cut to its first `depth` entries; a score is None where the line gives
-    none. Query order: first appearance.
-
-    Raises:
-      InputError: the file is missing or a line has an unknown shape (with its line number).
-    """
-    if not fs.exists(path):
-        raise InputError(path, "run file not found")
-    entries: dict[str, list] = {}
-    for number, cols in _lines(path):
-        score = None
-        if len(cols) in (5, 6):
-            qid, doc, rank = cols[0], cols[2], _number(path, number, cols[3], "rank")
-            score = _number(path, number, cols[4], "score")
-        elif len(cols) == 4:
-            qid, doc, rank = cols[0], cols[2], _number(path, number, cols[3], "rank")
-        elif len(cols) == 3:
-            qid, doc, rank = cols[0], cols[1], _number(path, number, cols[2], "rank")
-        elif len(cols) == 2:
-            qid, doc, rank = cols[0], cols[1], float(number)
-        else:
-            raise InputError(f"{path}:{number}", f"run line has {len(cols)} columns (expected "
-                                                 "qid Q0 docid rank score tag, qid docid rank or "
-                                                 "qid docid)")
-        entries.setdefault(qid, []).append((rank, number, doc, score))
-    return {qid: [(doc, score) for _, _, doc, score in sorted(rows)][:depth]
-            for qid, rows in entries.items()}
-
-
-def _json_text(record: dict) -> str:
-    body = next((record[k] for k in ("contents", "text", "segment", "passage", "body")
-                 if isinstance(record.get(k), str)), "")
-    title = record.get("title")
-    return f"{title}\n{body}" if isinstance(title, str) and title.strip() else body
-
-
-def read_texts(path: str, needed: set | None = None) -> dict[str, str]:
-    """Id -> text from a JSONL (`_id`/`id`/`docid` with `title`/`text`/`contents`) or a TSV
-    (`id\\ttext`, further columns joined as a title first: MS MARCO's `pid\\ttitle\\tpassage`).
-
-    The file is streamed once; with `needed`, only those ids are kept (a JSONL line whose `_id`
-    is not needed is not even parsed).
-
-    Raises:
-      InputError: the file is missing or a JSONL line does not parse.
-    """
-    if not fs.exists(path):
-        raise InputError(path, "file not found")
-    out: dict[str, str] = {}
-    is_json = re.sub(r"\.(gz|bz2|xz|zst)$", "", path.lower()).endswith((".jsonl", ".json"))
-    with fs.open_text(path) as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            if is_json:
-                fast = _JSON_ID.search(line)
-                if fast and needed is not None and json.loads(f'"{fast.group(1)}"') not in needed:
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"{path}:{number}", f"not JSON ({exc.msg})") from None
-                key = str(next((record[k] for k in ("_id", "id", "docid", "qid") if k in record),
-                               ""))
-                if needed is None or key in needed:
-                    out[key] = _json_text(record)
-            else:
-                key, _, rest = line.rstrip("\n").partition("\t")
-                if needed is None or key in needed:
-                    parts = rest.split("\t")
-                    out[key] = "\n".join(p for p in parts if p) if len(parts) > 1 else rest
-    return out
+    column_map: Mapping[str, str] | None = None
+    require_qrels: bool | None = None
 
 
 def teacher_order_of(doc_ids: list[str], teacher: list[tuple[str, float | None]] | None
@@ -207,20 +108,59 @@ def _labels(qid: str, doc_ids: list[str], qrels: Mapping | None) -> list[float] 
     return [float(judged.get(d, 0.0)) for d in doc_ids]
 
 
-def featurized_batches(rows: Iterable[dict], batch_size: int) -> Iterator[QueryBatch]:
-    chunk: list[dict] = []
+# --- judged_labels (reward ideal=qrels) -------------------------------------------------------
+def _judged_rows(rows: Iterable[dict], qrels: Mapping | None) -> Iterator[dict]:
+    """Rows with `judged_labels`: the grades of every judged relevant document of the query,
+    outside the candidate window too (the ideal of `--reward ...,ideal=qrels`)."""
     for row in rows:
+        if "_error" not in row and qrels is not None:
+            row["judged_labels"] = judged_labels_of(qrels.get(row.get("query_id")))
+        yield row
+# --- end judged_labels ----------------------------------------------------------------------
+
+
+def count_empty_texts(row: dict, counts: TextCounts) -> None:
+    """Counts a reader row's empty query (`empty_queries`) and empty candidate passages
+    (`empty_passages`, per candidate); texts that are absent (a TREC run alone) are not
+    counted."""
+    if row.get("query_text") is not None and not row["query_text"].strip():
+        counts.add("empty_queries")
+    texts = row.get("doc_texts")
+    if texts is not None:
+        counts.add("empty_passages", sum(1 for t in texts if not (t or "").strip()))
+
+
+def featurized_batches(rows: Iterable[dict], batch_size: int,
+                       counts: TextCounts | None = None) -> Iterator[QueryBatch]:
+    """Reader rows as featurized QueryBatches of `batch_size` queries.
+
+    Each batch carries what `counts` gathered since the previous batch (`skipped_lines` in
+    `QueryBatch.skipped_lines`, the rest in `QueryBatch.counts`); counts left at the end come
+    in a last batch without queries.
+    """
+    counts = counts if counts is not None else TextCounts()
+    chunk: list[dict] = []
+
+    def batch() -> QueryBatch:
+        featurize_rows(chunk)
+        out = rows_to_batch(chunk, [], step="read")
+        taken = counts.take()
+        out.skipped_lines = taken.pop("skipped_lines", 0)
+        out.counts = taken
+        return out
+
+    for row in rows:
+        if "_error" not in row:
+            count_empty_texts(row, counts)
         chunk.append(row)
         if len(chunk) >= batch_size:
-            featurize_rows(chunk)
-            yield rows_to_batch(chunk, [], step="read")
+            yield batch()
             chunk = []
-    if chunk:
-        featurize_rows(chunk)
-        yield rows_to_batch(chunk, [], step="read")
+    if chunk or counts.pending:
+        yield batch()
 
 
-def _error(qid: str, reason: str, location: str, detail: str, raw) -> dict:
+def _error(qid: str | None, reason: str, location: str, detail: str, raw) -> dict:
     return {"query_id": qid, "_error": (reason, location, detail, raw)}
 
 
@@ -233,10 +173,75 @@ def _first_existing(folder: str, names: Iterable[str]) -> str | None:
     return None
 
 
+class Judged:
+    """Which queries the qrels judge: an unjudged query is skipped and counted (`unjudged`), as
+    trec_eval ignores queries without relevance information; a read in which no query is
+    judged is refused (`finish`)."""
+
+    def __init__(self, qrels: Mapping | None, qrels_path: str | None, counts: TextCounts):
+        self.qrels, self.qrels_path, self.counts = qrels, qrels_path, counts
+        self.judged = self.unjudged = 0
+        self.examples: list[str] = []
+
+    def __call__(self, qid: str) -> bool:
+        """Whether to keep query `qid` (always, without qrels)."""
+        if self.qrels is None or qid in self.qrels:
+            self.judged += 1
+            return True
+        self.unjudged += 1
+        self.counts.add("unjudged")
+        if len(self.examples) < 3:
+            self.examples.append(qid)
+        return False
+
+    def finish(self, source: str) -> None:
+        """Raises InputError when qrels were given and none of the queries read is judged."""
+        if self.qrels is not None and self.judged == 0 and self.unjudged:
+            refuse_unjudged(source, self.qrels_path, self.unjudged, self.examples, self.qrels)
+
+
+def refuse_unjudged(source: str, qrels_path: str | None, n: int, examples: list,
+                    qrels: Mapping) -> None:
+    """The one-line refusal of a read whose queries are all unjudged.
+
+    Raises:
+      InputError: always.
+    """
+    judged = list(qrels)[:3]
+    raise InputError(source, f"none of its {n} queries is judged in the qrels "
+                             f"{qrels_path or ''} (no query id in common: it has "
+                             f"{', '.join(map(repr, examples))}, the qrels judge "
+                             f"{', '.join(map(repr, judged)) or 'nothing'}); are they of the "
+                             "same collection and split?")
+
+
 def candidate_rows(run: dict, run_path: str, query_texts: dict | None,
-                    doc_texts: dict | None, qrels: dict | None, teacher: dict | None,
-                    source: str, split: str | None) -> Iterator[dict]:
+                   doc_texts: dict | None, qrels: dict | None, teacher: dict | None,
+                   source: str, split: str | None, *, counts: TextCounts | None = None,
+                   query_problems: list | None = None, doc_problems: list | None = None
+                   ) -> Iterator[dict]:
+    """Reader rows of a candidate run joined with its texts, labels and teacher order.
+
+    Args:
+      query_problems, doc_problems: `(id, reason, location, detail)` of queries-file / corpus
+        records of a wrong type (text_jsonl.read_texts): a query that needs one is quarantined
+        with its reason and line; one whose id is unusable (None) is a quarantine row of its
+        own.
+      counts: gets `unjudged` (queries the qrels do not judge: skipped).
+    """
+    counts = counts if counts is not None else TextCounts()
+    bad_query: dict = {}
+    bad_doc: dict = {}
+    for problems, bad in ((query_problems, bad_query), (doc_problems, bad_doc)):
+        for rid, reason, location, detail in problems or ():
+            if rid is None:
+                yield _error(None, reason, location, detail, None)
+            else:
+                bad.setdefault(rid, (reason, location, detail))
+    judged = Judged(qrels, None, counts)
     for qid, ranked in run.items():
+        if not judged(qid):
+            continue
         doc_ids = [d for d, _ in ranked]
         location = f"{run_path}#query={qid}"
         row = {"query_id": qid, "doc_ids": doc_ids, "source": source, "split": split,
@@ -248,12 +253,22 @@ def candidate_rows(run: dict, run_path: str, query_texts: dict | None,
                "teacher_order": teacher_order_of(doc_ids, teacher.get(qid) if teacher else None)}
         if query_texts is not None:
             if qid not in query_texts:
+                if qid in bad_query:
+                    reason, where, detail = bad_query[qid]
+                    yield _error(qid, reason, where, detail, {"query_id": qid})
+                    continue
                 yield _error(qid, Reason.UNKNOWN_QUERY, location,
                              "the candidate run names a query the queries file does not hold",
                              {"query_id": qid})
                 continue
             row["query_text"] = query_texts[qid]
         if doc_texts is not None:
+            wrong = [d for d in doc_ids if d not in doc_texts and d in bad_doc]
+            if wrong:
+                reason, where, detail = bad_doc[wrong[0]]
+                yield _error(qid, reason, where, f"candidate {wrong[0]!r}: {detail}",
+                             {"query_id": qid, "doc_ids": doc_ids[:20]})
+                continue
             missing = [d for d in doc_ids if d not in doc_texts]
             if missing:
                 yield _error(qid, Reason.UNKNOWN_DOCUMENT, location,
@@ -270,96 +285,167 @@ def _need(value: str | None, what: str, fmt: str, path: str) -> str:
     return value
 
 
+def _qrels_names(fmt: str, split: str | None) -> list[str]:
+    """The qrels files a BEIR or MS MARCO folder is searched for, in order."""
+    if fmt == "beir":
+        s = split or "test"
+        return [f"qrels/{s}.tsv", f"qrels/{s}.txt", f"qrels/{s}.trec", "qrels.tsv", "qrels.txt",
+                f"qrels.{s}.tsv"]
+    names = []
+    if split:
+        names += [f"qrels.{split}.tsv", f"qrels.{split}.txt", f"qrels.{split}.small.tsv",
+                  f"qrels/{split}.tsv"]
+    return names + ["qrels.tsv", "qrels.txt", "qrels.trec", "qrels"]
+
+
+def find_layout_qrels(path: str, fmt: str, split: str | None, required: bool) -> str | None:
+    """The qrels file of a BEIR or MS MARCO folder: the first of `_qrels_names` there (also
+    gzipped), else, without `split`, the only file under `qrels/`.
+
+    Raises:
+      InputError: none found and `required`, naming the files looked for.
+    """
+    names = _qrels_names(fmt, split)
+    found = _first_existing(path, names)
+    if found is None and split is None and fs.isdir(fs.join(path, "qrels")):
+        files = fs.list_files(fs.join(path, "qrels"))
+        if len(files) == 1:
+            found = files[0]
+        elif files and required:
+            raise InputError(path, f"qrels/ holds {len(files)} files "
+                                   f"({', '.join(sorted(fs.basename(f) for f in files))}); "
+                                   "pick one with --split NAME or --qrels FILE")
+    if found is None and required:
+        raise InputError(path, f"no qrels found in the {fmt} folder (looked for "
+                               f"{', '.join(names)}); give the judgments with --qrels FILE")
+    return found
+
+
 def read_text_queries(path: str, fmt: str, options: TextOptions | None = None, *,
                       batch_size: int = 256, source: str | None = None,
-                      split: str | None = None) -> Iterator[QueryBatch]:
+                      split: str | None = None, column_map: Mapping[str, str] | None = None
+                      ) -> Iterator[QueryBatch]:
     """Streams a text input (one of TEXT_FORMATS) as canonical query batches with features.
 
     Args:
       path: the input (see the module docstring per layout).
       fmt: `trec`, `beir`, `msmarco` or `rankllm`.
-      options: candidates, qrels and teacher run.
+      options: candidates, qrels, teacher run, depth, JSON keys.
       batch_size: queries per batch.
       source: the `source` column (default: the input's name).
       split: the `split` column, and which BEIR/MS MARCO split's files to read.
+      column_map: JSON keys (TEXT_COLUMN_MAP_NAMES) when `options.column_map` is None.
+
+    The batches carry the read's counts (`QueryBatch.skipped_lines`, `QueryBatch.counts`:
+    `unjudged`, `empty_queries`, `empty_passages`, `negative_judgments`, `run_extra_fields`,
+    `non_utf8_lines`, `duplicate_ids`, `id_collisions`).
 
     Raises:
-      InputError: a file is missing or unreadable, or the layout lacks what it needs.
+      InputError: a file is missing, binary or unreadable, the layout lacks what it needs (a
+        folder without qrels names the files looked for), or no query is judged.
     """
     options = options or TextOptions()
+    keys = dict(options.column_map if options.column_map is not None else column_map or {})
     if fmt not in TEXT_FORMATS:
         raise InputError(path, f"unknown text format {fmt!r} (expected one of {TEXT_FORMATS})")
     if not fs.exists(path):
         raise InputError(path, "file not found")
+    counts = TextCounts()
     source = source or os.path.basename(os.path.normpath(path))
-    teacher = read_run(options.teacher_run) if options.teacher_run else None
-    qrels = read_qrels(options.qrels) if options.qrels else None
+    teacher = (read_run(options.teacher_run, counts=counts, role="--teacher-run")
+               if options.teacher_run else None)
+    qrels_path = options.qrels
+    qrels = read_qrels(options.qrels, counts) if options.qrels else None
     if fmt == "rankllm":
-        return featurized_batches(_rankllm_rows(path, qrels, teacher, source, split,
-                                                options.depth), batch_size)
+        judged = Judged(qrels, qrels_path, counts)
+        return featurized_batches(_judged_rows(_rankllm_rows(
+            path, qrels, teacher, source, split, options.depth, counts, judged, keys), qrels),
+            batch_size, counts)
     if fmt == "trec":
-        run_path = path
-        run = read_run(run_path, options.depth)
-        return featurized_batches(candidate_rows(run, run_path, None, None, qrels, teacher,
-                                                 source, split), batch_size)
+        run = read_run(path, options.depth, counts, role="--input")
+        _check_judged(path, run, qrels, qrels_path)
+        return featurized_batches(_judged_rows(candidate_rows(
+            run, path, None, None, qrels, teacher, source, split, counts=counts), qrels),
+            batch_size, counts)
     if not fs.isdir(path):
         raise InputError(path, f"the {fmt} layout is a folder")
     run_path = _need(options.candidates, "--candidates RUN (each query's candidates)", fmt,
                      path)
-    run = read_run(run_path, options.depth)
-    needed_docs = {d for ranked in run.values() for d, _ in ranked}
     if fmt == "beir":
         corpus = _first_existing(path, ["corpus.jsonl"])
         queries = _first_existing(path, ["queries.jsonl"])
-        if qrels is None:
-            qrels_path = _first_existing(path, [f"qrels/{split or 'test'}.tsv"])
-            qrels = read_qrels(qrels_path) if qrels_path else None
     else:
-        corpus = _first_existing(path, ["collection.tsv", "corpus.tsv"])
+        corpus = _first_existing(path, ["collection.tsv", "corpus.tsv", "collection.jsonl",
+                                        "corpus.jsonl"])
         queries = _first_existing(path, ([f"queries.{split}.tsv"] if split else [])
-                                   + ["queries.tsv"])
-        if qrels is None:
-            qrels_path = _first_existing(path, ([f"qrels.{split}.tsv"] if split else [])
-                                         + ["qrels.tsv"])
-            qrels = read_qrels(qrels_path) if qrels_path else None
+                                  + ["queries.tsv", "queries.jsonl"])
     if corpus is None or queries is None:
         raise InputError(path, f"a {fmt} folder needs "
                                + ("corpus.jsonl and queries.jsonl" if fmt == "beir" else
                                   "collection.tsv and queries[.<split>].tsv"))
-    query_texts = read_texts(queries, set(run))
-    doc_texts = read_texts(corpus, needed_docs)
-    return featurized_batches(candidate_rows(run, run_path, query_texts, doc_texts, qrels,
-                                             teacher, source, split), batch_size)
+    if qrels is None:
+        qrels_path = find_layout_qrels(path, fmt, split, options.require_qrels is not False)
+        qrels = read_qrels(qrels_path, counts) if qrels_path else None
+    run = read_run(run_path, options.depth, counts)
+    _check_judged(run_path, run, qrels, qrels_path)
+    wanted = [q for q in run if qrels is None or q in qrels]
+    needed_docs = {d for q in wanted for d, _ in run[q]}
+    query_problems: list = []
+    doc_problems: list = []
+    query_texts = read_texts(queries, set(wanted), counts=counts, problems=query_problems,
+                             column_map=keys, kind="query")
+    doc_texts = read_texts(corpus, needed_docs, counts=counts, problems=doc_problems,
+                           column_map=keys, kind="doc")
+    return featurized_batches(_judged_rows(candidate_rows(
+        run, run_path, query_texts, doc_texts, qrels, teacher, source, split, counts=counts,
+        query_problems=query_problems, doc_problems=doc_problems), qrels), batch_size, counts)
+
+
+def _check_judged(run_path: str, run: dict, qrels: dict | None, qrels_path: str | None
+                  ) -> None:
+    """Refuses a run none of whose queries the qrels judge (InputError)."""
+    if qrels is not None and run and not any(q in qrels for q in run):
+        refuse_unjudged(run_path, qrels_path, len(run), list(run)[:3], qrels)
 
 
 def _rankllm_rows(path: str, qrels: dict | None, teacher: dict | None, source: str,
-                  split: str | None, depth: int | None = None) -> Iterator[dict]:
-    with fs.open_text(path) as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            location = f"{path}:{number}"
-            try:
-                record = json.loads(line)
-                query, candidates = record["query"], record["candidates"][:depth]
-                qid = str(query["qid"])
-                doc_ids = [str(c["docid"]) for c in candidates]
-                texts = [_json_text(c.get("doc") or {}) for c in candidates]
-                scores = [c.get("score") for c in candidates]
-                text = query["text"]
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                yield _error(None, Reason.UNPARSEABLE_RECORD, location,
-                             f"not a rank_llm request ({type(exc).__name__}: {exc})",
-                             line[:2000])
-                continue
-            yield {"query_id": qid, "doc_ids": doc_ids, "query_text": text, "doc_texts": texts,
-                   "first_stage_ranks": list(range(1, len(doc_ids) + 1)),
-                   "first_stage_scores": (scores if all(isinstance(s, (int, float))
-                                                        for s in scores) else None),
-                   "labels": _labels(qid, doc_ids, qrels),
-                   "teacher_order": teacher_order_of(doc_ids, teacher.get(qid) if teacher
-                                                     else None),
-                   "source": source, "split": split, "_location": location}
+                  split: str | None, depth: int | None, counts: TextCounts, judged: Judged,
+                  column_map: Mapping[str, str]) -> Iterator[dict]:
+    for location, record in rankllm_records(path, counts):
+        if isinstance(record, InputError):
+            yield _error(None, Reason.UNPARSEABLE_RECORD, location,
+                         f"not a rank_llm request ({record.problem})", None)
+            continue
+        try:
+            qid, text, doc_ids, texts, scores = rankllm_request(record, column_map)
+        except KeyError as exc:
+            yield _error(None, Reason.UNPARSEABLE_RECORD, location,
+                         f"not a rank_llm request (no key {exc})", None)
+            continue
+        except WrongType as exc:
+            qid = _qid_of(record)
+            yield _error(qid, Reason.WRONG_TYPE, location, str(exc), None)
+            continue
+        if not judged(qid):
+            continue
+        doc_ids, texts, scores = doc_ids[:depth], texts[:depth], scores[:depth]
+        yield {"query_id": qid, "doc_ids": doc_ids, "query_text": text, "doc_texts": texts,
+               "first_stage_ranks": list(range(1, len(doc_ids) + 1)),
+               "first_stage_scores": (scores if all(s is not None for s in scores) else None),
+               "labels": _labels(qid, doc_ids, qrels),
+               "teacher_order": teacher_order_of(doc_ids, teacher.get(qid) if teacher
+                                                 else None),
+               "source": source, "split": split, "_location": location}
+    judged.finish(path)
+
+
+def _qid_of(record) -> str | None:
+    """The query id of a request whose types are wrong, where it can be told."""
+    try:
+        qid = record["query"]["qid"]
+    except (KeyError, TypeError, IndexError):
+        return None
+    return str(qid) if isinstance(qid, (str, int)) and not isinstance(qid, bool) else None
 
 
 def is_text_column_map(column_map: Mapping[str, str] | None) -> bool:
@@ -391,13 +477,18 @@ def read_hf_text(path: str, *, column_map: Mapping[str, str], options: TextOptio
         if names[need] not in dataset.column_names:
             raise InputError(path, f"required column missing (map it with --column-map "
                                    f"{need}=NAME)", column=names[need])
-    qrels = read_qrels(options.qrels) if options.qrels else None
-    teacher = read_run(options.teacher_run) if options.teacher_run else None
+    counts = TextCounts()
+    qrels = read_qrels(options.qrels, counts) if options.qrels else None
+    teacher = (read_run(options.teacher_run, counts=counts, role="--teacher-run")
+               if options.teacher_run else None)
     source = source or os.path.basename(os.path.normpath(path))
+    judged = Judged(qrels, options.qrels, counts)
 
     def rows() -> Iterator[dict]:
         for i, record in enumerate(dataset):
             qid = str(record[names["query_id"]])
+            if not judged(qid):
+                continue
             doc_ids = [str(d) for d in record[names["doc_ids"]]]
             row = {c: record[n] for c, n in names.items() if n in record}
             row.update(query_id=qid, doc_ids=doc_ids, source=source, split=split,
@@ -408,8 +499,9 @@ def read_hf_text(path: str, *, column_map: Mapping[str, str], options: TextOptio
             if qrels is not None:
                 row["labels"] = _labels(qid, doc_ids, qrels)
             yield row
+        judged.finish(path)
 
-    return featurized_batches(rows(), batch_size)
+    return featurized_batches(_judged_rows(rows(), qrels), batch_size, counts)
 
 
 def apply_teacher_run(batches: Iterable[QueryBatch], teacher_run: str) -> Iterator[QueryBatch]:
@@ -425,8 +517,15 @@ def apply_teacher_run(batches: Iterable[QueryBatch], teacher_run: str) -> Iterat
 
     import pyarrow as pa
 
-    teacher = read_run(teacher_run)
+    counts = TextCounts()
+    teacher = read_run(teacher_run, counts=counts, role="--teacher-run")
     for batch in batches:
+        taken = counts.take()  # the teacher run's own counts ride on the first batch
+        if taken:
+            batch = dataclasses.replace(
+                batch, skipped_lines=batch.skipped_lines + taken.pop("skipped_lines", 0),
+                counts={k: batch.counts.get(k, 0) + taken.get(k, 0)
+                        for k in set(batch.counts) | set(taken)})
         table = batch.queries
         if table.num_rows:
             ids = table.column("query_id").to_pylist()

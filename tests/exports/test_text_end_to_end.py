@@ -101,52 +101,73 @@ def test_rollout_log_counts_reconcile_and_malformed_outputs_are_failures(runs, f
 @pytest.mark.parametrize("to", ["verl", "trl"])
 @pytest.mark.parametrize("which", [0, 1])
 def test_exports_load_with_datasets_in_curriculum_order(runs, tmp_path, to, which):
+    from trainers.train import is_validation
+
     result = runs[which]
     out = str(tmp_path / to)
     record = export_run(result.out, to, out)
     again = export_run(result.out, to, str(tmp_path / "again"))
     assert again == record  # same run, same bytes (the record holds every file's sha256)
-    c = result.manifest["counts"]
+    imitation = phase_table(result.out, "imitation").to_pylist()
+    rl = phase_table(result.out, "rl").to_pylist()
+    val = lambda q: bool(is_validation([q], 0.2)[0])  # noqa: E731  the trainer's rule
     stages = [e for e in result.manifest["curriculum"] if e["phase"] == "rl" and e["rows"]]
-    first = ["imitation.parquet"] if c["imitation"] else []  # empty phases write no file
-    assert record["order"] == first + [f"rl/stage-{e['stage']:02d}.parquet" for e in stages]
-    assert len(stages) >= 2
-    columns = {("verl", "imitation"): {"data_source", "prompt", "ability", "reward_model",
-                                       "extra_info", "response"},
-               ("verl", "rl"): {"data_source", "prompt", "ability", "reward_model", "extra_info"},
+    stage_rows = {e["stage"]: sum(1 for r in rl if r["stage"] == e["stage"]
+                                  and not val(r["query_id"])) for e in stages}
+    sft_ids = sorted({r["query_id"] for r in imitation + rl if not val(r["query_id"])})
+    val_ids = sorted({r["query_id"] for r in imitation + rl if val(r["query_id"])})
+    assert record["order"] == ["imitation.parquet"] + [
+        f"rl/stage-{s:02d}.parquet" for s, n in stage_rows.items() if n]
+    assert len([n for n in stage_rows.values() if n]) >= 2
+    columns = {("verl", "imitation"): {"messages", "data_source", "weight", "query_id"},
+               ("verl", "rl"): {"data_source", "prompt", "ability", "reward_model",
+                                "extra_info"},
                ("trl", "imitation"): {"prompt", "completion", "weight", "query_id"},
                ("trl", "rl"): {"prompt", "ground_truth", "query_id", "stage", "pass_rate",
                                "band", "order_key", "replay"}}
-    for entry in record["files"]:
+    for entry in record["files"] + [record["validation"]]:
         ds = _load(os.path.join(out, entry["path"]))
-        assert set(ds.column_names) == columns[(to, entry["phase"])]
+        phase = "rl" if entry["phase"] == "validation" else entry["phase"]
+        assert set(ds.column_names) == columns[(to, phase)]
         assert len(ds) == entry["rows"]
-        if entry["phase"] == "imitation":
-            assert len(ds) == c["imitation"]
+        if entry["phase"] == "imitation":  # --sft all: every training query with a teacher
+            assert sorted(ds["query_id"]) == sft_ids
+        elif entry["phase"] == "validation":
+            ids = [r["extra_info"]["query_id"] for r in ds] if to == "verl" else ds["query_id"]
+            assert ids == val_ids
         else:
-            stage = next(e for e in stages if e["stage"] == entry["stage"])
-            assert len(ds) == stage["rows"]
+            assert len(ds) == stage_rows[entry["stage"]]
         if len(ds):
-            prompt = ds[0]["prompt"]
+            prompt = (ds[0]["messages"][:-1] if to == "verl" and phase == "imitation"
+                      else ds[0]["prompt"])
             assert prompt[-1]["role"] == "user" and "[1] " in prompt[-1]["content"]
+    assert record["lengths"]["unit"] == "words" and record["lengths"]["prompt"]["max"] > 0
+    assert record["batch_size"]["train_batch_size"] <= min(
+        n for n in stage_rows.values() if n)
     if to == "verl":
-        rl = [f for f in record["files"] if f["phase"] == "rl" and f["rows"]]
-        ds = _load(os.path.join(out, rl[0]["path"]))
+        rl_files = [f for f in record["files"] if f["phase"] == "rl" and f["rows"]]
+        ds = _load(os.path.join(out, rl_files[0]["path"]))
         info = ds[0]["extra_info"]
-        assert info["stage"] == rl[0]["stage"] and info["policy_id"]
+        assert info["stage"] == rl_files[0]["stage"] and info["policy_id"]
         assert info["interval_low"] <= info["pass_rate"] <= info["interval_high"]
         keys = [r["extra_info"]["order_key"] for r in ds]
         assert keys == sorted(keys)
         truth = json.loads(ds[0]["reward_model"]["ground_truth"])
         assert truth["doc_ids"] == info["doc_ids"] and truth["reward"] == REWARD
+        assert truth["output"] == "pass"  # the default reward is the pass the rates count
+        command = record["commands"]["verl>=0.9"]
+        assert "reward.custom_reward_function.path=" in command and "data.shuffle=False" in \
+            command and "data.val_files=$OUT/val.parquet" in command
 
 
 def test_exported_rewards_score_rollouts_as_the_pipeline_did(runs, fx, tmp_path):
     _, logged = runs
     out = str(tmp_path / "verl")
-    export_run(logged.out, "verl", out)
+    export_run(logged.out, "verl", out, output="value", val_fraction=0.0)
     trl_out = str(tmp_path / "trl")
-    export_run(logged.out, "trl", trl_out)
+    export_run(logged.out, "trl", trl_out, output="value", val_fraction=0.0)
+    passed_out = str(tmp_path / "pass")
+    export_run(logged.out, "verl", passed_out, val_fraction=0.0)
     diff = {r["query_id"]: r for r in phase_table(logged.out, "difficulty").to_pylist()}
     by_query: dict[str, list[str]] = {}
     for line in open(fx["rollouts"]):
@@ -163,7 +184,8 @@ def test_exported_rewards_score_rollouts_as_the_pipeline_did(runs, fx, tmp_path)
     for name in sorted(os.listdir(os.path.join(out, "rl"))):
         verl_rows = pq.read_table(os.path.join(out, "rl", name)).to_pylist()
         trl_rows = pq.read_table(os.path.join(trl_out, "rl", name)).to_pylist()
-        for vrow, trow in zip(verl_rows, trl_rows):
+        pass_rows = pq.read_table(os.path.join(passed_out, "rl", name)).to_pylist()
+        for vrow, trow, prow in zip(verl_rows, trl_rows, pass_rows):
             qid = vrow["extra_info"]["query_id"]
             gens = by_query[qid]
             verl = [compute_score(vrow["data_source"], g, vrow["reward_model"]["ground_truth"],
@@ -172,6 +194,9 @@ def test_exported_rewards_score_rollouts_as_the_pipeline_did(runs, fx, tmp_path)
                                  ground_truth=[trow["ground_truth"]] * len(gens))
             assert verl == trl
             assert np.mean(verl) == pytest.approx(diff[qid]["reward_mean"], abs=1e-9)
+            passes = [compute_score("s", g, prow["reward_model"]["ground_truth"]) for g in gens]
+            assert set(passes) <= {0.0, 1.0}
+            assert sum(passes) == diff[qid]["successes"]  # rewarded as the pass rates counted
             checked += 1
     assert checked > 0
 
@@ -191,6 +216,9 @@ def test_command_lines_synthetic_text_build_and_export(tmp_path, capsys):
                        "--out", features]) == 0
     with pytest.raises(InputError, match="no query and passage texts"):
         export_run(features, "verl", str(tmp_path / "none"))
+    assert export_cli.main([features, "--to", "requests", "--model", "m", "--out",
+                            str(tmp_path / "none")]) == 2
+    assert "no query and passage texts" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv", [["RUN", "--to", "verl"], ["RUN", "--to", "openrlhf",

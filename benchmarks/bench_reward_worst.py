@@ -1,0 +1,115 @@
+"""Benchmark: the worst time per KB of the exported reward function (verl's `compute_score`:
+parse + score) over adversarial completion families, against a plain linear scan of the same
+text (`str.count`) and against one normal 20-candidate answer.
+
+Each family is built at several sizes; the time per KB staying flat as the size grows is what
+"linear" means here (a quadratic family's time per KB grows with its size). Times are medians of
+`--repeats` runs in this process, on a machine whose cores may be shared (the load is printed).
+
+Usage:
+  python benchmarks/bench_reward_worst.py                       # sizes 16, 128, 1024 KB
+  python benchmarks/bench_reward_worst.py --sizes 4 32 --repeats 3
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+from exports.rewards import compute_score, ground_truth_record  # noqa: E402
+
+N = 20
+NORMAL = "<think>[3] and [1] answer it; [2] is close.</think>\n<answer>" + " > ".join(
+    f"[{k}]" for k in [3, 1, 2] + list(range(4, N + 1))) + "</answer>"
+UNIT = 1024
+
+
+def _fill(piece: str, size: int) -> str:
+    return piece * max(1, size // len(piece))
+
+
+FAMILIES = {
+    "answer_tag_repeated": lambda s: _fill("<answer>", s),
+    "answer_tags_then_close": lambda s: _fill("<answer>", s - 9) + "</answer>",
+    "think_never_closed": lambda s: "<think>" + _fill("[1] > [2] ", s),
+    "nested_brackets": lambda s: "[" * (s // 2) + "1" + "]" * (s // 2),
+    "repeated_id": lambda s: _fill("[1] > ", s),
+    "ids_5000_digits": lambda s: _fill("[" + "7" * 5000 + "] > ", s),
+    "bare_5000_digits": lambda s: "<answer>" + _fill("9" * 5000 + ", ", s) + "</answer>",
+    "unicode_digits": lambda s: _fill("[٣] > [١] > ", s),
+    "binary_junk": lambda s: _fill(bytes(range(256)).decode("latin-1"), s),
+    "open_list": lambda s: "[" + _fill("1, ", s),
+    "closed_list": lambda s: "<answer>[" + _fill("2, ", s) + "1]</answer>",
+    "spaces_then_junk": lambda s: "1" + " " * s + "x",
+    "normal_answers": lambda s: _fill(NORMAL, s),
+}
+
+
+def _median(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[16, 128, 1024],
+                        help="completion sizes in KB")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args(argv)
+    truth = json.dumps(ground_truth_record(
+        [f"d{j}" for j in range(N)], [2.0, 0.0, 3.0, 1.0] + [0.0] * (N - 4), None,
+        "ndcg@10+0.2*recall@10+0.1*rbo>=0.8,ideal=qrels", "permutation", "repair", "value",
+        [3.0, 3.0, 2.0, 1.0]))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"compute_score worst case; {cores} cores visible, load {load:.2f}; "
+          f"median of {args.repeats}")
+    normal = _median(lambda: compute_score("s", NORMAL, truth), max(args.repeats, 50))
+    print(f"one normal {N}-candidate answer ({len(NORMAL)} chars): {normal * 1e6:.0f} us")
+    print(f"{'family':24s} {'KB':>6s} {'ms':>9s} {'us/KB':>9s} {'x scan':>8s} {'x normal':>9s}")
+    worst = None
+    growth = {}
+    for name, make in FAMILIES.items():
+        per_kb = []
+        for size_kb in args.sizes:
+            text = make(size_kb * UNIT)
+            kb = len(text) / UNIT
+            took = _median(lambda: compute_score("s", text, truth), args.repeats)
+            scan = _median(lambda: text.count("["), args.repeats)
+            value = compute_score("s", text, truth)
+            assert isinstance(value, float) and 0.0 <= value <= 1.3, (name, value)
+            per_kb.append(took / kb * 1e6)
+            print(f"{name:24s} {kb:6.0f} {took * 1e3:9.2f} {per_kb[-1]:9.2f} "
+                  f"{took / max(scan, 1e-9):8.1f} {took / normal:9.1f}")
+            if worst is None or per_kb[-1] > worst[2]:
+                worst = (name, kb, per_kb[-1], took / max(scan, 1e-9))
+        growth[name] = per_kb[-1] / max(per_kb[0], 1e-9)
+    print(f"worst: {worst[0]} at {worst[1]:.0f} KB, {worst[2]:.2f} us/KB "
+          f"({worst[3]:.0f}x a str.count scan of the same text)")
+    name, factor = max(growth.items(), key=lambda item: item[1])
+    print(f"largest per-KB growth from {args.sizes[0]} to {args.sizes[-1]} KB: {name} "
+          f"{factor:.2f}x (1x is linear; a quadratic family grows with the size ratio "
+          f"{args.sizes[-1] / args.sizes[0]:.0f}x)")
+    old = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
+    text = "<answer>" * 5000
+    took = _median(lambda: old.findall(text), 1)
+    now = _median(lambda: compute_score("s", text, truth), 3)
+    print(f"for reference, the answer-block regex this replaced on <answer> x5000: "
+          f"{took * 1e3:.0f} ms (now {now * 1e3:.2f} ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
