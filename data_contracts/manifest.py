@@ -324,6 +324,56 @@ def check_replaceable_folder(out: str, own: tuple, run_folders: tuple, who: str,
                               "the folder would delete; choose an empty or new folder")
 
 
+MAX_NESTED_SCAN = 100_000  # folder entries `check_out_outside_runs` looks through below --out
+
+
+def is_run_folder(path: str) -> bool:
+    """Whether local `path` is a build's run folder (it holds a manifest.json)."""
+    return os.path.isdir(path) and os.path.isfile(os.path.join(path, MANIFEST_NAME))
+
+
+def check_out_outside_runs(out: str, what: str = "--out", may_be_run: bool = False) -> None:
+    """The one rule every command that replaces an output folder applies (build, trainer,
+    experiment, export): the folder is neither inside a run folder nor holds one deeper down,
+    since rebuilding the outer run (or replacing the outer folder) would delete the inner.
+
+    A run folder is a folder holding a manifest.json (`is_run_folder`). The check walks up from
+    `out` (links resolved) to the root, and down through `out` (links not followed; at most
+    `MAX_NESTED_SCAN` entries). An `out` on an object store is not checked.
+
+    Args:
+      out: the output folder (need not exist).
+      what: the option, for the message.
+      may_be_run: whether `out` may itself be a run folder (the build replacing its own earlier
+        run); other commands' outputs may not.
+
+    Raises:
+      InputError: `out` is a run folder (unless `may_be_run`), lies inside one, or holds one.
+    """
+    if fs.is_remote(out):
+        return
+    here = os.path.realpath(os.path.abspath(out))
+    if is_run_folder(here) and not may_be_run:
+        raise InputError(out, f"{what} is a run folder (it holds {MANIFEST_NAME}), which this "
+                              "command would replace; choose a folder outside every run")
+    parent = os.path.dirname(here)
+    while parent != here:
+        here, parent = parent, os.path.dirname(parent)
+        if is_run_folder(here):
+            raise InputError(out, f"{what} is inside the run folder {here}; rebuilding that run "
+                                  "would delete it (choose a folder outside every run)")
+    if not os.path.isdir(out):
+        return
+    seen = 0
+    for folder, dirs, files in os.walk(out):
+        seen += len(dirs) + len(files)
+        if folder != out and MANIFEST_NAME in files:
+            raise InputError(out, f"{what} holds the run folder {folder}, which replacing "
+                                  f"{what} would delete (choose a folder that holds no run)")
+        if seen > MAX_NESTED_SCAN:  # a folder this big is refused as not the command's own
+            return
+
+
 SIDE_FORMATS = ("candidates", "qrels", "teacher_run", "rollouts")  # inputs[] that are not queries
 
 

@@ -23,7 +23,8 @@ NOT_INPUT_FAULTS = (Reason.NO_ROLLOUTS,)
 def unusable_reason(counts: Mapping[str, int], quarantine_reasons: Mapping[str, int],
                     max_quarantine: float = DEFAULT_MAX_QUARANTINE,
                     detected_layouts: Mapping[str, str] | None = None,
-                    forced_format: str | None = None) -> str | None:
+                    forced_format: str | None = None,
+                    drop_reasons: Mapping[str, int] | None = None) -> str | None:
     """Why a run's result is unusable, in one line, or None when it is usable.
 
     Args:
@@ -37,6 +38,8 @@ def unusable_reason(counts: Mapping[str, int], quarantine_reasons: Mapping[str, 
         `empty`); a layout that is not queries is named as the likely cause.
       forced_format: the `--input-format` the run used when not `auto`; a readable layout
         other than it is then named too (`looks like parquet, not svmlight`).
+      drop_reasons: drop reason -> queries dropped for it (the manifest's `drop_reasons`); a
+        run with nothing to train on names the top ones (`DROP_HINTS`).
 
     A run that scored queries but staged none for imitation or RL (when `counts` holds
     `imitation` and `rl`) is unusable too: "nothing to train on".
@@ -55,16 +58,15 @@ def unusable_reason(counts: Mapping[str, int], quarantine_reasons: Mapping[str, 
     faults = quarantined - sum(int(quarantine_reasons.get(r, 0)) for r in NOT_INPUT_FAULTS)
     share = max(faults, 0) / read
     if scored > 0 and share <= max_quarantine:
-        return _nothing_staged(counts)
+        return _nothing_staged(counts, drop_reasons or {})
     if scored == 0:
         head = f"nothing scored: {quarantined} of {read} records quarantined"
     else:
         head = (f"{faults} of {read} records quarantined ({share:.0%}), more than "
                 f"--max-quarantine {max_quarantine:g}")
-    reasons = {k: int(v) for k, v in quarantine_reasons.items() if v}
-    if reasons:
-        top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[0]
-        head += f", top reason {top[0]} ({top[1]})"
+    top = ranked_reasons(quarantine_reasons)[:1]
+    if top:
+        head += f", top reason {top[0][0]} ({top[0][1]})"
     hints = []
     if forced_format in TEXT_FORMATS:  # a text layout: feature-layout guesses mislead
         layouts = {}
@@ -82,17 +84,55 @@ def unusable_reason(counts: Mapping[str, int], quarantine_reasons: Mapping[str, 
     return head
 
 
-def _nothing_staged(counts: Mapping[str, int]) -> str | None:
-    """A scored run that staged no imitation and no RL query gives a trainer nothing."""
+# Why a dropped query was dropped, in words (the manifest's `drop_reasons` names), and what to
+# change when it is the top reason of a run with nothing to train on.
+DROP_HINTS = {
+    "zero_variance_group": ("every rollout of the query got the same reward, e.g. 1 rollout per "
+                            "query; GRPO needs at least 2 that differ",
+                            "give at least 2 rollouts per query (--k, or more in the rollout "
+                            "log)"),
+    "too_hard": ("pass rate below --hard-below and no usable demonstration",
+                 "check --reward, --hard-below and the labels"),
+    "too_easy": ("pass rate above --easy-above and no usable demonstration",
+                 "check --reward, --easy-above and the labels"),
+    "no_rollouts": ("no rollout was scored", "check the rollout log"),
+    "diversity_quota": ("thinned by the diversity quota", "raise --diversity-budget"),
+}
+
+
+def ranked_reasons(reasons: Mapping[str, int]) -> list[tuple[str, int]]:
+    """Non-zero reasons, most frequent first (ties by name): (reason, count) pairs."""
+    return sorted(((k, int(v)) for k, v in reasons.items() if v), key=lambda kv: (-kv[1], kv[0]))
+
+
+def reasons_text(reasons: Mapping[str, int], top: int = 5, explain: bool = False) -> str:
+    """`a 3, b 2 and 4 more` of the `top` most frequent reasons; `explain` adds the words of
+    `DROP_HINTS` after each drop reason that has them."""
+    ranked = ranked_reasons(reasons)
+    shown = [f"{k} {n}" + (f" ({DROP_HINTS[k][0]})" if explain and k in DROP_HINTS else "")
+             for k, n in ranked[:top]]
+    more = len(ranked) - top
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
+def _nothing_staged(counts: Mapping[str, int], drop_reasons: Mapping[str, int]) -> str | None:
+    """A scored run that staged no imitation and no RL query gives a trainer nothing: the line
+    names the bands and the top drop reasons with their counts."""
     if "imitation" not in counts or "rl" not in counts:  # counts of the read alone
         return None
     if int(counts["imitation"]) or int(counts["rl"]):
         return None
     bands = ", ".join(f"{name} {int(counts.get(name, 0))}"
-                      for name in ("too_hard", "learnable", "too_easy", "dropped"))
-    return (f"nothing to train on: {int(counts.get('scored', 0))} queries scored, none staged "
-            f"for imitation or RL ({bands}); check --reward, --hard-below/--easy-above and "
-            f"the labels")
+                      for name in ("too_hard", "learnable", "too_easy"))
+    line = (f"nothing to train on: {int(counts.get('scored', 0))} queries scored, none staged "
+            f"for imitation or RL (bands: {bands}; dropped {int(counts.get('dropped', 0))}")
+    ranked = ranked_reasons(drop_reasons)
+    if ranked:
+        line += ": " + reasons_text(drop_reasons, top=3, explain=True)
+    hint = (DROP_HINTS[ranked[0][0]][1] if ranked and ranked[0][0] in DROP_HINTS
+            else "check --reward, --hard-below/--easy-above and the labels")
+    return f"{line}); {hint}"
 
 
-__all__ = ["DEFAULT_MAX_QUARANTINE", "unusable_reason"]
+__all__ = ["DEFAULT_MAX_QUARANTINE", "DROP_HINTS", "ranked_reasons", "reasons_text",
+           "unusable_reason"]

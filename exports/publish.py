@@ -20,7 +20,7 @@ from typing import Callable
 
 from data_contracts import fs
 from data_contracts.errors import InputError
-from data_contracts.manifest import MANIFEST_NAME, check_replaceable_folder, is_inside
+from data_contracts.manifest import check_out_outside_runs, check_replaceable_folder, is_inside
 
 EXPORT_FILES = ("export.json", "imitation.parquet", "sft.parquet", "val.parquet", "rl",
                 "reward_fn.py", "requests.jsonl", "requests.json")
@@ -62,15 +62,8 @@ def check_out(out: str, run_root: str) -> None:
     if is_inside(run_root, out):
         raise InputError(out, f"--out holds the run folder {run_root}, which replacing it would "
                               "delete")
+    check_out_outside_runs(out)  # the rule build, trainer and experiment apply too
     if not fs.is_remote(out):
-        here = os.path.dirname(os.path.realpath(os.path.abspath(out)))
-        while True:  # inside any run folder: rebuilding that run would delete the export
-            if os.path.isfile(os.path.join(here, MANIFEST_NAME)):
-                raise InputError(out, f"--out is inside the run folder {here} (exports never go "
-                                      "inside a run)")
-            if os.path.dirname(here) == here:
-                break
-            here = os.path.dirname(here)
         _repair(os.path.abspath(out))
     check_replaceable_folder(out, EXPORT_FILES, (), "an export")
 

@@ -23,9 +23,11 @@ from data_contracts.errors import InputError
 from data_contracts.manifest import MAX_FEATURE_WIDTH
 from data_contracts.readers import FORMATS
 from data_contracts.synthetic import SyntheticConfig
+from data_contracts.usable import reasons_text
 from data_contracts.teacher import TEACHER_MODES
 from difficulty.estimate import BandConfig
 from pipelines.config import DEFAULT_OUT, CurriculumConfig
+from pipelines.manifest import reader_count_lines
 from pipelines.options import unknown_beam_args
 from pipelines.run import RunResult, run
 
@@ -48,7 +50,7 @@ class _DefaultsFormatter(argparse.HelpFormatter):
         if "default" in text or action.default is argparse.SUPPRESS or \
                 isinstance(action, (argparse._HelpAction, argparse._StoreFalseAction)):
             return text
-        if action.default is None or action.default == []:
+        if action.default is None or action.default in ([], ""):
             return text + " (default: none)"
         if isinstance(action, argparse._StoreTrueAction) and action.default is False:
             return text + " (default: off)"
@@ -60,6 +62,17 @@ class _OneLineErrors(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"error: {message} (see --help)\n")
+
+
+class _Once(argparse.Action):
+    """A path option given at most once: a second one is a usage error (argparse would keep
+    only the last, silently dropping the first)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, self.dest, None) is not None:
+            parser.error(f"{option_string} given twice ({getattr(namespace, self.dest)} and "
+                         f"{values}); it takes one file")
+        setattr(namespace, self.dest, values)
 
 
 class _LabelRangeParser(_OneLineErrors):
@@ -105,7 +118,9 @@ def _input_output_options(parser: argparse.ArgumentParser, d: CurriculumConfig) 
     io.add_argument("--column-map", default="", metavar="COL=NAME,...",
                     help="for every tabular input (Parquet, CSV, JSONL, Hugging Face): contract "
                          "column = input column, comma separated (rows tables: query_id, "
-                         "doc_id, label, features=LISTCOL | A|B|C | PREFIX*)")
+                         "doc_id, label, features=LISTCOL | A|B|C | PREFIX*); for the JSON "
+                         "keys of text corpora and queries (beir, msmarco, rankllm): "
+                         "query_id, query_text, doc_id, doc_text, doc_title")
     base = io.add_mutually_exclusive_group()
     base.add_argument("--zero-based", dest="zero_based", action="store_true", default=None,
                       help="SVMlight feature ids are zero-based (default: zero-based when any "
@@ -143,13 +158,13 @@ def _input_output_options(parser: argparse.ArgumentParser, d: CurriculumConfig) 
 def _text_options(parser: argparse.ArgumentParser, d: CurriculumConfig) -> None:
     """Text reranking inputs: candidates, qrels, teacher run, generations."""
     tx = parser.add_argument_group("text rerankers")
-    tx.add_argument("--candidates", default=None, metavar="RUN",
+    tx.add_argument("--candidates", default=None, metavar="RUN", action=_Once,
                     help="TREC run: each query's candidates, in order (beir, msmarco layouts)")
     tx.add_argument("--candidate-depth", type=int, default=None, metavar="N",
                     help="keep each query's first N candidates (default: all the run lists)")
-    tx.add_argument("--qrels", default=None, metavar="FILE",
+    tx.add_argument("--qrels", default=None, metavar="FILE", action=_Once,
                     help="TREC qrels where the input's layout does not hold them")
-    tx.add_argument("--teacher-run", default=None, metavar="RUN",
+    tx.add_argument("--teacher-run", default=None, metavar="RUN", action=_Once,
                     help="TREC run: the teacher's demonstration order (any input format; "
                          "joined by query and document id)")
     tx.add_argument("--rollout-format", default=d.rollout_format,
@@ -230,7 +245,8 @@ def config_from_args(args: argparse.Namespace) -> CurriculumConfig:
     column_map = dict(item.split("=", 1) for item in items)
     for name, value, low in (("--k", args.k, 1), ("--stages", args.stages, 1),
                              ("--shards", args.shards, 1), ("--batch-size", args.batch_size, 1),
-                             ("--candidate-depth", args.candidate_depth or 1, 1)):
+                             ("--candidate-depth", 1 if args.candidate_depth is None
+                              else args.candidate_depth, 1)):
         if value < low:
             raise ValueError(f"{name} must be at least {low}")
     return CurriculumConfig(
@@ -267,6 +283,11 @@ def format_report(result: RunResult) -> str:
              f"  bands: too_hard {c['too_hard']}, learnable {c['learnable']}, "
              f"too_easy {c['too_easy']}",
              f"  fates: imitation {c['imitation']}, rl {c['rl']}, dropped {c['dropped']}"]
+    if m.get("quarantine_reasons"):
+        lines.append("  quarantine reasons: " + reasons_text(m["quarantine_reasons"]))
+    if m.get("drop_reasons"):
+        lines.append("  drop reasons: " + reasons_text(m["drop_reasons"]))
+    lines += [f"  {line}" for line in reader_count_lines(c)]
     for stage in m["curriculum"][1:]:
         lo, hi = stage["pass_rate_min"], stage["pass_rate_max"]
         rng = f"pass rate {lo:.3f}..{hi:.3f}" if lo is not None else "empty"

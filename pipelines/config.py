@@ -93,9 +93,11 @@ class CurriculumConfig:
     malformed: str = "fail"
 
     def text_options(self) -> TextOptions:
-        """The side files of text inputs (and the teacher run of any input)."""
+        """The side files of text inputs (and the teacher run of any input); qrels are required
+        of a BEIR/MS MARCO folder unless the reward is logged with the rollouts (`log`)."""
         return TextOptions(candidates=self.candidates, qrels=self.qrels,
-                           teacher_run=self.teacher_run, depth=self.candidate_depth)
+                           teacher_run=self.teacher_run, depth=self.candidate_depth,
+                           require_qrels=parse_reward(self.reward).kind != "log")
 
     def synthetic_text(self) -> SyntheticTextConfig:
         """The embedded text default's knobs (`--synthetic text`)."""

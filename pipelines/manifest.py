@@ -18,13 +18,31 @@ from curricula import diversity as div
 from data_contracts import __version__ as PACKAGE_VERSION
 from data_contracts import fs
 from data_contracts.manifest import check_counts, config_hash, input_digest
+from data_contracts.readers.text import TEXT_FORMATS, is_text_column_map
 from data_contracts.schema import SCHEMA_VERSION
+from data_contracts.text_features import TEXT_FEATURE_NAMES
 from difficulty.generations import malformed_stats
 from pipelines.config import CurriculumConfig
 from pipelines.space import space_dict
 from pipelines.splits import resolve_format
 
 SUMMARY_NAME = "_summary.json"
+# The counts the pipeline itself makes (reconciled by `check_counts`); a reader's own counts
+# (`QueryBatch.counts`: text inputs' `unjudged`, `empty_passages`, ...) sit beside them.
+PIPELINE_COUNTS = ("read", "quarantined", "scored", "too_hard", "learnable", "too_easy",
+                   "imitation", "rl", "dropped", "rl_rows", "rl_replayed",
+                   "rollouts_quarantined", "skipped_lines")
+# Readers' counts as the build's summary names them (`reader_count_line`), in that order.
+READER_COUNT_PHRASES = {
+    "unjudged": "unjudged queries skipped (not in the qrels)",
+    "empty_queries": "empty queries",
+    "empty_passages": "empty passages",
+    "negative_judgments": "negative judgments read as not relevant",
+    "run_extra_fields": "run lines with extra fields (ignored)",
+    "non_utf8_lines": "lines with bytes that are not UTF-8 (replaced)",
+    "duplicate_ids": "duplicate ids",
+    "id_collisions": "ids that collide after decoding",
+}
 
 
 def quarantine_stats(table: pa.Table) -> dict:
@@ -131,6 +149,25 @@ def feature_space(stats: dict) -> dict:
     return {"base": None, "width": max(widths) if widths else None, "names": None}
 
 
+def text_feature_space(config: CurriculumConfig, stats: dict) -> dict | None:
+    """The feature space of a text run (an input of a text layout, a Hugging Face dataset with
+    text columns, or the embedded text default): the IR features `featurize_rows` computes,
+    by name (`TEXT_FEATURE_NAMES`), with the width the validated queries had; None for a
+    feature run."""
+    if not config.inputs:
+        text = config.synthetic_kind == "text"
+    else:
+        text = any(resolve_format(path, config.input_format) in TEXT_FORMATS
+                   or (config.input_format in ("auto", "hf") and is_text_column_map(
+                       config.column_map) and resolve_format(path, config.input_format) == "hf")
+                   for path in config.inputs)
+    if not text:
+        return None
+    width = feature_space(stats)["width"] or len(TEXT_FEATURE_NAMES)
+    names = list(TEXT_FEATURE_NAMES) if width == len(TEXT_FEATURE_NAMES) else None
+    return {"base": None, "width": width, "names": names}
+
+
 def make_manifest(config: CurriculumConfig, summary: dict, inputs: list[dict] | None = None
                   ) -> dict:
     """The run's manifest from the pipeline's summary.
@@ -141,9 +178,7 @@ def make_manifest(config: CurriculumConfig, summary: dict, inputs: list[dict] | 
     """
     stats = summary["stats"]
     counts = {k: int(v) for k, v in stats.get("counts", {}).items()}
-    for name in ("read", "quarantined", "scored", "too_hard", "learnable", "too_easy",
-                 "imitation", "rl", "dropped", "rl_rows", "rl_replayed", "rollouts_quarantined",
-                 "skipped_lines"):
+    for name in PIPELINE_COUNTS:
         counts.setdefault(name, 0)
     files = summary["files"]
     stages = _stage_summary(stats, config)
@@ -167,9 +202,23 @@ def make_manifest(config: CurriculumConfig, summary: dict, inputs: list[dict] | 
         "drop_reasons": {k: int(v) for k, v in stats.get("drop_reasons", {}).items()},
         "malformed_reasons": {k: int(v) for k, v in stats.get("malformed_reasons", {}).items()},
         "files": files, "curriculum": curriculum,
-        "feature_space": summary.get("feature_space") or feature_space(stats),
+        "feature_space": (text_feature_space(config, stats) or summary.get("feature_space")
+                          or feature_space(stats)),
         "diversity": _diversity_summary(summary["diversity_before"], stats, config),
     }
+
+
+def reader_count_lines(counts: dict) -> list[str]:
+    """The summary's lines for the readers' non-zero counts: one for the text readers'
+    (`READER_COUNT_PHRASES`), e.g. `text: 142 unjudged queries skipped (not in the qrels), 3
+    empty passages`, and one for any other reader count, by name; [] when all are zero."""
+    text = [f"{int(counts[k])} {phrase}" for k, phrase in READER_COUNT_PHRASES.items()
+            if counts.get(k)]
+    others = [f"{k} {int(counts[k])}" for k in sorted(set(counts) - set(PIPELINE_COUNTS)
+                                                      - set(READER_COUNT_PHRASES))
+              if isinstance(counts[k], int) and counts[k]]
+    return ([f"text: {', '.join(text)}"] if text else []) + \
+        ([f"also counted: {', '.join(others)}"] if others else [])
 
 
 FILE_ROWS = {"difficulty": ("scored",), "imitation": ("imitation",), "rl": ("rl_rows",),

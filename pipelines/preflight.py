@@ -12,7 +12,9 @@ from curricula.ordering import STRATEGIES
 from curricula.staging import check_output_path
 from data_contracts import fs
 from data_contracts.errors import InputError
+from data_contracts.manifest import MANIFEST_NAME, check_out_outside_runs, is_run_folder
 from data_contracts.readers import FORMATS
+from data_contracts.readers.text import TEXT_COLUMN_MAP_NAMES
 from data_contracts.schema import QUERY_SCHEMA
 from data_contracts.teacher import TEACHER_MODES
 from difficulty.rewards import parse_reward
@@ -21,7 +23,9 @@ from pipelines.config import CurriculumConfig
 from pipelines.options import is_dry_run, is_local_runner
 from pipelines.splits import resolve_format
 
-COLUMN_MAP_NAMES = tuple(QUERY_SCHEMA.names) + ("doc_id", "label")  # query and rows layouts
+# query and rows layouts, and the JSON keys of text corpora and queries
+COLUMN_MAP_NAMES = tuple(dict.fromkeys(tuple(QUERY_SCHEMA.names) + ("doc_id", "label")
+                                       + TEXT_COLUMN_MAP_NAMES))
 MAX_ROLLOUTS = 1024  # --k, --k-max: rollouts per query per round (memory: k x docs x batch)
 MAX_EASY_WEIGHT = 1e3  # a demonstration's loss weight (stored as float32)
 
@@ -32,12 +36,15 @@ def preflight(config: CurriculumConfig, options: PipelineOptions | None = None) 
     if dry_run and fs.is_remote(config.out):  # writes nothing: the store is not contacted
         fs.check_replaceable_location(config.out)
     else:
+        fs.check_replaceable_location(config.out)  # the root or the current folder: not walked
+        check_out_outside_runs(config.out, may_be_run=True)
         check_output_path(config.out)
     _check_inputs_outside(config)
     if options is not None and not is_local_runner(options) and not fs.is_remote(config.out):
         raise InputError(config.out, "a remote runner's workers cannot write a local --out; "
                                      "name an object store location (gs://BUCKET/run)")
     for path in config.inputs:
+        _refuse_run_folder(path)
         if config.input_format not in FORMATS:
             raise InputError(path, f"unknown format {config.input_format!r} "
                                    f"(expected one of {', '.join(FORMATS)})")
@@ -49,6 +56,22 @@ def preflight(config: CurriculumConfig, options: PipelineOptions | None = None) 
     parse_reward(config.reward)
     config.policy_spec().validate()
     _check_settings(config)
+
+
+def _refuse_run_folder(path: str) -> None:
+    """A run folder (or its manifest.json) given as --input: say what it is and what to do
+    with one, instead of failing to detect a query format in it."""
+    if fs.is_remote(path):
+        return
+    folder = (os.path.dirname(path) or ".") if os.path.basename(path) == MANIFEST_NAME else path
+    if is_run_folder(folder):
+        what = ("is a run's manifest" if folder != path
+                else f"is a run folder (it holds {MANIFEST_NAME})")
+        raise InputError(path, f"{what}, not a query input: "
+                               f"train on it (python -m trainers.train --manifest "
+                               f"{os.path.join(folder, MANIFEST_NAME)}), inspect it (python -m "
+                               f"pipelines.inspect {folder}) or export it (python -m "
+                               f"pipelines.export {folder} --to verl|trl --out DIR)")
 
 
 def _check_inputs_outside(config: CurriculumConfig) -> None:
@@ -91,6 +114,9 @@ def _check_settings(config: CurriculumConfig) -> None:
                         ("easy_above", config.bands.easy_above)):
         if not 0.0 <= value <= 1.0:  # NaN fails too
             raise ValueError(f"{name} must be within [0, 1] (got {value:g})")
+    if config.candidate_depth is not None and config.candidate_depth < 1:
+        raise ValueError(f"candidate_depth must be at least 1 (got {config.candidate_depth}); "
+                         "leave it out to keep every candidate")
     unknown = sorted(set(config.column_map) - set(COLUMN_MAP_NAMES))
     if unknown:
         raise ValueError(f"--column-map names {unknown[0]!r}, which is no column the readers "

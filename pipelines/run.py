@@ -114,7 +114,8 @@ def _checked_manifest(config: CurriculumConfig, pub, fingerprints: _Background) 
     problems = reconcile(manifest)
     if problems:
         raise RuntimeError("counts do not reconcile: " + "; ".join(problems))
-    reason = unusable_reason(config, manifest["counts"], manifest["quarantine_reasons"])
+    reason = unusable_reason(config, manifest["counts"], manifest["quarantine_reasons"],
+                             manifest["drop_reasons"])
     if reason:
         raise UnusableRun(f"{', '.join(config.inputs) or 'embedded:synthetic'}: {reason}; "
                           f"nothing published, {config.out} "
@@ -127,11 +128,12 @@ def _checked_manifest(config: CurriculumConfig, pub, fingerprints: _Background) 
     return manifest
 
 
-def unusable_reason(config: CurriculumConfig, counts: dict, quarantine_reasons: dict
-                    ) -> str | None:
+def unusable_reason(config: CurriculumConfig, counts: dict, quarantine_reasons: dict,
+                    drop_reasons: dict | None = None) -> str | None:
     """Why a finished run is unusable (nothing scored; too much quarantined), or None: the
     readers' rule (`data_contracts.usable.unusable_reason`) with each input's detected layout,
-    so the line names the likely cause ("looks like TREC qrels")."""
+    so the line names the likely cause ("looks like TREC qrels"), and the top drop reasons of a
+    run with nothing to train on."""
     layouts = {}
     for path in config.inputs:
         try:
@@ -140,7 +142,7 @@ def unusable_reason(config: CurriculumConfig, counts: dict, quarantine_reasons: 
             layouts[path] = "unknown"
     forced = config.input_format if config.input_format != "auto" else None
     return shared_unusable_reason(counts, quarantine_reasons, config.max_quarantine, layouts,
-                                  forced_format=forced)
+                                  forced_format=forced, drop_reasons=drop_reasons)
 
 
 def _has_run(out: str) -> bool:

@@ -32,6 +32,7 @@ from difficulty.rewards import parse_reward
 from pipelines import coders  # noqa: F401 - registers the Arrow table coder
 from pipelines.config import CurriculumConfig
 from pipelines.dedupe import duplicate_rows
+from pipelines.manifest import PIPELINE_COUNTS
 from pipelines.progress import count, mark_done
 from pipelines.splits import Split, validated_batches
 from pipelines.workers import WorkerFn
@@ -103,6 +104,23 @@ def _stats(**counts) -> dict:
     return {"counts": Counter({k: int(v) for k, v in counts.items() if v})}
 
 
+def reader_counts(counted: dict) -> dict:
+    """A batch's reader counts (`QueryBatch.counts`) that the manifest's `counts` sums: the
+    numbers only (pass 1 sums them; pass 2 re-reads and does not). `read`, `quarantined` and
+    the other reconciled names are the pipeline's own and never taken from a reader.
+
+    Raises:
+      ValueError: a reader count named like one of the pipeline's own (a reader bug: it would
+        break the reconciliation).
+    """
+    clash = sorted(set(counted) & set(PIPELINE_COUNTS))
+    if clash:
+        raise ValueError(f"a reader count is named {clash[0]!r}, a name the pipeline counts "
+                         "itself")
+    return {k: int(v) for k, v in counted.items()
+            if isinstance(v, (int, np.integer)) and not isinstance(v, bool)}
+
+
 class _Pass1Fn(WorkerFn):
     """What both pass-1 DoFns share: one split read and validated, its read/skipped counts and
     quarantine as tagged outputs, each batch's valid queries with their input positions handed
@@ -117,10 +135,11 @@ class _Pass1Fn(WorkerFn):
     def process(self, split: Split, space=None) -> Iterator:
         seq = 0
         widths = Counter()
-        for ok, bad, records, skipped, locations in validated_batches(split, self.config,
-                                                                      space):
+        for ok, bad, records, skipped, locations, counted in validated_batches(
+                split, self.config, space):
             count("read", records)
-            yield beam.pvalue.TaggedOutput(self.STATS, _stats(read=records, skipped_lines=skipped))
+            yield beam.pvalue.TaggedOutput(self.STATS, _stats(
+                read=records, skipped_lines=skipped, **reader_counts(counted)))
             if bad.num_rows:
                 yield beam.pvalue.TaggedOutput(self.QUARANTINE, bad)
             if not ok.num_rows:

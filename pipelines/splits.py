@@ -148,7 +148,9 @@ def read_split(split: Split, config: CurriculumConfig, space=None) -> Iterator:
 
 
 def validated_batches(split: Split, config: CurriculumConfig, space=None) -> Iterator:
-    """(ok table, quarantine table, records read, skipped lines) per batch of a split.
+    """(ok table, quarantine table, records read, skipped lines, ok locations, reader counts)
+    per batch of a split; the reader counts are `QueryBatch.counts` (text inputs: `unjudged`,
+    `empty_passages`, ...), what the reader counted since the previous batch.
 
     Validation state is per split (duplicates within a split are quarantined here, across splits
     by `Dedupe`), so pass 1 and pass 2 see exactly the same ok rows.
@@ -161,4 +163,5 @@ def validated_batches(split: Split, config: CurriculumConfig, space=None) -> Ite
         ok, bad = validate_queries(batch, state)
         rejected = set(bad.column("location").to_pylist()[read_bad:])
         ok_locations = [x for x in batch.locations if x not in rejected]
-        yield ok, bad, batch.records, int(getattr(batch, "skipped_lines", 0)), ok_locations
+        yield (ok, bad, batch.records, int(getattr(batch, "skipped_lines", 0)), ok_locations,
+               dict(getattr(batch, "counts", None) or {}))

@@ -91,8 +91,8 @@ class WriteSplitFn(WorkerFn):
 
     def process(self, split: Split, decisions: dict, space=None) -> Iterator:
         seq = 0
-        for ok, _bad, _records, _skipped, _locations in validated_batches(split, self.config,
-                                                                          space):
+        # pass 2 re-reads: the reader's counts were summed in pass 1 (score.py) only
+        for ok, *_ in validated_batches(split, self.config, space):
             if not ok.num_rows:
                 continue
             positions = [(*split.position, seq + i) for i in range(ok.num_rows)]
