@@ -183,6 +183,17 @@ def eval_space(path: str, fmt: str, run_fmt: str, space: dict | None, run: str):
                         names=tuple((space or {}).get("names") or ()) or None)
 
 
+def build_input_space(entry: dict, space: dict | None):
+    """The FeatureSpace to re-read one of the build's own inputs (`manifest["inputs"][i]`) in:
+    the manifest's when it names a base (no scan), else `eval_space`'s (which decides one)."""
+    from data_contracts.readers.space import FeatureSpace
+
+    fmt = entry.get("format", "auto")
+    if input_kind(fmt) == "features" and space and space.get("base") is not None:
+        return FeatureSpace.from_dict(space)
+    return eval_space(entry["path"], fmt, fmt, space, "the build")
+
+
 def read_validated(path: str, fmt: str, n_features: int | None = None,
                    space=None) -> pa.Table:
     """Valid, labelled queries of an input (NDCG needs labels), as one table.
@@ -284,9 +295,7 @@ def training_sample(manifest: dict, cfg: TrainConfig, n_features: int,
                    for i in inputs):
                 raise _Changed()
             tables = (read_validated(i["path"], i.get("format", "auto"), n_features,
-                                     eval_space(i["path"], i.get("format", "auto"),
-                                                i.get("format", "auto"),
-                                                manifest.get("feature_space"), "the build"))
+                                     build_input_space(i, manifest.get("feature_space")))
                       for i in inputs)
             sample = smallest_hashes(tables, limit, salt)
             name = ", ".join(os.path.basename(i["path"]) for i in inputs)
