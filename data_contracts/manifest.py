@@ -188,6 +188,61 @@ def not_a_run(root: str) -> str:
     return "is the run complete?"
 
 
+RUN_MARKERS = ((MANIFEST_NAME,), ("summary.json", "metrics.jsonl"), ("claims.md",),
+               ("export.json",))  # a build run, a trainer's, an experiment's, an export
+_MARKER_WORDS = {MANIFEST_NAME: "a run", "summary.json": "a trainer's output",
+                 "claims.md": "an experiment's output", "export.json": "an export"}
+NESTED_WALK_LIMIT = 10_000  # folders looked at under an --out before giving up the search
+
+
+def run_folder_kind(folder: str) -> str | None:
+    """What output a local folder is ("a run", "a trainer's output", "an experiment's output",
+    "an export"), by the files each writes (RUN_MARKERS), or None."""
+    for marker in RUN_MARKERS:
+        if all(os.path.isfile(os.path.join(folder, name)) for name in marker):
+            return _MARKER_WORDS[marker[0]]
+    return None
+
+
+def check_not_nested(out: str, what: str, own: tuple = ()) -> None:
+    """Refuses an output folder inside another run's folder, or one holding a run: rebuilding
+    the outer one would delete the inner one (both directions).
+
+    Args:
+      out: the output folder (a store URL is not searched: stores have no nesting to break).
+      what: the option, for the message ("--out").
+      own: top-level folders of `out` that hold the command's own runs (a trainer's `rescored`,
+        an experiment's `runs` and `train`); runs there are the command's to replace.
+
+    Raises:
+      InputError: one line naming the outer or inner run folder.
+    """
+    if fs.is_remote(out):
+        return
+    path = os.path.realpath(os.path.abspath(out))
+    parent = os.path.dirname(path)
+    while parent and parent != os.path.dirname(parent):
+        kind = run_folder_kind(parent)
+        if kind:
+            raise InputError(out, f"{what} is inside {parent}, {kind}; rebuilding or replacing "
+                                  "it would delete this output (choose a folder outside it)")
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(path):
+        return
+    seen = 0
+    for here, dirs, _ in os.walk(path):
+        if here == path:
+            dirs[:] = [d for d in dirs if d not in own]
+        dirs.sort()
+        seen += 1
+        kind = run_folder_kind(here) if here != path else None
+        if kind:
+            raise InputError(out, f"{what} holds {here}, {kind}; replacing {what} would delete "
+                                  "it (choose a folder that holds no run)")
+        if seen >= NESTED_WALK_LIMIT:
+            return
+
+
 def load_manifest(path: str, verify_files: bool = True) -> dict[str, Any]:
     """Loads a manifest (a path to manifest.json or its run folder, local or remote), checks it.
 

@@ -60,11 +60,48 @@ def load_checkpoint(path: str, model) -> dict:
     return state
 
 
+def cut_metrics(path: str, size: int | None, step: int) -> int:
+    """Cuts a killed run's metrics.jsonl back to its checkpoint, so a resumed run writes each
+    step's rows once: to `size` bytes (the log's length when the checkpoint was saved), or, for a
+    checkpoint that did not record it, to the rows whose `step` is at most `step` (and drops a
+    torn last line).
+
+    Returns:
+      The number of rows dropped.
+    """
+    if not os.path.exists(path):
+        return 0
+    with open(path, "rb") as handle:
+        data = handle.read()
+    if size is not None and 0 <= size <= len(data):
+        kept = data[:size]
+    else:
+        kept = b"".join(line for line in data.splitlines(keepends=True)
+                        if line.endswith(b"\n") and _step_of(line) <= step)
+    dropped = len(data.splitlines()) - len(kept.splitlines())
+    with open(path + ".tmp", "wb") as handle:
+        handle.write(kept)
+    os.replace(path + ".tmp", path)
+    return dropped
+
+
+def _step_of(line: bytes) -> float:
+    try:
+        return float(json.loads(line).get("step", 0))
+    except (ValueError, AttributeError):
+        return float("inf")  # a torn or foreign line: dropped
+
+
 class MetricsLog:
     """Per-step metrics as JSON lines (DuckDB reads them with read_json_auto)."""
 
     def __init__(self, path: str, append: bool):
         self.handle = open(path, "a" if append else "w", encoding="utf-8")
+
+    def size(self) -> int:
+        """Bytes written so far (recorded in each checkpoint: where a resumed run cuts back to)."""
+        self.handle.flush()
+        return self.handle.tell()
 
     def write(self, **row) -> None:
         self.handle.write(json.dumps({k: v for k, v in row.items() if v is not None}) + "\n")

@@ -40,16 +40,18 @@ def format_summary(summary: dict) -> str:
     if summary["outputs"].get("rescored_curriculum"):
         lines.append(f"  re-scored curriculum: {summary['outputs']['rescored_curriculum']}")
     n = summary["ndcg@10"]
+    ideal = f"ideal={summary.get('ndcg_ideal', 'window')}"
     if "missing" in sets["eval"]:
-        lines.append(f"  test NDCG@10: not measured ({sets['eval']['missing']})")
+        lines.append(f"  test NDCG@10 ({ideal}): not measured ({sets['eval']['missing']})")
     else:
-        lines.append(f"  test NDCG@10 on {sets['eval']['description']}, {sets['eval']['queries']}"
-                     f" queries: untrained {fmt(n.get('untrained'))}, bc {fmt(n.get('bc'))}, "
-                     f"final {fmt(n.get('rl'))}")
+        lines.append(f"  test NDCG@10 ({ideal}) on {sets['eval']['description']}, "
+                     f"{sets['eval']['queries']} queries: untrained {fmt(n.get('untrained'))}, "
+                     f"bc {fmt(n.get('bc'))}, final {fmt(n.get('rl'))}")
     v = summary.get("val_ndcg@10", {})
-    lines.append(f"  validation NDCG@10 ({sets['validation']['queries']} held-out curriculum "
-                 f"queries): untrained {fmt(v.get('untrained'))}, bc {fmt(v.get('bc'))}, final "
-                 f"{fmt(v.get('rl'))}")
+    lines.append(f"  validation NDCG@10 ({ideal}; {sets['validation']['queries']} held-out "
+                 f"curriculum queries): untrained {fmt(v.get('untrained'))}, bc "
+                 f"{fmt(v.get('bc'))}, final {fmt(v.get('rl'))}")
+    lines.extend(selection_lines(summary.get("rl_selection")))
     for set_name, label in (("eval", "eval queries"), ("train_sample", "training sample"),
                             ("rl_queries", "RL queries (policy-selected)")):
         d = summary["diagnostics"].get(set_name)
@@ -65,6 +67,24 @@ def format_summary(summary: dict) -> str:
     lines.append(f"  update sparsity: {summary['update_sparsity']['fraction_unchanged']:.3f} of "
                  f"parameters unchanged by RL beyond {summary['update_sparsity']['tolerance']:g}")
     return "\n".join(lines)
+
+
+def selection_lines(sel: dict | None) -> list[str]:
+    """The report's line on which RL checkpoint model selection kept (and whether RL's updates
+    were discarded), with the validation NDCG@10 it chose on."""
+    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+    if not sel or sel["kept"] == "no_rl":
+        return []
+    if sel["kept"] == "last":
+        return [f"  model selection: no validation queries; the last RL step ({sel['step']}) is "
+                "the final policy"]
+    if sel["rl_discarded"]:
+        return [f"  model selection DISCARDED RL: kept RL's start (step {sel['step']}, the policy "
+                f"RL began from) with validation NDCG@10 {fmt(sel['start_val_ndcg@10'])}; RL's "
+                f"best was {fmt(sel['best_rl_val_ndcg@10'])} at step {sel['best_rl_step']}"]
+    return [f"  model selection kept RL step {sel['step']}: validation NDCG@10 "
+            f"{fmt(sel['best_rl_val_ndcg@10'])} against {fmt(sel['start_val_ndcg@10'])} at RL's "
+            "start"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,6 @@ carries its position (file index, row offset) so a checkpoint can resume exactly
 """
 from __future__ import annotations
 
-import inspect
 import os
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -116,28 +115,99 @@ def to_tensors(padded: PaddedQueries) -> tuple[torch.Tensor, torch.Tensor, torch
 # ---------------------------------------------------------------------------------------------
 # Query sets: reading inputs, the validation split, the fixed training sample.
 
+TEXT_RUN_FORMATS = ("synthetic-text",)  # besides the readers' TEXT_FORMATS
+
+
+def input_kind(fmt: str) -> str:
+    """`text` (queries and passages, featurised by the IR features) or `features` (LTR feature
+    vectors) for an input format name (a manifest's `inputs[].format` or a detected one)."""
+    from data_contracts.readers.text import TEXT_FORMATS
+
+    return "text" if fmt in TEXT_FORMATS + TEXT_RUN_FORMATS else "features"
+
+
+def describe_space(kind: str, fmt: str, space: dict | None) -> str:
+    """`a features run (svmlight, 26 features, one-based ids 1..26)`-style words for errors."""
+    width, base = (space or {}).get("width"), (space or {}).get("base")
+    words = [fmt] + ([f"{width} features"] if width is not None else [])
+    if base is not None and width is not None and kind == "features":
+        words.append(f"{('zero', 'one')[base]}-based ids {base}..{base + width - 1}")
+    return f"{kind} ({', '.join(words)})"
+
+
+def eval_space(path: str, fmt: str, run_fmt: str, space: dict | None, run: str):
+    """The FeatureSpace an eval input is read in so its columns are the run's, after checking the
+    eval input is of the run's kind (text or features), width and id base.
+
+    Args:
+      path, fmt: the eval input and its format (`auto` detects).
+      run_fmt: the format of the run's (or experiment's) training input.
+      space: the run's `feature_space` ({"base", "width", "names"}; base None: no sparse ids).
+      run: what to call the run in errors (its manifest, or `--input PATH`).
+
+    Returns:
+      A `data_contracts.readers.space.FeatureSpace`, or None for a text input (its IR
+      features have a fixed width).
+
+    Raises:
+      InputError: one line naming both sides when kinds, widths or id bases differ.
+    """
+    from data_contracts.readers import FORMATS, dataset_space, detect_format
+    from data_contracts.readers.detect import LOOKS_LIKE
+    from data_contracts.readers.space import FeatureSpace
+
+    if fmt not in FORMATS:
+        raise InputError(path, f"unknown format {fmt!r} (expected one of {', '.join(FORMATS)})")
+    found = detect_format(path) if fmt == "auto" else fmt
+    kind, run_kind = input_kind(found), input_kind(run_fmt)
+    if found in LOOKS_LIKE:
+        return None  # read_queries says what it looks like
+    run_words = f"{run} is a {describe_space(run_kind, run_fmt, space)} run"
+    if kind != run_kind:
+        raise InputError(path, f"the eval input is {kind} ({found}) but {run_words}; give an "
+                               f"eval input of the run's kind (--eval-format names its format)")
+    if kind == "text":
+        return None
+    own = dataset_space([path], found)
+    base = own.base if (space or {}).get("base") is None else space["base"]
+    width = (space or {}).get("width")
+    if own.base == 0 and base == 1:
+        raise InputError(path, f"the eval input uses feature id 0 (zero-based ids) but {run_words}")
+    if width is not None and own.width is not None:
+        eval_width = own.width + own.base - base  # its highest id in the run's base
+        if eval_width > width or (found not in ("svmlight", "lightgbm", "xgboost")
+                                  and own.width != width):
+            raise InputError(path, f"the eval input has {eval_width} features (ids "
+                                   f"{own.base}..{own.base + own.width - 1}) but {run_words}")
+    return FeatureSpace(base=base, width=width if width is not None else own.width,
+                        names=tuple((space or {}).get("names") or ()) or None)
+
+
+def build_input_space(entry: dict, space: dict | None):
+    """The FeatureSpace to re-read one of the build's own inputs (`manifest["inputs"][i]`) in:
+    the manifest's when it names a base (no scan), else `eval_space`'s (which decides one)."""
+    from data_contracts.readers.space import FeatureSpace
+
+    fmt = entry.get("format", "auto")
+    if input_kind(fmt) == "features" and space and space.get("base") is not None:
+        return FeatureSpace.from_dict(space)
+    return eval_space(entry["path"], fmt, fmt, space, "the build")
+
+
 def read_validated(path: str, fmt: str, n_features: int | None = None,
-                   space: dict | None = None) -> pa.Table:
+                   space=None) -> pa.Table:
     """Valid, labelled queries of an input (NDCG needs labels), as one table.
 
     Args:
       path: input file or folder.
       fmt: its format (`auto` detects).
       n_features: the width the policy expects; the input must have it.
-      space: the manifest's `feature_space` ({"base", "width", "names"}); used when the readers
-        support it, else only its width is passed on.
+      space: the `FeatureSpace` to read it in (`eval_space`), or None (its own).
 
     Raises:
       InputError: unreadable, empty (no valid labelled query), or of another feature width.
     """
-    kwargs = {}
-    params = inspect.signature(read_queries).parameters
-    if space and "space" in params:
-        from data_contracts.readers.space import FeatureSpace  # the readers' agreed interface
-        kwargs["space"] = FeatureSpace(base=space["base"], width=space["width"],
-                                       names=space.get("names"))
-    elif (space or n_features) and "num_features" in params:
-        kwargs["num_features"] = int((space or {}).get("width") or n_features)
+    kwargs = {"space": space} if space is not None else {}
     state = ValidationState(require_labels=True)
     try:
         tables = [validate_queries(b, state)[0] for b in read_queries(path, fmt, **kwargs)]
@@ -225,7 +295,8 @@ def training_sample(manifest: dict, cfg: TrainConfig, n_features: int,
                    for i in inputs):
                 raise _Changed()
             tables = (read_validated(i["path"], i.get("format", "auto"), n_features,
-                                     manifest.get("feature_space")) for i in inputs)
+                                     build_input_space(i, manifest.get("feature_space")))
+                      for i in inputs)
             sample = smallest_hashes(tables, limit, salt)
             name = ", ".join(os.path.basename(i["path"]) for i in inputs)
             return with_relevant(sample), f"{name} (the build's input), hash sample"

@@ -19,19 +19,32 @@ from data_contracts.synthetic import generate_table
 from data_contracts.synthetic_text import SyntheticTextConfig, generate_text_table
 from difficulty.policy import RerankPolicy, score_in_chunks
 from difficulty.rewards import evaluate, ndcg_of_scores
-from difficulty.scoring import rbo_reference
+from difficulty.scoring import judged_of, rbo_reference
 from difficulty.sampler import gumbel_noise, log_prob, ranking_diversity, sample_rankings
 from trainers.config import TrainConfig
-from trainers.data import read_rows, read_validated, to_tensors, training_sample, with_relevant
+from trainers.data import (eval_space, read_rows, read_validated, to_tensors, training_sample,
+                           with_relevant)
 
 
-def ndcg_at_10(model: RerankPolicy, table: pa.Table | None) -> float | None:
-    """Mean NDCG@10 (linear gain) of the policy's deterministic ranking, or None without data."""
+def ndcg_at_10(model: RerankPolicy, table: pa.Table | None, reward=None) -> float | None:
+    """Mean NDCG@10 (linear gain) of the policy's deterministic ranking, or None without data.
+
+    Args:
+      reward: the run's `parse_reward` spec; its `ideal` names the ideal DCG (`window`: the
+        candidates' labels; `qrels`: every judged document's, the table's `judged_labels`).
+        None: the window's.
+    """
     if table is None:
         return None
     padded = pad_queries(table)
     scores = score_in_chunks(model, padded.features, padded.mask)
-    return float(ndcg_of_scores(scores, padded.labels, padded.mask, k=10).mean())
+    judged = judged_of(table, reward) if reward is not None else None
+    return float(ndcg_of_scores(scores, padded.labels, padded.mask, k=10, judged=judged).mean())
+
+
+def ideal_name(reward) -> str:
+    """How reported NDCG names its ideal: `ideal=window` or `ideal=qrels`."""
+    return f"ideal={getattr(reward, 'ideal', 'window')}"
 
 
 def group_diagnostics(model: RerankPolicy, table: pa.Table, reward, rollouts: int, seed: int,
@@ -52,7 +65,8 @@ def group_diagnostics(model: RerankPolicy, table: pa.Table, reward, rollouts: in
         rankings = sample_rankings(scores, mask, noise, temperature)
         logp = log_prob(scores, rankings, mask, temperature)
     _, passed = evaluate(reward, rankings.numpy(), padded.labels, padded.mask,
-                         reference=rbo_reference(table, padded.mask, reward))
+                         reference=rbo_reference(table, padded.mask, reward),
+                         judged=judged_of(table, reward))
     informative = passed.min(-1) != passed.max(-1)
     return {"pass_rate": float(passed.mean()), "informative_fraction": float(informative.mean()),
             "entropy": float(-logp.mean()),
@@ -98,10 +112,12 @@ def update_sparsity(before: RerankPolicy, after: RerankPolicy, tol: float) -> di
 
 
 def eval_queries(cfg: TrainConfig, manifest: dict, n_features: int) -> tuple:
-    """(table, description, why missing): --eval-input, else a synthetic run's test split."""
+    """(table, description, why missing): --eval-input (checked against the run's kind, width
+    and id base, read in its feature space), else a synthetic run's test split."""
     if cfg.eval_input:
-        table = with_relevant(read_validated(cfg.eval_input, cfg.eval_format, n_features,
-                                             manifest.get("feature_space")))
+        space = eval_space(cfg.eval_input, cfg.eval_format, run_format(manifest),
+                           manifest.get("feature_space"), f"the run {cfg.manifest}")
+        table = with_relevant(read_validated(cfg.eval_input, cfg.eval_format, n_features, space))
         if table is None:
             raise InputError(cfg.eval_input, "no query with a relevant document (label > 0)")
         return table, f"{os.path.basename(cfg.eval_input)} (--eval-input)", None
@@ -114,6 +130,14 @@ def eval_queries(cfg: TrainConfig, manifest: dict, n_features: int) -> tuple:
         held_out = dataclasses.replace(synthetic_config(synthetic), split="test", n_queries=300)
         return with_relevant(generate_table(held_out)), "synthetic test split", None
     return None, None, "no --eval-input"
+
+
+def run_format(manifest: dict) -> str:
+    """The format of a run's first query input (side files such as qrels left out)."""
+    from data_contracts.manifest import SIDE_FORMATS
+
+    inputs = [i for i in manifest.get("inputs") or [] if i.get("format") not in SIDE_FORMATS]
+    return inputs[0].get("format", "auto") if inputs else "auto"
 
 
 @dataclass

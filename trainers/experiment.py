@@ -44,11 +44,11 @@ from data_contracts import fs
 from data_contracts.arrays import pad_queries
 from data_contracts.cli import OneLineParser
 from data_contracts.errors import InputError
-from data_contracts.manifest import check_replaceable_folder
+from data_contracts.manifest import check_not_nested, check_replaceable_folder
 from difficulty.rewards import ndcg_of_scores
 from trainers.claims import ARMS, claims_markdown, figures
-from trainers.data import read_validated, with_relevant
-from trainers.staging import TRAINER_FILES
+from trainers.data import eval_space, input_kind, read_validated, with_relevant
+from trainers.staging import TRAINER_FILES, claim_work_folder, swapped_in
 from trainers.train import TrainConfig, train
 
 DEFAULT_OUT = "runs/experiment"
@@ -64,6 +64,7 @@ class ExperimentConfig:
     eval_input: str
     out: str = DEFAULT_OUT
     input_format: str = "auto"
+    eval_format: str = "auto"
     taus: tuple = (0.5, 0.7, 0.9)
     seeds: tuple = (0, 1, 2)
     quick: bool = False
@@ -74,17 +75,32 @@ class ExperimentConfig:
 # ---------------------------------------------------------------------------------------------
 # References.
 
+def read_pair(cfg: ExperimentConfig) -> tuple:
+    """(training, test) queries with a relevant document, both in the training input's feature
+    space; the test input is checked against it first (kind, width, id base: one line naming
+    both when they differ)."""
+    from data_contracts.readers import dataset_space, detect_format
+
+    train_fmt = detect_format(cfg.input) if cfg.input_format == "auto" else cfg.input_format
+    space = None if input_kind(train_fmt) == "text" else \
+        dataset_space([cfg.input], cfg.input_format).to_dict()
+    test_space = eval_space(cfg.eval_input, cfg.eval_format, train_fmt, space,
+                            f"--input {cfg.input}")
+    train_t = with_relevant(read_validated(cfg.input, cfg.input_format))
+    test_t = with_relevant(read_validated(cfg.eval_input, cfg.eval_format, None, test_space))
+    for table, path in ((train_t, cfg.input), (test_t, cfg.eval_input)):
+        if table is None:
+            raise InputError(path, "no query with a relevant document (label > 0)")
+    return train_t, test_t
+
+
 def references(cfg: ExperimentConfig) -> list[dict]:
     """LambdaMART (per seed), the best single feature chosen on train, random scores (per seed).
 
     All evaluated on --eval-input's queries with a relevant document, NDCG@10 (linear gain).
     """
-    train_t = with_relevant(read_validated(cfg.input, cfg.input_format))
-    test_t = with_relevant(read_validated(cfg.eval_input, "auto"))
+    train_t, test_t = read_pair(cfg)
     tr, te = pad_queries(train_t), pad_queries(test_t)
-    if tr.features.shape[-1] != te.features.shape[-1]:
-        raise InputError(cfg.eval_input, f"{te.features.shape[-1]} features per document; the "
-                                         f"training input has {tr.features.shape[-1]}")
     rows = []
     best, best_train = None, -1.0
     for f in range(tr.features.shape[-1]):
@@ -138,9 +154,11 @@ def build(cfg: ExperimentConfig, tau: float, seed: int, filter_hard: bool, out: 
     return os.path.join(out, "manifest.json")
 
 
-def arm_configs(manifests: dict, trained: str, seed: int, eval_input: str, quick: bool) -> dict:
+def arm_configs(manifests: dict, trained: str, seed: int, eval_input: str, quick: bool,
+                eval_format: str = "auto") -> dict:
     """{arm: TrainConfig} (the RL-after-BC arms start from the BC arm's bc.pt via --init)."""
-    base = dict(QUICK if quick else {}, seed=seed, eval_input=eval_input, progress_seconds=60.0)
+    base = dict(QUICK if quick else {}, seed=seed, eval_input=eval_input,
+                eval_format=eval_format, progress_seconds=60.0)
     default, nofilter = manifests["default"], manifests["nofilter"]
     bc = os.path.join(trained, "bc", "bc.pt")
     oor = os.path.join(trained, "bc_oor", "bc.pt")
@@ -158,11 +176,13 @@ def arm_configs(manifests: dict, trained: str, seed: int, eval_input: str, quick
             for arm, kw in spec.items()}
 
 
-def result_row(arm: str, tau: float, seed: int, summary: dict) -> dict:
-    """The deterministic part of a run's summary (no seconds)."""
+def result_row(arm: str, tau: float, seed: int, summary: dict, smoke: bool = False) -> dict:
+    """The deterministic part of a run's summary (no seconds); `smoke`: a --quick run's (tiny
+    budgets, not evidence)."""
     curve = [{k: p[k] for k in ("phase", "phase_step", "rollouts", "ndcg_at_10",
                                 "val_ndcg_at_10")} for p in summary["learning_curve"]]
-    return {"arm": arm, "tau": tau, "seed": seed,
+    return {"arm": arm, "tau": tau, "seed": seed, "smoke": smoke,
+            "ideal": summary.get("ndcg_ideal", "window"),
             "ndcg@10": summary["ndcg@10"].get("rl"),
             "ndcg@10_start": summary["ndcg@10"].get("untrained"),
             "ndcg@10_after_bc": summary["ndcg@10"].get("bc"),
@@ -192,24 +212,16 @@ def run_experiment(cfg: ExperimentConfig) -> str:
     """Runs everything into OUT.partial, writes claims, figures and results, renames to OUT."""
     fs.check_replaceable_location(cfg.out)
     out = os.path.abspath(fs.normalize(cfg.out))
+    check_not_nested(out, "--out", ("runs", "train"))
     _check_replaceable(out)
     work = out + ".partial"
     _check_replaceable(work, "the work folder OUT.partial")
     for path, name in ((cfg.input, "--input"), (cfg.eval_input, "--eval-input")):
         if not fs.exists(path):
             raise InputError(path, f"{name} not found")
-    if os.path.exists(work):
-        fs.delete_tree(work)
-    os.makedirs(work)
-    try:
+    lock = claim_work_folder(work, False, out)  # a second experiment to OUT is refused
+    with swapped_in(work, out, lock, False, _check_replaceable, (BaseException,)):
         _run(cfg, work)
-    except BaseException:
-        fs.delete_tree(work)
-        raise
-    _check_replaceable(out)  # again: files may have been put there while this run ran
-    if os.path.exists(out):
-        fs.delete_tree(out)
-    os.replace(work, out)
     return out
 
 
@@ -231,17 +243,18 @@ def _run(cfg: ExperimentConfig, work: str) -> None:
                                 "seconds": round(time.monotonic() - t0, 2)})
             trained = os.path.join(work, "train", tag)
             for arm, tcfg in arm_configs(manifests, trained, seed, cfg.eval_input,
-                                         cfg.quick).items():
+                                         cfg.quick, cfg.eval_format).items():
                 t0 = time.monotonic()
                 summary = train(tcfg)
                 seconds = time.monotonic() - t0
-                results.append(result_row(arm, tau, seed, summary))
+                results.append(result_row(arm, tau, seed, summary, cfg.quick))
                 timings.append({"what": arm, "tau": tau, "seed": seed,
                                 "seconds": round(seconds, 2),
                                 "curve_seconds": [p["seconds"] for p in
                                                   summary["learning_curve"]]})
                 done += 1
                 print(f"[{done}/{total}] tau {tau:g} seed {seed} {arm}: test NDCG@10 "
+                      f"(ideal={summary.get('ndcg_ideal', 'window')}) "
                       f"{summary['ndcg@10'].get('rl'):.4f} ({seconds:.1f} s, "
                       f"{time.monotonic() - started:.0f} s in all)", file=sys.stderr, flush=True)
             if not cfg.keep_runs:
@@ -249,7 +262,7 @@ def _run(cfg: ExperimentConfig, work: str) -> None:
     if not cfg.keep_runs and os.path.exists(os.path.join(work, "runs")):
         fs.delete_tree(os.path.join(work, "runs"))
     with open(os.path.join(work, "results.jsonl"), "w", encoding="utf-8") as handle:
-        for row in refs + results:
+        for row in [dict(r, smoke=cfg.quick, ideal="window") for r in refs] + results:
             handle.write(json.dumps(row, sort_keys=True) + "\n")
     with open(os.path.join(work, "timings.jsonl"), "w", encoding="utf-8") as handle:
         for row in timings:
@@ -283,6 +296,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval-input", required=True,
                         help="held-out labelled test queries, same feature space (required)")
     parser.add_argument("--input-format", default="auto", help="format of --input (default: auto)")
+    parser.add_argument("--eval-format", default="auto",
+                        help="format of --eval-input (default: auto)")
     parser.add_argument("--taus", type=_floats, default=(0.5, 0.7, 0.9),
                         help="reward thresholds: one curriculum per ndcg@10>=TAU "
                              "(default: 0.5,0.7,0.9)")
@@ -310,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --taus must lie in [0, 1], got {args.taus}", file=sys.stderr)
         return 2
     cfg = ExperimentConfig(input=args.input, eval_input=args.eval_input, out=args.out,
-                           input_format=args.input_format, taus=args.taus, seeds=args.seeds,
+                           input_format=args.input_format, eval_format=args.eval_format,
+                           taus=args.taus, seeds=args.seeds,
                            quick=args.quick, keep_runs=args.keep_runs, trees=args.trees)
     import torch
 
@@ -325,6 +341,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"wrote {out}: claims.md, results.jsonl, timings.jsonl, ndcg_vs_rollouts.png, "
           "legibility.png")
+    if cfg.quick:
+        print("SMOKE RUN (--quick): not evidence (tiny budgets; claims.md and results.jsonl say "
+              "so: smoke: true)")
     return 0
 
 

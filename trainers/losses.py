@@ -13,7 +13,7 @@ from data_contracts.arrays import list_lengths, pad_ragged
 from data_contracts.teacher import teacher_scores
 from difficulty.policy import RerankPolicy
 from difficulty.rewards import evaluate
-from difficulty.scoring import rbo_reference
+from difficulty.scoring import judged_of, rbo_reference
 from difficulty.sampler import gumbel_noise, log_prob, ranking_diversity, sample_rankings
 from trainers.config import TrainConfig
 from trainers.data import to_tensors
@@ -89,7 +89,8 @@ def rl_loss(model, reference, batch, reward, cfg: TrainConfig, stream: int) -> t
     logp = log_prob(scores, rankings, mask, cfg.temperature)
     # the RBO term of a composite reward is measured against the teacher's order, as in scoring
     _, passed = evaluate(reward, rankings.numpy(), batch.padded.labels, batch.padded.mask,
-                         reference=rbo_reference(batch.table, batch.padded.mask, reward))
+                         reference=rbo_reference(batch.table, batch.padded.mask, reward),
+                         judged=judged_of(batch.table, reward))
     r = torch.from_numpy(passed.astype(np.float32))
     advantage = (r - r.mean(-1, keepdim=True)) / (r.std(-1, keepdim=True) + 1e-6)
     loss = -(advantage * logp).mean()

@@ -10,8 +10,9 @@ import contextlib
 import os
 import sys
 import tempfile
-from typing import Iterator
+from typing import Callable, Iterator
 
+from curricula.staging import _try_lock as try_lock
 from data_contracts import fs
 from data_contracts.errors import InputError
 from data_contracts.manifest import check_replaceable_folder
@@ -68,29 +69,78 @@ def work_folder(out: str, resume: bool):
     return _store_work_folder(out) if fs.is_remote(out) else _local_work_folder(out, resume)
 
 
+def claim_work_folder(work: str, keep: bool, out: str) -> int:
+    """Takes a run's work folder: refuses one a live run holds, clears a killed run's (unless
+    `keep`: --resume continues it), creates it and locks it for this process.
+
+    The lock is an advisory `flock` on the folder, which the kernel drops when its holder dies
+    (SIGKILL included): a locked work folder belongs to a run still writing it.
+
+    Returns:
+      The descriptor holding the lock (-1 where locks are unavailable); close it to release.
+
+    Raises:
+      InputError: another live run writes to the same OUT.
+    """
+    busy = InputError(out, f"another run is writing to it (its work folder {work} is locked by a "
+                           "live process); wait for it to end or choose another --out")
+    if os.path.isdir(work):
+        fd = try_lock(work)
+        if fd is None:
+            raise busy
+        if fd >= 0:
+            os.close(fd)
+        if not keep:
+            fs.delete_tree(work)
+    if not os.path.isdir(work):
+        os.makedirs(os.path.dirname(work) or ".", exist_ok=True)
+        try:
+            os.mkdir(work)
+        except FileExistsError:  # another run made it between the check and here
+            raise busy from None
+    fd = try_lock(work)
+    if fd is None:
+        raise busy
+    return fd
+
+
 @contextlib.contextmanager
 def _local_work_folder(out: str, resume: bool) -> Iterator[tuple[str, bool]]:
-    """OUT.partial (kept from a killed run with --resume, else made afresh), renamed to OUT when
-    the run ends; deleted when it fails, unless it was a killed run's that --resume failed on."""
+    """OUT.partial (kept from a killed run with --resume, else made afresh), locked while the run
+    writes it, renamed to OUT when the run ends; deleted when it fails, unless it was a killed
+    run's that --resume failed on. A second run to the same OUT is refused while one writes."""
     work = out + PARTIAL_SUFFIX
     check_replaceable(work, "the work folder OUT.partial")
     resumed = resume and os.path.exists(os.path.join(work, "checkpoint.pt"))
+    lock = claim_work_folder(work, resumed, out)
     if resume and not resumed:
         print(f"--resume: no {work}{os.sep}checkpoint.pt (no killed run to continue); training "
               "from the start", file=sys.stderr, flush=True)
-    if not resumed and os.path.exists(work):
-        fs.delete_tree(work)
-    os.makedirs(work, exist_ok=True)
-    try:
+    with swapped_in(work, out, lock, resumed, check_replaceable):
         yield work, resumed
-    except Exception:
-        if not resumed:  # a failed run leaves nothing half-made behind; a killed run's
-            fs.delete_tree(work)  # OUT.partial that --resume failed on stays as it was
-        raise
-    check_replaceable(out)  # again: files may have been put there while this run trained
-    if os.path.exists(out):
-        fs.delete_tree(out)
-    os.replace(work, out)
+
+
+@contextlib.contextmanager
+def swapped_in(work: str, out: str, lock: int, keep: bool, check: Callable[[str], None],
+               failures: tuple = (Exception,)) -> Iterator[None]:
+    """Runs the body in the locked work folder, then renames it to `out` (after `check(out)`
+    again: files may have been put there meanwhile); on one of `failures` deletes the work
+    folder unless `keep` (a killed run's, which --resume failed on); always releases `lock`
+    (`claim_work_folder`'s)."""
+    try:
+        try:
+            yield
+        except failures:
+            if not keep:  # a failed run leaves nothing half-made behind
+                fs.delete_tree(work)
+            raise
+        check(out)
+        if os.path.exists(out):
+            fs.delete_tree(out)
+        os.replace(work, out)
+    finally:
+        if lock >= 0:
+            os.close(lock)
 
 
 @contextlib.contextmanager

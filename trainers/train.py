@@ -33,8 +33,11 @@ Query sets every diagnostic names (`summary["sets"]`):
   - `rl_queries`: the RL queries of the final curriculum: POLICY-SELECTED (the scoring policy
     routed them to RL), so an informative fraction measured there is high by construction.
 
-Outputs are built in OUT.partial and renamed to OUT at the end: a failed run leaves nothing; a
-killed one leaves OUT.partial, which `--resume` continues from. An OUT on a store (gs://, s3://)
+Outputs are built in OUT.partial (locked while a run writes it: a second run to the same OUT is
+refused) and renamed to OUT at the end: a failed run leaves nothing; a killed one leaves
+OUT.partial, which `--resume` continues from (metrics.jsonl cut back to the checkpoint's step).
+Every NDCG@10 is normalised by the build's reward's ideal (`ideal=window|qrels`, named in the
+summary and the report). An OUT on a store (gs://, s3://)
 is trained in a local temporary folder and uploaded at the end, summary.json last. Checkpoints hold model, optimizer,
 RNG states, best-so-far weights and the position in the curriculum; a killed run resumed with
 `--resume` ends with bitwise the same weights as an uninterrupted one (CPU).
@@ -54,12 +57,12 @@ import torch
 
 from data_contracts import fs
 from data_contracts.errors import InputError
-from data_contracts.manifest import files_of, load_manifest
+from data_contracts.manifest import check_not_nested, files_of, load_manifest
 from difficulty.policy import (RerankPolicy, base_policy, fit_normaliser, load_policy_checkpoint,
                                save_policy)
 from difficulty.rewards import parse_reward
-from trainers.checkpoint import (MetricsLog, Progress, load_checkpoint, save_checkpoint,
-                                 set_rng_state)
+from trainers.checkpoint import (MetricsLog, Progress, cut_metrics, load_checkpoint,
+                                 save_checkpoint, set_rng_state)
 from trainers.config import TrainConfig, check_config, check_run_config
 from trainers.data import (ShardStream, cycle, is_validation, read_rows, shuffled_rl_file,
                            split_steps)
@@ -69,6 +72,12 @@ from trainers.losses import bc_loss, rl_loss
 from trainers.staging import check_out, work_folder
 
 __all__ = ["TrainConfig", "train"]
+
+IDEALS_TEXT = {  # what every NDCG@10 of a summary is normalised by (the reward's `ideal`)
+    "window": "ideal=window: ideal DCG of the candidates' own labels (what a reranker can reach)",
+    "qrels": "ideal=qrels: ideal DCG of every judged document of the query (trec_eval's "
+             "ndcg_cut), candidates outside the window included",
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -139,7 +148,9 @@ def train(cfg: TrainConfig) -> dict:
     """Runs BC then RL as configured; returns the summary (also written to OUT/summary.json).
 
     Raises:
-      InputError: an unusable manifest, input, checkpoint or option; OUT inside a run folder.
+      InputError: an unusable manifest, input, checkpoint or option; OUT inside another run's
+        (or a trainer's, experiment's, export's) folder or holding one; another live run
+        writing to OUT.
     """
     cfg = dataclasses.replace(cfg, out=fs.normalize(cfg.out))
     check_config(cfg)
@@ -149,6 +160,7 @@ def train(cfg: TrainConfig) -> dict:
         manifest_path = fs.join(manifest_path, "manifest.json")
     manifest = load_manifest(manifest_path)
     check_run_config(manifest_path, manifest)
+    check_not_nested(cfg.out, "--out", ("rescored",))
     out = check_out(cfg.out, manifest_path, cfg.resume)
     with work_folder(out, cfg.resume) as (work, resumed):
         summary = run(cfg, manifest, manifest_path, work, out, resumed)
@@ -164,7 +176,7 @@ def run(cfg: TrainConfig, manifest: dict, manifest_path: str, work: str, out: st
     st = State(cfg, work, model, torch.optim.Adam(model.parameters(), lr=cfg.bc_lr),
                fixed_sets(cfg, manifest, cur.n_features, cur.train_files), cur.reward, {},
                manifest)
-    st.summary = new_summary(cfg, manifest_path, st.sets)
+    st.summary = new_summary(cfg, manifest_path, st.sets, cur.reward)
     elapsed = resume(st) if resumed else 0.0
     st.log = MetricsLog(os.path.join(work, "metrics.jsonl"), append=resumed)
     st.step, st.started = st.position["step"], time.monotonic() - elapsed
@@ -226,11 +238,13 @@ def make_models(cfg: TrainConfig, cur: Curriculum) -> tuple[RerankPolicy, Rerank
     return model, untrained
 
 
-def new_summary(cfg: TrainConfig, manifest_path: str, sets: QuerySets) -> dict:
+def new_summary(cfg: TrainConfig, manifest_path: str, sets: QuerySets, reward) -> dict:
     """The summary a run fills in as it goes."""
     return {
         "config": asdict(cfg), "manifest": os.path.abspath(manifest_path),
         "sets": sets.describe(cfg.val_fraction),
+        "ndcg_ideal": reward.ideal,
+        "ndcg_ideal_description": IDEALS_TEXT[reward.ideal],
         "ndcg@10": {}, "diagnostics": {}, "learning_curve": [],
         "normaliser": "slog1p, then per-feature mean/std fitted on the training rows; per-query "
                       "standardisation inside the model",
@@ -250,6 +264,12 @@ def resume(st: State) -> float:
             st.rl_manifest = load_manifest(os.path.join(st.work, st.summary["rescored_manifest"]))
     st.optimizer.load_state_dict(state["optimizer"])
     set_rng_state(state["rng"])
+    step = int(state["position"]["step"])
+    dropped = cut_metrics(os.path.join(st.work, "metrics.jsonl"), state.get("metrics_bytes"),
+                          step)
+    print(f"--resume: continuing the killed run in {st.work} from its checkpoint at step {step} "
+          f"({st.position['phase']}); metrics.jsonl cut back to that step ({dropped} rows written "
+          "after the checkpoint dropped, to be written again)", file=sys.stderr, flush=True)
     return float(state["elapsed"])
 
 
@@ -394,6 +414,7 @@ def end_reinforcement_learning(st: State, plan: RLPlan) -> None:
     if st.step > plan.start and not (curve and curve[-1]["step"] == st.step):
         observe(st, "rl", st.step - plan.start)  # a rollout budget can end RL between evaluations
     select_best(st)
+    st.summary["rl_selection"] = rl_selection(st, plan)
     st.model.eval()
     save_policy(st.model, os.path.join(st.work, "final.pt"))
     measure(st, "rl", st.model)
@@ -405,10 +426,10 @@ def end_reinforcement_learning(st: State, plan: RLPlan) -> None:
 def observe(st: State, phase: str, phase_step: int) -> float | None:
     """Validation (for selection) and eval NDCG@10: one point of the learning curve."""
     st.model.eval()
-    val = ndcg_at_10(st.model, st.sets.validation)
+    val = ndcg_at_10(st.model, st.sets.validation, st.reward)
     point = {"phase": phase, "step": st.step, "phase_step": phase_step, "rollouts": st.rollouts,
              "seconds": round(time.monotonic() - st.started, 3), "val_ndcg_at_10": val,
-             "ndcg_at_10": ndcg_at_10(st.model, st.sets.held_out)}
+             "ndcg_at_10": ndcg_at_10(st.model, st.sets.held_out, st.reward)}
     st.summary["learning_curve"].append(point)
     st.log.write(**dict(point, phase="eval", during=phase))
     if val is not None and val > st.best.val:
@@ -421,8 +442,9 @@ def measure(st: State, name: str, policy: RerankPolicy) -> None:
     """A policy's NDCG@10 (eval and validation), group diagnostics and tie order, in the summary."""
     cfg, sets, summary = st.cfg, st.sets, st.summary
     policy.eval()
-    summary["ndcg@10"][name] = ndcg_at_10(policy, sets.held_out)
-    summary.setdefault("val_ndcg@10", {})[name] = ndcg_at_10(policy, sets.validation)
+    summary["ndcg@10"][name] = ndcg_at_10(policy, sets.held_out, st.reward)
+    summary.setdefault("val_ndcg@10", {})[name] = ndcg_at_10(policy, sets.validation,
+                                                             st.reward)
     for set_name, table, stream in (("eval", sets.held_out, 10_000),
                                     ("train_sample", sets.sample, 11_000)):
         if table is None:
@@ -438,10 +460,38 @@ def measure(st: State, name: str, policy: RerankPolicy) -> None:
 
 
 def select_best(st: State) -> None:
-    """Puts the phase's best weights (by validation NDCG@10) back in the model."""
+    """Puts the phase's best weights (by validation NDCG@10) back in the model (without a
+    validation set the last weights stay, and the last step is the selected one)."""
     if st.best.state is not None:
         st.model.load_state_dict(st.best.state)
-    st.summary.setdefault("selected_step", {})[st.position["phase"]] = st.best.step
+    st.summary.setdefault("selected_step", {})[st.position["phase"]] = \
+        st.best.step if st.best.state is not None else st.step
+
+
+def rl_selection(st: State, plan: RLPlan) -> dict:
+    """Which RL checkpoint model selection kept, on which validation NDCG@10: RL's start (the
+    policy RL began from; RL's updates discarded) or RL's best step.
+
+    Returns:
+      {"kept": "rl_start" | "rl_step" | "last" (no validation queries) | "no_rl", "step",
+      "rl_discarded", "start_val_ndcg@10", "best_rl_val_ndcg@10", "best_rl_step"}.
+    """
+    points = [p for p in st.summary["learning_curve"] if p["phase"] == "rl"
+              and p["val_ndcg_at_10"] is not None]
+    start = next((p["val_ndcg_at_10"] for p in points if p["phase_step"] == 0), None)
+    later = [p for p in points if p["phase_step"] > 0]
+    best = max(later, key=lambda p: p["val_ndcg_at_10"], default=None)  # first of equal ones
+    selected = st.summary["selected_step"]["rl"]
+    if st.step == plan.start:
+        kept = "no_rl"
+    elif st.best.state is None:
+        kept = "last"
+    else:
+        kept = "rl_start" if selected == plan.start else "rl_step"
+    return {"kept": kept, "step": selected, "rl_discarded": kept == "rl_start",
+            "start_val_ndcg@10": start,
+            "best_rl_val_ndcg@10": best["val_ndcg_at_10"] if best else None,
+            "best_rl_step": best["step"] if best else None}
 
 
 def checkpoint(st: State, force: bool = False) -> None:
@@ -450,7 +500,8 @@ def checkpoint(st: State, force: bool = False) -> None:
     stop = st.cfg.stop_after and st.step >= st.cfg.stop_after
     if force or st.step % st.cfg.checkpoint_every == 0 or stop:
         extra = {"summary": json.dumps(st.summary), "best_val": st.best.val,
-                 "best_step": st.best.step, "elapsed": time.monotonic() - st.started}
+                 "best_step": st.best.step, "elapsed": time.monotonic() - st.started,
+                 "metrics_bytes": st.log.size()}
         if st.best.state is not None:
             extra["best_state"] = st.best.state
         save_checkpoint(os.path.join(st.work, "checkpoint.pt"), st.model, st.optimizer,

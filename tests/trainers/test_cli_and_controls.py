@@ -139,9 +139,19 @@ def test_experiment_quick_runs_end_to_end(yahoo_train, yahoo_test, tmp_path, cap
     assert arms["bc_rl_nofilter"]["rl_plan"]["segment_rows"] != arms["bc_rl"]["rl_plan"][
         "segment_rows"]  # ... while RL's data differs (too_hard queries added)
     claims = (out / "claims.md").read_text()
-    assert "| BC then RL beats BC alone (NDCG@10) |" in claims
+    assert "| (smoke run) BC then RL beats BC alone (NDCG@10) |" in claims
     assert any(v in claims for v in ("confirmed", "not reproduced", "contradicted"))
     assert not os.path.exists(str(out) + ".partial")
+    # a --quick run is labelled a smoke run everywhere (stdout, claims.md, results.jsonl) and
+    # its NDCG names its ideal
+    assert "SMOKE RUN (--quick): not evidence" in capsys.readouterr().out
+    assert claims.splitlines()[0].endswith("(SMOKE RUN: not evidence)")
+    assert "SMOKE RUN (--quick): not evidence" in claims
+    assert "## Test NDCG@10 (ideal=window) (smoke run)" in claims
+    table = claims.split("## Claims")[1].split("\n## ")[0]
+    verdicts = [r for r in table.splitlines() if r.startswith("| ") and "claim |" not in r]
+    assert verdicts and all(r.startswith("| (smoke run) ") for r in verdicts)
+    assert all(r["smoke"] is True and r["ideal"] == "window" for r in rows)
 
 
 def test_compressed_eval_input_is_read_like_the_plain_one_or_refused_in_one_line(
