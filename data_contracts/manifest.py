@@ -204,45 +204,6 @@ def run_folder_kind(folder: str) -> str | None:
     return None
 
 
-def check_not_nested(out: str, what: str, own: tuple = ()) -> None:
-    """Refuses an output folder inside another run's folder, or one holding a run: rebuilding
-    the outer one would delete the inner one (both directions).
-
-    Args:
-      out: the output folder (a store URL is not searched: stores have no nesting to break).
-      what: the option, for the message ("--out").
-      own: top-level folders of `out` that hold the command's own runs (a trainer's `rescored`,
-        an experiment's `runs` and `train`); runs there are the command's to replace.
-
-    Raises:
-      InputError: one line naming the outer or inner run folder.
-    """
-    if fs.is_remote(out):
-        return
-    path = os.path.realpath(os.path.abspath(out))
-    parent = os.path.dirname(path)
-    while parent and parent != os.path.dirname(parent):
-        kind = run_folder_kind(parent)
-        if kind:
-            raise InputError(out, f"{what} is inside {parent}, {kind}; rebuilding or replacing "
-                                  "it would delete this output (choose a folder outside it)")
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(path):
-        return
-    seen = 0
-    for here, dirs, _ in os.walk(path):
-        if here == path:
-            dirs[:] = [d for d in dirs if d not in own]
-        dirs.sort()
-        seen += 1
-        kind = run_folder_kind(here) if here != path else None
-        if kind:
-            raise InputError(out, f"{what} holds {here}, {kind}; replacing {what} would delete "
-                                  "it (choose a folder that holds no run)")
-        if seen >= NESTED_WALK_LIMIT:
-            return
-
-
 def load_manifest(path: str, verify_files: bool = True) -> dict[str, Any]:
     """Loads a manifest (a path to manifest.json or its run folder, local or remote), checks it.
 
@@ -379,7 +340,6 @@ def check_replaceable_folder(out: str, own: tuple, run_folders: tuple, who: str,
                               "the folder would delete; choose an empty or new folder")
 
 
-MAX_NESTED_SCAN = 100_000  # folder entries `check_out_outside_runs` looks through below --out
 
 
 def is_run_folder(path: str) -> bool:
@@ -387,23 +347,28 @@ def is_run_folder(path: str) -> bool:
     return os.path.isdir(path) and os.path.isfile(os.path.join(path, MANIFEST_NAME))
 
 
-def check_out_outside_runs(out: str, what: str = "--out", may_be_run: bool = False) -> None:
+def check_out_outside_runs(out: str, what: str = "--out", may_be_run: bool = False,
+                           own: tuple = ()) -> None:
     """The one rule every command that replaces an output folder applies (build, trainer,
-    experiment, export): the folder is neither inside a run folder nor holds one deeper down,
+    experiment, export): the folder is neither inside a run's folder nor holds one deeper down,
     since rebuilding the outer run (or replacing the outer folder) would delete the inner.
 
-    A run folder is a folder holding a manifest.json (`is_run_folder`). The check walks up from
-    `out` (links resolved) to the root, and down through `out` (links not followed; at most
-    `MAX_NESTED_SCAN` entries). An `out` on an object store is not checked.
+    A run's folder is any command's output (`run_folder_kind`: a build's manifest.json, a
+    trainer's summary.json + metrics.jsonl, an experiment's claims.md, an export's export.json).
+    The check walks up from `out` (links resolved) to the root, and down through `out` (links not
+    followed; at most `NESTED_WALK_LIMIT` folders). An `out` on an object store is not checked.
 
     Args:
       out: the output folder (need not exist).
       what: the option, for the message.
-      may_be_run: whether `out` may itself be a run folder (the build replacing its own earlier
-        run); other commands' outputs may not.
+      may_be_run: whether `out` may itself be a build's run folder (the build replacing its own
+        earlier run); other commands' outputs may not.
+      own: top-level folders of `out` that hold the command's own runs (a trainer's `rescored`,
+        an experiment's `runs` and `train`); runs there are the command's to replace.
 
     Raises:
-      InputError: `out` is a run folder (unless `may_be_run`), lies inside one, or holds one.
+      InputError: one line: `out` is a run folder (unless `may_be_run`), lies inside a run's
+        folder, or holds one.
     """
     if fs.is_remote(out):
         return
@@ -412,21 +377,28 @@ def check_out_outside_runs(out: str, what: str = "--out", may_be_run: bool = Fal
         raise InputError(out, f"{what} is a run folder (it holds {MANIFEST_NAME}), which this "
                               "command would replace; choose a folder outside every run")
     parent = os.path.dirname(here)
-    while parent != here:
-        here, parent = parent, os.path.dirname(parent)
-        if is_run_folder(here):
-            raise InputError(out, f"{what} is inside the run folder {here}; rebuilding that run "
-                                  "would delete it (choose a folder outside every run)")
-    if not os.path.isdir(out):
+    while parent != os.path.dirname(parent):
+        kind = run_folder_kind(parent)
+        if kind:
+            raise InputError(out, f"{what} is inside the run folder {parent} ({kind}); "
+                                  "rebuilding or replacing that would delete it (choose a "
+                                  "folder outside every run)")
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(here):
         return
     seen = 0
-    for folder, dirs, files in os.walk(out):
-        seen += len(dirs) + len(files)
-        if folder != out and MANIFEST_NAME in files:
-            raise InputError(out, f"{what} holds the run folder {folder}, which replacing "
-                                  f"{what} would delete (choose a folder that holds no run)")
-        if seen > MAX_NESTED_SCAN:  # a folder this big is refused as not the command's own
-            return
+    for folder, dirs, _ in os.walk(here):
+        if folder == here:
+            dirs[:] = [d for d in dirs if d not in own]
+        dirs.sort()
+        seen += 1
+        kind = run_folder_kind(folder) if folder != here else None
+        if kind:
+            raise InputError(out, f"{what} holds the run folder {folder} ({kind}), which "
+                                  f"replacing {what} would delete (choose a folder that holds "
+                                  "no run)")
+        if seen >= NESTED_WALK_LIMIT:  # a folder this big is refused elsewhere as not the
+            return                     # command's own
 
 
 SIDE_FORMATS = ("candidates", "qrels", "teacher_run", "rollouts")  # inputs[] that are not queries

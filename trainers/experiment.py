@@ -44,7 +44,7 @@ from data_contracts import fs
 from data_contracts.arrays import pad_queries
 from data_contracts.cli import OneLineParser
 from data_contracts.errors import InputError
-from data_contracts.manifest import check_not_nested, check_replaceable_folder
+from data_contracts.manifest import check_out_outside_runs, check_replaceable_folder
 from difficulty.rewards import ndcg_of_scores
 from trainers.claims import ARMS, claims_markdown, figures
 from trainers.data import eval_space, input_kind, read_validated, with_relevant
@@ -212,7 +212,7 @@ def run_experiment(cfg: ExperimentConfig) -> str:
     """Runs everything into OUT.partial, writes claims, figures and results, renames to OUT."""
     fs.check_replaceable_location(cfg.out)
     out = os.path.abspath(fs.normalize(cfg.out))
-    check_not_nested(out, "--out", ("runs", "train"))
+    check_out_outside_runs(out, "--out", own=("runs", "train"))
     _check_replaceable(out)
     work = out + ".partial"
     _check_replaceable(work, "the work folder OUT.partial")

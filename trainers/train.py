@@ -57,7 +57,7 @@ import torch
 
 from data_contracts import fs
 from data_contracts.errors import InputError
-from data_contracts.manifest import check_not_nested, files_of, load_manifest
+from data_contracts.manifest import check_out_outside_runs, files_of, load_manifest
 from difficulty.policy import (RerankPolicy, base_policy, fit_normaliser, load_policy_checkpoint,
                                save_policy)
 from difficulty.rewards import parse_reward
@@ -160,7 +160,7 @@ def train(cfg: TrainConfig) -> dict:
         manifest_path = fs.join(manifest_path, "manifest.json")
     manifest = load_manifest(manifest_path)
     check_run_config(manifest_path, manifest)
-    check_not_nested(cfg.out, "--out", ("rescored",))
+    check_out_outside_runs(cfg.out, "--out", own=("rescored",))
     out = check_out(cfg.out, manifest_path, cfg.resume)
     with work_folder(out, cfg.resume) as (work, resumed):
         summary = run(cfg, manifest, manifest_path, work, out, resumed)

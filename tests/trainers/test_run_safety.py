@@ -17,7 +17,7 @@ import pyarrow as pa
 import pytest
 
 from data_contracts.errors import InputError
-from data_contracts.manifest import check_not_nested
+from data_contracts.manifest import check_out_outside_runs
 from data_contracts.synthetic import SyntheticConfig, generate_table
 from difficulty.policy import base_policy
 from difficulty.rewards import parse_reward
@@ -296,10 +296,10 @@ def test_out_nested_with_another_run_is_one_line(svm_run, tmp_path, capsys, insi
     assert "--out" in _one_error_line(capsys)
 
 
-def test_check_not_nested_skips_the_commands_own_run_folders(tmp_path):
+def test_the_nesting_rule_skips_the_commands_own_run_folders(tmp_path):
     out = tmp_path / "t"
     (out / "rescored").mkdir(parents=True)
     (out / "rescored" / "manifest.json").write_text("{}")
-    check_not_nested(str(out), "--out", ("rescored",))
-    with pytest.raises(InputError, match="holds .*rescored, a run"):
-        check_not_nested(str(out), "--out")
+    check_out_outside_runs(str(out), "--out", own=("rescored",))
+    with pytest.raises(InputError, match=r"holds the run folder .*rescored \(a run\)"):
+        check_out_outside_runs(str(out), "--out")
