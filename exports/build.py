@@ -51,6 +51,7 @@ from data_contracts.arrays import list_lengths
 from data_contracts.errors import InputError
 from data_contracts.manifest import load_manifest
 from data_contracts.teacher import teacher_orders, teacher_scores
+from curricula.hashing import VAL_FRACTION, is_validation
 from exports import presets
 from exports.prompts import WordCut, load_template, render_prompt
 from exports.publish import check_out, publish
@@ -123,19 +124,6 @@ def _difficulty(manifest: dict) -> dict:
         return {}
     cols = table.select(["query_id", "policy_id", "interval_low", "interval_high"]).to_pylist()
     return {r["query_id"]: r for r in cols}
-
-
-def validation_mask(query_ids: list[str], fraction: float) -> np.ndarray:
-    """[N] the trainer's validation rule (trainers.train.is_validation), imported, not copied."""
-    from trainers.train import is_validation
-
-    return is_validation(query_ids, fraction)
-
-
-def default_val_fraction() -> float:
-    from trainers.train import TrainConfig
-
-    return TrainConfig.val_fraction
 
 
 class _Rows:
@@ -420,7 +408,7 @@ def export_run(run: str, to: str, out: str, template_path: str | None = None,
             raise InputError(name, f"unknown value {value!r} (expected one of "
                                    f"{', '.join(str(a) for a in allowed if a)})")
     counter = counter or TokenCounter()
-    val_fraction = default_val_fraction() if val_fraction is None else val_fraction
+    val_fraction = VAL_FRACTION if val_fraction is None else val_fraction
     if not 0.0 <= val_fraction < 1.0:
         raise InputError("--val-fraction", f"{val_fraction} is outside [0, 1)")
     if passage_tokens and counter.tokenizer is None:
@@ -440,7 +428,7 @@ def export_run(run: str, to: str, out: str, template_path: str | None = None,
     counts = {"sft_without_demonstration": 0, "sft_without_reasoning": 0}
 
     def split(table: pa.Table) -> tuple[pa.Table, pa.Table]:
-        val = pa.array(validation_mask(table.column("query_id").to_pylist(), val_fraction))
+        val = pa.array(is_validation(table.column("query_id").to_pylist(), val_fraction))
         return table.filter(pc.invert(val)), table.filter(val)
 
     imitation = read_phase(manifest, "imitation")

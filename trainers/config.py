@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from curricula.hashing import VAL_FRACTION
 from data_contracts.errors import InputError
 from difficulty.rewards import parse_reward
 from difficulty.sampler import MAX_SEED, TEMPERATURE_RANGE
@@ -35,7 +36,7 @@ class TrainConfig:
     temperature: float = 1.0
     kl_coef: float = 0.05
     init: str = ""
-    val_fraction: float = 0.2
+    val_fraction: float = VAL_FRACTION
     eval_every: int = 25
     rescore_after_bc: bool = False
     eval_input: str = ""

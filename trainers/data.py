@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset
 
-from curricula.hashing import stable_hash
+from curricula.hashing import is_validation, stable_hash
 from curricula.ordering import shuffled_order
 from data_contracts import fs
 from data_contracts.arrays import PaddedQueries, pad_queries
@@ -233,13 +233,6 @@ def with_relevant(table: pa.Table | None) -> pa.Table | None:
     padded = pad_queries(table)
     keep = (np.where(padded.mask, padded.labels, 0) > 0).any(-1)
     return table.filter(pa.array(keep)) if keep.any() else None
-
-
-def is_validation(query_ids: list[str], fraction: float) -> np.ndarray:
-    """[N] whether each query is in the fixed validation split: crc32(query id) / 2^32 < fraction
-    (no seed: the same split for every seed and arm)."""
-    return np.array([stable_hash(q, "validation") / 2.0 ** 32 < fraction for q in query_ids],
-                    dtype=bool)
 
 
 def smallest_hashes(batches, limit: int, salt: str) -> pa.Table | None:

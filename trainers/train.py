@@ -536,7 +536,7 @@ def write_summary(st: State, plan: RLPlan, policies: dict, out: str) -> dict:
     return summary
 
 
-if __name__ == "__main__":
-    from trainers.cli import main
+if __name__ == "__main__":  # `python -m trainers.train` is the command line (trainers/cli.py),
+    import runpy              # run as __main__: this module itself never imports it
 
-    sys.exit(main())
+    runpy.run_module("trainers.cli", run_name="__main__", alter_sys=True)
