@@ -9,17 +9,25 @@ the one the pass rates were measured with; only the recipe's format rule is adde
   ideal order); extra_info `initial_list` (doc ids in prompt order), `final_list` (doc ids in the
   ground truth's order), `relevant_docids` (label > 0) and `reward_record` (the JSON record the
   reward reads). Reward: -1.0 when the `<think>...</think>` then `<answer>...</answer>`
-  structure is missing, else the run's reward value (e.g. NDCG@10 + 0.2 Recall@10 + 0.1 RBO).
+  structure is missing, else the run's reward value (e.g. NDCG@10 + 0.2 Recall@10 + 0.1 RBO,
+  whose NDCG has graded gains and whose RBO is RBO_ext, p=0.9: ReasonRank's own reward has
+  binary gains and the `rbo` package's p=1 average overlap, and scores answers the product's
+  parser fails; tests/exports/test_recipe_rewards.py asserts the exact difference).
   Needs a run scored with `--rollout-format permutation`.
 - `rank-r1`: ground truth `[k]`, the prompt position of the most relevant passage. Reward 1.0
   when a `<think>...</think>` block precedes `<answer>...</answer>` and the answer passes the
-  run's reward, else 0.0. Needs a run scored with `--rollout-format answer`.
+  run's reward, else 0.0 (Rank-R1's own reward compares the answer text with `[k]`; the
+  product parses it, so `k`, `[ k ]` and a passage tied at the top label also pass, and of two
+  answer blocks the last is read). Needs a run scored with `--rollout-format answer`.
 
-Format checks are `str.find` scans (linear in the text, no regular expressions).
+The format check (`think_then_answer`) is both recipes' own pattern,
+`<think>.*?</think>\\s*<answer>(.*?)</answer>` (case-sensitive tags, only whitespace between
+`</think>` and `<answer>`), done as `str.find` scans (linear in the text).
 """
 from __future__ import annotations
 
 import json
+import re
 
 from exports.rewards import score_generation
 
@@ -27,6 +35,7 @@ PRESETS = ("reasonrank", "rank-r1")
 PRESET_FORMAT = {"reasonrank": "permutation", "rank-r1": "answer"}
 REASONRANK_DATA_SOURCE = "ranking"
 FORMAT_PENALTY = -1.0
+_SPACES = re.compile(r"\s*")  # the pattern's `\s*` (Unicode whitespace, as `re` reads it)
 
 
 def check_preset(preset: str | None, rollout_format: str, run: str) -> None:
@@ -44,16 +53,26 @@ def check_preset(preset: str | None, rollout_format: str, run: str) -> None:
 
 
 def think_then_answer(text: str | None) -> bool:
-    """Whether `text` has `<think>` ... `</think>` and after it `<answer>` ... `</answer>`."""
+    """Whether `text` has the recipes' structure: their pattern
+    `<think>.*?</think>\\s*<answer>(.*?)</answer>` (`re.search`, DOTALL, tags case-sensitive;
+    ReasonRank's listwise_prompt_r1.toml and Rank-R1's train_grpo.py) matches somewhere in it.
+
+    That is: a `<think>`; after it a `</think>` followed by nothing but whitespace and then
+    `<answer>`; and a `</answer>` after that. Any `</think>` that works for a later `<think>`
+    works for the first, so only the first is tried; the `</think>` candidates are tried left
+    to right, their whitespace runs are disjoint and one `</answer>` search decides, so the
+    scan is linear in the text.
+    """
     if not isinstance(text, str):
         return False
-    lower = text.lower()
-    start = lower.find("<think>")
-    end = lower.find("</think>", start + 7) if start >= 0 else -1
-    if end < 0:
-        return False
-    answer = lower.find("<answer>", end + 8)
-    return answer >= 0 and lower.find("</answer>", answer + 8) >= 0
+    start = text.find("<think>")
+    end = text.find("</think>", start + 7) if start >= 0 else -1
+    while end >= 0:
+        answer = _SPACES.match(text, end + 8).end()
+        if text.startswith("<answer>", answer):
+            return text.find("</answer>", answer + 8) >= 0
+        end = text.find("</think>", end + 8)
+    return False
 
 
 def _record(ground_truth, extra_info) -> dict | None:
