@@ -155,6 +155,23 @@ def one(ids, x, regime, rho, seed, cfg, plan, args, strength=None, fixed=True) -
     return out
 
 
+def zeros_to_decide(cfg: BandConfig, alpha: float, beta: float, limit: int = 1000) -> int:
+    """Samples a query that never passes needs before its band is decided as too_hard."""
+    n = np.arange(limit + 1)
+    band, _, decided = decide(np.zeros(len(n)), n, cfg, alpha, beta)
+    decided = decided & (band == 0)
+    return int(n[np.argmax(decided)]) if decided.any() else limit
+
+
+def floor_line(cfg: BandConfig, strength: float) -> str:
+    """Why a regime with atoms at 0 and 1 costs what it costs under the band rule."""
+    plain = zeros_to_decide(cfg, 1.0, 1.0)
+    best = zeros_to_decide(cfg, 1.0, 1.0 + strength)
+    return (f"floor: a query at p = 0 (or 1) is decided after {plain} failures under Beta(1, 1), "
+            f"after {best} under the strongest prior allowed (Beta(1, {1 + strength:g}), no "
+            f"robust mixture): below that it is undecided and, at k_max, exhausted")
+
+
 def med(values) -> str:
     v = np.asarray(values, float)
     return f"{np.median(v):.3f} [{v.min():.3f},{v.max():.3f}]"
@@ -201,6 +218,7 @@ def main(argv=None) -> int:
           f"k_max={plan.k_max} decide_target={plan.decide_target}; prior strength <= "
           f"{args.prior_strength:g}, first slice {args.first_slice:g} then {args.slices} "
           f"slices; {args.seeds} seeds; medians [min,max]")
+    print(floor_line(cfg, args.prior_strength))
     header = (f"{'set':5} {'truth':6} {'regime':15} {'R2':>5} {'method':15} "
               f"{'rollouts/q':>22} {'share of fixed-16':>22} {'agree truth':>22} "
               f"{'agree fixed-16':>22}")

@@ -2,7 +2,9 @@
 
 Estimator: a Beta posterior under a uniform Beta(1, 1) prior, Beta(1 + s, 1 + n - s) after s
 successes in n trials. `pass_rate` is the posterior mean (s + 1) / (n + 2); the interval is the
-equal-tailed credible interval at `interval_level`.
+equal-tailed credible interval at `interval_level`. `band_probabilities` and `decide` also take a
+per-query Beta(alpha, beta) prior (the budget planner's learned prior, difficulty.prior and
+difficulty.planner); their default Beta(1, 1) gives the same bits as before.
 
 Band rule: the band of the true pass rate p is too_hard when p < `hard_below`, too_easy when
 p > `easy_above`, learnable otherwise. The band is the one with the highest posterior

@@ -37,8 +37,9 @@ Where the prior is Beta(1, 1) the band is exactly estimate.decide's. The prepost
 the same mixture (its predictive is the weighted sum of the two Beta-Binomials).
 
 Plans are deterministic: the same tallies, priors and config give the same table, byte for byte.
-Cost: for an undecided query, sum over m of (m + 1) Beta CDF pairs up to the first m that
-reaches the target (at most (k_max + 1)(k_max + 2) / 2).
+Cost: for each distinct undecided posterior, sum over m of (m + 1) Beta CDF pairs up to the
+first m that reaches the target (at most (k_max + 1)(k_max + 2) / 2); queries sharing a
+posterior (all tallies under the uniform prior) are solved once.
 """
 from __future__ import annotations
 
@@ -193,6 +194,15 @@ def needed_samples(post: Posterior, remaining: np.ndarray, cfg: BandConfig,
       [N] int64 sample counts.
     """
     remaining = np.asarray(remaining, np.int64)
+    # identical posteriors get identical answers: solve each distinct one once (with the
+    # uniform prior a batch holds at most (k_max + 1)^2 of them)
+    key = np.stack([post.a, post.b, post.a0, post.b0, post.w, remaining.astype(float)], axis=1)
+    if len(key) > 1:
+        distinct, first, inverse = np.unique(key, axis=0, return_index=True,
+                                             return_inverse=True)
+        if len(distinct) < len(key):
+            solved = needed_samples(post.take(first), remaining[first], cfg, target)
+            return solved[inverse.reshape(-1)]
     out = np.maximum(remaining, 0)
     active = np.flatnonzero(remaining > 0)
     m = 1
