@@ -38,6 +38,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import replace
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
@@ -56,7 +57,8 @@ LTR_DEFAULT = os.path.join(os.path.dirname(REPO), "shared", "data", "ltr-yahoo-s
 REGIMES = {"mostly-failing": (0.60, 0.05, (1.0, 4.0)),
            "mixed": (0.35, 0.25, (1.0, 1.0)),
            "mostly-passing": (0.05, 0.60, (4.0, 1.0))}
-METHODS = ("fixed-16", "fixed-8", "adaptive", "adaptive+prior")
+METHODS = ("fixed-16", "fixed-8", "adaptive", "adaptive+prior", "adaptive+stable",
+           "adaptive+prior+stable")
 
 
 def regime_quantile(u: np.ndarray, regime: str) -> np.ndarray:
@@ -141,13 +143,18 @@ def one(ids, x, regime, rho, seed, cfg, plan, args, strength=None, fixed=True) -
     for k in (16, 8) if fixed else (16,):
         s = draws[:, :k].sum(1)
         bands[f"fixed-{k}"] = (decide(s, np.full(len(p), k), cfg)[0], k * len(p))
-    _, t, b = run_adaptive(ids, draws[:, :plan.k_max], cfg, plan)
-    bands["adaptive"] = (b, int(t.sum()))
     order = np.random.default_rng([seed, 19]).permutation(len(p))
-    _, t, b = run_with_prior(ids, x, draws[:, :plan.k_max], cfg, plan, order, args.first_slice,
-                             args.slices, args.prior_strength if strength is None else strength,
-                             seed)
-    bands["adaptive+prior"] = (b, int(t.sum()))
+    stable = replace(plan, stable_level=args.stable)
+    for name, rule, with_prior in (("adaptive", plan, False), ("adaptive+prior", plan, True),
+                                   ("adaptive+stable", stable, False),
+                                   ("adaptive+prior+stable", stable, True)):
+        if with_prior:
+            _, t, b = run_with_prior(ids, x, draws[:, :rule.k_max], cfg, rule, order,
+                                     args.first_slice, args.slices,
+                                     args.prior_strength if strength is None else strength, seed)
+        else:
+            _, t, b = run_adaptive(ids, draws[:, :rule.k_max], cfg, rule)
+        bands[name] = (b, int(t.sum()))
     base = bands["fixed-16"]
     for name, (b, spent) in bands.items():
         out[name] = {"per_query": spent / len(p), "share": spent / base[1],
@@ -205,6 +212,8 @@ def main(argv=None) -> int:
     parser.add_argument("--prior-strength", type=float, default=4.0)
     parser.add_argument("--first-slice", type=float, default=0.2)
     parser.add_argument("--slices", type=int, default=4)
+    parser.add_argument("--stable", type=float, default=0.95,
+                        help="the stable rule's level for the +stable methods")
     parser.add_argument("--plot", default=None)
     parser.add_argument("--sweep", action="store_true",
                         help="also the mixed regime (partly) under other confidences and prior "
@@ -219,7 +228,7 @@ def main(argv=None) -> int:
           f"{args.prior_strength:g}, first slice {args.first_slice:g} then {args.slices} "
           f"slices; {args.seeds} seeds; medians [min,max]")
     print(floor_line(cfg, args.prior_strength))
-    header = (f"{'set':5} {'truth':6} {'regime':15} {'R2':>5} {'method':15} "
+    header = (f"{'set':5} {'truth':6} {'regime':15} {'R2':>5} {'method':22} "
               f"{'rollouts/q':>22} {'share of fixed-16':>22} {'agree truth':>22} "
               f"{'agree fixed-16':>22}")
     print(header)
@@ -234,7 +243,7 @@ def main(argv=None) -> int:
                 r2 = float(np.median([r["r2"] for r in runs]))
                 results[(set_name, variant, regime)] = runs
                 for m in METHODS:
-                    print(f"{set_name:5} {variant:6} {regime:15} {r2:5.2f} {m:15} "
+                    print(f"{set_name:5} {variant:6} {regime:15} {r2:5.2f} {m:22} "
                           f"{med([r[m]['per_query'] for r in runs]):>22} "
                           f"{med([r[m]['share'] for r in runs]):>22} "
                           f"{med([r[m]['truth'] for r in runs]):>22} "
@@ -256,29 +265,29 @@ def main(argv=None) -> int:
     return 0
 
 
-SWEEP = ((0.9, 16.0), (0.8, 4.0), (0.8, 16.0), (0.7, 4.0), (0.7, 16.0))
+SWEEP = (16.0, 64.0)  # prior strength caps (the band rule's confidence stays; at <= 0.8 the
+# uniform prior's P(learnable) = 0.8 lets a single sample decide "learnable")
 
 
 def sweep(sets: dict, args) -> None:
-    """The mixed regime, truth `partly`: what the band rule's confidence and the prior's strength
-    cap cost and buy (fixed-16's bands do not depend on either)."""
-    print(f"sweep: mixed regime, truth partly (rho={args.rho:g}); medians over {args.seeds} "
-          f"seeds")
-    print(f"{'set':5} {'conf':>4} {'S':>4} {'method':15} {'share of fixed-16':>22} "
-          f"{'agree truth':>22} {'fixed-16 agrees':>16}")
+    """The mixed regime, truth `partly`: what a larger cap on the prior's strength buys."""
+    print(f"sweep: mixed regime, truth partly (rho={args.rho:g}), prior strength caps "
+          f"{SWEEP}; medians over {args.seeds} seeds")
+    print(f"{'set':5} {'S':>4} {'method':22} {'share of fixed-16':>22} {'agree truth':>22} "
+          f"{'agree fixed-16':>22}")
+    cfg = BandConfig(confidence=args.confidence)
+    plan = PlanConfig(k0=args.k0, k_max=args.k_max)
     for set_name, table in sets.items():
         x, _ = query_summaries(table)
         ids = table.column("query_id").to_pylist()
-        for confidence, strength in SWEEP:
-            cfg = BandConfig(confidence=confidence)
-            plan = PlanConfig(k0=args.k0, k_max=args.k_max)
+        for strength in SWEEP:
             runs = [one(ids, x, "mixed", args.rho, seed, cfg, plan, args, strength, False)
                     for seed in range(args.seeds)]
-            base = np.median([r["fixed-16"]["truth"] for r in runs])
-            for m in ("adaptive", "adaptive+prior"):
-                print(f"{set_name:5} {confidence:4.2f} {strength:4g} {m:15} "
+            for m in ("adaptive+prior", "adaptive+prior+stable"):
+                print(f"{set_name:5} {strength:4g} {m:22} "
                       f"{med([r[m]['share'] for r in runs]):>22} "
-                      f"{med([r[m]['truth'] for r in runs]):>22} {base:16.3f}")
+                      f"{med([r[m]['truth'] for r in runs]):>22} "
+                      f"{med([r[m]['vs16'] for r in runs]):>22}")
 
 
 def plot(results: dict, path: str) -> None:
@@ -287,7 +296,7 @@ def plot(results: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    markers = dict(zip(METHODS, ("s", "D", "o", "*")))
+    markers = dict(zip(METHODS, ("s", "D", "o", "*", "^", "P")))
     fig, axes = plt.subplots(1, len(REGIMES), figsize=(5 * len(REGIMES), 4), sharey=True)
     keys = sorted({(s, v) for s, v, _ in results})
     colors = dict(zip(keys, plt.rcParams["axes.prop_cycle"].by_key()["color"]))

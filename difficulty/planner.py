@@ -9,7 +9,9 @@ per-query prior from difficulty.prior) and plans the next round:
   needed, by the rule below; never fewer than 1: a prior alone decides nothing);
 - a decided query (band probability >= `confidence`) is never asked again;
 - an undecided query is asked `next_k` more samples, the preposterior rule below, bounded by
-  `k_max - trials` and at least 1; a query at `k_max` that is still undecided is `exhausted`.
+  `k_max - trials` and at least 1; a query at `k_max` that is still undecided is `exhausted`;
+- optionally (`stable_level`), an undecided query stops as `stable` once the samples left under
+  `k_max` would most likely not change its most probable band (see PlanConfig).
 
 Next-k rule (Beta-Binomial preposterior analysis; Raiffa & Schlaifer 1961, ch. 7; the same
 predictive is the "expected decision" look-ahead of sequential designs). With the posterior
@@ -65,11 +67,12 @@ PLAN_SCHEMA = pa.schema([
     pa.field("band_probability", pa.float64(), nullable=False),
     pa.field("decided", pa.bool_(), nullable=False),
     # decided | open (asked next_k more) | exhausted (undecided at k_max) | predicted (decided
-    # by the prior alone, only with skip_predicted)
+    # by the prior alone, only with skip_predicted) | stable (undecided, but k_max samples would
+    # most likely give the same band: only with stable_level)
     pa.field("status", pa.string(), nullable=False),
     pa.field("next_k", pa.int32(), nullable=False),
 ])
-STATUSES = ("decided", "open", "exhausted", "predicted")
+STATUSES = ("decided", "open", "exhausted", "predicted", "stable")
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,11 @@ class PlanConfig:
         probability is at most 1 - w + w * (its Beta(1, 1) probability).
       robust_weight: the weight w of Beta(1, 1) in a per-query prior's robust mixture (see the
         module docstring); 1 ignores priors.
+      stable_level: 0 (default) is off. Otherwise an undecided query with samples stops
+        (`stable`, decided false) once the posterior predictive probability that its most
+        probable band after all k_max - n remaining samples equals today's is >= stable_level:
+        the full budget would most likely not change the answer (the stopping criterion of
+        PETS and Reinforce-Ada, put as a band). Such a query is never asked again.
     """
 
     k0: int = 4
@@ -93,6 +101,7 @@ class PlanConfig:
     decide_target: float = 0.5
     skip_predicted: bool = False
     robust_weight: float = 0.2
+    stable_level: float = 0.0
 
     def __post_init__(self):
         if self.k0 < 1 or self.k_max < self.k0:
@@ -101,6 +110,8 @@ class PlanConfig:
             raise ValueError(f"decide_target must be in (0, 1], got {self.decide_target}")
         if not 0.0 <= self.robust_weight <= 1.0:
             raise ValueError(f"robust_weight must be in [0, 1], got {self.robust_weight}")
+        if not 0.0 <= self.stable_level <= 1.0:
+            raise ValueError(f"stable_level must be in [0, 1], got {self.stable_level}")
 
 
 @dataclass(frozen=True)
@@ -160,13 +171,9 @@ def _log_betabinom(x, m, a, b):
             + special.betaln(a + x, b + m - x) - special.betaln(a, b))
 
 
-def decide_probability(post: Posterior, m: int, cfg: BandConfig) -> np.ndarray:
-    """P_decide(m): the posterior-predictive probability that the band is decided after m more
-    samples, for the posteriors `post` ([N] each).
-
-    Returns:
-      [N] probabilities in [0, 1].
-    """
+def _predictive(post: Posterior, m: int, cfg: BandConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(pmf [N, m + 1], band probabilities [N, m + 1, 3]): the posterior predictive of the
+    successes x = 0..m among m more samples, and the band probabilities after each x."""
     col = lambda v: np.asarray(v, float)[:, None]  # noqa: E731
     a, b, a0, b0, w = col(post.a), col(post.b), col(post.a0), col(post.b0), col(post.w)
     x = np.arange(m + 1, dtype=float)[None, :]
@@ -176,8 +183,31 @@ def decide_probability(post: Posterior, m: int, cfg: BandConfig) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         w_next = np.where(w > 0, w * pmf_flat / np.where(pmf > 0, pmf, 1.0), 0.0)
     after = Posterior(a + x, b + m - x, a0 + x, b0 + m - x, np.broadcast_to(w_next, pmf.shape))
-    decided = mixture_band_probabilities(after, cfg).max(-1) >= cfg.confidence
-    return np.clip((pmf * decided).sum(-1), 0.0, 1.0)
+    return pmf, mixture_band_probabilities(after, cfg)
+
+
+def decide_probability(post: Posterior, m: int, cfg: BandConfig) -> np.ndarray:
+    """P_decide(m): the posterior-predictive probability that the band is decided after m more
+    samples, for the posteriors `post` ([N] each).
+
+    Returns:
+      [N] probabilities in [0, 1].
+    """
+    pmf, probs = _predictive(post, m, cfg)
+    return np.clip((pmf * (probs.max(-1) >= cfg.confidence)).sum(-1), 0.0, 1.0)
+
+
+def stable_probability(post: Posterior, m: int, band: np.ndarray, cfg: BandConfig
+                       ) -> np.ndarray:
+    """The posterior-predictive probability that after m more samples the most probable band
+    is still `band` ([N] band indices): how surely the full budget would give today's band.
+
+    Returns:
+      [N] probabilities in [0, 1].
+    """
+    pmf, probs = _predictive(post, m, cfg)
+    same = probs.argmax(-1) == np.asarray(band)[:, None]
+    return np.clip((pmf * same).sum(-1), 0.0, 1.0)
 
 
 def needed_samples(post: Posterior, remaining: np.ndarray, cfg: BandConfig,
@@ -260,6 +290,7 @@ def plan_round(query_ids, successes, trials, cfg: BandConfig, plan: PlanConfig,
     a0 = _as_prior(alpha, n, "alpha")
     b0 = _as_prior(beta, n, "beta")
     sticky = np.zeros(n, bool)
+    stopped = np.zeros(n, bool)
     if previous is not None and previous.num_rows:
         row = {q: i for i, q in enumerate(previous.column("query_id").to_pylist())}
         where = np.array([row.get(q, -1) for q in ids], np.int64)
@@ -270,6 +301,7 @@ def plan_round(query_ids, successes, trials, cfg: BandConfig, plan: PlanConfig,
         a0[known] = prev_a[where[known]]
         b0[known] = prev_b[where[known]]
         sticky[known] = np.isin(prev_status[where[known]], ("decided", "predicted"))
+        stopped[known] = prev_status[where[known]] == "stable"
 
     post = robust_posterior(s, t, a0, b0, plan.robust_weight)
     informative = (a0 != 1.0) | (b0 != 1.0)
@@ -288,6 +320,13 @@ def plan_round(query_ids, successes, trials, cfg: BandConfig, plan: PlanConfig,
         status[unsampled] = "open"
     status[sticky & (status == "open")] = "decided"  # asked no more, whatever arrived since
     decided = decided | sticky
+    status[stopped & (status == "open")] = "stable"
+    if plan.stable_level > 0:
+        candidates = np.flatnonzero((status == "open") & ~unsampled & (t < plan.k_max))
+        for left in np.unique(plan.k_max - t[candidates]):  # one predictive size at a time
+            rows = candidates[plan.k_max - t[candidates] == left]
+            same = stable_probability(post.take(rows), int(left), band[rows], cfg)
+            status[rows[same >= plan.stable_level]] = "stable"
 
     next_k = np.zeros(n, np.int64)
     open_rows = np.flatnonzero(status == "open")
@@ -317,7 +356,7 @@ def round_record(plan_table: pa.Table, previous: pa.Table | None = None) -> dict
 
     Returns:
       {"round", "queries", "asked", "answered", "decided", "newly_decided", "predicted",
-       "open", "exhausted", "next_asked", "next_queries"}: plain ints; `asked` is what the
+       "open", "stable", "exhausted", "next_asked", "next_queries"}: plain ints; `asked` is what the
       previous plan asked (sum of its next_k), `answered` the samples that arrived since.
     """
     status = plan_table.column("status").to_pylist()
@@ -340,6 +379,7 @@ def round_record(plan_table: pa.Table, previous: pa.Table | None = None) -> dict
         "newly_decided": len(decided_ids - before),
         "predicted": sum(st == "predicted" for st in status),
         "open": sum(st == "open" for st in status),
+        "stable": sum(st == "stable" for st in status),
         "exhausted": sum(st == "exhausted" for st in status),
         "next_asked": int(next_k.sum()), "next_queries": int((next_k > 0).sum()),
     }

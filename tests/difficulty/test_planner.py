@@ -10,7 +10,8 @@ from scipy import stats
 
 from difficulty.estimate import BAND_NAMES, BandConfig, band_probabilities, decide
 from difficulty.planner import (PLAN_SCHEMA, PlanConfig, Posterior, decide_probability,
-                                needed_samples, plan_round, robust_posterior, round_record)
+                                needed_samples, plan_round, robust_posterior, round_record,
+                                stable_probability)
 from difficulty.prior import fit_prior
 
 
@@ -241,3 +242,35 @@ def test_plan_config_is_checked():
         PlanConfig(decide_target=0.0)
     with pytest.raises(ValueError):
         PlanConfig(robust_weight=1.5)
+
+
+def test_stable_probability_equals_the_explicit_sum():
+    cfg = BandConfig()
+    a, b = np.array([1.0, 3.0]), np.array([9.0, 2.0])
+    for m in (4, 12):
+        got = stable_probability(Posterior.beta(a, b), m, np.array([0, 2]), cfg)
+        for i, band in enumerate((0, 2)):
+            x = np.arange(m + 1)
+            pmf = stats.betabinom.pmf(x, m, a[i], b[i])
+            after, _, _ = decide(x, np.full(m + 1, m), cfg, a[i], b[i])
+            assert got[i] == pytest.approx(float((pmf * (after == band)).sum()), abs=1e-10)
+
+
+def test_stable_rule_stops_queries_whose_band_k_max_would_not_change():
+    cfg = BandConfig()
+    s, n = np.array([0, 0, 1]), np.array([12, 4, 6])
+    off = plan_round(ids(3), s, n, cfg, PlanConfig(k_max=16), 1)
+    assert off.column("status").to_pylist() == ["open", "open", "open"]
+    on = plan_round(ids(3), s, n, cfg, PlanConfig(k_max=16, stable_level=0.9), 1)
+    status = on.column("status").to_pylist()
+    # 0/12: 4 more samples leave too_hard the most probable band unless 2+ pass
+    assert status[0] == "stable" and on.column("band").to_pylist()[0] == "too_hard"
+    assert status[1] == "open"  # 0/4: the band is still in play
+    assert on.column("next_k").to_pylist()[0] == 0
+    assert not on.column("decided").to_pylist()[0]
+    later = plan_round(ids(3), s + np.array([1, 0, 0]), n + np.array([1, 0, 0]), cfg,
+                       PlanConfig(k_max=16, stable_level=0.9), 2, previous=on)
+    assert later.column("next_k").to_pylist()[0] == 0  # never asked again
+    assert round_record(later, on)["stable"] >= 1
+    with pytest.raises(ValueError):
+        PlanConfig(stable_level=2.0)
