@@ -312,9 +312,10 @@ def plot(results: dict, path: str) -> None:
         ax.set_title(regime)
         ax.set_xlabel("rollouts / fixed-16's")
     axes[0].set_ylabel("band agreement with the truth")
-    axes[-1].legend(fontsize=6, loc="lower right")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
 
 
 if __name__ == "__main__":
