@@ -2,7 +2,9 @@
 
 Estimator: a Beta posterior under a uniform Beta(1, 1) prior, Beta(1 + s, 1 + n - s) after s
 successes in n trials. `pass_rate` is the posterior mean (s + 1) / (n + 2); the interval is the
-equal-tailed credible interval at `interval_level`.
+equal-tailed credible interval at `interval_level`. `band_probabilities` and `decide` also take a
+per-query Beta(alpha, beta) prior (the budget planner's learned prior, difficulty.prior and
+difficulty.planner); their default Beta(1, 1) gives the same bits as before.
 
 Band rule: the band of the true pass rate p is too_hard when p < `hard_below`, too_easy when
 p > `easy_above`, learnable otherwise. The band is the one with the highest posterior
@@ -39,19 +41,32 @@ class BandConfig:
 BAND_NAMES = np.array(["too_hard", "learnable", "too_easy"], dtype=object)
 
 
-def band_probabilities(successes: np.ndarray, trials: np.ndarray, cfg: BandConfig) -> np.ndarray:
-    """[N, 3] posterior probabilities of (too_hard, learnable, too_easy)."""
-    a = 1.0 + successes
-    b = 1.0 + trials - successes
+def band_probabilities(successes: np.ndarray, trials: np.ndarray, cfg: BandConfig,
+                       alpha: np.ndarray | float = 1.0, beta: np.ndarray | float = 1.0
+                       ) -> np.ndarray:
+    """[N, 3] posterior probabilities of (too_hard, learnable, too_easy).
+
+    Args:
+      successes, trials: [N] tallies.
+      cfg: the band thresholds.
+      alpha, beta: the Beta prior, scalars or [N] (default Beta(1, 1), the module's uniform
+        prior; a per-query prior comes from difficulty.prior). The posterior is
+        Beta(alpha + successes, beta + trials - successes).
+    """
+    a = alpha + successes
+    b = beta + trials - successes
     p_hard = special.betainc(a, b, cfg.hard_below)  # Beta(a, b) CDF at hard_below
     p_easy = special.betaincc(a, b, cfg.easy_above)  # its survival function at easy_above
     return np.stack([p_hard, np.clip(1.0 - p_hard - p_easy, 0.0, 1.0), p_easy], axis=-1)
 
 
-def decide(successes: np.ndarray, trials: np.ndarray, cfg: BandConfig
+def decide(successes: np.ndarray, trials: np.ndarray, cfg: BandConfig,
+           alpha: np.ndarray | float = 1.0, beta: np.ndarray | float = 1.0
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(band index [N], band probability [N], decided [N]) under the band rule."""
-    probs = band_probabilities(np.asarray(successes, float), np.asarray(trials, float), cfg)
+    """(band index [N], band probability [N], decided [N]) under the band rule, with the Beta
+    prior (alpha, beta) of `band_probabilities` (default Beta(1, 1))."""
+    probs = band_probabilities(np.asarray(successes, float), np.asarray(trials, float), cfg,
+                               alpha, beta)
     index = probs.argmax(-1)
     confidence = probs[np.arange(len(index)), index]
     return index, confidence, confidence >= cfg.confidence

@@ -1,0 +1,322 @@
+"""Benchmark: rollouts a band costs under fixed k, adaptive rounds and adaptive + learned prior.
+
+A simulation where each query's true pass rate p is known and every rollout is a Bernoulli(p)
+draw. Each query has one stream of draws that every method reads from its start (common random
+numbers), so methods differ only in how many draws they take and how they read them.
+
+Queries and their cheap features (difficulty.prior.query_summaries):
+  text: the synthetic text set (data_contracts.synthetic_text, --text-queries queries);
+  ltr:  a real LTR file (--ltr, default the Yahoo sample's rank.train, via read_queries).
+
+Truth (a simulated policy): a latent z = sqrt(rho) g + sqrt(1 - rho) e, where g is a seeded
+standardized sum of 5 of the query's summary features and e ~ N(0, 1); p = Q^-1(Phi(z)) for the
+regime's pass-rate distribution Q (so p's marginal is exactly Q):
+  mostly-failing: 60% at 0, 5% at 1, the rest Beta(1, 4);
+  mixed:          35% at 0, 25% at 1, the rest uniform (difficulty maps of public RL sets: a
+                  large share never solved, a large share always solved);
+  mostly-passing: 5% at 0, 60% at 1, the rest Beta(4, 1).
+Variants: `partly` (rho = --rho, default 0.5) and `none` (rho = 0: the features say nothing, and
+the prior must not hurt). The table states R2 = Var(E[p | features]) / Var(p), by Monte Carlo.
+
+Methods (bands from estimate.decide's rule, --confidence, thresholds 0.1 / 0.9):
+  fixed-16, fixed-8: k samples per query, Beta(1, 1) posterior;
+  adaptive:          difficulty.planner rounds, k0 = 4, k_max = 16, no prior;
+  adaptive+prior:    queries in a seeded order; the first --first-slice share runs adaptive
+                     without a prior; the rest in --slices slices, each with a prior
+                     (difficulty.prior.fit_prior, --prior-strength) fitted on every query
+                     measured before it; all rollouts counted.
+Reported per method: rollouts per query and as a share of fixed-16, band agreement with the
+truth and with fixed-16's bands; medians over --seeds seeds with [min, max].
+Target (issue 28): adaptive+prior spends <= 25% of fixed-16's rollouts with agreement with the
+truth >= fixed-16's, on the mixed regime.
+
+Usage: python benchmarks/bench_budget.py [--seeds 5] [--text-queries 1000] [--plot out.png]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import replace
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+import numpy as np  # noqa: E402
+from scipy import special  # noqa: E402
+
+from difficulty.estimate import BAND_NAMES, BandConfig, band_of_rate, decide  # noqa: E402
+from difficulty.planner import PlanConfig, plan_round  # noqa: E402
+from difficulty.prior import fit_prior, query_summaries  # noqa: E402
+
+LTR_DEFAULT = os.path.join(os.path.dirname(REPO), "shared", "data", "ltr-yahoo-sample",
+                           "rank.train")
+# (share at 0, share at 1, Beta(a, b) of the rest)
+REGIMES = {"mostly-failing": (0.60, 0.05, (1.0, 4.0)),
+           "mixed": (0.35, 0.25, (1.0, 1.0)),
+           "mostly-passing": (0.05, 0.60, (4.0, 1.0))}
+METHODS = ("fixed-16", "fixed-8", "adaptive", "adaptive+prior", "adaptive+stable",
+           "adaptive+prior+stable")
+
+
+def regime_quantile(u: np.ndarray, regime: str) -> np.ndarray:
+    """Q^-1(u) of the regime's pass-rate distribution (atoms at 0 and 1, a Beta between)."""
+    w0, w1, (a, b) = REGIMES[regime]
+    inner = np.clip((u - w0) / (1.0 - w0 - w1), 0.0, 1.0)
+    return np.where(u < w0, 0.0, np.where(u > 1.0 - w1, 1.0, special.betaincinv(a, b, inner)))
+
+
+def feature_index(x: np.ndarray, seed: int) -> np.ndarray:
+    """g: a standardized sum of 5 seeded, standardized, non-constant summary columns."""
+    rng = np.random.default_rng([seed, 7])
+    std = x.std(0)
+    usable = np.flatnonzero(std > 0)
+    cols = rng.choice(usable, size=min(5, len(usable)), replace=False)
+    z = (x[:, cols] - x[:, cols].mean(0)) / std[cols]
+    g = z @ rng.choice([-1.0, 1.0], size=len(cols))
+    return (g - g.mean()) / (g.std() or 1.0)
+
+
+def truth(g: np.ndarray, rho: float, regime: str, seed: int) -> tuple[np.ndarray, float]:
+    """(p [N], R2 = Var(E[p | g]) / Var(p)) of the simulated policy."""
+    rng = np.random.default_rng([seed, 11])
+    e = rng.normal(size=len(g))
+    p = regime_quantile(special.ndtr(np.sqrt(rho) * g + np.sqrt(1 - rho) * e), regime)
+    grid = np.random.default_rng([seed, 13]).normal(size=400)
+    cond = regime_quantile(special.ndtr(np.sqrt(rho) * g[:, None]
+                                        + np.sqrt(1 - rho) * grid[None, :]), regime)
+    total = cond.var(1).mean() + cond.mean(1).var()  # the law of total variance
+    return p, float(cond.mean(1).var() / total) if total > 0 else 0.0
+
+
+def run_adaptive(ids, draws, cfg, plan, alpha=1.0, beta=1.0):
+    """Planner rounds over the draws [N, k_max]; (successes, trials, band index of the last
+    plan)."""
+    n = len(ids)
+    s = np.zeros(n, np.int64)
+    t = np.zeros(n, np.int64)
+    cum = np.concatenate([np.zeros((n, 1), np.int64), np.cumsum(draws, 1)], axis=1)
+    previous = None
+    for r in range(plan.k_max + 1):
+        table = plan_round(ids, s, t, cfg, plan, r, alpha, beta, previous=previous)
+        next_k = table.column("next_k").to_numpy().astype(np.int64)
+        if not next_k.any():
+            break
+        t = t + next_k
+        s = cum[np.arange(n), t]
+        previous = table
+    index = {name: i for i, name in enumerate(BAND_NAMES)}
+    return s, t, np.array([index[b] for b in table.column("band").to_pylist()])
+
+
+def run_with_prior(ids, x, draws, cfg, plan, order, first, slices, strength, seed):
+    n = len(ids)
+    s = np.zeros(n, np.int64)
+    t = np.zeros(n, np.int64)
+    band = np.zeros(n, np.int64)
+    cut = max(1, int(round(first * n)))
+    parts = [order[:cut]] + [p for p in np.array_split(order[cut:], slices) if len(p)]
+    measured = np.zeros(n, bool)
+    for k, part in enumerate(parts):
+        alpha = beta = np.ones(len(part))
+        if k:
+            prior = fit_prior(x[measured], s[measured], t[measured], max_strength=strength,
+                              seed=seed)
+            alpha, beta, _, _ = prior.beta_prior(x[part])
+        ps, pt, pb = run_adaptive([ids[i] for i in part], draws[part], cfg, plan, alpha, beta)
+        s[part], t[part], band[part] = ps, pt, pb
+        measured[part] = True
+    return s, t, band
+
+
+def one(ids, x, regime, rho, seed, cfg, plan, args, strength=None, fixed=True) -> dict:
+    """One simulation: every method's rollouts and band agreement (see the module docstring)."""
+    g = feature_index(x, seed)
+    p, r2 = truth(g, rho, regime, seed)
+    draws = (np.random.default_rng([seed, 17]).uniform(size=(len(p), max(16, plan.k_max)))
+             < p[:, None]).astype(np.int64)
+    true_band = band_of_rate(p, cfg)
+    out = {"r2": r2}
+    bands = {}
+    for k in (16, 8) if fixed else (16,):
+        s = draws[:, :k].sum(1)
+        bands[f"fixed-{k}"] = (decide(s, np.full(len(p), k), cfg)[0], k * len(p))
+    order = np.random.default_rng([seed, 19]).permutation(len(p))
+    stable = replace(plan, stable_level=args.stable)
+    for name, rule, with_prior in (("adaptive", plan, False), ("adaptive+prior", plan, True),
+                                   ("adaptive+stable", stable, False),
+                                   ("adaptive+prior+stable", stable, True)):
+        if with_prior:
+            _, t, b = run_with_prior(ids, x, draws[:, :rule.k_max], cfg, rule, order,
+                                     args.first_slice, args.slices,
+                                     args.prior_strength if strength is None else strength, seed)
+        else:
+            _, t, b = run_adaptive(ids, draws[:, :rule.k_max], cfg, rule)
+        bands[name] = (b, int(t.sum()))
+    base = bands["fixed-16"]
+    for name, (b, spent) in bands.items():
+        out[name] = {"per_query": spent / len(p), "share": spent / base[1],
+                     "truth": float((b == true_band).mean()), "vs16": float((b == base[0]).mean())}
+    return out
+
+
+def zeros_to_decide(cfg: BandConfig, alpha: float, beta: float, limit: int = 1000) -> int:
+    """Samples a query that never passes needs before its band is decided as too_hard."""
+    n = np.arange(limit + 1)
+    band, _, decided = decide(np.zeros(len(n)), n, cfg, alpha, beta)
+    decided = decided & (band == 0)
+    return int(n[np.argmax(decided)]) if decided.any() else limit
+
+
+def floor_line(cfg: BandConfig, strength: float) -> str:
+    """Why a regime with atoms at 0 and 1 costs what it costs under the band rule."""
+    plain = zeros_to_decide(cfg, 1.0, 1.0)
+    best = zeros_to_decide(cfg, 1.0, 1.0 + strength)
+    return (f"floor: a query at p = 0 (or 1) is decided after {plain} failures under Beta(1, 1), "
+            f"after {best} under the strongest prior allowed (Beta(1, {1 + strength:g}), no "
+            f"robust mixture): below that it is undecided and, at k_max, exhausted")
+
+
+def med(values) -> str:
+    v = np.asarray(values, float)
+    return f"{np.median(v):.3f} [{v.min():.3f},{v.max():.3f}]"
+
+
+def load_sets(args) -> dict:
+    from data_contracts.synthetic_text import SyntheticTextConfig, generate_text_table
+
+    sets = {}
+    text = generate_text_table(SyntheticTextConfig(n_queries=args.text_queries))
+    sets["text"] = text
+    if args.ltr and os.path.exists(args.ltr):
+        import pyarrow as pa
+
+        from data_contracts.readers import read_queries
+        sets["ltr"] = pa.concat_tables([b.queries for b in read_queries(args.ltr)])
+    else:
+        print(f"(no LTR file at {args.ltr!r}: the ltr rows are left out)")
+    return sets
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--text-queries", type=int, default=1000)
+    parser.add_argument("--ltr", default=LTR_DEFAULT)
+    parser.add_argument("--rho", type=float, default=0.5)
+    parser.add_argument("--confidence", type=float, default=0.9)
+    parser.add_argument("--k0", type=int, default=4)
+    parser.add_argument("--k-max", type=int, default=16)
+    parser.add_argument("--prior-strength", type=float, default=4.0)
+    parser.add_argument("--first-slice", type=float, default=0.2)
+    parser.add_argument("--slices", type=int, default=4)
+    parser.add_argument("--stable", type=float, default=0.95,
+                        help="the stable rule's level for the +stable methods")
+    parser.add_argument("--plot", default=None)
+    parser.add_argument("--sweep", action="store_true",
+                        help="also the mixed regime (partly) under other confidences and prior "
+                             "strengths")
+    args = parser.parse_args(argv)
+    cfg = BandConfig(confidence=args.confidence)
+    plan = PlanConfig(k0=args.k0, k_max=args.k_max)
+    started = time.time()
+    sets = load_sets(args)
+    print(f"cores {os.cpu_count()}; bands: {cfg.rule()}; planner k0={plan.k0} "
+          f"k_max={plan.k_max} decide_target={plan.decide_target}; prior strength <= "
+          f"{args.prior_strength:g}, first slice {args.first_slice:g} then {args.slices} "
+          f"slices; {args.seeds} seeds; medians [min,max]")
+    print(floor_line(cfg, args.prior_strength))
+    header = (f"{'set':5} {'truth':6} {'regime':15} {'R2':>5} {'method':22} "
+              f"{'rollouts/q':>22} {'share of fixed-16':>22} {'agree truth':>22} "
+              f"{'agree fixed-16':>22}")
+    print(header)
+    results = {}
+    for set_name, table in sets.items():
+        x, _ = query_summaries(table)
+        ids = table.column("query_id").to_pylist()
+        for variant, rho in (("partly", args.rho), ("none", 0.0)):
+            for regime in REGIMES:
+                runs = [one(ids, x, regime, rho, seed, cfg, plan, args)
+                        for seed in range(args.seeds)]
+                r2 = float(np.median([r["r2"] for r in runs]))
+                results[(set_name, variant, regime)] = runs
+                for m in METHODS:
+                    print(f"{set_name:5} {variant:6} {regime:15} {r2:5.2f} {m:22} "
+                          f"{med([r[m]['per_query'] for r in runs]):>22} "
+                          f"{med([r[m]['share'] for r in runs]):>22} "
+                          f"{med([r[m]['truth'] for r in runs]):>22} "
+                          f"{med([r[m]['vs16'] for r in runs]):>22}")
+    print("target (adaptive+prior <= 25% of fixed-16's rollouts, agreement with the truth >= "
+          "fixed-16's; medians):")
+    for (set_name, variant, regime), runs in results.items():
+        share = np.median([r["adaptive+prior"]["share"] for r in runs])
+        gap = np.median([r["adaptive+prior"]["truth"] - r["fixed-16"]["truth"] for r in runs])
+        met = share <= 0.25 and gap >= 0
+        print(f"  {set_name:5} {variant:6} {regime:15} share {share:.3f}, agreement minus "
+              f"fixed-16's {gap:+.3f}: {'met' if met else 'not met'}")
+    if args.sweep:
+        sweep(sets, args)
+    if args.plot:
+        plot(results, args.plot)
+        print(f"plot: {args.plot}")
+    print(f"({time.time() - started:.1f}s)")
+    return 0
+
+
+SWEEP = (16.0, 64.0)  # prior strength caps (the band rule's confidence stays; at <= 0.8 the
+# uniform prior's P(learnable) = 0.8 lets a single sample decide "learnable")
+
+
+def sweep(sets: dict, args) -> None:
+    """The mixed regime, truth `partly`: what a larger cap on the prior's strength buys."""
+    print(f"sweep: mixed regime, truth partly (rho={args.rho:g}), prior strength caps "
+          f"{SWEEP}; medians over {args.seeds} seeds")
+    print(f"{'set':5} {'S':>4} {'method':22} {'share of fixed-16':>22} {'agree truth':>22} "
+          f"{'agree fixed-16':>22}")
+    cfg = BandConfig(confidence=args.confidence)
+    plan = PlanConfig(k0=args.k0, k_max=args.k_max)
+    for set_name, table in sets.items():
+        x, _ = query_summaries(table)
+        ids = table.column("query_id").to_pylist()
+        for strength in SWEEP:
+            runs = [one(ids, x, "mixed", args.rho, seed, cfg, plan, args, strength, False)
+                    for seed in range(args.seeds)]
+            for m in ("adaptive+prior", "adaptive+prior+stable"):
+                print(f"{set_name:5} {strength:4g} {m:22} "
+                      f"{med([r[m]['share'] for r in runs]):>22} "
+                      f"{med([r[m]['truth'] for r in runs]):>22} "
+                      f"{med([r[m]['vs16'] for r in runs]):>22}")
+
+
+def plot(results: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    markers = dict(zip(METHODS, ("s", "D", "o", "*", "^", "P")))
+    fig, axes = plt.subplots(1, len(REGIMES), figsize=(5 * len(REGIMES), 4), sharey=True)
+    keys = sorted({(s, v) for s, v, _ in results})
+    colors = dict(zip(keys, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    for ax, regime in zip(axes, REGIMES):
+        for (set_name, variant) in keys:
+            runs = results[(set_name, variant, regime)]
+            for m in METHODS:
+                ax.scatter(np.median([r[m]["share"] for r in runs]),
+                           np.median([r[m]["truth"] for r in runs]), marker=markers[m],
+                           color=colors[(set_name, variant)], s=60,
+                           label=f"{set_name}/{variant} {m}")
+        ax.axvline(0.25, color="grey", lw=0.8, ls="--")
+        ax.set_title(regime)
+        ax.set_xlabel("rollouts / fixed-16's")
+    axes[0].set_ylabel("band agreement with the truth")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
