@@ -147,18 +147,21 @@ def _sample(custom_id):
     return int(custom_id.split(":")[3])
 
 
-def _mostly_ideal(lines, orders, labels):
+def _mostly_ideal(lines, orders, labels, all_pass=frozenset()):
     """Answers: the ideal ranking in each prompt's numbering, the worst for sample 0 (a group
-    that is not all-pass: GRPO drops zero-variance groups)."""
-    return [_answer(x["custom_id"], _ideal_text(orders[_qid(x["custom_id"])],
-                                                labels[_qid(x["custom_id"])],
-                                                worst=_sample(x["custom_id"]) == 0))
-            for x in lines]
+    that is not all-pass: GRPO drops zero-variance groups), except for the `all_pass` queries
+    (every sample ideal: too easy but, after 4 samples, undecided, and dropped from RL)."""
+    return [_answer(x["custom_id"], _ideal_text(
+        orders[_qid(x["custom_id"])], labels[_qid(x["custom_id"])],
+        worst=_sample(x["custom_id"]) == 0 and _qid(x["custom_id"]) not in all_pass))
+        for x in lines]
 
 
-def _all_ideal(run, folder, name="results.jsonl"):
+def _mixed(run, folder, name="results.jsonl"):
+    """Results where the even-numbered queries (in id order) always pass, the others 3 of 4."""
     record, lines, orders = _requests(folder)
-    return _write_results(folder, _mostly_ideal(lines, orders, _labels(run)), name)
+    easy = frozenset(sorted(orders)[::2])
+    return _write_results(folder, _mostly_ideal(lines, orders, _labels(run), easy), name), easy
 
 
 def test_order_travels_with_the_request_id(pending_run, round0, tmp_path):
@@ -207,18 +210,22 @@ def test_order_travels_with_the_request_id(pending_run, round0, tmp_path):
 
 
 def test_rounds_pool_and_a_decided_run_asks_nothing(pending_run, round0, tmp_path, capsys):
-    results0 = _all_ideal(pending_run, round0, "results-round0.jsonl")
+    results0, easy = _mixed(pending_run, round0, "results-round0.jsonl")
     run1 = tmp_path / "run1"
     assert _build(run1, "--rollouts", str(results0), "--requests", str(round0)) == 0
+    difficulty = {r["query_id"]: r for r in _phase(run1, "difficulty").to_pylist()}
+    undecided = {q for q, r in difficulty.items() if not r["decided"]}
+    assert undecided == easy  # all-pass after 4 samples: not yet sure it is too easy
+    pending = _phase(run1, "pending")  # dropped from RL (zero variance), texts kept
+    assert set(pending.column("query_id").to_pylist()) == easy
     req1 = tmp_path / "req1"
     assert export.main([str(run1), "--to", "requests", "--out", str(req1), "--model", "pol",
                         "--k", str(K)]) == 0
     record1, lines1, _ = _requests(req1)
-    decided = {r["query_id"] for r in _phase(run1, "difficulty").to_pylist() if r["decided"]}
     asked = {q["query_id"] for q in record1["queries"]}
-    assert record1["round"] == 1 and asked and not asked & decided
+    assert record1["round"] == 1 and asked == undecided
     assert all(":1:" in x["custom_id"] for x in lines1)
-    results1 = _all_ideal(run1, req1)
+    results1, _ = _mixed(run1, req1)
     run2 = tmp_path / "run2"
     assert _build(run2, "--rollouts", str(results0), "--rollouts", str(results1),
                   "--requests", str(round0), "--requests", str(req1)) == 0
@@ -227,12 +234,12 @@ def test_rounds_pool_and_a_decided_run_asks_nothing(pending_run, round0, tmp_pat
     assert m["counts"]["requests_sent"] == N_QUERIES * K + len(lines1)
     trials = {r["query_id"]: r["trials"] for r in _phase(run2, "difficulty").to_pylist()}
     for q in asked:
-        assert trials[q] == K + len([x for x in lines1 if x["custom_id"].endswith(
-            ":" + q.replace(":", "%3A"))])
+        assert trials[q] == K + sum(_qid(x["custom_id"]) == q for x in lines1)
     # a run where every query reached k_max asks nothing, in one line, exit 0
     run3 = tmp_path / "run3"
     assert _build(run3, "--rollouts", str(results0), "--requests", str(round0),
                   "--k", str(K), "--k-max", str(K)) == 0
+    assert load_manifest(str(run3))["counts"]["pending"] == len(easy)
     capsys.readouterr()
     req3 = tmp_path / "req3"
     assert export.main([str(run3), "--to", "requests", "--out", str(req3), "--model", "pol",
