@@ -27,6 +27,7 @@ Only the standard library is used (urllib, concurrent.futures).
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import tempfile
@@ -192,7 +193,7 @@ def _post(endpoint: str, body: dict, timeout: float) -> tuple[int, dict | None, 
             status = response.status
     except urllib.error.HTTPError as exc:
         return exc.code, None, f"HTTP {exc.code}: {exc.read()[:200]!r}"
-    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
         return 0, None, f"{type(exc).__name__}: {exc}"
     try:
         parsed = json.loads(raw.decode("utf-8"))
