@@ -49,6 +49,7 @@ SORT_KEYS = {
     "imitation": [("query_id", "ascending")],
     "rl": [("order_key", "ascending"), ("query_id", "ascending"), ("replay", "ascending")],
     "dropped": [("query_id", "ascending")],
+    "pending": [("query_id", "ascending")],
     "quarantine": [("step", "ascending"), ("location", "ascending"), ("reason", "ascending"),
                    ("query_id", "ascending"), ("raw", "ascending"), ("record_kind", "ascending"),
                    ("detail", "ascending")],

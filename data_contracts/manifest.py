@@ -25,7 +25,7 @@ from data_contracts.errors import InputError
 from data_contracts.schema import SCHEMA_VERSION
 
 MANIFEST_NAME = "manifest.json"
-PHASES = ("difficulty", "imitation", "rl", "dropped", "quarantine")
+PHASES = ("difficulty", "imitation", "rl", "dropped", "quarantine", "pending")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
@@ -48,9 +48,11 @@ def check_counts(counts: dict) -> list[str]:
             problems.append(f"{lhs}={counts.get(lhs)} != {' + '.join(rhs)} = "
                             f"{sum(counts.get(r, 0) for r in rhs)}")
 
-    need("read", ["quarantined", "scored"])
+    need("read", ["quarantined", "scored", "unscored"])  # unscored: --policy none's pending
     need("scored", ["too_hard", "learnable", "too_easy"])
     need("scored", ["imitation", "rl", "dropped"])
+    if "requests_sent" in counts:  # rollouts from OpenAI batch results or a live server
+        need("requests_sent", ["requests_answered", "requests_failed", "requests_missing"])
     return problems
 
 

@@ -28,6 +28,8 @@ class Reason:
     EMPTY_RANKING = "empty_ranking"
     REWARD_OUT_OF_RANGE = "reward_out_of_range"
     WRONG_TYPE = "wrong_type"  # a JSON field of another type than the contract's (text inputs)
+    # a batch result whose request listed candidates that are not its query's
+    CANDIDATE_ORDER_MISMATCH = "candidate_order_mismatch"
 
     QUERY_REASONS = (
         UNPARSEABLE_LINE, UNPARSEABLE_RECORD, FEATURE_ID_OUT_OF_RANGE, EMPTY_QUERY_ID,
@@ -40,5 +42,5 @@ class Reason:
     ROLLOUT_REASONS = (
         UNKNOWN_QUERY, UNKNOWN_DOCUMENT, REPEATED_DOCUMENT, ROLLOUT_WITHOUT_OUTCOME,
         DUPLICATE_ROLLOUT_ID, UNPARSEABLE_RECORD, NO_ROLLOUTS, EMPTY_RANKING,
-        REWARD_OUT_OF_RANGE, EMPTY_QUERY_ID,
+        REWARD_OUT_OF_RANGE, EMPTY_QUERY_ID, CANDIDATE_ORDER_MISMATCH,
     )

@@ -98,6 +98,12 @@ IMITATION_SCHEMA = pa.schema(
     list(QUERY_SCHEMA) + [PASS_RATE, BAND, DIVERSITY_CLUSTER, SIGNATURE, WEIGHT]
 )
 RL_SCHEMA = pa.schema(list(QUERY_SCHEMA) + [PASS_RATE, BAND, STAGE, ORDER_KEY, REPLAY])
+# Queries kept with their texts for a later round of an LLM policy's requests: every valid query
+# under `--policy none` (no pass rate yet: nulls), and the undecided queries of a run built from
+# results that no imitation or RL shard holds.
+PENDING_SCHEMA = pa.schema(list(QUERY_SCHEMA) + [
+    PASS_RATE.with_nullable(True), BAND.with_nullable(True), TRIALS.with_nullable(True),
+    DECIDED.with_nullable(True)])
 DROPPED_SCHEMA = pa.schema(
     [QUERY_ID, SOURCE, PASS_RATE, INTERVAL_LOW, INTERVAL_HIGH, TRIALS, BAND, REASON]
 )

@@ -25,7 +25,10 @@ A malformed output has a reason (the first that applies, in this order):
   `MAX_ID_DIGITS` digits is out of range without being converted);
 - `repeated_id`: some k appears twice;
 - `missing_id`: a permutation that does not name every candidate;
-- `multiple_answers`: an `answer` block naming more than one distinct candidate.
+- `multiple_answers`: an `answer` block naming more than one distinct candidate;
+- `truncated`: the server cut the output at its max tokens (an OpenAI batch result with
+  `finish_reason: "length"`; decided by the results reader, not by this parser): always a
+  failed rollout, even under `repair`.
 
 `--malformed fail` (the default) makes a malformed output a failed rollout (reward 0, not
 passed): it is the policy's failure and belongs in its pass rate. `--malformed repair` applies the
@@ -46,10 +49,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from data_contracts.readers.batch_results import TRUNCATED
+
 ROLLOUT_FORMATS = ("permutation", "answer")
 MALFORMED_MODES = ("fail", "repair")
+# TRUNCATED: cut by the server's max tokens (finish_reason "length"; the results reader marks it)
 MALFORMED_REASONS = ("no_ranking", "id_out_of_range", "repeated_id", "missing_id",
-                     "multiple_answers")
+                     "multiple_answers", TRUNCATED)
 MAX_ID_DIGITS = 9  # more candidates than any prompt holds; longer ids are out of range
 OUT_OF_RANGE = -1  # what an id too long to convert becomes (below 1: out of range)
 

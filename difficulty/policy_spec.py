@@ -29,7 +29,7 @@ class PolicySpec:
     hidden: int = 64
 
     def validate(self) -> None:
-        if self.name not in ("base", "teacher"):
+        if self.name not in ("base", "teacher", "none"):
             load_policy_checkpoint(self.name)  # fail fast: config and weights must load too
         if self.teacher_mode not in TEACHER_MODES:
             raise ValueError(f"unknown teacher mode {self.teacher_mode!r}")
@@ -40,10 +40,12 @@ class PolicySpec:
             return f"base:{CHECKPOINT_FORMAT}:seed={self.seed}:hidden={self.hidden}"
         if self.name == "teacher":
             return f"teacher:{self.teacher_mode}"
+        if self.name == "none":
+            return "none"
         return f"checkpoint:sha256={fs.sha256(self.name)}"
 
     @property
     def policy_id(self) -> str:
-        if self.name in ("base", "teacher"):
+        if self.name in ("base", "teacher", "none"):
             return self.name
         return f"checkpoint:{fs.basename(self.name)}"

@@ -14,7 +14,7 @@ import pyarrow as pa
 from data_contracts.arrays import pad_queries
 from data_contracts.schema import DIFFICULTY_FIELDS, SCORED_QUERY_SCHEMA
 from data_contracts.teacher import teacher_scores
-from difficulty.generations import parse_generation
+from difficulty.generations import TRUNCATED, parse_generation
 from difficulty.estimate import BAND_NAMES, BandConfig, Budget, band_of_rate, summarize
 from difficulty.policy import PolicyScorer
 from difficulty.rewards import RewardSpec, evaluate, ideal_dcg, judged_matrix, reference_order
@@ -115,13 +115,29 @@ def judged_of(queries: pa.Table, spec: RewardSpec) -> np.ndarray | None:
 
 
 def _parse_row(row: dict, n_docs: int, cfg: ScoringConfig, tally: Counter) -> dict:
-    """A rollout whose `generation` is parsed: its ranking (doc ids), or a failed rollout."""
+    """A rollout whose `generation` is parsed: its ranking (document indices), or a failed
+    rollout.
+
+    A row read from OpenAI batch results carries `_align` (prompt position -> index into the
+    query's documents, from its recorded `candidate_order`): its `[k]` is read against the
+    order the prompt listed (n = that order's length) and mapped through `_align`. A row marked
+    `malformed == "truncated"` (cut by the server's max tokens) is a failed rollout counted as
+    `truncated`, whatever its text holds.
+    """
+    if row.get("malformed") == TRUNCATED:
+        tally[TRUNCATED] += 1
+        return {**row, "_indices": None, "_failed": True}
     if row.get("ranking") is not None or row.get("generation") is None:
         return row
-    parsed = parse_generation(row["generation"], n_docs, cfg.rollout_format, cfg.malformed)
+    align = row.get("_align")
+    n = len(align) if align is not None else n_docs
+    parsed = parse_generation(row["generation"], n, cfg.rollout_format, cfg.malformed)
     if parsed.reason is not None:
         tally[parsed.reason] += 1
-    return {**row, "_indices": parsed.ranking, "_failed": parsed.ranking is None}
+    ranking = parsed.ranking
+    if ranking is not None and align is not None:
+        ranking = [align[p] for p in ranking]
+    return {**row, "_indices": ranking, "_failed": ranking is None}
 
 
 def score_with_policy(queries: pa.Table, scorer: PolicyScorer, cfg: ScoringConfig
@@ -207,8 +223,8 @@ def score_from_log(queries: pa.Table, rollouts: list[list[dict]], policy_id: str
     doc_index = [{d: j for j, d in enumerate(ids)} for ids in queries.column("doc_ids").to_pylist()]
     reference = rbo_reference(queries, batch.mask, spec)
     judged = judged_of(queries, spec)
-    parsed_any = any(r.get("generation") is not None and r.get("ranking") is None
-                     for rows in rollouts for r in rows)
+    parsed_any = any((r.get("generation") is not None and r.get("ranking") is None)
+                     or r.get("malformed") == TRUNCATED for rows in rollouts for r in rows)
     malformed, reasons = np.zeros(n, dtype=np.int64), [None] * n
     for i, rows in enumerate(rollouts):
         tally: Counter = Counter()

@@ -11,7 +11,9 @@ from data_contracts import fs
 from data_contracts.errors import InputError
 from data_contracts.manifest import MANIFEST_NAME, files_of
 
-TEXT_PHASES = ("imitation", "rl")  # the phases whose shards keep query and passage texts
+# the phases whose shards keep query and passage texts (`pending`: the queries a later round of
+# requests may ask about that the others do not hold)
+TEXT_PHASES = ("imitation", "rl", "pending")
 
 
 def read_phase(manifest: dict, phase: str, stage: int | None = None) -> pa.Table | None:
@@ -35,8 +37,9 @@ def check_texts(table: pa.Table, run: str) -> None:
 def text_queries(manifest: dict, run: str) -> pa.Table:
     """Every query of the run whose shards keep its texts, once each, in query id order.
 
-    The imitation and RL shards keep texts (an RL query replayed in a later stage is read once);
-    the dropped rows do not, so a dropped query cannot be asked about from this run.
+    The imitation, RL and pending shards keep texts (an RL query replayed in a later stage is
+    read once); the dropped rows do not, but an undecided dropped query of an LLM policy's loop
+    is in the pending shards, so every query a later round may ask about has its texts.
 
     Raises:
       InputError: the run holds no texts.

@@ -105,6 +105,7 @@ def make_parser() -> argparse.ArgumentParser:
     _text_options(parser, d)
     _difficulty_options(parser, d)
     _curriculum_options(parser, d)
+    _llm_options(parser)
     return parser
 
 
@@ -137,9 +138,6 @@ def _input_output_options(parser: argparse.ArgumentParser, d: CurriculumConfig) 
                     help="fail the run (exit 2) when more than this share of the records read "
                          f"is quarantined (default: {d.max_quarantine:g})")
     io.add_argument("--split", default=None, help="split name (and the HF split to read)")
-    io.add_argument("--rollouts", default=None, metavar="PATH",
-                    help="an outside policy's rollout log (Parquet/JSONL); rollouts are read, "
-                         "not sampled")
     io.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                     help=f"run folder, replaced atomically (default: {DEFAULT_OUT})")
     io.add_argument("--label-range", default=f"{d.label_min:g},{d.label_max:g}", metavar="LO,HI",
@@ -180,8 +178,9 @@ def _text_options(parser: argparse.ArgumentParser, d: CurriculumConfig) -> None:
 def _difficulty_options(parser: argparse.ArgumentParser, d: CurriculumConfig) -> None:
     """The policy, its rollouts, the reward and the bands."""
     sc = parser.add_argument_group("difficulty")
-    sc.add_argument("--policy", default=d.policy, metavar="base|teacher|CHECKPOINT",
-                    help="policy whose rollouts are scored (default: base, the untrained model)")
+    sc.add_argument("--policy", default=d.policy, metavar="base|teacher|none|CHECKPOINT",
+                    help="policy whose rollouts are scored (default: base, the untrained "
+                         "model); none: read and validate only (see LLM policy rollouts)")
     sc.add_argument("--reward", default=d.reward, metavar="SPEC",
                     help="ndcg@K>=TAU[,gain=exp] | hit@1 | log (default: ndcg@10>=0.7)")
     sc.add_argument("--k", type=int, default=d.k, help="rollouts per query per round")
@@ -226,6 +225,59 @@ def _curriculum_options(parser: argparse.ArgumentParser, d: CurriculumConfig) ->
                     help="fraction of earlier stages replayed in each later stage")
 
 
+def _llm_options(parser: argparse.ArgumentParser) -> None:
+    """An outside (LLM) policy's rollouts: logs, OpenAI batch results, a live server."""
+    from pipelines.generate import GenerationOptions
+
+    g = GenerationOptions(url="", model="")
+    lm = parser.add_argument_group(
+        "LLM policy rollouts",
+        "rollouts of an outside policy, read instead of sampled: --rollouts files (a rollout "
+        "log, or OpenAI batch output lines answering `python -m pipelines.export RUN --to "
+        "requests`), or asked live from an OpenAI-compatible server (--generate-with); "
+        "--policy none reads and validates only, for the first round of requests")
+    lm.add_argument("--rollouts", action="append", default=[], metavar="PATH",
+                    help="a rollout log (Parquet/JSONL) or a results file of OpenAI batch output "
+                         "lines (repeatable: every round's results; a query's samples pool)")
+    lm.add_argument("--requests", action="append", default=[], metavar="PATH",
+                    help="the requests.json (or its folder) the results answer: once for all "
+                         "--rollouts, or once per results file in the same order (default: "
+                         "the requests.json beside each results file)")
+    lm.add_argument("--generate-with", default=None, metavar="URL",
+                    help="an OpenAI-compatible server (vLLM serve, SGLang, transformers serve): "
+                         "the workers ask it for --k samples per query (one request each, "
+                         "distinct seeds), with --temperature as the sampling temperature")
+    lm.add_argument("--model", default=None,
+                    help="the model name the server serves (with --generate-with)")
+    lm.add_argument("--concurrency", type=int, default=g.concurrency,
+                    help=f"requests in flight per worker (default: {g.concurrency})")
+    lm.add_argument("--max-tokens", type=int, default=g.max_tokens,
+                    help=f"max tokens per sample (default: {g.max_tokens})")
+    lm.add_argument("--request-timeout", type=float, default=g.timeout, metavar="SECONDS",
+                    help=f"seconds per request before it is retried (default: {g.timeout:g})")
+    lm.add_argument("--retries", type=int, default=g.retries,
+                    help="further tries after a 5xx, a timeout or a connection error, with "
+                         f"exponential back-off; then a counted failed request (default: "
+                         f"{g.retries})")
+    lm.add_argument("--generation-cache", default=None, metavar="DIR",
+                    help="response cache, keyed by each request's sha256, so a rerun never asks "
+                         "twice (default: ~/.cache/rerank-curriculum/generations)")
+
+
+def _llm_config(args: argparse.Namespace) -> dict:
+    """The CurriculumConfig fields of the LLM policy options."""
+    paths, requests = list(args.rollouts), list(args.requests)
+    generation = None
+    if args.generate_with:
+        generation = {"model": args.model or "", "concurrency": args.concurrency,
+                      "max_tokens": args.max_tokens, "temperature": args.temperature,
+                      "timeout": args.request_timeout, "retries": args.retries,
+                      "cache": args.generation_cache}
+    return {"rollouts": (paths[0] if len(paths) == 1 else paths) or None,
+            "requests": (requests[0] if len(requests) == 1 else requests) or None,
+            "generate_with": args.generate_with, "generation": generation}
+
+
 def config_from_args(args: argparse.Namespace) -> CurriculumConfig:
     lo, sep, hi = args.label_range.partition(",")
     try:
@@ -251,7 +303,7 @@ def config_from_args(args: argparse.Namespace) -> CurriculumConfig:
             raise ValueError(f"{name} must be at least {low}")
     return CurriculumConfig(
         inputs=list(args.input), input_format=args.input_format, column_map=column_map,
-        split=args.split, rollouts=args.rollouts, policy=args.policy, reward=args.reward,
+        split=args.split, **_llm_config(args), policy=args.policy, reward=args.reward,
         k=args.k, k_max=args.k_max, adaptive=args.adaptive, temperature=args.temperature,
         seed=args.seed, label_min=label_min, label_max=label_max, teacher=args.teacher,
         bands=BandConfig(hard_below=args.hard_below, easy_above=args.easy_above,
@@ -297,9 +349,31 @@ def format_report(result: RunResult) -> str:
     lines.append(f"  diversity: entropy {dv['before']['cluster_entropy_bits']:.2f} -> "
                  f"{dv['after']['cluster_entropy_bits']:.2f} bits, signatures "
                  f"{dv['before']['distinct_signatures']} -> {dv['after']['distinct_signatures']}")
+    lines += _llm_report(m)
     if result.metrics:
         lines.append("  beam counters: " + ", ".join(f"{k}={v}" for k, v in result.metrics.items()))
     return "\n".join(lines)
+
+
+def _llm_report(m: dict) -> list[str]:
+    """The report lines of an LLM policy's loop: requests reconciled, rounds, pending."""
+    loop, c = m.get("rollouts"), m["counts"]
+    if not loop:
+        return []
+    lines = []
+    if "requests_sent" in c:
+        lines.append(f"  requests: sent {c['requests_sent']} = answered {c['requests_answered']}"
+                     f" + failed {c['requests_failed']} + missing {c['requests_missing']}; "
+                     f"rollouts {c.get('rollouts_returned', 0)} (truncated "
+                     f"{c.get('rollouts_truncated', 0)}, malformed "
+                     f"{c.get('rollouts_malformed', 0)})")
+    for r in loop["rounds"]:
+        lines.append(f"  round {r['round']}: asked {r['asked']}, answered {r['answered']}, "
+                     f"failed {r['failed']}, missing {r['missing']}, decided {r['decided']}")
+    if loop["pending"]["queries"]:
+        lines.append(f"  pending {loop['pending']['queries']} ({loop['pending']['why']}); "
+                     "next: python -m pipelines.export RUN --to requests")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

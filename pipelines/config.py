@@ -30,8 +30,15 @@ class CurriculumConfig:
       input_format: auto|svmlight|lightgbm|parquet|jsonl|hf.
       column_map: for `hf`, contract column -> dataset column.
       split: value for the `split` column (and the HF split to read).
-      rollouts: an outside policy's rollout log; when set, rollouts are read, not sampled.
-      policy: base|teacher|CHECKPOINT.
+      rollouts: an outside policy's rollout log (a path, or a list of paths: every round's
+        results); when set, rollouts are read, not sampled. A file of OpenAI batch output lines
+        is read against its requests.json (`requests`, else the one beside it).
+      requests: the requests.json (or folder) the batch results answer: one path for every
+        results file, or one per results file, in the same order (None: beside each).
+      policy: base|teacher|CHECKPOINT, or `none` (read and validate only: every valid query is
+        kept with its texts in the `pending` phase, for the first round of requests).
+      generate_with: an OpenAI-compatible server's base URL; the policy's rollouts are asked from
+        it in pass 1 (pipelines.generate), with `generation`'s settings.
       reward: ndcg@K>=TAU[,gain=exp] | hit@1 | log.
       k, k_max, adaptive: rollouts per round, maximum, adaptive rounds.
       temperature: sampling temperature.
@@ -61,8 +68,11 @@ class CurriculumConfig:
     input_format: str = "auto"
     column_map: dict = field(default_factory=dict)
     split: str | None = None
-    rollouts: str | None = None
+    rollouts: str | list | None = None
+    requests: str | list | None = None
     policy: str = "base"
+    generate_with: str | None = None
+    generation: dict | None = None  # pipelines.generate.GenerationOptions' fields
     reward: str = "ndcg@10>=0.7"
     k: int = 16
     k_max: int = 64
@@ -91,6 +101,25 @@ class CurriculumConfig:
     candidate_depth: int | None = None
     rollout_format: str = "permutation"
     malformed: str = "fail"
+
+    def rollout_paths(self) -> list[str]:
+        """Every rollout log or results file, in the order given."""
+        if not self.rollouts:
+            return []
+        return [self.rollouts] if isinstance(self.rollouts, str) else list(self.rollouts)
+
+    def requests_for(self, index: int) -> str | None:
+        """The requests.json the `index`-th results file answers (None: the one beside it)."""
+        if not self.requests:
+            return None
+        if isinstance(self.requests, str):
+            return self.requests
+        return self.requests[index] if len(self.requests) > 1 else self.requests[0]
+
+    @property
+    def pending_only(self) -> bool:
+        """`--policy none`: read and validate only, no pass rates."""
+        return self.policy == "none"
 
     def text_options(self) -> TextOptions:
         """The side files of text inputs (and the teacher run of any input); qrels are required

@@ -183,6 +183,33 @@ class AssignStagesFn(beam.DoFn):
                         (int(stages[i]), *sorted(later.get(i, []))), float(rates[i]), bands[i])
 
 
+def scored_only(small: pa.Table) -> Iterator[pa.Table]:
+    """The scored small rows (not `--policy none`'s pending rows, which have no pass rate)."""
+    rows = small.filter(pc.not_equal(small.column("fate"), "pending"))
+    if rows.num_rows:
+        yield rows
+
+
+def pending_of(small: pa.Table) -> Iterator:
+    """Decision tuples `(qid, ("pending", position, pass_rate, band, trials, decided))` of the
+    queries a later round may ask about that no imitation or RL shard holds with texts: every
+    `--policy none` row, and the undecided rows routed out (dropped) of a run built from an LLM
+    policy's results; and their statistics (`pending`, `unscored`)."""
+    unscored = pc.equal(small.column("fate"), "pending")
+    undecided = pc.and_(pc.equal(small.column("fate"), "dropped"),
+                        pc.invert(pc.fill_null(small.column("decided"), False)))
+    rows = small.filter(pc.or_(unscored, undecided))
+    if not rows.num_rows:
+        return
+    n_unscored = int(pc.sum(unscored.cast(pa.int64())).as_py() or 0)
+    yield beam.pvalue.TaggedOutput("stats", {"counts": Counter(
+        {"pending": rows.num_rows, "unscored": n_unscored})})
+    for row in rows.select(["query_id", "position", "pass_rate", "band", "trials",
+                            "decided"]).to_pylist():
+        yield row["query_id"], ("pending", tuple(row["position"]), row["pass_rate"],
+                                row["band"], row["trials"], row["decided"])
+
+
 def difficulty_rows(small: pa.Table) -> pa.Table:
     """Small rows as difficulty rows (DIFFICULTY_SCHEMA)."""
     return conform(small, DIFFICULTY_SCHEMA)

@@ -78,9 +78,11 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=REQUEST_DEFAULTS.seed,
                    help="base seed; each line's seed is crc32(seed, round, sample, query id) "
                         f"(default: {REQUEST_DEFAULTS.seed})")
-    r.add_argument("--round", type=int, default=REQUEST_DEFAULTS.round,
-                   help=f"the sampling round, in each custom_id (default: "
-                        f"{REQUEST_DEFAULTS.round})")
+    r.add_argument("--round", type=int, default=None,
+                   help="the sampling round, in each custom_id (default: the next round the "
+                        "run needs: 0 and every query for a run without rollouts or built with "
+                        "--policy none; after a build from results, the round after its last, "
+                        "asking only undecided queries as many samples as the planner says)")
     return parser
 
 
@@ -106,8 +108,13 @@ def main(argv: list[str] | None = None) -> int:
                                      round=args.round)
             record = export_requests(args.run, args.out, options, args.template, cut,
                                      preset=args.preset)
+            if not record["requests"]:
+                print(f"nothing to ask: every query's band is decided or at k_max "
+                      f"({record['note']}); nothing written")
+                return 0
             print(f"wrote {args.out}: requests.jsonl ({record['requests']} requests, "
-                  f"{record['query_count']} queries x {args.k}) and requests.json")
+                  f"{record['query_count']} queries, round {record['round']}) and "
+                  "requests.json" + (f"; {record['plan']}" if record.get("plan") else ""))
             return 0
         record = export_run(args.run, args.to, args.out, args.template, args.passage_words,
                             args.reward_output, sft=args.sft, weights=args.weights,

@@ -28,10 +28,10 @@ from pipelines import coders  # noqa: F401 - registers the Arrow table coder
 from pipelines.config import CurriculumConfig
 from pipelines.decide import (AssignStagesFn, SampleDescriptors, SelectDemonstrationsFn,
                               SumCounters, assign_clusters, cluster_stats, difficulty_rows,
-                              dropped_of, having, stage_stats)
+                              dropped_of, having, pending_of, scored_only, stage_stats)
 from pipelines.dedupe import Dedupe
 from pipelines.manifest import dropped_stats, quarantine_stats, scored_stats, write_summary
-from pipelines.score import ReadForLogFn, ScoreFromLog, ScoreSplitFn
+from pipelines.score import ROLLOUTS, ReadForLogFn, ScoreFromLog, ScoreSplitFn
 from pipelines.space import DatasetSpace
 from pipelines.write import WriteShards, WriteSplitFn, tag
 
@@ -49,20 +49,25 @@ def build(p: beam.Pipeline, config: CurriculumConfig, root: str, splits: list,
       launcher_pid: the launching process (local runs: workers end with it), or None.
     """
     space = _dataset_space(p, config, splits)
-    read, winners, quarantine = _read_and_score(p, config, root, splits, launcher_pid, space)
+    read, winners, quarantine, log_stats = _read_and_score(p, config, root, splits,
+                                                           launcher_pid, space)
     selected, before = _diversify(winners, config)
     staged = _order(winners, config)
-    decisions = (selected.decisions, staged.decisions) | "AllDecisions" >> beam.Flatten()
+    pending = winners | "Pending" >> beam.FlatMap(pending_of).with_outputs("stats",
+                                                                           main="decisions")
+    decisions = ((selected.decisions, staged.decisions, pending.decisions)
+                 | "AllDecisions" >> beam.Flatten())
     dropped = ((winners | "RoutedDropped" >> beam.FlatMap(dropped_of), selected.dropped)
                | "AllDropped" >> beam.Flatten())
-    difficulty = winners | "DifficultyRows" >> beam.Map(difficulty_rows)
+    scored = winners | "ScoredOnly" >> beam.FlatMap(scored_only)
+    difficulty = scored | "DifficultyRows" >> beam.Map(difficulty_rows)
     files = _read_join_write(p, config, root, splits, launcher_pid, space, decisions,
                              difficulty, dropped, quarantine)
     # `read` is counted where records leave the reader, so read = quarantined + scored is a real
     # check that scoring lost or invented no query (not an identity).
-    stats = [read[ScoreSplitFn.STATS], selected.stats, staged.stats,
-             quarantine | "StatsQuarantine" >> beam.Map(quarantine_stats),
-             winners | "StatsScored" >> beam.Map(scored_stats),
+    stats = [read[ScoreSplitFn.STATS], selected.stats, staged.stats, pending.stats,
+             *log_stats, quarantine | "StatsQuarantine" >> beam.Map(quarantine_stats),
+             scored | "StatsScored" >> beam.Map(scored_stats),
              dropped | "StatsDropped" >> beam.Map(dropped_stats)]
     _summarize(p, root, files, stats, before, space)
 
@@ -79,16 +84,22 @@ def _read_and_score(p: beam.Pipeline, config: CurriculumConfig, root: str, split
                     launcher_pid: int | None, space_side):
     """Pass 1: read, validate, score each split in parallel; small rows only from here on.
 
-    Returns (pass 1's tagged outputs, winning small rows, every quarantine table so far).
+    An outside policy's rollouts (`--rollouts` files, `--generate-with` a server) or none
+    (`--policy none`) are joined to featureless query rows (`ScoreFromLog`).
+
+    Returns (pass 1's tagged outputs, winning small rows, every quarantine table so far, the
+    rollout statistics' PCollections).
     """
     first = (p | "Splits" >> beam.Create(splits) | "SpreadSplits" >> beam.Reshuffle())
-    if config.rollouts:
+    log_stats = []
+    if config.rollout_paths() or config.generate_with or config.pending_only:
         read = first | "ReadForLog" >> beam.ParDo(
             ReadForLogFn(config, root, launcher_pid), space_side).with_outputs(
-                ReadForLogFn.QUARANTINE, ReadForLogFn.STATS, main="keyed")
-        small, log_quarantine = read.keyed | "ScoreFromLog" >> ScoreFromLog(config,
-                                                                            launcher_pid)
+                ReadForLogFn.QUARANTINE, ReadForLogFn.STATS, ROLLOUTS, main="keyed")
+        small, log_quarantine, stats = read.keyed | "ScoreFromLog" >> ScoreFromLog(
+            config, launcher_pid, generated=read[ROLLOUTS] if config.generate_with else None)
         winners = small
+        log_stats = [stats]
         quarantines = [read[ReadForLogFn.QUARANTINE], log_quarantine]
     else:
         read = first | "ReadAndScore" >> beam.ParDo(
@@ -98,7 +109,7 @@ def _read_and_score(p: beam.Pipeline, config: CurriculumConfig, root: str, split
         winners, duplicates = read.small | "Dedupe" >> Dedupe(config.batch_size, ranged)
         quarantines = [read[ScoreSplitFn.QUARANTINE], duplicates]
     quarantine = quarantines | "AllQuarantine" >> beam.Flatten()
-    return read, winners, quarantine
+    return read, winners, quarantine, log_stats
 
 
 def _diversify(winners, config: CurriculumConfig):

@@ -31,7 +31,8 @@ SUMMARY_NAME = "_summary.json"
 # (`QueryBatch.counts`: text inputs' `unjudged`, `empty_passages`, ...) sit beside them.
 PIPELINE_COUNTS = ("read", "quarantined", "scored", "too_hard", "learnable", "too_easy",
                    "imitation", "rl", "dropped", "rl_rows", "rl_replayed",
-                   "rollouts_quarantined", "skipped_lines")
+                   "rollouts_quarantined", "pending", "unscored", "results_quarantined",
+                   "skipped_lines")
 # Readers' counts as the build's summary names them (`reader_count_line`), in that order.
 READER_COUNT_PHRASES = {
     "unjudged": "unjudged queries skipped (not in the qrels)",
@@ -48,8 +49,10 @@ READER_COUNT_PHRASES = {
 def quarantine_stats(table: pa.Table) -> dict:
     """Quarantined queries and rollouts, and quarantine reasons, of a quarantine table."""
     kinds = Counter(table.column("record_kind").to_pylist())
-    return {"counts": Counter({"quarantined": table.num_rows - kinds.get("rollout", 0),
-                               "rollouts_quarantined": kinds.get("rollout", 0)}),
+    return {"counts": Counter({"quarantined": table.num_rows - kinds.get("rollout", 0)
+                               - kinds.get("result", 0),
+                               "rollouts_quarantined": kinds.get("rollout", 0),
+                               "results_quarantined": kinds.get("result", 0)}),
             "quarantine_reasons": Counter(table.column("reason").to_pylist())}
 
 
@@ -102,9 +105,8 @@ def input_fingerprints(config: CurriculumConfig) -> list[dict]:
         side = getattr(config, kind)
         if side and fs.isfile(side):
             out.append({"path": fs.abspath(side), "format": kind, "sha256": fs.sha256(side)})
-    if config.rollouts:
-        out.append({"path": fs.abspath(config.rollouts), "format": "rollouts",
-                    "sha256": fs.sha256(config.rollouts)})
+    for path in config.rollout_paths():
+        out.append({"path": fs.abspath(path), "format": "rollouts", "sha256": fs.sha256(path)})
     return out
 
 
@@ -194,7 +196,7 @@ def make_manifest(config: CurriculumConfig, summary: dict, inputs: list[dict] | 
         "created_by": "pipelines.build_curriculum", "config": data,
         "config_hash": config_hash(data),
         "inputs": input_fingerprints(config) if inputs is None else inputs,
-        "policy": {"spec": config.policy if config.policy in ("base", "teacher")
+        "policy": {"spec": config.policy if config.policy in ("base", "teacher", "none")
                    else fs.abspath(config.policy),
                    "policy_id": spec.policy_id, "fingerprint": spec.fingerprint()},
         "counts": counts,
@@ -205,6 +207,7 @@ def make_manifest(config: CurriculumConfig, summary: dict, inputs: list[dict] | 
         "feature_space": (text_feature_space(config, stats) or summary.get("feature_space")
                           or feature_space(stats)),
         "diversity": _diversity_summary(summary["diversity_before"], stats, config),
+        **_llm_summary(config, stats, counts, files),
     }
 
 
@@ -221,8 +224,35 @@ def reader_count_lines(counts: dict) -> list[str]:
         ([f"also counted: {', '.join(others)}"] if others else [])
 
 
+def _llm_summary(config: CurriculumConfig, stats: dict, counts: dict, files: list) -> dict:
+    """An LLM policy's loop, where the run is one (else nothing): where the rollouts came from,
+    per round what was asked, answered, failed, missing and decided, and the `pending` phase
+    (the queries a later round's requests may ask about, with their texts)."""
+    if not (config.pending_only or config.rollout_paths() or config.generate_with):
+        return {}
+    source = ("none" if config.pending_only else "server" if config.generate_with
+              else "results" if "requests_sent" in counts else "log")
+    rounds: dict[int, dict] = {}
+    for key, n in stats.get("rounds", {}).items():
+        round_, state = key.rsplit(":", 1)
+        entry = rounds.setdefault(int(round_), {"round": int(round_), "asked": 0,
+                                                "answered": 0, "failed": 0, "missing": 0,
+                                                "decided": 0})
+        entry[state] = entry.get(state, 0) + int(n)
+    pending = [f["path"] for f in files if f["phase"] == "pending"]
+    return {"rollouts": {
+        "source": source, "policy": "none" if config.pending_only else None,
+        "rounds": [rounds[r] for r in sorted(rounds)],
+        "pending": {"queries": counts.get("pending", 0), "files": pending,
+                    "why": "no pass rates yet (--policy none): every valid query, for the "
+                           "first round of requests" if config.pending_only else
+                           "undecided queries routed out, kept with their texts for the next "
+                           "round of requests"}}}
+
+
 FILE_ROWS = {"difficulty": ("scored",), "imitation": ("imitation",), "rl": ("rl_rows",),
-             "dropped": ("dropped",), "quarantine": ("quarantined", "rollouts_quarantined")}
+             "dropped": ("dropped",), "pending": ("pending",),
+             "quarantine": ("quarantined", "rollouts_quarantined", "results_quarantined")}
 
 
 def _check_file_rows(manifest: dict) -> list[str]:

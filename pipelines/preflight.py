@@ -19,6 +19,7 @@ from data_contracts.schema import QUERY_SCHEMA
 from data_contracts.teacher import TEACHER_MODES
 from difficulty.rewards import parse_reward
 from difficulty.sampler import MAX_SEED, TEMPERATURE_RANGE
+from pipelines.generate import check_llm_policy
 from pipelines.config import CurriculumConfig
 from pipelines.options import is_dry_run, is_local_runner
 from pipelines.splits import resolve_format
@@ -51,8 +52,10 @@ def preflight(config: CurriculumConfig, options: PipelineOptions | None = None) 
         if not fs.exists(path):
             raise InputError(path, "file not found")
         resolve_format(path, config.input_format)
-    if config.rollouts and not fs.exists(config.rollouts):
-        raise InputError(config.rollouts, "rollout log not found")
+    for path in config.rollout_paths():
+        if not fs.exists(path):
+            raise InputError(path, "rollout log not found")
+    check_llm_policy(config)
     parse_reward(config.reward)
     config.policy_spec().validate()
     _check_settings(config)
@@ -80,8 +83,8 @@ def _check_inputs_outside(config: CurriculumConfig) -> None:
     if fs.is_remote(config.out):
         return
     out = os.path.realpath(config.out)
-    sides = [config.rollouts, config.teacher_run, config.candidates, config.qrels,
-             config.policy if config.policy not in ("base", "teacher") else None]
+    sides = [*config.rollout_paths(), config.teacher_run, config.candidates, config.qrels,
+             config.policy if config.policy not in ("base", "teacher", "none") else None]
     for path in list(config.inputs) + [p for p in sides if p]:
         if fs.is_remote(path):
             continue

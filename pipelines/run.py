@@ -19,6 +19,7 @@ from curricula.staging import abort, begin, commit
 from data_contracts import fs
 from data_contracts.errors import InputError
 from data_contracts.manifest import MANIFEST_NAME
+from data_contracts.reasons import Reason
 from data_contracts.readers import detect_format
 from data_contracts.usable import unusable_reason as shared_unusable_reason
 from pipelines.config import CurriculumConfig
@@ -141,6 +142,16 @@ def unusable_reason(config: CurriculumConfig, counts: dict, quarantine_reasons: 
         except InputError:
             layouts[path] = "unknown"
     forced = config.input_format if config.input_format != "auto" else None
+    if config.pending_only or counts.get("pending", 0):
+        # an LLM policy's loop: pending queries wait for their (next round's) rollouts, so a
+        # run with nothing staged yet is still the next round's input, not unusable
+        counts = {**counts, "scored": counts.get("scored", 0) + counts.get("unscored", 0),
+                  "imitation": counts.get("imitation", 0) + counts.get("pending", 0)}
+    elif counts.get("scored", 0) == 0 and quarantine_reasons.get(Reason.UNKNOWN_QUERY, 0) \
+            and config.rollout_paths():
+        return (f"no rollout names an input query: {quarantine_reasons[Reason.UNKNOWN_QUERY]} "
+                f"rollouts quarantined {Reason.UNKNOWN_QUERY} (the rollouts' query ids are not "
+                "the input's), so every query has none")
     return shared_unusable_reason(counts, quarantine_reasons, config.max_quarantine, layouts,
                                   forced_format=forced, drop_reasons=drop_reasons)
 

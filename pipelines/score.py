@@ -23,6 +23,7 @@ from curricula.routing import informative_demonstrations, route_fates
 from data_contracts.arrays import list_lengths, pad_queries
 from data_contracts.quarantine import quarantine_row, quarantine_table
 from data_contracts.readers import read_rollouts
+from data_contracts.readers.batch_results import align_to_query
 from data_contracts.reasons import Reason
 from data_contracts.schema import (DIFFICULTY_FIELDS, POLICY_ID, QUERY_ID, QUERY_SCHEMA,
                                    ROLLOUT_SCHEMA, SOURCE)
@@ -217,6 +218,22 @@ class ReadForLogFn(_Pass1Fn):
             yield (qid, {"query": featureless.slice(i, 1).to_pylist()[0],
                          "position": positions[i], "location": locations[i],
                          "descriptor": descs[i], "signature": sigs[i]})
+        if self.config.generate_with:
+            yield from self._generate(ok)
+
+    def _generate(self, ok: pa.Table) -> Iterator:
+        """Live generation (pipelines.generate) for this batch: rollout rows keyed by query id
+        (tagged `rollouts`), the reader's quarantine and counts."""
+        from exports.prompts import load_template
+        from pipelines.generate import generate_rollouts
+
+        template = load_template(None, self.config.rollout_format)
+        results, sent = generate_rollouts(ok, self.config, template)
+        yield from _batch_outputs(results, {"server_calls": sent.calls,
+                                            "server_cache_hits": sent.cache_hits,
+                                            "server_retries": sent.retries})
+        for row in results.rollouts.to_pylist():
+            yield beam.pvalue.TaggedOutput(ROLLOUTS, (row["query_id"], row))
 
 
 def _featureless(ok: pa.Table) -> pa.Table:
@@ -228,7 +245,51 @@ def _featureless(ok: pa.Table) -> pa.Table:
     return ok.set_column(index, ok.schema.field(index), empty)
 
 
-def _rollout_rows(path: str) -> Iterator:
+ROLLOUTS = "rollouts"
+# Reader counts of OpenAI batch results that go into the manifest's counts (results_quarantined
+# is counted from the quarantine rows themselves, `manifest.quarantine_stats`).
+BATCH_COUNTS = ("requests_sent", "requests_answered", "requests_failed", "requests_missing",
+                "result_lines", "rollouts_truncated")
+
+
+def _batch_outputs(results, extra: dict | None = None) -> Iterator:
+    """A BatchResults' quarantine and statistics as tagged outputs: the reader's counts (as
+    `BATCH_COUNTS`, plus `rollouts_returned`) and per round asked/answered/failed/missing."""
+    if results.quarantine.num_rows:
+        yield beam.pvalue.TaggedOutput("quarantine", results.quarantine)
+    counts = Counter({name: results.counts[name] for name in BATCH_COUNTS})
+    counts["rollouts_returned"] = results.counts["rollouts"]
+    counts.update(extra or {})
+    rounds: Counter = Counter()
+    failed = set(results.failed.column("custom_id").to_pylist())
+    missing = set(results.missing)
+    answered = set(results.answered)
+    from data_contracts.readers.batch_results import parse_custom_id
+
+    for custom_id in results.sent:
+        round_ = parse_custom_id(custom_id)[1]
+        rounds[f"{round_}:asked"] += 1
+        state = ("failed" if custom_id in failed else "missing" if custom_id in missing
+                 else "answered")
+        rounds[f"{round_}:{state}"] += 1
+    count("requests_sent", results.counts["requests_sent"])
+    yield beam.pvalue.TaggedOutput("stats", {"counts": counts, "rounds": rounds})
+
+
+def _rollout_rows(source: tuple[int, str], config: CurriculumConfig) -> Iterator:
+    """One rollout source's rows keyed by query id: a rollout log (Parquet/JSONL), or OpenAI
+    batch output lines (detected by content) read against the requests.json they answer."""
+    from data_contracts.readers.batch_results import (find_requests, read_batch_results,
+                                                      sniff_batch_output)
+
+    index, path = source
+    if sniff_batch_output(path):
+        results = read_batch_results(path, find_requests(path, config.requests_for(index)))
+        count("rollouts_read", results.rollouts.num_rows)
+        yield from _batch_outputs(results)
+        for row in results.rollouts.to_pylist():
+            yield row["query_id"], row
+        return
     for table, bad in read_rollouts(path):
         count("rollouts_read", table.num_rows + bad.num_rows)
         if bad.num_rows:
@@ -241,32 +302,60 @@ class ScoreFromLog(beam.PTransform):
     """Joins an outside policy's rollouts to featureless queries, verifies them, scores.
 
     The join is per query (a CoGroupByKey of rollouts and small query rows, never features).
-    Returns (small rows, quarantine tables).
+    The rollouts are every `--rollouts` file's (each round's results pool per query), or the
+    rows live generation tagged in pass 1 (`generated`), or none (`--policy none`: every valid
+    query becomes a `pending` row).
+    Returns (small rows, quarantine tables, statistics).
     """
 
-    def __init__(self, config: CurriculumConfig, launcher_pid: int | None = None):
+    def __init__(self, config: CurriculumConfig, launcher_pid: int | None = None,
+                 generated=None):
         super().__init__()
-        self.config, self.launcher_pid = config, launcher_pid
+        self.config, self.launcher_pid, self.generated = config, launcher_pid, generated
 
     def expand(self, keyed_queries):
         cfg = self.config
-        rollouts = (keyed_queries.pipeline | "RolloutLog" >> beam.Create([cfg.rollouts])
-                    | "ReadRollouts" >> beam.FlatMap(_rollout_rows).with_outputs(
-                        "quarantine", main="rows"))
-        joined = ({"query": keyed_queries, "rollouts": rollouts.rows}
+        rollouts = (keyed_queries.pipeline
+                    | "RolloutLog" >> beam.Create(list(enumerate(cfg.rollout_paths())))
+                    | "ReadRollouts" >> beam.FlatMap(_rollout_rows, cfg).with_outputs(
+                        "quarantine", "stats", main="rows"))
+        rows = rollouts.rows
+        if self.generated is not None:
+            rows = (rows, self.generated) | "AllRollouts" >> beam.Flatten()
+        joined = ({"query": keyed_queries, "rollouts": rows}
                   | "JoinRollouts" >> beam.CoGroupByKey())
         scored = joined | "VerifyAndScore" >> beam.ParDo(
-            _ScoreJoinedFn(cfg, self.launcher_pid)).with_outputs("quarantine", main="scored")
+            _ScoreJoinedFn(cfg, self.launcher_pid)).with_outputs("quarantine", "stats",
+                                                                 main="scored")
         quarantine = ((rollouts.quarantine, scored.quarantine)
                       | "RolloutQuarantine" >> beam.Flatten())
-        return scored.scored, quarantine
+        stats = (rollouts.stats, scored.stats) | "RolloutStats" >> beam.Flatten()
+        return scored.scored, quarantine, stats
 
 
 class _ScoreJoinedFn(WorkerFn):
+    """One query joined to its rollouts: verified, scored, routed (a small row); or, under
+    `--policy none`, a `pending` row; or a quarantine row saying why it cannot be assessed.
+
+    A rollout read from OpenAI batch results carries the candidate order its prompt listed: it
+    is parsed against that order and mapped to the query's documents (`align_to_query`); an
+    order that is not a permutation of the query's candidates (the requests were made from
+    another run or input) quarantines the rollout (`candidate_order_mismatch`).
+    """
+
     def __init__(self, config: CurriculumConfig, launcher_pid: int | None = None):
         super().__init__(launcher_pid)
         self.config = config
         self.routing = dataclasses.replace(config.routing, teacher_mode=config.teacher)
+        from data_contracts.readers.batch_results import sniff_batch_output
+
+        # an LLM policy's loop (results of requests, a live server): a query with no valid
+        # rollout yet is asked again next round, so it is pending, not quarantined
+        self.loop = bool(config.generate_with) or any(
+            sniff_batch_output(p) for p in config.rollout_paths())
+
+    def _source(self) -> str:
+        return ", ".join(self.config.rollout_paths()) or str(self.config.generate_with)
 
     def process(self, element) -> Iterator:
         qid, grouped = element
@@ -280,22 +369,22 @@ class _ScoreJoinedFn(WorkerFn):
             yield beam.pvalue.TaggedOutput("quarantine", duplicate_rows(
                 qid, occurrences[0]["location"], [o["location"] for o in occurrences[1:]]))
         first = occurrences[0] if occurrences else None
+        if first is not None and self.config.pending_only:
+            yield _pending_row(first, qid, "no policy rollouts yet (--policy none)")
+            return
         known = {qid: first["query"]["doc_ids"]} if first else {}
-        table = pa.Table.from_pylist(rows, schema=ROLLOUT_SCHEMA) if rows else None
-        if table is not None:
-            ok, bad = validate_rollouts(table, known, self.config.rollouts,
-                                        reward_max=parse_reward(self.config.reward).max_reward)
-            if bad.num_rows:
-                count("rollouts_quarantined", bad.num_rows)
-                yield beam.pvalue.TaggedOutput("quarantine", bad)
-            rows = ok.to_pylist()
+        if rows:
+            rows = yield from self._verified(qid, rows, known)
         if first is None:
+            return
+        if not rows and self.loop:  # asked, nothing usable came back: asked again next round
+            yield _pending_row(first, qid, "no valid rollout answered yet")
             return
         if not rows:  # the outside policy never ran this query: it cannot be assessed
             count(f"quarantine_{Reason.NO_ROLLOUTS}")
             yield beam.pvalue.TaggedOutput("quarantine", quarantine_table([quarantine_row(
-                Reason.NO_ROLLOUTS, step="rollouts", location=f"{self.config.rollouts}#query={qid}",
-                query_id=qid, detail="the rollout log has no valid rollout for this query",
+                Reason.NO_ROLLOUTS, step="rollouts", location=f"{self._source()}#query={qid}",
+                query_id=qid, detail="the rollouts have no valid rollout for this query",
                 raw={"query_id": qid})]))
             return
         query = pa.Table.from_pylist([first["query"]], schema=QUERY_SCHEMA)
@@ -303,8 +392,57 @@ class _ScoreJoinedFn(WorkerFn):
         from difficulty.scoring import score_from_log
 
         scored = score_from_log(query, [rows], policy_id, self.config.scoring())
+        rounds = [r["round"] for r in rows if r.get("round") is not None]
+        if rounds and scored.column("decided")[0].as_py():
+            yield beam.pvalue.TaggedOutput("stats", {"rounds": Counter({
+                f"{max(rounds)}:decided": 1})})
         scored = (scored.append_column("_descriptor", pa.array([first["descriptor"]],
                                                                pa.list_(pa.float32())))
                   .append_column("_signature", pa.array([first["signature"]], pa.string())))
         yield _small_rows(scored, [first["position"]], [first["location"]], self.routing,
                           self.config)
+
+    def _verified(self, qid: str, rows: list[dict], known: dict):
+        """The rows that pass validation (a generator: quarantine tables are yielded, the kept
+        rows returned); batch rows get `_align` (prompt position -> document index)."""
+        extra = {r["rollout_id"]: r for r in rows if "candidate_order" in r}
+        table = pa.Table.from_pylist([{f.name: r.get(f.name) for f in ROLLOUT_SCHEMA}
+                                      for r in rows], schema=ROLLOUT_SCHEMA)
+        ok, bad = validate_rollouts(table, known, self._source(),
+                                    reward_max=parse_reward(self.config.reward).max_reward)
+        kept, mismatched = [], []
+        for row in ok.to_pylist():
+            full = extra.get(row["rollout_id"])
+            if full is None:
+                kept.append(row)
+                continue
+            align = align_to_query(full["candidate_order"], known[qid])
+            if align is None:
+                mismatched.append(quarantine_row(
+                    Reason.CANDIDATE_ORDER_MISMATCH, step="rollouts",
+                    location=f"{self._source()}#rollout={row['rollout_id']}", query_id=qid,
+                    record_kind="rollout",
+                    detail="the request listed candidates that are not this query's (made from "
+                           "another run or input): its [k] cannot be read",
+                    raw={"custom_id": full["custom_id"],
+                         "candidate_order": full["candidate_order"][:50]}))
+                continue
+            kept.append({**full, "_align": align})
+        if mismatched:
+            bad = pa.concat_tables([bad, quarantine_table(mismatched)])
+        if bad.num_rows:
+            count("rollouts_quarantined", bad.num_rows)
+            yield beam.pvalue.TaggedOutput("quarantine", bad)
+        return kept
+
+
+
+def _pending_row(first: dict, qid: str, why: str) -> pa.Table:
+    """A query without a pass rate yet (`--policy none`, or every request of it failed): its
+    small row in the `pending` phase."""
+    count("pending")
+    query = first["query"]
+    row = {"query_id": qid, "source": query.get("source"), "location": first["location"],
+           "position": first["position"], "policy_id": "none", "fate": "pending",
+           "reason": f"pending: {why}"}
+    return pa.Table.from_pylist([row], schema=SMALL_SCHEMA)

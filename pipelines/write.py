@@ -15,7 +15,7 @@ from apache_beam.transforms import window
 from curricula.hashing import shard_of
 from curricula.staging import merge_pieces, write_piece
 from data_contracts.schema import (DIFFICULTY_SCHEMA, DROPPED_SCHEMA, IMITATION_SCHEMA,
-                                   QUARANTINE_SCHEMA, RL_SCHEMA, conform)
+                                   PENDING_SCHEMA, QUARANTINE_SCHEMA, RL_SCHEMA, conform)
 from data_contracts.teacher import teacher_orders, teacher_scores
 from pipelines import coders  # noqa: F401 - registers the Arrow table coder
 from pipelines.config import CurriculumConfig
@@ -27,7 +27,8 @@ SPILL_BYTES = 64 << 20  # a pass-2 worker spills its buffered rows as pieces bey
 _LOG = logging.getLogger("pipelines.progress")
 
 SCHEMAS = {"difficulty": DIFFICULTY_SCHEMA, "imitation": IMITATION_SCHEMA, "rl": RL_SCHEMA,
-           "dropped": DROPPED_SCHEMA, "quarantine": QUARANTINE_SCHEMA}
+           "dropped": DROPPED_SCHEMA, "quarantine": QUARANTINE_SCHEMA,
+           "pending": PENDING_SCHEMA}
 PHASES = tuple(SCHEMAS)
 
 
@@ -42,12 +43,19 @@ def pass2_rows(ok: pa.Table, positions: list, decisions: dict, config: Curriculu
         a query whose decision names another position is a duplicate and is skipped.
     """
     qids = ok.column("query_id").to_pylist()
-    imitation, rl = [], []
+    imitation, rl, pending = [], [], []
     for i, qid in enumerate(qids):
         decision = decisions.get(qid)
         if decision is None or tuple(positions[i]) != decision[1]:
             continue
-        (imitation if decision[0] == "imitation" else rl).append((i, decision))
+        {"imitation": imitation, "rl": rl, "pending": pending}[decision[0]].append((i, decision))
+    if pending:  # ("pending", position, pass_rate, band, trials, decided)
+        rows = ok.take(pa.array([i for i, _ in pending]))
+        d = [decision for _, decision in pending]
+        for j, (name, kind) in enumerate((("pass_rate", pa.float64()), ("band", pa.string()),
+                                          ("trials", pa.int32()), ("decided", pa.bool_()))):
+            rows = rows.append_column(name, pa.array([x[2 + j] for x in d], kind))
+        yield "pending", conform(rows, PENDING_SCHEMA)
     if imitation:
         rows = ok.take(pa.array([i for i, _ in imitation]))
         scores, _ = teacher_scores(rows, config.teacher)
@@ -102,10 +110,17 @@ class WriteSplitFn(WorkerFn):
         _LOG.info("pass 2: split %s done", split.name)
 
 
+def has_pending(config: CurriculumConfig) -> bool:
+    """Whether a run writes `pending` shards: an LLM policy's loop (`--policy none`, results
+    or live generation), whose later rounds ask about queries the other phases may not hold
+    with texts."""
+    return bool(config.pending_only or config.rollout_paths() or config.generate_with)
+
+
 def shard_keys(config: CurriculumConfig) -> list[tuple[str, int, int]]:
     """Every (phase, stage, shard) of a run: each is written, empty or not."""
     keys = []
-    for phase in PHASES:
+    for phase in PHASES if has_pending(config) else PHASES[:-1]:
         stages = range(config.order.stages) if phase == "rl" else [-1]
         keys += [(phase, s, h) for s in stages for h in range(config.shards)]
     return keys

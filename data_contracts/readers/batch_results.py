@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import urllib.parse
+import dataclasses
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -111,6 +112,16 @@ def load_requests(path: str) -> RequestIndex:
         record = json.loads(fs.read_bytes(path).decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InputError(path, f"not valid JSON ({exc})") from None
+    return index_requests(record, path)
+
+
+def index_requests(record: object, path: str) -> RequestIndex:
+    """A requests record (the object of a requests.json, or one made in memory by live
+    generation) as a RequestIndex; `path` names it in messages and quarantine rows.
+
+    Raises:
+      InputError: see `load_requests`.
+    """
     if not isinstance(record, dict) or record.get("kind") != REQUESTS_KIND:
         raise InputError(path, f"not a requests record (kind {REQUESTS_KIND!r})")
     if record.get("version") != REQUESTS_VERSION:
@@ -224,6 +235,8 @@ class BatchResults:
       counts: requests_sent, requests_answered, requests_failed, requests_missing, result_lines,
         results_quarantined, rollouts, rollouts_truncated; sent = answered + failed + missing.
       missing: custom_ids sent and never answered (sorted).
+      sent: every custom_id the requests asked (sorted).
+      answered: the custom_ids answered (sorted; an answer may hold no choice).
     """
 
     rollouts: pa.Table
@@ -231,6 +244,8 @@ class BatchResults:
     failed: pa.Table
     counts: dict
     missing: list
+    sent: list = dataclasses.field(default_factory=list)
+    answered: list = dataclasses.field(default_factory=list)
 
 
 def read_batch_results(path: str, requests: RequestIndex) -> BatchResults:
@@ -328,7 +343,7 @@ def read_batch_results(path: str, requests: RequestIndex) -> BatchResults:
                         pa.Table.from_pylist(sorted(failed.values(),
                                                     key=lambda r: r["custom_id"]),
                                              schema=FAILED_SCHEMA),
-                        counts, missing)
+                        counts, missing, sorted(requests.requests), sorted(answered))
 
 
 def align_to_query(candidate_order: list[str], doc_ids: list[str]) -> list[int] | None:

@@ -65,6 +65,7 @@ def conform_rows(rows: list[dict], locations: list[str], schema: pa.Schema, reco
     record's fate does not depend on its batch.
     """
     booleans = _boolean_numbers(rows, schema)
+    booleans.update(_strings_as_lists(rows, schema))
     if not booleans:
         try:
             return _to_table(rows, schema), locations, []
@@ -73,8 +74,8 @@ def conform_rows(rows: list[dict], locations: list[str], schema: pa.Schema, reco
     good, good_locations, bad = [], [], []
     for i, (row, location) in enumerate(zip(rows, locations)):
         try:
-            if i in booleans:  # Arrow would read true as 1.0: a boolean is not a number
-                raise TypeError(f"column {booleans[i]!r}: a boolean where a number is expected")
+            if i in booleans:  # Arrow would read true as 1.0, "ab" as ["a", "b"]
+                raise TypeError(booleans[i])
             good.append(_to_table([row], schema))
         except CONVERT_ERRORS as exc:
             bad.append(quarantine_row(Reason.UNPARSEABLE_RECORD, step=step, location=location,
@@ -101,7 +102,20 @@ def _boolean_numbers(rows: list[dict], schema: pa.Schema) -> dict[int, str]:
     for i, row in enumerate(rows):
         for name, depth in numeric:
             if _holds_bool(row.get(name), depth):
-                out[i] = name
+                out[i] = f"column {name!r}: a boolean where a number is expected"
+                break
+    return out
+
+
+def _strings_as_lists(rows: list[dict], schema: pa.Schema) -> dict[int, str]:
+    """Row index -> why: a list column given a string, which Arrow would split into its
+    characters (a ranking "d1 d2" is not the list ["d", "1", " ", ...])."""
+    lists = [fld.name for fld in schema if pa.types.is_list(fld.type)]
+    out = {}
+    for i, row in enumerate(rows):
+        for name in lists:
+            if isinstance(row.get(name), str):
+                out[i] = f"column {name!r}: a string where a list is expected"
                 break
     return out
 
