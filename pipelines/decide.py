@@ -190,14 +190,17 @@ def scored_only(small: pa.Table) -> Iterator[pa.Table]:
         yield rows
 
 
-def pending_of(small: pa.Table) -> Iterator:
+def pending_of(small: pa.Table, undecided_too: bool = True) -> Iterator:
     """Decision tuples `(qid, ("pending", position, pass_rate, band, trials, decided))` of the
     queries a later round may ask about that no imitation or RL shard holds with texts: every
     `--policy none` row, and the undecided rows routed out (dropped) of a run built from an LLM
-    policy's results; and their statistics (`pending`, `unscored`)."""
+    policy's results (`undecided_too`: a later round can ask again); and their statistics
+    (`pending`, `unscored`)."""
     unscored = pc.equal(small.column("fate"), "pending")
     undecided = pc.and_(pc.equal(small.column("fate"), "dropped"),
                         pc.invert(pc.fill_null(small.column("decided"), False)))
+    if not undecided_too:
+        undecided = pc.and_(undecided, pa.scalar(False))
     rows = small.filter(pc.or_(unscored, undecided))
     if not rows.num_rows:
         return
