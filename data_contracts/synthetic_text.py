@@ -12,7 +12,7 @@ candidates by that noisy score; the teacher run orders them by grade plus a litt
 imperfect, as a strong LLM's listwise rankings are).
 
 Knobs (`SyntheticTextConfig`): n_queries=200, candidates=20, n_topics=30, topic_words=14,
-passage_words=30, shared_passages=300, seed=0, split=test. The same config gives the same files and
+passage_words=30, shared_passages=300, seed=0, split=train. The same config gives the same files and
 batches, byte for byte.
 """
 from __future__ import annotations
@@ -43,7 +43,7 @@ class SyntheticTextConfig:
     passage_words: int = 30
     shared_passages: int = 300
     seed: int = 0
-    split: str = "test"
+    split: str = "train"
 
 
 def _word(index: int) -> str:
