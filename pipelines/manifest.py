@@ -22,6 +22,7 @@ from data_contracts.readers.text import TEXT_FORMATS, is_text_column_map
 from data_contracts.schema import SCHEMA_VERSION
 from data_contracts.text_features import TEXT_FEATURE_NAMES
 from difficulty.generations import malformed_stats
+from difficulty.rewards import parse_reward
 from pipelines.config import CurriculumConfig
 from pipelines.space import space_dict
 from pipelines.splits import resolve_format
@@ -170,6 +171,13 @@ def text_feature_space(config: CurriculumConfig, stats: dict) -> dict | None:
     return {"base": None, "width": width, "names": names}
 
 
+def reward_record(spec: str) -> dict:
+    """The reward as the manifest records it: the spec, and NDCG's ideal named even when it is
+    the default (`window`: the candidates' own labels; `qrels`: every judged document's)."""
+    reward = parse_reward(spec)
+    return {"spec": spec, "name": reward.name, "ideal": reward.ideal}
+
+
 def make_manifest(config: CurriculumConfig, summary: dict, inputs: list[dict] | None = None
                   ) -> dict:
     """The run's manifest from the pipeline's summary.
@@ -199,6 +207,7 @@ def make_manifest(config: CurriculumConfig, summary: dict, inputs: list[dict] | 
         "policy": {"spec": config.policy if config.policy in ("base", "teacher", "none")
                    else fs.abspath(config.policy),
                    "policy_id": spec.policy_id, "fingerprint": spec.fingerprint()},
+        "reward": reward_record(config.reward),
         "counts": counts,
         "quarantine_reasons": {k: int(v) for k, v in stats.get("quarantine_reasons", {}).items()},
         "drop_reasons": {k: int(v) for k, v in stats.get("drop_reasons", {}).items()},

@@ -125,3 +125,18 @@ def test_run_refuses_bad_settings_before_starting(change, message, tmp_path):
     with pytest.raises(ValueError, match=message):
         run(config)
     assert os.listdir(tmp_path) == []  # nothing staged, nothing published
+
+
+def test_the_manifest_names_the_rewards_ideal(tmp_path):
+    """#27: the manifest says which NDCG ideal the pass rates used, the default included."""
+    from data_contracts.synthetic import SyntheticConfig
+    from pipelines.build_curriculum import run
+    from pipelines.config import CurriculumConfig
+    from pipelines.manifest import reward_record
+
+    assert reward_record("ndcg@10>=0.7")["ideal"] == "window"
+    assert reward_record("ndcg@10>=0.7,ideal=qrels")["ideal"] == "qrels"
+    manifest = run(CurriculumConfig(out=str(tmp_path / "r"),
+                                    synthetic=SyntheticConfig(n_queries=40))).manifest
+    assert manifest["reward"] == {"spec": "ndcg@10>=0.7", "name": "ndcg@10>=0.7",
+                                  "ideal": "window"}
