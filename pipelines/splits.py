@@ -143,7 +143,8 @@ def read_split(split: Split, config: CurriculumConfig, space=None) -> Iterator:
         kwargs["byte_range"] = (split.start, split.end)
     if space is not None:
         kwargs["space"] = space
-    kwargs.update(group_rows=config.group_rows, max_feature_id=config.max_feature_id)
+    kwargs.update(group_rows=config.group_rows, max_feature_id=config.max_feature_id,
+                  repeated_features=config.repeated_features)
     yield from read_queries(split.path, split.fmt, **kwargs)
 
 
