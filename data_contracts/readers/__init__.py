@@ -26,7 +26,8 @@ from typing import Iterator, Mapping
 from data_contracts import fs
 from data_contracts.errors import InputError
 from data_contracts.readers.base import QueryBatch
-from data_contracts.readers.detect import LOOKS_LIKE, READABLE, detect_format, looks_like
+from data_contracts.readers.detect import (LOOKS_LIKE, READABLE, detect_format, looks_like,
+                                           not_queries_message)
 from data_contracts.readers.hf import read_hf
 from data_contracts.readers.layout import scan_table, table_layout
 from data_contracts.readers.rollouts import read_rollouts
@@ -112,8 +113,7 @@ def read_queries(path: str, fmt: str = "auto", *, batch_size: int = 256,
     if fmt == "empty":
         return iter(())
     if fmt in LOOKS_LIKE:
-        raise InputError(path, f"looks like {LOOKS_LIKE[fmt]}; it holds no queries with "
-                               f"features to read")
+        raise InputError(path, not_queries_message(path, fmt))
     if fmt in TEXT_FORMATS:
         return read_text_queries(path, fmt, text, batch_size=batch_size, source=source,
                                  split=split, column_map=column_map)
@@ -292,6 +292,6 @@ def plan_splits(path: str, fmt: str = "auto", target_bytes: int = 64 << 20, *,
 
 __all__ = ["FORMATS", "GROUP_SUFFIXES", "LOOKS_LIKE", "REPEATED_FEATURES", "FeatureSpace",
            "InputPlan", "QueryBatch", "SpaceStats", "TextOptions", "dataset_space",
-           "detect_format", "first_repeated_feature", "looks_like", "plan_inputs", "plan_splits",
+           "detect_format", "first_repeated_feature", "looks_like", "not_queries_message", "plan_inputs", "plan_splits",
            "read_queries", "read_rollouts", "repeated_features_warning", "resolve_space",
            "scan_space"]

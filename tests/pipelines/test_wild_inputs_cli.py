@@ -1,6 +1,7 @@
-"""`--repeated-features` end to end: a file whose every line writes a feature id twice builds
+"""Files from the wild, end to end (#25). `--repeated-features`: a file whose every line writes a feature id twice builds
 (last value kept) with one warning line naming the option and the first such line, and the count
-and the example in the manifest; `quarantine` refuses it with one error line naming the option."""
+and the example in the manifest; `quarantine` refuses it with one error line naming the option. A group-size file given as `--input` is one
+line naming the data file it belongs beside."""
 from __future__ import annotations
 
 import json
@@ -42,3 +43,15 @@ def test_quarantine_refuses_the_file_and_the_error_names_the_option(capsys, tmp_
     assert f"{repeats} feature id(s) repeat" in lines[0]
     assert "--repeated-features last" in lines[0]
     assert not os.path.exists(out)
+
+
+def test_a_group_file_given_as_input_is_one_line_naming_the_data_file(capsys, tmp_path):
+    data = tmp_path / "rank.train"
+    data.write_text("".join(f"{d % 3} 1:{d / 4:.2f} 2:{q}\n" for q in range(3) for d in range(4)))
+    (tmp_path / "rank.train.query").write_text("4\n4\n4\n")
+    assert main(["--input", str(data) + ".query", "--out", str(tmp_path / "run")]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert lines == [f"error: {data}.query: is a group-size file (LightGBM .query / XGBoost "
+                     f".group: one query's row count per line), not data; it belongs beside its "
+                     f"data file {data}: give --input {data} (the group sizes beside it are "
+                     f"found by name)"]
