@@ -29,7 +29,8 @@ def unusable_reason(counts: Mapping[str, int], quarantine_reasons: Mapping[str, 
 
     Args:
       counts: the run's counts; uses `read` (records read: scored + quarantined query
-        records), `quarantined` and `scored`.
+        records), `quarantined` and `scored`; `duplicate_feature_ids` (repeated SVMlight
+        feature ids) names `--repeated-features last` when lines were quarantined.
       quarantine_reasons: reason -> records quarantined for it (rollout reasons included; only
         the top one is named).
       max_quarantine: the largest share of `read` that may be quarantined (0..1); queries
@@ -79,6 +80,11 @@ def unusable_reason(counts: Mapping[str, int], quarantine_reasons: Mapping[str, 
         elif forced_format not in (None, "auto") and layout != forced_format:
             hints.append(f"{path} looks like {layout}, not {forced_format} (try --input-format "
                          f"auto)")
+    repeats = int(counts.get("duplicate_feature_ids", 0))
+    if repeats and quarantine_reasons.get(Reason.UNPARSEABLE_LINE):
+        hints.append(f"{repeats} feature id(s) repeat on their line (--repeated-features "
+                     f"quarantine makes their queries unparseable_line; --repeated-features "
+                     f"last keeps each id's last value)")
     if hints:
         head += "; " + "; ".join(hints)
     return head

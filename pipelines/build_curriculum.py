@@ -21,7 +21,7 @@ from curricula.ordering import STRATEGIES, OrderConfig
 from curricula.routing import RoutingConfig
 from data_contracts.errors import InputError
 from data_contracts.manifest import MAX_FEATURE_WIDTH
-from data_contracts.readers import FORMATS
+from data_contracts.readers import FORMATS, REPEATED_FEATURES, repeated_features_warning
 from data_contracts.synthetic import SyntheticConfig
 from data_contracts.usable import reasons_text
 from data_contracts.teacher import TEACHER_MODES
@@ -134,6 +134,9 @@ def _input_output_options(parser: argparse.ArgumentParser, d: CurriculumConfig) 
     io.add_argument("--max-feature-id", type=int, default=d.max_feature_id, metavar="N",
                     help="a larger SVMlight feature id quarantines its query "
                          f"(feature_id_out_of_range; default: {d.max_feature_id})")
+    io.add_argument("--repeated-features", choices=REPEATED_FEATURES, default=d.repeated_features,
+                    help="a feature id repeated on one SVMlight line keeps its last value or "
+                         f"quarantines its query (default: {d.repeated_features})")
     io.add_argument("--max-quarantine", type=float, default=d.max_quarantine, metavar="SHARE",
                     help="fail the run (exit 2) when more than this share of the records read "
                          f"is quarantined (default: {d.max_quarantine:g})")
@@ -320,6 +323,7 @@ def config_from_args(args: argparse.Namespace) -> CurriculumConfig:
         synthetic=replace(SyntheticConfig(), n_queries=args.synthetic_queries),
         zero_based=args.zero_based, group_rows=args.group_rows,
         max_feature_id=args.max_feature_id, max_quarantine=args.max_quarantine,
+        repeated_features=args.repeated_features,
         synthetic_kind=args.synthetic, candidates=args.candidates, qrels=args.qrels,
         teacher_run=args.teacher_run, candidate_depth=args.candidate_depth,
         rollout_format=args.rollout_format,
@@ -395,6 +399,11 @@ def main(argv: list[str] | None = None) -> int:
     if result.dry_run:
         print("dry run: job graph built, nothing written")
         return 0
+    repeats = result.manifest["counts"].get("duplicate_feature_ids")
+    if repeats:
+        print("warning: " + repeated_features_warning(
+            repeats, result.manifest.get("examples", {}).get("duplicate_feature_ids"),
+            config.repeated_features), file=sys.stderr)
     print(format_report(result))
     return 0
 

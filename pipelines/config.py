@@ -53,6 +53,8 @@ class CurriculumConfig:
         over all inputs (None: zero-based when any file uses id 0).
       group_rows: group a query's rows that are not adjacent, in memory per file.
       max_feature_id: a larger SVMlight feature id quarantines its query.
+      repeated_features: an SVMlight feature id repeated on a line keeps its last value
+        (`last`) or quarantines its query (`quarantine`).
       max_quarantine: a run that quarantines more than this share of what it read fails.
       synthetic_kind: the embedded default: `features` (data_contracts/synthetic.py) or `text`
         (data_contracts/synthetic_text.py, `synthetic.n_queries` queries, `synthetic.seed`).
@@ -93,6 +95,7 @@ class CurriculumConfig:
     zero_based: bool | None = None
     group_rows: bool = False
     max_feature_id: int = 100_000  # data_contracts.readers.space.DEFAULT_MAX_FEATURE_ID
+    repeated_features: str = "last"
     max_quarantine: float = 0.5  # data_contracts.usable.DEFAULT_MAX_QUARANTINE
     synthetic_kind: str = "features"
     candidates: str | None = None

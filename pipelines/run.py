@@ -20,7 +20,7 @@ from data_contracts import fs
 from data_contracts.errors import InputError
 from data_contracts.manifest import MANIFEST_NAME
 from data_contracts.reasons import Reason
-from data_contracts.readers import detect_format
+from data_contracts.readers import detect_format, first_repeated_feature
 from data_contracts.usable import unusable_reason as shared_unusable_reason
 from pipelines.config import CurriculumConfig
 from pipelines.graph import build
@@ -112,6 +112,8 @@ def _checked_manifest(config: CurriculumConfig, pub, fingerprints: _Background) 
     fs.delete([summary_path])
     fs.delete_tree(fs.join(pub.root, PROGRESS_FOLDER))
     manifest = make_manifest(config, summary, fingerprints.result())
+    if manifest["counts"].get("duplicate_feature_ids"):  # the user is shown the first one
+        manifest["examples"] = {"duplicate_feature_ids": first_repeated_feature(config.inputs)}
     problems = reconcile(manifest)
     if problems:
         raise RuntimeError("counts do not reconcile: " + "; ".join(problems))

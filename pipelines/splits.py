@@ -10,7 +10,7 @@ from typing import Iterator
 
 from data_contracts import fs
 from data_contracts.errors import InputError
-from data_contracts.readers import LOOKS_LIKE, detect_format, read_queries
+from data_contracts.readers import LOOKS_LIKE, detect_format, not_queries_message, read_queries
 from data_contracts.readers import plan_splits as plan_file_splits
 from data_contracts.readers.base import rows_to_batch
 from data_contracts.readers.prefetch import prefetch
@@ -70,8 +70,7 @@ def resolve_format(path: str, fmt: str) -> str:
     if fmt == "auto":
         fmt = detect_format(path)
     if fmt in LOOKS_LIKE and fmt != "empty":  # a known layout that holds no queries: say what it looks like
-        raise InputError(path, f"looks like {LOOKS_LIKE[fmt]}; it holds no queries with "
-                               "features to read")
+        raise InputError(path, not_queries_message(path, fmt))
     return fmt
 
 
@@ -143,7 +142,8 @@ def read_split(split: Split, config: CurriculumConfig, space=None) -> Iterator:
         kwargs["byte_range"] = (split.start, split.end)
     if space is not None:
         kwargs["space"] = space
-    kwargs.update(group_rows=config.group_rows, max_feature_id=config.max_feature_id)
+    kwargs.update(group_rows=config.group_rows, max_feature_id=config.max_feature_id,
+                  repeated_features=config.repeated_features)
     yield from read_queries(split.path, split.fmt, **kwargs)
 
 

@@ -26,13 +26,16 @@ from typing import Iterator, Mapping
 from data_contracts import fs
 from data_contracts.errors import InputError
 from data_contracts.readers.base import QueryBatch
-from data_contracts.readers.detect import LOOKS_LIKE, READABLE, detect_format, looks_like
+from data_contracts.readers.detect import (LOOKS_LIKE, READABLE, detect_format, looks_like,
+                                           not_queries_message)
 from data_contracts.readers.hf import read_hf
 from data_contracts.readers.layout import scan_table, table_layout
 from data_contracts.readers.rollouts import read_rollouts
 from data_contracts.readers.space import (DEFAULT_MAX_FEATURE_ID, FeatureSpace, SpaceStats,
                                           resolve_space)
-from data_contracts.readers.svmlight import GROUP_SUFFIXES, group_file, has_qid, read_svmlight
+from data_contracts.readers.svmlight import (GROUP_SUFFIXES, REPEATED_FEATURES,
+                                             first_repeated_feature, group_file, has_qid,
+                                             read_svmlight, repeated_features_warning)
 from data_contracts.readers.svmlight_scan import scan_svmlight
 from data_contracts.readers.tabular import TABLE_FORMATS, read_table_queries
 from data_contracts.readers.text import (TEXT_FORMATS, TextOptions, apply_teacher_run,
@@ -70,8 +73,8 @@ def read_queries(path: str, fmt: str = "auto", *, batch_size: int = 256,
                  space: FeatureSpace | None = None, byte_range: tuple[int, int] | None = None,
                  row_groups: list[int] | None = None, group_rows: bool = False,
                  max_feature_id: int = DEFAULT_MAX_FEATURE_ID,
-                 id_prefix: str | None = None, text: TextOptions | None = None
-                 ) -> Iterator[QueryBatch]:
+                 id_prefix: str | None = None, text: TextOptions | None = None,
+                 repeated_features: str = "last") -> Iterator[QueryBatch]:
     """Streams any supported input as canonical (not yet validated) query batches.
 
     Args:
@@ -97,6 +100,9 @@ def read_queries(path: str, fmt: str = "auto", *, batch_size: int = 256,
         file's name; `plan_inputs` lengthens it when two inputs share a name).
       text: candidates, qrels and teacher run of text inputs (readers/text.py); its
         `teacher_run` also sets the demonstration order of feature inputs.
+      repeated_features: an SVMlight feature id repeated on one line keeps its last value
+        (`last`) or quarantines its query (`quarantine`); the repeats are counted in
+        `QueryBatch.counts["duplicate_feature_ids"]` (`--repeated-features`).
 
     Raises:
       InputError: the input is unusable as a whole: missing, unknown or known-but-not-queries
@@ -107,8 +113,7 @@ def read_queries(path: str, fmt: str = "auto", *, batch_size: int = 256,
     if fmt == "empty":
         return iter(())
     if fmt in LOOKS_LIKE:
-        raise InputError(path, f"looks like {LOOKS_LIKE[fmt]}; it holds no queries with "
-                               f"features to read")
+        raise InputError(path, not_queries_message(path, fmt))
     if fmt in TEXT_FORMATS:
         return read_text_queries(path, fmt, text, batch_size=batch_size, source=source,
                                  split=split, column_map=column_map)
@@ -120,12 +125,13 @@ def read_queries(path: str, fmt: str = "auto", *, batch_size: int = 256,
             path, fmt, batch_size=batch_size, column_map=column_map, source=source, split=split,
             num_features=num_features, space=space, byte_range=byte_range,
             row_groups=row_groups, group_rows=group_rows, max_feature_id=max_feature_id,
-            id_prefix=id_prefix), text.teacher_run)
+            id_prefix=id_prefix, repeated_features=repeated_features), text.teacher_run)
     if fmt in ("svmlight", "lightgbm", "xgboost"):
         return read_svmlight(path, batch_size=batch_size, query_file=_query_file(path, fmt),
                              num_features=num_features, source=source, split=split, space=space,
                              byte_range=byte_range, group_rows=group_rows,
-                             max_feature_id=max_feature_id, id_prefix=id_prefix)
+                             max_feature_id=max_feature_id, id_prefix=id_prefix,
+                             repeated=repeated_features)
     if byte_range is not None:
         raise InputError(path, f"byte ranges split only SVMlight files with qid, not {fmt}")
     if fmt in TABLE_FORMATS:
@@ -216,7 +222,7 @@ def unique_names(paths: list[str]) -> dict:
 def plan_inputs(paths: list[str], fmt: str = "auto", *, zero_based: bool | None = None,
                 column_map: Mapping[str, str] | None = None, group_rows: bool = False,
                 max_feature_id: int = DEFAULT_MAX_FEATURE_ID, batch_size: int = 256,
-                split: str | None = None) -> InputPlan:
+                split: str | None = None, repeated_features: str = "last") -> InputPlan:
     """Detects every input, decides the dataset's feature space, and fixes the read keywords.
 
     Raises:
@@ -235,7 +241,8 @@ def plan_inputs(paths: list[str], fmt: str = "auto", *, zero_based: bool | None 
                           max_feature_id=max_feature_id)
     return InputPlan(space=space, layouts=layouts, fmt=fmt, read_kwargs={
         "batch_size": batch_size, "column_map": column_map, "split": split,
-        "group_rows": group_rows, "max_feature_id": max_feature_id},
+        "group_rows": group_rows, "max_feature_id": max_feature_id,
+        "repeated_features": repeated_features},
         id_prefixes=unique_names(list(paths)))
 
 
@@ -283,6 +290,8 @@ def plan_splits(path: str, fmt: str = "auto", target_bytes: int = 64 << 20, *,
     return [{}]
 
 
-__all__ = ["FORMATS", "GROUP_SUFFIXES", "LOOKS_LIKE", "FeatureSpace", "InputPlan", "QueryBatch",
-           "SpaceStats", "TextOptions", "dataset_space", "detect_format", "looks_like", "plan_inputs",
-           "plan_splits", "read_queries", "read_rollouts", "resolve_space", "scan_space"]
+__all__ = ["FORMATS", "GROUP_SUFFIXES", "LOOKS_LIKE", "REPEATED_FEATURES", "FeatureSpace",
+           "InputPlan", "QueryBatch", "SpaceStats", "TextOptions", "dataset_space",
+           "detect_format", "first_repeated_feature", "looks_like", "not_queries_message", "plan_inputs", "plan_splits",
+           "read_queries", "read_rollouts", "repeated_features_warning", "resolve_space",
+           "scan_space"]

@@ -14,7 +14,7 @@ from data_contracts import fs
 from data_contracts.errors import InputError
 from data_contracts.readers.layout import catboost_cd
 from data_contracts.readers.lines import head_lines
-from data_contracts.readers.svmlight import group_file
+from data_contracts.readers.svmlight import GROUP_SUFFIXES, group_file
 
 READABLE = ("svmlight", "lightgbm", "xgboost", "parquet", "jsonl", "csv", "catboost", "hf")
 
@@ -27,6 +27,8 @@ LOOKS_LIKE = {
     "catboost-tsv": "CatBoost-style TSV/CSV without a header: label, group id, features, "
                     "which needs its column description PATH.cd (INDEX<TAB>TYPE per line, "
                     "with a GroupId) beside it, or a header row naming the columns",
+    "group-sizes": "a LightGBM .query / XGBoost .group file: one query's row count per line, "
+                   "not data",
     "json-qrels": "a JSON qrels or run dictionary: {qid: {docno: relevance or score}} (ranx, "
                   "pytrec_eval)",
     "empty": "an empty file (no records)",
@@ -35,6 +37,7 @@ LOOKS_LIKE = {
 HF_MARKERS = ("dataset_info.json", "dataset_dict.json", "state.json")
 _QID = re.compile(r"(?:^|\s)qid:\S")
 _INT = re.compile(r"^-?\d+$")
+_COUNT = re.compile(r"^[0-9]+$")  # a group size
 _NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^[-+]?(nan|inf)$", re.I)
 
 
@@ -99,7 +102,9 @@ def detect_format(path: str) -> str:
     `PAR1`; then the first data lines after decompression (gzip/bz2/xz/zstd by magic bytes),
     a UTF-8 BOM, `#` comments and blank lines: a JSON object -> `jsonl` (`json-qrels` when it
     maps query ids to {docno: number} dictionaries); any `qid:` token ->
-    `svmlight`; no qid but a `.query` / `.group` file beside -> `lightgbm` / `xgboost`;
+    `svmlight`; every line one non-negative integer -> `group-sizes` (a LightGBM `.query` /
+    XGBoost `.group` file given as the data); no qid but a `.query` / `.group` file beside ->
+    `lightgbm` / `xgboost`;
     `label fid:value ...` without qid and no group file -> `svmlight-no-qid`; four columns
     `qid iter docno rel` -> `trec-qrels`; six `qid Q0 docno rank score tag` -> `trec-run`; a
     comma- or tab-separated header row -> `csv`; a headerless numeric TSV -> `catboost` when a
@@ -144,6 +149,8 @@ def detect_format(path: str) -> str:
         return "jsonl"
     if any(_QID.search(line.partition("#")[0]) for line in lines):
         return "svmlight"
+    if all(_COUNT.match(line.strip()) for line in lines):
+        return "group-sizes"
     groups = group_file(path)
     if groups is not None:
         return "xgboost" if groups.endswith(".group") else "lightgbm"
@@ -164,6 +171,23 @@ def detect_format(path: str) -> str:
                            "dataset; name it with --input-format)")
 
 
+def not_queries_message(path: str, fmt: str) -> str:
+    """The one-line reason (without the path) that an input of a LOOKS_LIKE layout is refused:
+    what it looks like, and for a group-size file the data file it belongs beside (the same
+    name without `.query` / `.group`, when that file exists)."""
+    if fmt != "group-sizes":
+        return f"looks like {LOOKS_LIKE[fmt]}; it holds no queries with features to read"
+    stem = next((path[: -len(s)] for s in GROUP_SUFFIXES if path.lower().endswith(s)), None)
+    if stem is not None and fs.exists(stem) and not fs.isdir(stem):
+        where = (f"it belongs beside its data file {stem}: give --input {stem} (the group "
+                 f"sizes beside it are found by name)")
+    else:
+        where = ("it belongs beside its data file DATA, named DATA.query (LightGBM) or "
+                 "DATA.group (XGBoost): give --input DATA")
+    return (f"is a group-size file (LightGBM .query / XGBoost .group: one query's row count "
+            f"per line), not data; {where}")
+
+
 def first_record(path: str) -> dict | None:
     """The first JSON object of a JSON-lines file (None when it does not parse)."""
     lines, _ = head_lines(path)
@@ -175,4 +199,4 @@ def first_record(path: str) -> dict | None:
 
 
 __all__ = ["LOOKS_LIKE", "READABLE", "detect_format", "first_record", "is_parquet_file",
-           "looks_like"]
+           "looks_like", "not_queries_message"]

@@ -18,6 +18,11 @@ Rules (docs/formats.md has them with examples):
   - sparse ids map into the dataset's FeatureSpace (`space`); an id above `max_feature_id` makes
     its query `feature_id_out_of_range` (never an allocation); an id outside the space's width
     is a width mismatch (InputError, one line).
+  - a feature id repeated on one line (some toolkits write them; their readers keep the last
+    value, scikit-learn refuses the file): `repeated="last"` (`--repeated-features last`, the
+    default) keeps the last value and counts each repeat in `QueryBatch.counts`
+    (`duplicate_feature_ids`); `repeated="quarantine"` makes the line's query
+    `unparseable_line`, the detail naming the option (the repeats are counted too).
   - `byte_range=(start, end)` reads one split of an uncompressed file with qid: the queries whose
     first line starts in [start, end). See `read_svmlight`.
 
@@ -47,6 +52,7 @@ _PAIRS = re.compile(r"[0-9]+:[^\s:]+(?:\s+[0-9]+:[^\s:]+)*")  # ids: ASCII digit
 GROUP_SUFFIXES = (".query", ".group")  # LightGBM, XGBoost
 _COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".zstd")
 _HUGE_ID = 1 << 62
+REPEATED_FEATURES = ("last", "quarantine")  # --repeated-features
 _NUMBER = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
                      r"|[-+]?(?:inf|infinity|nan)", re.IGNORECASE)  # what float() reads, ASCII
 
@@ -55,14 +61,18 @@ class _LineError(ValueError):
     pass
 
 
-def _parse_line(line: str) -> tuple[float, str | None, tuple, str | None]:
-    """(label, qid or None, (fids, values), document id or None) of one data line.
+def _parse_line(line: str, repeated: str = "last"
+                ) -> tuple[float, str | None, tuple, str | None, int]:
+    """(label, qid or None, (fids, values), document id or None, repeated ids) of one data line.
 
     The feature pairs are split in one go and converted with `map`; a line that does not parse
-    that way is parsed token by token to say what is wrong.
+    that way is parsed token by token to say what is wrong. A feature id that comes back on the
+    line keeps its last value (`repeated="last"`; the last element counts the repeats) or makes
+    the line unparseable (`repeated="quarantine"`).
 
     Raises:
-      _LineError: the line is not `label [qid:Q] fid:value ... [# comment]`.
+      _LineError: the line is not `label [qid:Q] fid:value ... [# comment]`, or repeats a
+        feature id under `repeated="quarantine"`.
     """
     body, _, comment = line.partition("#")
     if not body.isascii() and any(c.isspace() for c in body if ord(c) > 127):
@@ -86,12 +96,40 @@ def _parse_line(line: str) -> tuple[float, str | None, tuple, str | None]:
         parts = rest.replace(":", " ").split()
         fids = list(map(int, parts[0::2]))
         values = list(map(float, parts[1::2]))
-        if fids and (min(fids) < 0 or max(fids) > _HUGE_ID or len(set(fids)) != len(fids)):
-            raise ValueError("negative, huge or repeated id")
-        return label, qid, (fids, values), _comment_docid(comment)
+        if fids and (min(fids) < 0 or max(fids) > _HUGE_ID):
+            raise ValueError("negative or huge id")
+        pairs, repeats = _last_values(fids, values, repeated)
+        return label, qid, pairs, _comment_docid(comment), repeats
     except (ValueError, OverflowError, IndexError):
         pass
-    return _parse_line_slowly(body, comment)
+    return _parse_line_slowly(body, comment, repeated)
+
+
+def _last_values(fids: list, values: list, repeated: str) -> tuple[tuple, int]:
+    """((fids, values) with each id once, holding its last value; how many tokens repeated an
+    id before them on the line).
+
+    Raises:
+      _LineError: an id repeats and `repeated` is "quarantine".
+    """
+    kept = dict(zip(fids, values))
+    repeats = len(fids) - len(kept)
+    if not repeats:
+        return (fids, values), 0
+    if repeated == "quarantine":
+        fid = next(f for i, f in enumerate(fids) if f in fids[:i])
+        raise _LineError(f"feature id {fid} repeats in the line (--repeated-features "
+                         f"quarantine; --repeated-features last keeps its last value)")
+    return (list(kept), list(kept.values())), repeats
+
+
+_FID_TOKEN = re.compile(r"(?:^|\s)([0-9]+):", re.ASCII)  # the scan's id token
+
+
+def _repeats_in(line: str) -> int:
+    """Feature-id tokens of a line that repeat an id before them (a line that did not parse)."""
+    ids = [int(f) for f in _FID_TOKEN.findall(line.partition("#")[0])]
+    return len(ids) - len(set(ids))
 
 
 def _comment_docid(comment: str) -> str | None:
@@ -104,7 +142,7 @@ def _comment_docid(comment: str) -> str | None:
     return words[0] if words else None
 
 
-def _parse_line_slowly(body: str, comment: str):
+def _parse_line_slowly(body: str, comment: str, repeated: str = "last"):
     docid = None
     if comment:
         match = _DOCID.search(comment)
@@ -120,7 +158,7 @@ def _parse_line_slowly(body: str, comment: str):
         raise _LineError(f"label {tokens[0]!r} is not a number")
     label = float(tokens[0])
     qid = None
-    fids, values, seen = [], [], set()
+    fids, values = [], []
     for token in tokens[1:]:
         key, sep, value = token.partition(":")
         if not sep:
@@ -137,12 +175,37 @@ def _parse_line_slowly(body: str, comment: str):
         if not _NUMBER.fullmatch(value):  # float() would take "1_0", "٩", "０.5"
             raise _LineError(f"token {token!r}: the value is not an ASCII number")
         values.append(float(value))
-        fid = int(key)
-        if fid in seen:
-            raise _LineError(f"feature id {fid} repeats in the line")
-        seen.add(fid)
-        fids.append(min(fid, _HUGE_ID))  # still above any --max-feature-id: quarantined
-    return label, qid, (fids, values), docid
+        fids.append(int(key))
+    (fids, values), repeats = _last_values(fids, values, repeated)
+    fids = [min(f, _HUGE_ID) for f in fids]  # still above any --max-feature-id: quarantined
+    return label, qid, (fids, values), docid, repeats
+
+
+def first_repeated_feature(paths: list[str]) -> str | None:
+    """`FILE:LINE` of the first data line, over `paths` in order, that repeats a feature id
+    (None: no SVMlight line does). Reads until it finds one: call it when the readers counted
+    repeats (`duplicate_feature_ids`) to show the user an example."""
+    for path in paths:
+        if not fs.exists(path) or fs.isdir(path):
+            continue
+        with fs.open_input(path) as stream:
+            for number, (offset, raw) in enumerate(iter_lines(stream), 1):
+                text = decode_line(raw, offset)
+                if not is_skipped(text) and _repeats_in(text):
+                    return f"{path}:{number}"
+    return None
+
+
+def repeated_features_warning(count: int, example: str | None, repeated: str = "last") -> str:
+    """The one line that tells the user about repeated feature ids (without `warning: `)."""
+    where = f" (first at {example})" if example else ""
+    if repeated == "quarantine":
+        return (f"{count} feature id(s) repeat on their SVMlight line{where}; their queries "
+                f"were quarantined (--repeated-features quarantine; --repeated-features last "
+                f"keeps each id's last value)")
+    return (f"{count} feature id(s) repeat on their SVMlight line{where}; each kept its last "
+            f"value (--repeated-features last; --repeated-features quarantine refuses such "
+            f"queries)")
 
 
 def group_file(path: str) -> str | None:
@@ -237,7 +300,7 @@ def read_svmlight(
     num_features: int | None = None, source: str | None = None, split: str | None = None,
     space: FeatureSpace | None = None, byte_range: tuple[int, int] | None = None,
     group_rows: bool = False, max_feature_id: int = DEFAULT_MAX_FEATURE_ID,
-    id_prefix: str | None = None,
+    id_prefix: str | None = None, repeated: str = "last",
 ) -> Iterator[QueryBatch]:
     """Streams an SVMlight/LETOR file (possibly compressed) as canonical query batches.
 
@@ -261,16 +324,22 @@ def read_svmlight(
         refusing a file whose rows of one qid are not adjacent.
       max_feature_id: larger feature ids make their query `feature_id_out_of_range`.
       id_prefix: FILE of the made-up `FILE:N` ids of a group-file layout (default: the name).
+      repeated: a feature id repeated on a line keeps its last value (`last`) or quarantines
+        its query (`quarantine`); either way each repeat is counted in
+        `QueryBatch.counts["duplicate_feature_ids"]`.
 
     Yields:
       QueryBatch: queries (not yet validated), quarantine rows for records that could not be
-      built, and the count of skipped (comment, blank) lines.
+      built, the count of skipped (comment, blank) lines, and in `counts` the repeated
+      feature ids (`duplicate_feature_ids`) of the lines read since the previous batch.
 
     Raises:
       InputError: missing file or group file, group sizes that do not match the data, a qid
         whose rows are not adjacent, a feature id outside `space`, a byte range on a layout
         that cannot be split.
     """
+    if repeated not in REPEATED_FEATURES:
+        raise ValueError(f"repeated={repeated!r}: expected one of {', '.join(REPEATED_FEATURES)}")
     if not fs.exists(path):
         raise InputError(path, "file not found")
     if fs.isdir(path):
@@ -290,7 +359,7 @@ def read_svmlight(
     return _read(path, batch_size=batch_size, sizes=sizes, query_file=query_file,
                  source=source, split=split, base=base, width=width, byte_range=byte_range,
                  group_rows=group_rows, max_feature_id=max_feature_id,
-                 name=id_prefix or fs.basename(path))
+                 name=id_prefix or fs.basename(path), repeated=repeated)
 
 
 def _compressed(path: str) -> bool:
@@ -322,7 +391,7 @@ def _doc_ids(group: _Group) -> list[str]:
 
 
 def _read(path, *, batch_size, sizes, query_file, source, split, base, width, byte_range,
-          group_rows, max_feature_id, name) -> Iterator[QueryBatch]:
+          group_rows, max_feature_id, name, repeated) -> Iterator[QueryBatch]:
     by_offset = byte_range is not None
     start, end = byte_range if by_offset else (0, None)
 
@@ -363,13 +432,15 @@ def _read(path, *, batch_size, sizes, query_file, source, split, base, width, by
                 "labels": group.labels, "source": source, "split": split, "_location": location}
 
     stray: list[dict] = []
-    skipped = 0
+    skipped = repeats = 0
 
     def flush(rows: list[dict]) -> QueryBatch:
-        nonlocal stray, skipped
+        nonlocal stray, skipped, repeats
         batch = rows_to_batch(rows, stray, step="read")
         batch.skipped_lines = skipped
-        stray, skipped = [], 0
+        if repeats:
+            batch.counts["duplicate_feature_ids"] = repeats
+        stray, skipped, repeats = [], 0, 0
         return batch
 
     def owned(offset: int) -> bool:
@@ -401,9 +472,10 @@ def _read(path, *, batch_size, sizes, query_file, source, split, base, width, by
                     skipped += 1
                 continue
             try:
-                label, qid, pairs, docid = _parse_line(text)
+                label, qid, pairs, docid, repeat = _parse_line(text, repeated)
                 error = None
             except _LineError as exc:
+                repeat = _repeats_in(text) if repeated == "quarantine" else 0
                 label, qid, pairs, docid, error = 0.0, None, ([], []), None, str(exc)
                 if sizes is None:  # qid layout: attribute the line by its qid token
                     match = _QID.search(text.partition("#")[0])
@@ -435,6 +507,7 @@ def _read(path, *, batch_size, sizes, query_file, source, split, base, width, by
                     query_id=qid, first=offset if by_offset else number))
                 for rows in grouper.batches():
                     yield flush(rows)
+            repeats += repeat  # counted by the split that reads the line's query
             if error:
                 group.errors.append((at[0], error, text))
             group.labels.append(label)
@@ -450,5 +523,5 @@ def _read(path, *, batch_size, sizes, query_file, source, split, base, width, by
                                          f"holds")
     for rows in grouper.batches(final=True):
         yield flush(rows)
-    if stray or skipped:
+    if stray or skipped or repeats:
         yield flush([])

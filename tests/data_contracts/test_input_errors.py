@@ -270,3 +270,28 @@ def test_a_compressed_parquet_file_is_named_as_such(tmp_path, reader):
     error = _raise_input_error(lambda: call(str(path)))
     _assert_one_line(error, path)
     assert "gzip file holding Parquet" in str(error)
+
+
+@pytest.mark.parametrize("suffix", [".query", ".group"])
+def test_a_group_size_file_given_as_the_input_names_its_data_file(tmp_path, suffix):
+    """A LightGBM `.query` / XGBoost `.group` file given as the input is told by its content
+    (one count per line) and the error names the data file it belongs beside."""
+    data = tmp_path / "train.txt"
+    data.write_text("1 1:0.5 2:0.1\n0 1:0.2 2:0.3\n1 1:0.1 2:0.9\n")
+    groups = tmp_path / f"train.txt{suffix}"
+    groups.write_text("2\n1\n")
+    with pytest.raises(InputError) as info:
+        list(read_queries(str(groups)))
+    message = str(info.value)
+    assert message.startswith(f"{groups}: is a group-size file")
+    assert f"--input {data}" in message and "\n" not in message
+    # the data file beside it still reads with its group sizes
+    assert sum(b.queries.num_rows for b in read_queries(str(data))) == 2
+
+
+def test_a_group_size_file_without_its_data_file_says_where_it_belongs(tmp_path):
+    groups = tmp_path / "sizes.txt"
+    groups.write_text("# sizes\n3\n0\n12\n")
+    with pytest.raises(InputError, match=r"group-size file .* DATA\.query \(LightGBM\) or "
+                                         r"DATA\.group \(XGBoost\): give --input DATA"):
+        list(read_queries(str(groups)))

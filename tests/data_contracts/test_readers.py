@@ -270,7 +270,7 @@ def test_one_bad_cell_quarantines_its_query_and_keeps_the_feature_column(tmp_pat
     ("1 qid:2 1:0.5 1_0:0.3 2:0.1", "ASCII digits"),    # int() would read 10
     ("1 qid:2 1:0.5 \u0669:0.3 2:0.1", "ASCII digits"),  # an Arabic-Indic nine
     ("1 qid:2 1:0.5 -3:0.3 2:0.1", "not negative"),
-    ("1 qid:2 1:0.5 1:0.3 2:0.1", "repeats"),            # which value would be meant?
+    ("1 qid:2 1:0.5 1:0.3 2:0.1", "--repeated-features last"),  # with `quarantine`
     ("1 qid:2 qid:3 1:0.5 2:0.1", "two qid"),
     ("1 qid:2 1:0.5 2:1_0", "not an ASCII number"),            # float() would read 10
     ("1 qid:2 1:0.5 2:\u0669", "not an ASCII number"),          # and 9
@@ -279,14 +279,15 @@ def test_one_bad_cell_quarantines_its_query_and_keeps_the_feature_column(tmp_pat
     ("1 qid:2 1:0.5\u00a07:0.3 2:0.1", "non-ASCII whitespace"),  # the scan sees no id 7
 ])
 def test_a_malformed_feature_token_quarantines_its_query_not_the_run(tmp_path, bad_line, words):
-    """A feature id that is not ASCII digits, a repeated id or a second qid token is the line's
-    fault: its query is quarantined (`unparseable_line`) and the feature space stays 1..3."""
+    """A feature id that is not ASCII digits, a repeated id (under `--repeated-features
+    quarantine`; the default keeps the last value) or a second qid token is the line's fault: its
+    query is quarantined (`unparseable_line`) and the feature space stays 1..3."""
     lines = [f"{d % 3} qid:{q} 1:{q * 0.1:.2f} 2:{d * 0.2:.2f} 3:0.5"
              for q in range(1, 6) for d in range(4)]
     lines[5] = bad_line  # a line of query 2
     path = tmp_path / "train.txt"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    out = read_and_validate(str(path))
+    out = read_and_validate(str(path), repeated_features="quarantine")
     assert out.quarantine.column("reason").to_pylist() == [Reason.UNPARSEABLE_LINE]
     assert out.quarantine.column("query_id").to_pylist() == ["2"]
     assert words in out.quarantine.column("detail")[0].as_py()
