@@ -86,3 +86,33 @@ def test_grpo_and_sft_run_two_steps_on_the_exports(tmp_path, monkeypatch):
                                  processing_class=tokenizer)
     sft_trainer.train()
     assert sft_trainer.state.global_step == 2
+
+
+def test_grpo_reads_the_stages_in_curriculum_order(tmp_path, monkeypatch):
+    """The README's TRL recipe: the stage files concatenated in export.json's order with
+    `shuffle_dataset=False`; TRL's own sampler then hands out the rows stage by stage."""
+    monkeypatch.setenv("WANDB_DISABLED", "true")
+    result = run(CurriculumConfig(synthetic_kind="text", k=4, k_max=8,
+                                  out=str(tmp_path / "run"),
+                                  synthetic=SyntheticConfig(n_queries=60)))
+    out = str(tmp_path / "trl")
+    record = export_run(result.out, "trl", out, max_passage_words=12)
+    stages = [os.path.join(out, p) for p in record["order"] if p.startswith("rl/")]
+    assert len(stages) >= 2
+    data = datasets.concatenate_datasets([
+        datasets.load_dataset("parquet", data_files={"train": s}, split="train")
+        for s in stages])
+    tokenizer = _tokenizer([m["content"] for r in data for m in r["prompt"]])
+    args = trl.GRPOConfig(output_dir=str(tmp_path / "grpo"), max_steps=1,
+                          per_device_train_batch_size=2, num_generations=2,
+                          max_completion_length=8, shuffle_dataset=False, report_to=[],
+                          use_cpu=True, save_strategy="no")
+    trainer = trl.GRPOTrainer(model=_model(tokenizer), reward_funcs=ranking_reward, args=args,
+                              train_dataset=data, processing_class=tokenizer)
+    seen = []
+    for index in trainer._get_train_sampler(data):
+        if not seen or seen[-1] != index:
+            seen.append(index)
+    assert seen[:len(data)] == list(range(len(data)))  # file order, no shuffling
+    order = [data[i]["stage"] for i in seen[:len(data)]]
+    assert order == sorted(order)  # stage 0's rows, then stage 1's, ...
