@@ -158,19 +158,34 @@ def manifest_path(path: str) -> tuple[str, str]:
     return root, fs.join(root, MANIFEST_NAME)
 
 
-def not_a_run(root: str) -> str:
-    """What a folder without a manifest is, and what to do with it (one clause for an error).
+RUN_MARKERS = ((MANIFEST_NAME,), ("summary.json", "metrics.jsonl"), ("claims.md",),
+               ("export.json",))  # a build run, a trainer's, an experiment's, an export
+_MARKER_WORDS = {MANIFEST_NAME: "a run", "summary.json": "a trainer's output",
+                 "claims.md": "an experiment's output", "export.json": "an export"}
+NESTED_WALK_LIMIT = 10_000  # folders looked at under an --out before giving up the search
 
-    A trainer's output (`summary.json` + `metrics.jsonl`), an experiment's (`claims.md`) and an
-    export (`export.json`) are told apart from a run that did not finish.
-    """
+
+def run_folder_kind(folder: str) -> str | None:
+    """What output a folder is ("a run", "a trainer's output", "an experiment's output",
+    "an export"), by the files each writes (RUN_MARKERS), or None; local or on a store."""
     def has(name: str) -> bool:
         try:
-            return fs.isfile(fs.join(root, name))
+            return fs.isfile(fs.join(folder, name))
         except (OSError, ValueError):
             return False
 
-    if has("summary.json") and has("metrics.jsonl"):
+    for marker in RUN_MARKERS:
+        if all(has(name) for name in marker):
+            return _MARKER_WORDS[marker[0]]
+    return None
+
+
+def not_a_run(root: str) -> str:
+    """What a folder without a manifest is, and what to do with it (one clause for an error):
+    a trainer's, an experiment's or an export's output (`run_folder_kind`) is told apart from a
+    run that did not finish."""
+    kind = run_folder_kind(root)
+    if kind == "a trainer's output":
         trained_on = ""
         try:
             named = json.loads(fs.read_bytes(fs.join(root, "summary.json"))).get("manifest")
@@ -182,28 +197,12 @@ def not_a_run(root: str) -> str:
         run = trained_on or "RUN"
         return (f"{root} is a trainer's output, not a run; inspect its training beside the run "
                 f"it trained on: python -m pipelines.inspect {run} --training {root}")
-    if has("claims.md"):
+    if kind == "an experiment's output":
         return (f"{root} is an experiment's output, not a run; read {fs.join(root, 'claims.md')}"
                 " (its runs are under runs/)")
-    if has("export.json"):
+    if kind == "an export":
         return f"{root} is an export, not a run; inspect the run it was exported from"
     return "is the run complete?"
-
-
-RUN_MARKERS = ((MANIFEST_NAME,), ("summary.json", "metrics.jsonl"), ("claims.md",),
-               ("export.json",))  # a build run, a trainer's, an experiment's, an export
-_MARKER_WORDS = {MANIFEST_NAME: "a run", "summary.json": "a trainer's output",
-                 "claims.md": "an experiment's output", "export.json": "an export"}
-NESTED_WALK_LIMIT = 10_000  # folders looked at under an --out before giving up the search
-
-
-def run_folder_kind(folder: str) -> str | None:
-    """What output a local folder is ("a run", "a trainer's output", "an experiment's output",
-    "an export"), by the files each writes (RUN_MARKERS), or None."""
-    for marker in RUN_MARKERS:
-        if all(os.path.isfile(os.path.join(folder, name)) for name in marker):
-            return _MARKER_WORDS[marker[0]]
-    return None
 
 
 def load_manifest(path: str, verify_files: bool = True) -> dict[str, Any]:
