@@ -31,7 +31,8 @@ import re
 from typing import Iterator, Mapping
 
 from data_contracts.errors import InputError
-from data_contracts.readers.text_trec import TextCounts, sniff_side_file, text_lines
+from data_contracts.readers.text_trec import (TextCounts, load_json_document, sniff_side_file,
+                                              text_lines)
 from data_contracts.reasons import Reason
 from data_contracts.text_features import is_float32_number
 
@@ -328,15 +329,8 @@ def rankllm_records(path: str, counts: TextCounts) -> Iterator[tuple[str, object
     whole: memory = the file)."""
     expected = "rank_llm request JSON lines ({query: {text, qid}, candidates: [...]})"
     if sniff_side_file(path, "--input", expected) == "json" and _starts_array(path):
-        from data_contracts import fs
-
-        try:
-            with fs.open_input(path) as handle:
-                data = json.load(handle)
-        except (ValueError, RecursionError) as exc:
-            raise InputError(path, f"a JSON array that does not parse ({str(exc)[:80]}); "
-                                   f"expected {expected} or RankGPT's [{{query, hits}}] "
-                                   "array") from None
+        data = load_json_document(path, "a JSON array that does not parse",
+                                  f"{expected} or RankGPT's [{{query, hits}}] array")
         if not isinstance(data, list):
             raise InputError(path, f"a JSON document, not {expected}")
         for i, record in enumerate(data):

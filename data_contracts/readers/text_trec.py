@@ -191,16 +191,25 @@ def _id(value, where: str, what: str) -> str:
     return str(value)
 
 
+def load_json_document(path: str, problem: str, expected: str):
+    """The one JSON document a file holds (read whole through the file-system layer).
+
+    Raises:
+      InputError: it does not parse: `PROBLEM (the parser's message); expected EXPECTED`.
+    """
+    try:
+        with fs.open_input(path) as handle:
+            return json.load(handle)
+    except (ValueError, RecursionError) as exc:
+        raise InputError(path, f"{problem} ({str(exc)[:80]}); expected {expected}") from None
+
+
 def _json_dictionary(path: str, role: str, expected: str, float32: bool
                      ) -> Iterator[tuple[str, str, float, str]]:
     """(qid, docid, value, where) of a pytrec_eval/ranx `{qid: {docid: number}}` JSON file."""
-    try:
-        with fs.open_input(path) as handle:
-            data = json.load(handle)
-    except (ValueError, RecursionError) as exc:
-        raise InputError(path, f"{role} starts like JSON but does not parse as one JSON "
-                               f"document ({str(exc)[:80]}); expected {expected} or a JSON "
-                               "{qid: {docid: number}} dictionary") from None
+    data = load_json_document(path, f"{role} starts like JSON but does not parse as one JSON "
+                                    "document", f"{expected} or a JSON {{qid: {{docid: number}}}} "
+                                    "dictionary")
     if isinstance(data, list):
         raise InputError(path, f"{role} is a JSON array, not {expected} nor a JSON "
                                "{qid: {docid: number}} dictionary (pytrec_eval, ranx)")
