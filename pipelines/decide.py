@@ -197,11 +197,11 @@ def pending_of(small: pa.Table, undecided_too: bool = True) -> Iterator:
     policy's results (`undecided_too`: a later round can ask again); and their statistics
     (`pending`, `unscored`)."""
     unscored = pc.equal(small.column("fate"), "pending")
-    undecided = pc.and_(pc.equal(small.column("fate"), "dropped"),
-                        pc.invert(pc.fill_null(small.column("decided"), False)))
-    if not undecided_too:
-        undecided = pc.and_(undecided, pa.scalar(False))
-    rows = small.filter(pc.or_(unscored, undecided))
+    keep = unscored
+    if undecided_too:
+        keep = pc.or_(unscored, pc.and_(pc.equal(small.column("fate"), "dropped"),
+                                        pc.invert(pc.fill_null(small.column("decided"), False))))
+    rows = small.filter(keep)
     if not rows.num_rows:
         return
     n_unscored = int(pc.sum(unscored.cast(pa.int64())).as_py() or 0)
