@@ -85,6 +85,13 @@ class GenerationOptions:
     backoff: float = 1.0
     cache: str | None = None
 
+    def request(self):
+        """The same sampling settings as one round of `--to requests` (exports.requests)."""
+        from exports.requests import RequestOptions
+
+        return RequestOptions(model=self.model, k=self.k, temperature=self.temperature,
+                              max_tokens=self.max_tokens, seed=self.seed)
+
     def endpoint(self) -> str:
         base = self.url.rstrip("/")
         if base.endswith("/v1"):
@@ -127,10 +134,7 @@ def check_llm_policy(config) -> None:
                                           f"[1, {MAX_CONCURRENCY}]")
     if not options.timeout > 0 or options.retries < 0:
         raise InputError("--request-timeout", "a timeout > 0 and retries >= 0")
-    from exports.requests import RequestOptions
-
-    RequestOptions(model=options.model, k=options.k, temperature=options.temperature,
-                   max_tokens=options.max_tokens, seed=options.seed).check()
+    options.request().check()
 
 
 def generation_options(config) -> GenerationOptions:
@@ -260,7 +264,7 @@ def generate_rollouts(ok: pa.Table, config, template) -> tuple[BatchResults, Sen
       InputError: the queries hold no texts.
     """
     from data_contracts.manifest import config_hash
-    from exports.requests import RequestOptions, request_lines
+    from exports.requests import request_lines
 
     options = generation_options(config)
     rows = ok.select(["query_id", "query_text", "doc_ids", "doc_texts"]).to_pylist()
@@ -268,8 +272,7 @@ def generate_rollouts(ok: pa.Table, config, template) -> tuple[BatchResults, Sen
         raise InputError(config.generate_with, "live generation needs a text input (query "
                                                "and passage texts)")
     tag = options.run_tag(config_hash(config.to_dict()))
-    request = RequestOptions(model=options.model, k=options.k, temperature=options.temperature,
-                             max_tokens=options.max_tokens, seed=options.seed)
+    request = options.request()
     plan = {r["query_id"]: list(range(options.k)) for r in rows}
     raw, entries = request_lines(rows, template, request, tag, plan)
     record = {"kind": REQUESTS_KIND, "version": REQUESTS_VERSION, "run": {"tag": tag},
