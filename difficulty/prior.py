@@ -287,12 +287,15 @@ def query_summaries(table: pa.Table) -> tuple[np.ndarray, list[str]]:
     candidates (for text inputs these are the BM25 / TF-IDF / coverage summaries of
     data_contracts.text_features). Queries of different feature widths are padded with 0.
 
+    A table without a `features` column (an export's view of a run, whose shards are read
+    without it) gives the `TEXT_SUMMARY_NAMES` only.
+
     Raises:
-      KeyError: the table lacks `doc_ids` or `features`.
+      KeyError: the table lacks `doc_ids`.
     """
     rows = table.to_pylist()
-    if rows and ("doc_ids" not in rows[0] or "features" not in rows[0]):
-        raise KeyError("a QUERY_SCHEMA table needs doc_ids and features")
+    if rows and "doc_ids" not in rows[0]:
+        raise KeyError("a QUERY_SCHEMA table needs doc_ids")
     width = max((len(r["features"][0]) for r in rows if r.get("features")), default=0)
     out = np.zeros((len(rows), len(TEXT_SUMMARY_NAMES) + 3 * width))
     for i, row in enumerate(rows):

@@ -155,56 +155,165 @@ def build_requests(manifest: dict, run: str, template: Template, options: Reques
     return lines, record
 
 
-def next_round(manifest: dict, run: str, k: int) -> tuple[int, list | None, str]:
+PRIORS = ("learned", "none")
+SUMMARY_COLUMNS = ("first_stage_scores", "first_stage_ranks", "teacher_order", "teacher_scores")
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """How the next round is planned (see `next_round` and the command line's --help).
+
+    Attributes:
+      prior: `learned`: from the queries measured so far, difficulty.prior fits a calibrated
+        pass-rate model on cheap query summaries and gives every query a Beta prior of bounded
+        strength, fixed from then on (recorded in the round's requests.json and read back by
+        the next round); `none`: the uniform Beta(1, 1) of estimate.decide.
+      skip_predicted: a query with no samples whose prior alone decides its band is not asked
+        and is listed under `predicted` in requests.json with that band (off: the prior never
+        decides a band alone).
+      reference_share: round 0 asks only this crc32 share of the queries (a reference set, as
+        DOTS samples one), so round 1 can ask the rest with the prior fitted on it; 1 asks all.
+    """
+
+    prior: str = "learned"
+    skip_predicted: bool = False
+    reference_share: float = 1.0
+
+    def check(self) -> None:
+        if self.prior not in PRIORS:
+            raise InputError("--prior", f"expected one of {PRIORS}, got {self.prior!r}")
+        if not 0.0 < self.reference_share <= 1.0:
+            raise InputError("--reference-share", f"must be in (0, 1], got "
+                                                  f"{self.reference_share:g}")
+
+
+def in_reference(query_id: str, share: float) -> bool:
+    """Whether a query is in round 0's reference set: crc32 of its id below `share`."""
+    return share >= 1.0 or stable_hash(query_id, "reference") / 2.0 ** 32 < share
+
+
+def _recorded_priors(manifest: dict) -> dict[str, list[float]] | None:
+    """The per-query priors the latest round's requests.json fixed (None: none fixed yet).
+
+    Read from the requests.json each results file of the run answers (the build read the same
+    ones); a rollout log that is not batch output has none.
+    """
+    from data_contracts.readers.batch_results import find_requests
+
+    config = manifest["config"]
+    paths = config.get("rollouts") or []
+    paths = [paths] if isinstance(paths, str) else list(paths)
+    given = config.get("requests") or []
+    given = [given] if isinstance(given, str) else list(given)
+    latest = None
+    for i, path in enumerate(paths):
+        requests = given[i] if len(given) > 1 else (given[0] if given else None)
+        try:
+            record = find_requests(path, requests).record
+        except InputError:  # a plain rollout log: no requests, so no priors
+            continue
+        if isinstance(record.get("priors"), dict) and (
+                latest is None or record["round"] > latest["round"]):
+            latest = record
+    return None if latest is None else latest["priors"]
+
+
+def next_round(manifest: dict, run: str, k: int, options: PlanOptions = PlanOptions()
+               ) -> tuple[int, list | None, str, dict]:
     """Which queries the next round of requests asks, and how many samples each.
 
     A run with no LLM policy's rollouts yet (`--policy none`, or a run of another policy)
-    asks every query with texts, round 0 (`wanted` None: k samples each). A run built from
-    results (or a live server) asks only its undecided queries, in the round after the last
-    it read, each the samples the budget planner (`difficulty.planner.plan_round`: the
-    Beta-Binomial preposterior rule, bounded by the run's `k_max`) says it needs; a decided or
-    exhausted query is never asked again.
+    asks round 0: every query with texts (`wanted` None: k samples each), or only the
+    reference set when `options.reference_share` < 1. A run built from results (or a live
+    server) asks only its undecided queries, in the round after the last it read, each the
+    samples the budget planner (`difficulty.planner.plan_round`: the Beta-Binomial
+    preposterior rule with the robust per-query prior, bounded by the run's `k_max`) says it
+    needs; a decided or exhausted query is never asked again.
+
+    The learned prior (`options.prior`) is fitted once, on the first round that has measured
+    queries (at least 10), and kept: the round's requests.json records every informative prior
+    and later rounds read it back, so a query decided by its samples and prior stays decided.
 
     Returns:
       (round, wanted: [(query id, [sample indices])] or None for every query, a one-line
-      description).
+      description, the record's planner entries: {"planner": {...}, "priors": {...},
+      "predicted": {...}}).
     """
     import numpy as np
 
     from difficulty.estimate import BandConfig
     from difficulty.planner import PlanConfig, plan_round
+    from difficulty.prior import fit_prior, query_summaries
     from exports.source import read_phase
 
+    options.check()
+    planner = {"prior": options.prior, "skip_predicted": options.skip_predicted,
+               "reference_share": options.reference_share}
     loop = manifest.get("rollouts") or {}
     if loop.get("source") not in ("results", "server"):
-        return 0, None, "every query with texts (no rollouts read yet)"
+        if options.reference_share >= 1.0:
+            return 0, None, "every query with texts (no rollouts read yet)", {"planner": planner}
+        ids = text_queries(manifest, run).column("query_id").to_pylist()
+        wanted = [(q, list(range(k))) for q in ids if in_reference(q, options.reference_share)]
+        return 0, wanted, (f"round 0: the reference set, {len(wanted)} of {len(ids)} queries "
+                           f"(share {options.reference_share:g})"), {"planner": planner}
     config = manifest["config"]
     rounds = [r["round"] for r in loop.get("rounds", [])]
     round_ = max(rounds) + 1 if rounds else 0
-    texts = set(text_queries(manifest, run).column("query_id").to_pylist())
-    table = read_phase(manifest, "difficulty")
-    scored = {} if table is None else {
-        r["query_id"]: r for r in table.select(["query_id", "trials", "successes"]).to_pylist()}
-    ids = sorted(texts)
+    table = text_queries(manifest, run, SUMMARY_COLUMNS)
+    ids = table.column("query_id").to_pylist()
+    difficulty = read_phase(manifest, "difficulty")
+    scored = {} if difficulty is None else {
+        r["query_id"]: r for r in difficulty.select(["query_id", "trials", "successes"]).to_pylist()}
     successes = np.array([scored.get(q, {}).get("successes") or 0 for q in ids], np.int64)
     trials = np.array([scored.get(q, {}).get("trials") or 0 for q in ids], np.int64)
+    alpha, beta = np.ones(len(ids)), np.ones(len(ids))
+    priors = _recorded_priors(manifest) if options.prior == "learned" else None
+    if priors is not None:
+        for i, q in enumerate(ids):
+            alpha[i], beta[i] = priors.get(q, (1.0, 1.0))
+        planner["fitted_in_round"] = "earlier"
+    elif options.prior == "learned":
+        fitted = fit_prior(query_summaries(table)[0], successes, trials,
+                           seed=int(config.get("seed", 0)))
+        alpha, beta, _, _ = fitted.beta_prior(query_summaries(table)[0])
+        planner.update({"fitted_in_round": round_ if fitted.fitted else None,
+                        "measured_queries": int((trials > 0).sum()),
+                        "calibrated_mse": None if not fitted.fitted
+                        else round(fitted.calibrated_mse, 6),
+                        "reliability": [{k: (round(v, 6) if isinstance(v, float) else v)
+                                         for k, v in b.items()} for b in fitted.reliability]})
+        priors = {q: [round(float(a), 9), round(float(b), 9)]
+                  for q, a, b in zip(ids, alpha, beta) if a != 1.0 or b != 1.0}
+    alpha = np.array([float(a) for a in alpha])
+    beta = np.array([float(b) for b in beta])
     bands = BandConfig(**config["bands"])
     k_max = max(int(config.get("k_max", k)), k)
-    plan = plan_round(ids, successes, trials, bands, PlanConfig(k0=k, k_max=k_max), round_)
-    wanted = [(q, list(range(int(m)))) for q, m, status in zip(
-        ids, plan.column("next_k").to_pylist(), plan.column("status").to_pylist())
-        if status == "open" and m > 0]
+    plan = plan_round(ids, successes, trials, bands,
+                      PlanConfig(k0=k, k_max=k_max, skip_predicted=options.skip_predicted),
+                      round_, alpha, beta)
     statuses = plan.column("status").to_pylist()
+    wanted = [(q, list(range(int(m)))) for q, m, status in zip(
+        ids, plan.column("next_k").to_pylist(), statuses) if status == "open" and m > 0]
+    predicted = {q: band for q, band, status in zip(ids, plan.column("band").to_pylist(),
+                                                     statuses) if status == "predicted"}
     note = (f"round {round_}: {len(wanted)} undecided queries of {len(ids)} "
             f"({statuses.count('decided')} decided, {statuses.count('exhausted')} at k_max "
-            f"{k_max})")
-    return round_, wanted, note
+            f"{k_max}" + (f", {len(predicted)} predicted by the prior alone" if predicted
+                          else "") + ")")
+    entries = {"planner": planner}
+    if priors:
+        entries["priors"] = priors
+    if predicted:
+        entries["predicted"] = predicted
+    return round_, wanted, note, entries
 
 
 def export_requests(run: str, out: str, options: RequestOptions,
                     template_path: str | None = None, cut: object = WordCut(300),
                     wanted: list[tuple[str, list[int]]] | None = None,
-                    preset: str | None = None) -> dict:
+                    preset: str | None = None, plan_options: PlanOptions = PlanOptions()
+                    ) -> dict:
     """Writes DIR/requests.jsonl and DIR/requests.json (atomically, replacing an earlier export).
 
     `preset` (exports.presets) picks the recipe's prompt, as the RL export of that preset does.
@@ -220,9 +329,9 @@ def export_requests(run: str, out: str, options: RequestOptions,
     rollout_format = manifest["config"].get("rollout_format", "permutation")
     check_preset(preset, rollout_format, run)
     template = load_template(template_path, rollout_format, cut, preset == "reasonrank")
-    note = None
+    note, entries = None, {}
     if wanted is None and options.round is None:  # the next round the run needs
-        round_, wanted, note = next_round(manifest, run, options.k)
+        round_, wanted, note, entries = next_round(manifest, run, options.k, plan_options)
         options = replace(options, round=round_)
         if wanted == []:
             return {"requests": 0, "query_count": 0, "round": round_, "note": note}
@@ -230,6 +339,7 @@ def export_requests(run: str, out: str, options: RequestOptions,
         options = replace(options, round=0)
     lines, record = build_requests(manifest, run, template, options, wanted)
     record["plan"] = note
+    record.update(entries)
 
     def write(folder: str) -> None:
         with open(os.path.join(folder, REQUESTS_FILE), "wb") as handle:

@@ -34,8 +34,11 @@ def check_texts(table: pa.Table, run: str) -> None:
                               "with texts, rankllm, hf with text columns, --synthetic text)")
 
 
-def text_queries(manifest: dict, run: str) -> pa.Table:
+def text_queries(manifest: dict, run: str, extra: tuple[str, ...] = ()) -> pa.Table:
     """Every query of the run whose shards keep its texts, once each, in query id order.
+
+    `extra` names more columns to keep where the shards have them (e.g. `first_stage_scores`,
+    `teacher_order`, for the planner's query summaries); a column no shard has is left out.
 
     The imitation, RL and pending shards keep texts (an RL query replayed in a later stage is
     read once); the dropped rows do not, but an undecided dropped query of an LLM policy's loop
@@ -48,6 +51,8 @@ def text_queries(manifest: dict, run: str) -> pa.Table:
     keep = ["query_id", "doc_ids", "doc_texts", "query_text", "labels", "source"]
     if not tables:
         return pa.table({c: pa.array([], pa.string()) for c in keep})
+    present = set.intersection(*(set(t.column_names) for t in tables))
+    keep += [c for c in extra if c in present and c not in keep]
     table = pa.concat_tables([t.select(keep) for t in tables], promote_options="default")
     check_texts(table, run)
     table = table.take(pc.sort_indices(table, [("query_id", "ascending")]))

@@ -17,10 +17,11 @@ from data_contracts.cli import OneLineParser
 from data_contracts.errors import InputError
 from exports.build import REWARD_OUTPUTS, SFT_MODES, TARGETS, WEIGHT_MODES, export_run
 from exports.presets import PRESETS
-from exports.requests import RequestOptions, export_requests
+from exports.requests import PRIORS, PlanOptions, RequestOptions, export_requests
 from exports.tokens import load_tokenizer
 
 REQUEST_DEFAULTS = RequestOptions(model="")
+PLAN_DEFAULTS = PlanOptions()
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -83,6 +84,19 @@ def make_parser() -> argparse.ArgumentParser:
                         "run needs: 0 and every query for a run without rollouts or built with "
                         "--policy none; after a build from results, the round after its last, "
                         "asking only undecided queries as many samples as the planner says)")
+    r.add_argument("--prior", default=PLAN_DEFAULTS.prior, choices=PRIORS,
+                   help="learned: a calibrated pass-rate model fitted on the queries measured "
+                        "so far gives each query a Beta prior of bounded strength (fitted once, "
+                        "kept in requests.json); samples still decide every band; none: "
+                        f"Beta(1, 1) (default: {PLAN_DEFAULTS.prior})")
+    r.add_argument("--skip-predicted", action="store_true",
+                   help="do not ask a query with no samples whose prior alone decides its band; "
+                        "requests.json lists it under `predicted` (default: off, the prior never "
+                        "decides a band alone)")
+    r.add_argument("--reference-share", type=float, default=PLAN_DEFAULTS.reference_share,
+                   help="round 0 asks only this crc32 share of the queries, so round 1 asks "
+                        "the rest with the prior fitted on them (default: "
+                        f"{PLAN_DEFAULTS.reference_share:g}, every query)")
     return parser
 
 
@@ -106,8 +120,11 @@ def main(argv: list[str] | None = None) -> int:
             options = RequestOptions(model=args.model, k=args.k, temperature=args.temperature,
                                      max_tokens=args.max_tokens, seed=args.seed,
                                      round=args.round)
+            plan = PlanOptions(prior=args.prior, skip_predicted=args.skip_predicted,
+                               reference_share=args.reference_share)
+            plan.check()
             record = export_requests(args.run, args.out, options, args.template, cut,
-                                     preset=args.preset)
+                                     preset=args.preset, plan_options=plan)
             if not record["requests"]:
                 print(f"nothing to ask: every query's band is decided or at k_max "
                       f"({record['note']}); nothing written")

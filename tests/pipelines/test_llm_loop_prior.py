@@ -1,0 +1,125 @@
+"""The learned prior in the LLM loop (issue #28): a reference round, a prior fitted once on it
+and kept in requests.json, samples still deciding every band, decided queries never asked
+again, and the same run and options giving the same bytes."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from data_contracts.manifest import load_manifest
+from difficulty.prior import query_summaries
+from exports.requests import SUMMARY_COLUMNS, in_reference
+from exports.source import text_queries
+from pipelines import export
+from tests.pipelines.test_llm_loop import _answer, _ideal_text, _labels, _phase, _requests
+
+N = 80
+K = 4
+BASE = ["--synthetic", "text", "--synthetic-queries", str(N), "--stages", "2", "--k-max", "16"]
+
+
+def _build(out, *args) -> int:
+    from pipelines import build_curriculum
+    return build_curriculum.main([*BASE, "--out", str(out), *args])
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory):
+    """Round 0 on a reference half; answers that pass exactly where a cheap query summary (the
+    first-stage top-1 gap) is above its median, so a prior can learn it."""
+    root = tmp_path_factory.mktemp("prior")
+    run0 = root / "run0"
+    assert _build(run0, "--policy", "none") == 0
+    req0 = root / "req0"
+    assert export.main([str(run0), "--to", "requests", "--out", str(req0), "--model", "pol",
+                        "--k", str(K), "--reference-share", "0.5"]) == 0
+    table = text_queries(load_manifest(str(run0)), str(run0), SUMMARY_COLUMNS)
+    x, names = query_summaries(table)
+    gap = x[:, names.index("first_stage_gap_1_2")]
+    easy = {q for q, g in zip(table.column("query_id").to_pylist(), gap) if g > np.median(gap)}
+    return root, run0, req0, easy, _labels(run0)
+
+
+def _answers(folder, labels, easy, name="results.jsonl"):
+    record, lines, orders = _requests(folder)
+    out = [_answer(x["custom_id"], _ideal_text(orders[q], labels[q], worst=q not in easy))
+           for x in lines for q in [x["custom_id"].split(":", 4)[4]]]
+    path = folder / name
+    path.write_text("".join(json.dumps(a) + "\n" for a in out))
+    return path
+
+
+def test_round0_asks_the_reference_set_only(loop):
+    root, run0, req0, easy, labels = loop
+    record, lines, _ = _requests(req0)
+    asked = {q["query_id"] for q in record["queries"]}
+    ids = _labels(run0).keys()
+    assert asked == {q for q in ids if in_reference(q, 0.5)} and 0 < len(asked) < N
+    assert record["planner"]["reference_share"] == 0.5 and "priors" not in record
+
+
+def test_prior_is_fitted_once_kept_and_never_decides_alone(loop, tmp_path):
+    root, run0, req0, easy, labels = loop
+    res0 = _answers(req0, labels, easy)
+    run1 = tmp_path / "run1"
+    assert _build(run1, "--rollouts", str(res0)) == 0
+    req1 = tmp_path / "req1"
+    assert export.main([str(run1), "--to", "requests", "--out", str(req1), "--model", "pol",
+                        "--k", str(K)]) == 0
+    record1, lines1, _ = _requests(req1)
+    planner = record1["planner"]
+    assert planner["fitted_in_round"] == 1 and planner["measured_queries"] > 10
+    assert record1["priors"], "a summary that predicts passing gives informative priors"
+    # the prior learned the rule: easy queries' prior means above the others'
+    means = {q: a / (a + b) for q, (a, b) in record1["priors"].items()}
+    unmeasured = [q for q in _labels(run0) if not in_reference(q, 0.5)]
+    assert np.mean([means.get(q, .5) for q in unmeasured if q in easy]) > \
+        np.mean([means.get(q, .5) for q in unmeasured if q not in easy]) + 0.2
+    asked = {q["query_id"]: len(q["samples"]) for q in record1["queries"]}
+    # never a band from the prior alone: every unmeasured query is asked, at most k0
+    assert set(unmeasured) <= set(asked) and all(1 <= asked[q] <= K for q in unmeasured)
+    decided1 = {r["query_id"] for r in _phase(run1, "difficulty").to_pylist() if r["decided"]}
+    assert not decided1 & set(asked)
+    # the same run and options: the same bytes
+    again = tmp_path / "req1-again"
+    assert export.main([str(run1), "--to", "requests", "--out", str(again), "--model", "pol",
+                        "--k", str(K)]) == 0
+    for name in ("requests.json", "requests.jsonl"):
+        assert (again / name).read_bytes() == (req1 / name).read_bytes()
+    # round 2: the priors are read back (not refitted); round-1 decisions stay decided
+    res1 = _answers(req1, labels, easy)
+    run2 = tmp_path / "run2"
+    assert _build(run2, "--rollouts", str(res0), "--rollouts", str(res1)) == 0
+    req2 = tmp_path / "req2"
+    assert export.main([str(run2), "--to", "requests", "--out", str(req2), "--model", "pol",
+                        "--k", str(K)]) == 0
+    record2, _, _ = _requests(req2)  # all-pass after a few samples is not yet too_easy: open
+    assert record2["planner"]["fitted_in_round"] == "earlier"
+    assert record2["priors"] == record1["priors"]
+    not_asked_in_1 = set(_labels(run0)) - set(asked)
+    assert not {q["query_id"] for q in record2["queries"]} & not_asked_in_1
+
+
+def test_skip_predicted_lists_what_the_prior_alone_decided(loop, tmp_path):
+    root, run0, req0, easy, labels = loop
+    res0 = _answers(req0, labels, easy, "results-skip.jsonl")
+    run1 = tmp_path / "run1"
+    assert _build(run1, "--rollouts", str(res0), "--confidence", "0.6") == 0
+    req1 = tmp_path / "req1"
+    assert export.main([str(run1), "--to", "requests", "--out", str(req1), "--model", "pol",
+                        "--k", str(K), "--skip-predicted"]) == 0
+    record, _, _ = _requests(req1)
+    predicted = record.get("predicted", {})
+    asked = {q["query_id"] for q in record["queries"]}
+    assert predicted and not set(predicted) & asked
+    assert all(not in_reference(q, 0.5) for q in predicted)  # only unsampled queries
+    assert set(predicted.values()) <= {"too_hard", "learnable", "too_easy"}
+
+
+def test_prior_none_and_bad_share_options(loop, tmp_path, capsys):
+    root, run0, req0, easy, labels = loop
+    assert export.main([str(run0), "--to", "requests", "--out", str(tmp_path / "r"),
+                        "--model", "pol", "--reference-share", "0"]) == 2
+    assert "--reference-share" in capsys.readouterr().err
