@@ -113,13 +113,36 @@ def band_of_rate(pass_rate: np.ndarray, cfg: BandConfig) -> np.ndarray:
     return np.where(p < cfg.hard_below, 0, np.where(p > cfg.easy_above, 2, 1))
 
 
+BUDGET_RULES = ("rounds", "planned")
+PRIOR_KINDS = ("none", "learned")
+
+
 @dataclass(frozen=True)
 class Budget:
-    """Rollouts per query: `k` per round, up to `k_max` when `adaptive`."""
+    """Rollouts per query: `k` per round, up to `k_max` when `adaptive`.
+
+    Attributes:
+      k, k_max, adaptive: the first round's samples, the most a query gets, more rounds or not.
+      rule: `rounds`: every undecided query gets `k` more each round; `planned`: after the first
+        round each undecided query gets the budget planner's next k (difficulty.planner: the
+        Beta-Binomial preposterior rule, fewer where a band is nearly decided), bounded by
+        `k_max` (only when `adaptive`).
+      prior: with `planned`, `learned` fits difficulty.prior on the batch's first round (its
+        queries' cheap summaries) and plans later rounds with those priors (never deciding a
+        band without the query's own samples); `none`: Beta(1, 1).
+    """
 
     k: int = 16
     k_max: int = 64
     adaptive: bool = True
+    rule: str = "rounds"
+    prior: str = "none"
+
+    def __post_init__(self):
+        if self.rule not in BUDGET_RULES:
+            raise ValueError(f"budget rule must be one of {BUDGET_RULES}, got {self.rule!r}")
+        if self.prior not in PRIOR_KINDS:
+            raise ValueError(f"prior must be one of {PRIOR_KINDS}, got {self.prior!r}")
 
     @property
     def rounds(self) -> int:

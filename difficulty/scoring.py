@@ -164,38 +164,88 @@ def score_with_policy(queries: pa.Table, scorer: PolicyScorer, cfg: ScoringConfi
     overrides = deterministic_outcome(batch.labels, batch.mask, batch.n_docs, cfg.reward)
     reference = rbo_reference(queries, batch.mask, cfg.reward)
     judged = judged_of(queries, cfg.reward)
-    open_rows = np.arange(n)
     budget = cfg.budget
+    fixed = np.array([o is not None for o in overrides], bool)
     spent = 0
-    for round_index, k_round in enumerate(budget.round_sizes()):
-        if open_rows.size == 0:
-            break
-        ids = [batch.query_ids[i] for i in open_rows]
-        noise = gumbel_noise(ids, batch.n_docs[open_rows], k_round, cfg.seed, round_index,
+
+    def sample_round(rows: np.ndarray, ks: np.ndarray, round_index: int) -> None:
+        """Samples ks[j] rollouts of query rows[j] (max(ks) drawn, each query's first ks[j]
+        kept: a query's noise stream is the same whatever the others ask) and tallies them."""
+        nonlocal spent
+        k_round = int(ks.max())
+        ids = [batch.query_ids[i] for i in rows]
+        noise = gumbel_noise(ids, batch.n_docs[rows], k_round, cfg.seed, round_index,
                              width=batch.mask.shape[1])
-        rankings = sample_rankings(scores[open_rows], batch.mask[open_rows], noise,
-                                   cfg.temperature)
-        reward, passed = evaluate(cfg.reward, rankings, batch.labels[open_rows],
-                                  batch.mask[open_rows], reference=None if reference is None
-                                  else reference[open_rows],
-                                  judged=None if judged is None else judged[open_rows])
-        spent += reward.size
-        tallies["successes"][open_rows] += passed.sum(-1)
-        tallies["trials"][open_rows] += k_round
-        tallies["reward_sum"][open_rows] += reward.sum(-1)
-        tallies["reward_sq_sum"][open_rows] += (reward ** 2).sum(-1)
-        if not budget.adaptive:
-            break
-        summary = summarize(tallies["successes"][open_rows], tallies["trials"][open_rows],
-                            tallies["reward_sum"][open_rows], tallies["reward_sq_sum"][open_rows],
-                            cfg.bands)
-        fixed = np.array([overrides[i] is not None for i in open_rows])
-        open_rows = open_rows[~(summary["decided"] | fixed)]
-    rule = cfg.bands.rule() + (f", adaptive k={budget.k}..{budget.k_max}" if budget.adaptive
-                               else f", fixed k={budget.k}")
+        rankings = sample_rankings(scores[rows], batch.mask[rows], noise, cfg.temperature)
+        reward, passed = evaluate(cfg.reward, rankings, batch.labels[rows], batch.mask[rows],
+                                  reference=None if reference is None else reference[rows],
+                                  judged=None if judged is None else judged[rows])
+        keep = np.arange(k_round)[None, :] < ks[:, None]
+        reward = np.where(keep, reward, 0.0)
+        spent += int(keep.sum())
+        tallies["successes"][rows] += (passed & keep).sum(-1)
+        tallies["trials"][rows] += ks
+        tallies["reward_sum"][rows] += reward.sum(-1)
+        tallies["reward_sq_sum"][rows] += (reward ** 2).sum(-1)
+
+    if budget.rule == "planned" and budget.adaptive:
+        _planned_rounds(queries, batch.query_ids, tallies, fixed, cfg, sample_round)
+        rule = cfg.bands.rule() + (f", planned k={budget.k}..{budget.k_max}"
+                                   + (", learned prior" if budget.prior == "learned" else ""))
+    else:
+        open_rows = np.arange(n)
+        for round_index, k_round in enumerate(budget.round_sizes()):
+            if open_rows.size == 0:
+                break
+            sample_round(open_rows, np.full(open_rows.size, k_round), round_index)
+            if not budget.adaptive:
+                break
+            summary = summarize(tallies["successes"][open_rows], tallies["trials"][open_rows],
+                                tallies["reward_sum"][open_rows],
+                                tallies["reward_sq_sum"][open_rows], cfg.bands)
+            open_rows = open_rows[~(summary["decided"] | fixed[open_rows])]
+        rule = cfg.bands.rule() + (f", adaptive k={budget.k}..{budget.k_max}"
+                                   if budget.adaptive else f", fixed k={budget.k}")
     table = difficulty_table(queries, scorer.spec.policy_id, tallies, [rule] * n, cfg.bands,
                              overrides)
     return table, spent
+
+
+def _planned_rounds(queries: pa.Table, query_ids: list, tallies: dict, fixed: np.ndarray,
+                    cfg: ScoringConfig, sample_round) -> None:
+    """The `planned` budget rule: round 0 asks `k` of every query (as the `rounds` rule);
+    each later round asks the budget planner's next k of each undecided query whose outcome is
+    not fixed by its labels (a decided query is never asked again), until none is open or every
+    open one is at `k_max`. With the learned prior, the prior is fitted on round 0's tallies of
+    this batch and kept."""
+    from difficulty.planner import PlanConfig, plan_round
+
+    budget = cfg.budget
+    sample_round(np.arange(len(fixed)), np.full(len(fixed), budget.k), 0)
+    rows = np.flatnonzero(~fixed)
+    if rows.size == 0 or budget.k_max <= budget.k:
+        return
+    ids = [query_ids[i] for i in rows]
+    alpha = beta = 1.0
+    if budget.prior == "learned":
+        from difficulty.prior import fit_prior, query_summaries
+
+        features = query_summaries(queries.take(pa.array(rows)))[0]
+        prior = fit_prior(features, tallies["successes"][rows], tallies["trials"][rows],
+                          seed=cfg.seed)
+        alpha, beta, _, _ = prior.beta_prior(features)
+    plan = PlanConfig(k0=budget.k, k_max=budget.k_max)
+    previous = None
+    for round_index in range(1, budget.k_max + 1):
+        table = plan_round(ids, tallies["successes"][rows].astype(np.int64),
+                           tallies["trials"][rows].astype(np.int64), cfg.bands, plan,
+                           round_index, alpha, beta, previous=previous)
+        next_k = table.column("next_k").to_numpy().astype(np.int64)
+        asked = np.flatnonzero(next_k > 0)
+        if asked.size == 0:
+            return
+        sample_round(rows[asked], next_k[asked], round_index)
+        previous = table
 
 
 def score_from_log(queries: pa.Table, rollouts: list[list[dict]], policy_id: str,

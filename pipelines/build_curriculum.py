@@ -25,7 +25,7 @@ from data_contracts.readers import FORMATS, REPEATED_FEATURES, repeated_features
 from data_contracts.synthetic import SyntheticConfig
 from data_contracts.usable import reasons_text
 from data_contracts.teacher import TEACHER_MODES
-from difficulty.estimate import BandConfig
+from difficulty.estimate import BUDGET_RULES, PRIOR_KINDS, BandConfig
 from pipelines.config import DEFAULT_OUT, CurriculumConfig
 from pipelines.manifest import reader_count_lines
 from pipelines.options import unknown_beam_args
@@ -189,6 +189,15 @@ def _difficulty_options(parser: argparse.ArgumentParser, d: CurriculumConfig) ->
     sc.add_argument("--k", type=int, default=d.k, help="rollouts per query per round")
     sc.add_argument("--k-max", type=int, default=d.k_max, help="most rollouts per query")
     _bool_flag(sc, "adaptive", d.adaptive, "sample in rounds until the band is decided")
+    sc.add_argument("--budget-rule", default=d.budget_rule, choices=BUDGET_RULES,
+                    help="rounds: every undecided query gets --k more per round; planned: the "
+                         "budget planner's next k per query (difficulty.planner), fewer where "
+                         f"a band is nearly decided (default: {d.budget_rule})")
+    sc.add_argument("--prior", default=d.prior, choices=PRIOR_KINDS,
+                    help="with --budget-rule planned, learned: a calibrated pass-rate model "
+                         "fitted on each batch's first round gives the later rounds a Beta "
+                         "prior of bounded strength (samples still decide every band) "
+                         f"(default: {d.prior})")
     sc.add_argument("--temperature", type=float, default=d.temperature,
                     help="Plackett-Luce sampling temperature")
     sc.add_argument("--seed", type=int, default=d.seed, help="seed of all randomness")
@@ -307,7 +316,8 @@ def config_from_args(args: argparse.Namespace) -> CurriculumConfig:
     return CurriculumConfig(
         inputs=list(args.input), input_format=args.input_format, column_map=column_map,
         split=args.split, **_llm_config(args), policy=args.policy, reward=args.reward,
-        k=args.k, k_max=args.k_max, adaptive=args.adaptive, temperature=args.temperature,
+        k=args.k, k_max=args.k_max, adaptive=args.adaptive, budget_rule=args.budget_rule,
+        prior=args.prior, temperature=args.temperature,
         seed=args.seed, label_min=label_min, label_max=label_max, teacher=args.teacher,
         bands=BandConfig(hard_below=args.hard_below, easy_above=args.easy_above,
                          confidence=args.confidence),

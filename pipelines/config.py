@@ -41,6 +41,8 @@ class CurriculumConfig:
         it in pass 1 (pipelines.generate), with `generation`'s settings.
       reward: ndcg@K>=TAU[,gain=exp] | hit@1 | log.
       k, k_max, adaptive: rollouts per round, maximum, adaptive rounds.
+      budget_rule, prior: how later rounds are sized (difficulty.estimate.Budget: `rounds` or
+        `planned`) and the planner's prior (`none` or `learned`).
       temperature: sampling temperature.
       seed: seeds per-query randomness, the base policy, clustering and selection.
       label_min, label_max: declared label range.
@@ -79,6 +81,8 @@ class CurriculumConfig:
     k: int = 16
     k_max: int = 64
     adaptive: bool = True
+    budget_rule: str = "rounds"
+    prior: str = "none"
     temperature: float = 1.0
     seed: int = 0
     label_min: float = 0.0
@@ -143,7 +147,8 @@ class CurriculumConfig:
 
         return ScoringConfig(reward=parse_reward(self.reward),
                              budget=Budget(k=self.k, k_max=max(self.k_max, self.k),
-                                           adaptive=self.adaptive),
+                                           adaptive=self.adaptive, rule=self.budget_rule,
+                                           prior=self.prior),
                              bands=self.bands, temperature=self.temperature, seed=self.seed,
                              teacher_mode=self.teacher, rollout_format=self.rollout_format,
                              malformed=self.malformed)

@@ -139,6 +139,12 @@ def _check_settings(config: CurriculumConfig) -> None:
     if config.adaptive and config.k_max < config.k:
         raise ValueError(f"k_max ({config.k_max}) must be at least k ({config.k}) with "
                          "adaptive rounds")
+    if config.prior == "learned" and config.budget_rule != "planned":
+        raise ValueError("--prior learned plans the later rounds: it needs --budget-rule planned")
+    if config.prior == "learned" and config.rollout_paths():
+        raise ValueError("--prior learned plans the in-pipeline policy's rounds; for rollouts "
+                         "from results, `python -m pipelines.export RUN --to requests` plans "
+                         "the next round (its own --prior)")
     if not 0 <= config.seed <= MAX_SEED:
         raise ValueError(f"seed must be within [0, {MAX_SEED}] (got {config.seed})")
     if not (math.isfinite(config.label_min) and math.isfinite(config.label_max)):

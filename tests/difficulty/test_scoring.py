@@ -238,3 +238,50 @@ def test_an_empty_batch_does_not_fix_the_base_policy_width(synthetic):
     assert empty.num_rows == 0 and spent == 0
     after, _ = score_with_policy(synthetic.slice(0, 5), scorer, cfg)
     assert_same_rows(after, score(synthetic.slice(0, 5))[0])
+
+
+@pytest.mark.parametrize("policy", ["base", "teacher"])
+def test_planned_rounds_do_not_depend_on_batching(synthetic, policy):
+    budget = Budget(k=4, k_max=32, rule="planned")
+    whole, spent = score(synthetic, policy, budget=budget)
+    assert spent == sum(whole.column("trials").to_pylist())
+    half = synthetic.num_rows // 3
+    parts = [score(synthetic.slice(0, half), policy, budget=budget)[0],
+             score(synthetic.slice(half), policy, budget=budget)[0]]
+    assert_same_rows(whole, pa.concat_tables(parts))
+
+
+def test_planned_rounds_ask_only_undecided_queries(synthetic):
+    planned, spent = score(synthetic, "teacher", budget=Budget(k=4, k_max=32, rule="planned"))
+    trials = np.array(planned.column("trials").to_pylist())
+    decided = np.array(planned.column("decided").to_pylist())
+    assert trials.min() >= 4 and trials.max() <= 32
+    assert np.all(trials[~decided] == 32)  # an undecided query used the whole budget
+    assert len(set(trials)) > 3  # per-query round sizes, not multiples of k
+    assert all(r.endswith("planned k=4..32") for r in planned.column("rule").to_pylist()
+               if not r.startswith("deterministic"))
+    # a query decided by its first round is asked nothing more: its first 4 samples are the
+    # same draws under both rules (one noise stream per query and round)
+    first = score(synthetic, "teacher", budget=Budget(k=4, k_max=4))[0]
+    decided0 = np.array(first.column("decided").to_pylist())
+    assert decided0.any()
+    assert np.all(trials[decided0] == 4)
+    assert (np.array(planned.column("successes").to_pylist())[decided0]
+            == np.array(first.column("successes").to_pylist())[decided0]).all()
+
+
+def test_learned_prior_is_reproducible_and_never_decides_without_samples(synthetic):
+    budget = Budget(k=4, k_max=32, rule="planned", prior="learned")
+    a, spent = score(synthetic, "teacher", budget=budget)
+    assert_same_rows(a, score(synthetic, "teacher", budget=budget)[0])
+    trials = np.array(a.column("trials").to_pylist())
+    assert trials.min() >= 4 and trials.max() <= 32 and spent == trials.sum()
+    assert all(r.endswith("learned prior") for r in a.column("rule").to_pylist()
+               if not r.startswith("deterministic"))
+
+
+def test_budget_rule_and_prior_are_checked():
+    with pytest.raises(ValueError, match="budget rule"):
+        Budget(rule="greedy")
+    with pytest.raises(ValueError, match="prior"):
+        Budget(prior="oracle")

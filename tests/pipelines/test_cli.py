@@ -189,7 +189,8 @@ def test_a_run_that_stages_nothing_fails_and_keeps_the_earlier_run(capsys, tmp_p
     (["--k", "20", "--k-max", "10"], "k_max"), (["--seed", "-1"], "seed"),
     (["--seed", str(2**40)], "seed"), (["--temperature", "1e-46"], "temperature"),
     (["--easy-weight", "1e39"], "easy_weight"), (["--k", "100000000", "--no-adaptive"], "k must"),
-    (["--k-max", "100000000000"], "k_max must"), (["--stages", "100000000"], "stages must")])
+    (["--k-max", "100000000000"], "k_max must"), (["--stages", "100000000"], "stages must"),
+    (["--prior", "learned"], "--budget-rule planned")])
 def test_out_of_range_numbers_are_one_line_before_the_run(argv, words, capsys, tmp_path):
     assert main([*argv, "--out", str(tmp_path / "o")]) == 2
     assert words in _one_error_line(capsys)

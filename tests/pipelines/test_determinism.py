@@ -73,3 +73,15 @@ def test_manifest_lists_exactly_the_files_written(runs):
     assert listed == sorted(p for p in tree_digest(out) if p != "manifest.json")
     for entry in manifest["files"]:
         assert pq.read_metadata(os.path.join(out, entry["path"])).num_rows == entry["rows"]
+
+
+def test_a_learned_prior_run_is_the_same_in_processes_and_in_memory(tmp_path):
+    """The learned prior is fitted per batch (the batch's first round), so it depends on the
+    batch size, but never on the runner: batches are cut where the input is read."""
+    config = replace(_config(""), budget_rule="planned", prior="learned")
+    a = run(replace(config, out=str(tmp_path / "memory")), IN_MEMORY).out
+    b = run(replace(config, out=str(tmp_path / "processes")), MULTI_PROCESS).out
+    assert manifest_bytes(a) == manifest_bytes(b)
+    assert tree_digest(a) == tree_digest(b)
+    rules = set(phase_table(a, "difficulty").column("rule").to_pylist())
+    assert any(r.endswith("planned k=8..32, learned prior") for r in rules)
