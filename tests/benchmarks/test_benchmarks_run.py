@@ -61,3 +61,15 @@ def test_forward_benchmark_reports_the_ratio():
     out = _run("benchmarks/bench_forward.py", "--queries", "40", "--docs", "30", "--features",
                "20", "--repeat", "1")
     assert "one call" in out and "chunked (" in out and out.strip().endswith("x")
+
+
+def test_planned_budget_benchmark_writes_its_table(tmp_path):
+    out = _run("benchmarks/bench_planned.py", "--smoke", "--out", str(tmp_path))
+    markdown = (tmp_path / "results.md").read_text()
+    assert markdown.strip() in out
+    for method in ("fixed-16", "rounds-16", "planned-4", "planned-4+prior"):
+        assert f"| {method} |" in markdown
+    import json
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert all(r["method"] != "rounds-16" or r["share"] == 1.0 for r in rows)
+    assert all(0.0 <= r["agreement"] <= 1.0 and r["rollouts"] > 0 for r in rows)
