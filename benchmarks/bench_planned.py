@@ -56,12 +56,15 @@ BATCH = 256  # the build's default --batch-size: the learned prior is fitted per
 def inputs(smoke: bool) -> dict:
     """name -> validated QUERY_SCHEMA table (the embedded default, Yahoo, synthetic text)."""
     from data_contracts.readers import read_queries
+    from data_contracts.validate import ValidationState, validate_queries
     from data_contracts.synthetic import SyntheticConfig, generate_table
     from data_contracts.synthetic_text import SyntheticTextConfig, generate_text_table
 
     out = {"features": generate_table(SyntheticConfig(n_queries=60 if smoke else 800))}
     if os.path.exists(YAHOO) and not smoke:
-        out["yahoo"] = pa.concat_tables(list(read_queries(YAHOO)))
+        state = ValidationState()
+        out["yahoo"] = pa.concat_tables([validate_queries(b, state)[0]
+                                         for b in read_queries(YAHOO)])
     out["text"] = generate_text_table(SyntheticTextConfig(n_queries=40 if smoke else 800))
     return out
 
