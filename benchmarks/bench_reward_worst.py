@@ -9,6 +9,7 @@ Each family is built at several sizes; the time per KB staying flat as the size 
 Usage:
   python benchmarks/bench_reward_worst.py                       # sizes 16, 128, 1024 KB
   python benchmarks/bench_reward_worst.py --sizes 4 32 --repeats 3
+  python benchmarks/bench_reward_worst.py --out runs/bench/reward-worst   # + results.md/.json
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
+import bench_out  # noqa: E402
 from exports.rewards import compute_score, ground_truth_record  # noqa: E402
 
 N = 20
@@ -67,7 +69,12 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[16, 128, 1024],
                         help="completion sizes in KB")
     parser.add_argument("--repeats", type=int, default=5)
+    bench_out.add_arguments(parser)
     args = parser.parse_args(argv)
+    old_tags = 5000  # the answer-block regex of the old parser, on `<answer>` x this
+    if args.smoke:
+        args.sizes, args.repeats, old_tags = [1, 2, 4], 1, 500
+    facts = bench_out.machine()
     truth = json.dumps(ground_truth_record(
         [f"d{j}" for j in range(N)], [2.0, 0.0, 3.0, 1.0] + [0.0] * (N - 4), None,
         "ndcg@10+0.2*recall@10+0.1*rbo>=0.8,ideal=qrels", "permutation", "repair", "value",
@@ -80,9 +87,9 @@ def main(argv=None) -> int:
     print(f"one normal {N}-candidate answer ({len(NORMAL)} chars): {normal * 1e6:.0f} us")
     print(f"{'family':24s} {'KB':>6s} {'ms':>9s} {'us/KB':>9s} {'x scan':>8s} {'x normal':>9s}")
     worst = None
-    growth = {}
+    growth, rows, raw = {}, [], {}
     for name, make in FAMILIES.items():
-        per_kb = []
+        per_kb, took_ms = [], []
         for size_kb in args.sizes:
             text = make(size_kb * UNIT)
             kb = len(text) / UNIT
@@ -91,11 +98,15 @@ def main(argv=None) -> int:
             value = compute_score("s", text, truth)
             assert isinstance(value, float) and 0.0 <= value <= 1.3, (name, value)
             per_kb.append(took / kb * 1e6)
+            took_ms.append(took * 1e3)
             print(f"{name:24s} {kb:6.0f} {took * 1e3:9.2f} {per_kb[-1]:9.2f} "
                   f"{took / max(scan, 1e-9):8.1f} {took / normal:9.1f}")
             if worst is None or per_kb[-1] > worst[2]:
                 worst = (name, kb, per_kb[-1], took / max(scan, 1e-9))
         growth[name] = per_kb[-1] / max(per_kb[0], 1e-9)
+        rows.append([f"`{name}`", *(f"{v:.2f}" for v in per_kb), f"{took_ms[-1]:.2f}",
+                     f"{growth[name]:.2f}x"])
+        raw[name] = {"kb": args.sizes, "ms": took_ms, "us_per_kb": per_kb}
     print(f"worst: {worst[0]} at {worst[1]:.0f} KB, {worst[2]:.2f} us/KB "
           f"({worst[3]:.0f}x a str.count scan of the same text)")
     name, factor = max(growth.items(), key=lambda item: item[1])
@@ -103,11 +114,27 @@ def main(argv=None) -> int:
           f"{factor:.2f}x (1x is linear; a quadratic family grows with the size ratio "
           f"{args.sizes[-1] / args.sizes[0]:.0f}x)")
     old = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
-    text = "<answer>" * 5000
+    text = "<answer>" * old_tags
     took = _median(lambda: old.findall(text), 1)
     now = _median(lambda: compute_score("s", text, truth), 3)
-    print(f"for reference, the answer-block regex this replaced on <answer> x5000: "
+    print(f"for reference, the answer-block regex this replaced on <answer> x{old_tags}: "
           f"{took * 1e3:.0f} ms (now {now * 1e3:.2f} ms)")
+    sizes = [f"us/KB at {kb} KB" for kb in args.sizes]
+    bench_out.write(args.out, "bench_reward_worst.py", args, facts, [
+        f"`compute_score` (parse + score against a {N}-candidate ground truth) per adversarial "
+        f"completion family, medians of {args.repeats}:",
+        "",
+        *bench_out.table(["family", *sizes, f"ms at {args.sizes[-1]} KB",
+                          f"growth of us/KB, {args.sizes[-1] // args.sizes[0]}x the size"],
+                         rows),
+        "",
+        f"One normal {N}-candidate answer: {normal * 1e3:.2f} ms. Worst per KB: `{worst[0]}`, "
+        f"{worst[2]:.2f} us/KB. Largest growth: `{name}`, {factor:.2f}x (linear is 1x; a "
+        f"quadratic family would grow {args.sizes[-1] // args.sizes[0]}x). The answer-block "
+        f"regex this parser replaced took {took * 1e3:.0f} ms on `<answer>` x {old_tags} "
+        f"(now {now * 1e3:.2f} ms).",
+    ], {"families": raw, "normal_seconds": normal, "old_regex_seconds": took,
+        "old_regex_tags": old_tags, "now_seconds": now})
     return 0
 
 
