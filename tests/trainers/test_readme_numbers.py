@@ -152,6 +152,19 @@ def _section(text: str, heading: str) -> str:
     return text[start:start + len(heading) + following.start()] if following else text[start:]
 
 
+def test_the_embedded_default_block_is_what_its_command_writes(tmp_path):
+    """Fast (seconds): the README's table of the embedded generator's defaults and counts."""
+    (block,) = [b for b in readme_sync.blocks(_readme())
+                if b.command.startswith("python -m data_contracts.synthetic ")]
+    argv = readme_sync.command_with_out(block.command, str(tmp_path))
+    done = subprocess.run([sys.executable, *argv], cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert readme_sync.stale(block, str(tmp_path)) is None
+    (tmp_path / block.file).write_text((tmp_path / block.file).read_text().replace("800", "801"))
+    assert readme_sync.stale(block, str(tmp_path)) == block.name
+
+
 @pytest.mark.slow
 def test_the_readme_is_what_its_commands_write(yahoo_dir, tmp_path):
     """Reruns each generated block's command (the whole Yahoo experiment: minutes) and compares;
