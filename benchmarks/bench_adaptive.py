@@ -10,6 +10,7 @@ its band is decided) and with a fixed k = --k-max:
       base and teacher policies): rollouts spent and band agreement.
 
 Usage: python benchmarks/bench_adaptive.py [--queries 20000] [--k 16] [--k-max 64]
+         [--out runs/bench/adaptive]
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ if REPO not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from data_contracts.synthetic import generate_table  # noqa: E402
+import bench_out  # noqa: E402
+from data_contracts.synthetic import SyntheticConfig, generate_table  # noqa: E402
 from difficulty.estimate import BandConfig, Budget, band_of_rate, decide  # noqa: E402
 from difficulty.policy import PolicyScorer, PolicySpec  # noqa: E402
 from difficulty.rewards import parse_reward  # noqa: E402
@@ -54,19 +56,25 @@ def simulate(n: int, budget: Budget, cfg: BandConfig, seed: int) -> dict:
     return {"band": band, "decided": decided, "trials": trials, "truth": band_of_rate(p, cfg)}
 
 
-def report(name: str, adaptive: dict, fixed: dict, truth: np.ndarray | None) -> None:
+def report(name: str, adaptive: dict, fixed: dict, truth: np.ndarray | None) -> dict:
+    """Prints one line comparing the two budgets and returns its numbers."""
     same = float((adaptive["band"] == fixed["band"]).mean())
     spent_a, spent_f = adaptive["trials"].sum(), fixed["trials"].sum()
     n = len(adaptive["trials"])
     line = (f"{name}: rollouts/query adaptive {spent_a / n:.1f} vs fixed {spent_f / n:.1f} "
             f"({100 * (1 - spent_a / spent_f):.1f}% fewer); "
             f"same band {100 * same:.1f}%")
+    numbers = {"setting": name, "adaptive_per_query": spent_a / n, "fixed_per_query": spent_f / n,
+               "same_band": same}
     if truth is not None:
         for label, res in (("adaptive", adaptive), ("fixed", fixed)):
             d = res["decided"]
             wrong = float((res["band"][d] != truth[d]).mean()) if d.any() else 0.0
             line += f"; {label}: decided {100 * d.mean():.1f}%, wrong among decided {wrong:.4f}"
+            numbers[f"{label}_decided"] = float(d.mean())
+            numbers[f"{label}_wrong_among_decided"] = wrong
     print(line)
+    return numbers
 
 
 def main(argv=None) -> int:
@@ -75,7 +83,13 @@ def main(argv=None) -> int:
     parser.add_argument("--k", type=int, default=16)
     parser.add_argument("--k-max", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--default-queries", type=int, default=SyntheticConfig().n_queries,
+                        help="queries of the embedded default input scored in (b)")
+    bench_out.add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.queries, args.default_queries = 300, 40
+    facts = bench_out.machine()
     cfg = BandConfig()
     adaptive = Budget(k=args.k, k_max=args.k_max, adaptive=True)
     fixed = Budget(k=args.k_max, k_max=args.k_max, adaptive=False)
@@ -84,9 +98,9 @@ def main(argv=None) -> int:
     started = time.time()
     a = simulate(args.queries, adaptive, cfg, args.seed)
     f = simulate(args.queries, fixed, cfg, args.seed)
-    report(f"simulation ({args.queries} queries, p ~ U(0,1))", a, f, a["truth"])
+    rows = [report(f"simulation ({args.queries} queries, p ~ U(0,1))", a, f, a["truth"])]
 
-    table = generate_table()
+    table = generate_table(SyntheticConfig(n_queries=args.default_queries))
     reward = parse_reward("ndcg@10>=0.7")
     for policy in ("base", "teacher"):
         results = {}
@@ -96,9 +110,26 @@ def main(argv=None) -> int:
             results[label] = {"band": np.array(scored.column("band").to_pylist()),
                               "decided": scored.column("decided").to_numpy(zero_copy_only=False),
                               "trials": scored.column("trials").to_numpy().astype(float)}
-        report(f"embedded default, {policy} policy ({table.num_rows} queries)",
-               results["adaptive"], results["fixed"], None)
+        rows.append(report(f"embedded default, {policy} policy ({table.num_rows} queries)",
+                           results["adaptive"], results["fixed"], None))
     print(f"({time.time() - started:.1f}s)")
+
+    def pct(row, key):
+        return f"{100 * row[key]:.1f}%" if key in row else "-"
+
+    bench_out.write(args.out, "bench_adaptive.py", args, facts, [
+        f"Rollouts per query, adaptive rounds of {args.k} up to {args.k_max} against a fixed "
+        f"k={args.k_max} ({cfg.rule()}):",
+        "",
+        *bench_out.table(["setting", "adaptive", "fixed", "same band", "decided (adaptive)",
+                          "wrong among decided (adaptive / fixed)"],
+                         [[r["setting"], f"{r['adaptive_per_query']:.1f}",
+                           f"{r['fixed_per_query']:.1f}", pct(r, "same_band"),
+                           pct(r, "adaptive_decided"),
+                           (f"{r['adaptive_wrong_among_decided']:.4f} / "
+                            f"{r['fixed_wrong_among_decided']:.4f}")
+                           if "adaptive_wrong_among_decided" in r else "-"] for r in rows]),
+    ], {"rows": rows})
     return 0
 
 

@@ -31,6 +31,7 @@ Target (issue 28): adaptive+prior spends <= 25% of fixed-16's rollouts with agre
 truth >= fixed-16's, on the mixed regime.
 
 Usage: python benchmarks/bench_budget.py [--seeds 5] [--text-queries 1000] [--plot out.png]
+         [--out runs/bench/budget]
 """
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ if REPO not in sys.path:
 import numpy as np  # noqa: E402
 from scipy import special  # noqa: E402
 
+import bench_out  # noqa: E402
 from difficulty.estimate import BAND_NAMES, BandConfig, band_of_rate, decide  # noqa: E402
 from difficulty.planner import PlanConfig, plan_round  # noqa: E402
 from difficulty.prior import fit_prior, query_summaries  # noqa: E402
@@ -195,6 +197,8 @@ def load_sets(args) -> dict:
 
         from data_contracts.readers import read_queries
         sets["ltr"] = pa.concat_tables([b.queries for b in read_queries(args.ltr)])
+        if args.smoke:
+            sets["ltr"] = sets["ltr"].slice(0, args.text_queries)
     else:
         print(f"(no LTR file at {args.ltr!r}: the ltr rows are left out)")
     return sets
@@ -218,7 +222,11 @@ def main(argv=None) -> int:
     parser.add_argument("--sweep", action="store_true",
                         help="also the mixed regime (partly) under other confidences and prior "
                              "strengths")
+    bench_out.add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.seeds, args.text_queries = 1, 40
+    facts = bench_out.machine()
     cfg = BandConfig(confidence=args.confidence)
     plan = PlanConfig(k0=args.k0, k_max=args.k_max)
     started = time.time()
@@ -262,7 +270,43 @@ def main(argv=None) -> int:
         plot(results, args.plot)
         print(f"plot: {args.plot}")
     print(f"({time.time() - started:.1f}s)")
+    write_out(args, facts, cfg, results)
     return 0
+
+
+def write_out(args, facts: dict, cfg: BandConfig, results: dict) -> None:
+    """results.md: per set, truth variant and regime, the shares of fixed-16's rollouts and the
+    band agreement with the truth (medians over seeds, [min, max]); results.json: every run."""
+    def cell(runs, method, key):
+        v = np.asarray([r[method][key] for r in runs], float)
+        return f"{np.median(v):.3f} [{v.min():.3f}, {v.max():.3f}]"
+
+    rows = [[set_name, variant, regime, f"{np.median([r['r2'] for r in runs]):.2f}",
+             cell(runs, "adaptive", "share"), cell(runs, "adaptive+prior", "share"),
+             cell(runs, "fixed-16", "truth"), cell(runs, "adaptive", "truth"),
+             cell(runs, "adaptive+prior", "truth")]
+            for (set_name, variant, regime), runs in results.items()]
+    met = any(np.median([r["adaptive+prior"]["share"] for r in runs]) <= 0.25
+              and np.median([r["adaptive+prior"]["truth"] - r["fixed-16"]["truth"]
+                             for r in runs]) >= 0
+              for runs in results.values())
+    bench_out.write(args.out, "bench_budget.py", args, facts, [
+        f"Rollouts a band costs for a simulated outside policy (bands at confidence "
+        f"{args.confidence:g}, adaptive k0={args.k0}, k_max={args.k_max}, prior strength at most "
+        f"{args.prior_strength:g}; `truth` says whether the query features carry the pass rate "
+        f"(`partly`, rho={args.rho:g}) or not (`none`)); medians of {args.seeds} seeds "
+        f"[min, max]:",
+        "",
+        *bench_out.table(["set", "truth", "regime", "R2", "adaptive: share of fixed-16",
+                          "adaptive+prior: share", "agreement with truth: fixed-16",
+                          "adaptive", "adaptive+prior"], rows),
+        "",
+        f"Target (adaptive+prior at most 0.25 of fixed-16's rollouts at equal agreement): "
+        f"{'met' if met else 'not met'} (in any row). "
+        + floor_line(cfg, args.prior_strength)[0].upper() + floor_line(cfg, args.prior_strength)[1:]
+        + ".",
+    ], {"runs": [{"set": s, "truth": v, "regime": g, "seeds": runs}
+                 for (s, v, g), runs in results.items()]})
 
 
 SWEEP = (16.0, 64.0)  # prior strength caps (the band rule's confidence stays; at <= 0.8 the

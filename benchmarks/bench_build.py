@@ -25,6 +25,7 @@ Usage:
   python benchmarks/bench_build.py --queries 200 --docs 20 --features 16 --scale 3   # smoke
   python benchmarks/bench_build.py --only time|rss|workers
   python benchmarks/bench_build.py --format svmlight --only workers   # LETOR text input
+  python benchmarks/bench_build.py --only time --out runs/bench/build-time   # + results.md/.json
 """
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
+import bench_out  # noqa: E402
 from bench_scoring import make_data, write_parquet  # noqa: E402
 from curricula import diversity as div  # noqa: E402
 from curricula import ordering  # noqa: E402
@@ -234,7 +236,12 @@ def parse_args(argv):
                              "quoted)")
     parser.add_argument("--only", choices=("time", "rss", "workers"), action="append")
     parser.add_argument("--workdir", default=None)
-    return parser.parse_args(argv)
+    bench_out.add_arguments(parser)
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.queries, args.docs, args.features, args.scale, args.repeat = 60, 8, 6, 2, 1
+        args.rss_base = args.worker_queries = None
+    return args
 
 
 def main(argv=None) -> int:
@@ -243,6 +250,11 @@ def main(argv=None) -> int:
     if args.workdir:
         os.makedirs(args.workdir, exist_ok=True)
     workdir = tempfile.mkdtemp(prefix="bench_build-", dir=args.workdir)
+    facts = bench_out.machine()
+    markdown: list[str] = [f"`build_curriculum` on synthetic {args.format} input ("
+                           f"documents x features {args.docs} x {args.features}, k={args.k}, "
+                           f"batch {args.batch_size}):"]
+    raw_numbers: dict = {}
     cores = os.cpu_count()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"data ({args.format}): {args.queries} queries x {args.docs} docs x {args.features} "
@@ -279,6 +291,18 @@ def main(argv=None) -> int:
                   f"{'met' if ratio <= 2.5 else 'NOT met'})")
             print(f"  fates build: imitation {counts['imitation']}, rl {counts['rl']}, dropped "
                   f"{counts['dropped']}; raw: {raw}")
+            markdown += ["", f"Whole build against the raw in-memory script, {args.queries} "
+                         f"queries, {args.repeat} alternating pairs:", "", *bench_out.table(
+                             ["run", "median s", "range s"],
+                             [["`build_curriculum` (both passes, FnApiRunner)", f"{build_s:.1f}",
+                               f"{min(builds):.1f}..{max(builds):.1f}"],
+                              ["`raw_build` (same functions, in memory, no Beam)", f"{raw_s:.1f}",
+                               f"{min(raws):.1f}..{max(raws):.1f}"]]),
+                         "", f"Ratio build/raw {ratio:.2f}x (pairs {min(ratios):.2f}x.."
+                         f"{max(ratios):.2f}x; target at most 2.5x: "
+                         f"{'met' if ratio <= 2.5 else 'not met'})."]
+            raw_numbers["time"] = {"queries": args.queries, "build_seconds": builds,
+                                   "raw_seconds": raws, "ratios": ratios}
         if "rss" in parts:
             small_n = args.rss_base or args.queries
             large_n = small_n * args.scale
@@ -289,6 +313,15 @@ def main(argv=None) -> int:
             print(f"peak RSS: {small_n} queries {gib(small)} ({small_s:.0f}s), {large_n} queries "
                   f"{gib(large)} ({large_s:.0f}s); ratio {large / small:.2f}x for {args.scale}x "
                   f"the input (target <= 1.5x: {'met' if large / small <= 1.5 else 'NOT met'})")
+            markdown += ["", f"Peak RSS of a fresh build process (VmHWM), at {args.scale}x the "
+                         "queries, same shape:", "", *bench_out.table(
+                             ["queries", "peak RSS", "seconds"],
+                             [[f"{small_n:,}", gib(small), f"{small_s:.0f}"],
+                              [f"{large_n:,}", gib(large), f"{large_s:.0f}"]]),
+                         "", f"Ratio {large / small:.2f}x for {args.scale}x the input (target "
+                         f"at most 1.5x: {'met' if large / small <= 1.5 else 'not met'})."]
+            raw_numbers["rss"] = {"queries": [small_n, large_n], "peak_bytes": [small, large],
+                                  "seconds": [small_s, large_s]}
         if "workers" in parts:
             n = args.worker_queries or args.queries
             path = input_of(n)
@@ -311,12 +344,25 @@ def main(argv=None) -> int:
                   f"{ratio:.2f}x, range {min(ratios):.2f}-{max(ratios):.2f}x (target >= 1.6x: "
                   f"{'met' if ratio >= 1.6 else 'NOT met'}; {cores} cores)")
             print("  where the time goes (medians, s): part, 1 worker, 2 workers, ratio")
+            rows = [["whole build", f"{one_s:.1f}", f"{two_s:.1f}", f"{ratio:.2f}x"]]
             for name in ("start", "scan", "pass1", "between", "pass2", "merge", "finish"):
                 a = float(np.median([p.get(name, 0.0) for p in split[1]]))
                 b = float(np.median([p.get(name, 0.0) for p in split[2]]))
                 print(f"  {name:8s} {a:6.1f} {b:6.1f}  {a / b if b else float('nan'):.2f}x")
+                rows.append([name, f"{a:.1f}", f"{b:.1f}",
+                             f"{a / b:.2f}x" if b >= 0.05 else "-"])
+            markdown += ["", f"Two multi-processing workers against one, {n:,} queries, "
+                         f"{args.repeat} alternating pairs (medians, s; parts from "
+                         "`benchmarks/stage_times.py`):", "",
+                         *bench_out.table(["part", "1 worker", "2 workers", "ratio"], rows),
+                         "", f"Speed-up {ratio:.2f}x (pairs {min(ratios):.2f}x.."
+                         f"{max(ratios):.2f}x; target at least 1.6x: "
+                         f"{'met' if ratio >= 1.6 else 'not met'})."]
+            raw_numbers["workers"] = {"queries": n, "walls": walls, "ratios": ratios,
+                                      "parts": split}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    bench_out.write(args.out, "bench_build.py", args, facts, markdown, raw_numbers)
     return 0
 
 

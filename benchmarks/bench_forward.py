@@ -10,6 +10,7 @@ same scores to float32 rounding.
 Usage:
   python benchmarks/bench_forward.py                      # 256 queries x 100 docs x 136 features
   python benchmarks/bench_forward.py --docs 300 --repeat 9
+  python benchmarks/bench_forward.py --out runs/bench/forward   # + results.md / results.json
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
+import bench_out  # noqa: E402
 from difficulty.policy import SCORE_CHUNK_VALUES, base_policy, score_in_chunks  # noqa: E402
 
 
@@ -39,7 +41,11 @@ def main(argv=None) -> int:
     parser.add_argument("--docs", type=int, default=100)
     parser.add_argument("--features", type=int, default=136)
     parser.add_argument("--repeat", type=int, default=7)
+    bench_out.add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.queries, args.docs, args.features, args.repeat = 16, 20, 8, 2
+    facts = bench_out.machine()
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
     features = rng.standard_normal((args.queries, args.docs, args.features), dtype=np.float32)
@@ -55,10 +61,25 @@ def main(argv=None) -> int:
             fn(model, features, mask)
             times[name].append(time.perf_counter() - began)
     base, new = (float(np.median(times[n])) for n in ("one call", "chunked"))
+    ratios = [a / b for a, b in zip(times["one call"], times["chunked"])]
     step = max(1, SCORE_CHUNK_VALUES // (args.docs * args.features))
     print(f"forward, {args.queries} x {args.docs} x {args.features}, 1 torch thread, medians of "
           f"{args.repeat} ({os.cpu_count()} cores): one call {base * 1e3:.1f} ms, chunked "
           f"({step} queries a call) {new * 1e3:.1f} ms: {base / new:.2f}x")
+    shape = f"{args.queries} queries x {args.docs} documents x {args.features} features"
+    bench_out.write(args.out, "bench_forward.py", args, facts, [
+        f"Policy forward pass over {shape}, one torch thread, {args.repeat} alternating pairs:",
+        "",
+        *bench_out.table(["scoring", "median ms", "range ms"], [
+            ["one call per batch", f"{base * 1e3:.1f}",
+             f"{min(times['one call']) * 1e3:.1f}..{max(times['one call']) * 1e3:.1f}"],
+            [f"{step} queries a call", f"{new * 1e3:.1f}",
+             f"{min(times['chunked']) * 1e3:.1f}..{max(times['chunked']) * 1e3:.1f}"]]),
+        "",
+        f"Speed-up {float(np.median(ratios)):.2f}x (median of the pairs' ratios; range "
+        f"{min(ratios):.2f}x..{max(ratios):.2f}x).",
+    ], {"shape": [args.queries, args.docs, args.features], "queries_per_call": step,
+        "seconds": times, "pair_ratios": ratios})
     return 0
 
 

@@ -46,6 +46,7 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 import torch  # noqa: E402
 
+import bench_out  # noqa: E402
 from data_contracts.schema import QUERY_SCHEMA, conform  # noqa: E402
 from difficulty.policy import base_policy  # noqa: E402
 from difficulty.rewards import parse_reward  # noqa: E402
@@ -262,12 +263,18 @@ def parse_args(argv):
                                                         "(default: a temporary folder)")
     parser.add_argument("--no-tracemalloc", action="store_true",
                         help="skip the extra, untimed pipeline run under tracemalloc")
-    return parser.parse_known_args(argv)
+    bench_out.add_arguments(parser)
+    args, beam_args = parser.parse_known_args(argv)
+    if args.smoke:
+        args.queries, args.docs, args.features, args.repeats = 100, 10, 8, 1
+        args.no_tracemalloc = True
+    return args, beam_args
 
 
 def main(argv=None) -> int:
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
     args, beam_args = parse_args(argv)
+    facts = bench_out.machine()
     beam_args = [f"--direct_num_workers={args.workers}"] + beam_args
     workdir = tempfile.mkdtemp(prefix="bench_scoring-", dir=args.workdir)
     cores = os.cpu_count()
@@ -368,6 +375,23 @@ def main(argv=None) -> int:
                   f"buffers are not traced): {gib(traced)}")
         print(f"arrow memory pool peak (whole process): "
               f"{gib(pa.default_memory_pool().max_memory() or 0)}")
+
+        def row(name: str, seconds: list[float]) -> list[str]:
+            median = statistics.median(seconds)
+            return [name, f"{median:.2f}", f"{min(seconds):.2f}..{max(seconds):.2f}",
+                    f"{args.queries / median:,.0f}", gib(peaks[name.split()[0]])]
+
+        bench_out.write(args.out, "bench_scoring.py", args, facts, [
+            f"Pass-1 scoring of {args.queries} queries x {args.docs} documents x "
+            f"{args.features} features, k={args.k}, {args.workers} Beam worker(s):",
+            "",
+            *bench_out.table(["scoring", "median s", "range s", "queries/s", "peak RSS"], [
+                row("pipeline (read Parquet, validate, sample, reward)", times["pipeline"]),
+                row("raw (a vectorized torch loop over the data in memory)", times["raw"])]),
+            "",
+            f"Ratio pipeline/raw {ratio:.2f}x (target at most 2x: "
+            f"{'met' if ratio <= 2.0 else 'not met'}).",
+        ], {"seconds": times, "peak_rss_bytes": peaks, "ratio": ratio})
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0

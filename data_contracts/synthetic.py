@@ -92,3 +92,56 @@ def generate_table(cfg: SyntheticConfig = SyntheticConfig()) -> pa.Table:
 def config_from_dict(data: dict) -> SyntheticConfig:
     """A config recorded as JSON (a manifest's), back as a SyntheticConfig."""
     return SyntheticConfig(**{**data, "intent_probs": tuple(data["intent_probs"])})
+
+
+def describe(cfg: SyntheticConfig = SyntheticConfig()) -> str:
+    """The config's knobs and what it generates, as Markdown (the README quotes it verbatim).
+
+    Every number is read from `cfg` or counted in `generate_table(cfg)`, never typed by hand:
+    documents per query (smallest, largest, mean) and the share of each graded label.
+
+    Returns:
+      a Markdown table and one line of counts, ending in a newline.
+    """
+    table = generate_table(cfg)
+    sizes = np.asarray([len(d) for d in table.column("doc_ids").to_pylist()])
+    labels = np.concatenate([np.asarray(v) for v in table.column("labels").to_pylist()])
+    values, counts = np.unique(labels, return_counts=True)
+    shares = ", ".join(f"{v:g}: {c / labels.size:.1%}" for v, c in zip(values, counts))
+    probs = " / ".join(f"{p:g}" for p in cfg.intent_probs)
+    rows = [
+        ("queries (`--synthetic-queries`)", f"{cfg.n_queries}"),
+        ("documents per query", f"{cfg.min_docs} to {cfg.max_docs}, uniform"),
+        ("features", f"{cfg.n_features}: {cfg.n_groups} informative groups of {cfg.group_width}, "
+                     f"{cfg.n_noise} noise features, 2 query-level intent hints"),
+        ("intent probabilities (which group carries a query's signal)", probs),
+        ("query noise scale", f"log-uniform from {cfg.noise_low:g} to {cfg.noise_high:g}"),
+        ("teacher noise (sd, on the true relevance)", f"{cfg.teacher_noise:g}"),
+        ("seed", f"{cfg.seed}"),
+    ]
+    lines = ["| knob | default |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows), "",
+             f"Generated: {table.num_rows} queries, {labels.size} documents ({sizes.min()} to "
+             f"{sizes.max()} per query, mean {sizes.mean():.1f}); graded labels {shares}."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m data_contracts.synthetic --out DIR`: writes DIR/defaults.md (`describe`)."""
+    import argparse
+    import os
+
+    parser = argparse.ArgumentParser(prog="python -m data_contracts.synthetic",
+                                     description="Writes OUT/defaults.md: the embedded default "
+                                                 "input's knobs and what they generate.")
+    parser.add_argument("--out", required=True, help="folder to write defaults.md into")
+    args = parser.parse_args(argv)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        parser.exit(2, f"error: --out {args.out} exists and is not a folder\n")
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "defaults.md"), "w", encoding="utf-8") as handle:
+        handle.write(describe())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
