@@ -204,10 +204,10 @@ def measure(folder: str, queries: int, samples: int, pairs: int, args) -> dict:
 
 
 def render(sizes: list[dict], meta: dict) -> str:
-    """results.md: one row per size, medians with (min-max) over the pairs, then the ratios."""
+    """results.md: one row per size, medians with (min-max) over the pairs, then the ratios
+    (the RSS ratio once two sizes are measured)."""
     small, large = sizes[0], sizes[-1]
     time_ratio = float(np.median(large["ratio"]))
-    rss_ratio = max(large["peak_rss_bytes"]) / max(small["peak_rss_bytes"])
     lines = [
         f"Log path: `--rollouts` build vs raw pyarrow+numpy script ({DOCS} candidates per "
         f"generation, {meta['features']} features precomputed, reward {REWARD}); "
@@ -222,15 +222,15 @@ def render(sizes: list[dict], meta: dict) -> str:
             f"{size['pairs']} | {spread(size['build_s'], '.1f')} | "
             f"{spread(size['raw_s'], '.1f')} | {spread(size['ratio'], '.2f')}x | "
             f"{gib(max(size['peak_rss_bytes']))} |")
-    lines += [
-        "",
-        f"Medians (min-max) over alternating pairs. Build/raw at {large['generations']:,}: "
-        f"{time_ratio:.2f}x (target <= {TIME_TARGET:g}x: "
-        f"{'met' if time_ratio <= TIME_TARGET else 'NOT met'}); peak RSS "
-        f"{large['generations']:,} / {small['generations']:,}: {rss_ratio:.2f}x (target <= "
-        f"{RSS_TARGET:g}x: {'met' if rss_ratio <= RSS_TARGET else 'NOT met'}).",
-    ]
-    return "\n".join(lines) + "\n"
+    summary = (f"Medians (min-max) over alternating pairs. Build/raw at "
+               f"{large['generations']:,}: {time_ratio:.2f}x (target <= {TIME_TARGET:g}x: "
+               f"{'met' if time_ratio <= TIME_TARGET else 'NOT met'})")
+    if len(sizes) > 1:
+        rss_ratio = max(large["peak_rss_bytes"]) / max(small["peak_rss_bytes"])
+        summary += (f"; peak RSS {large['generations']:,} / {small['generations']:,}: "
+                    f"{rss_ratio:.2f}x (target <= {RSS_TARGET:g}x: "
+                    f"{'met' if rss_ratio <= RSS_TARGET else 'NOT met'})")
+    return "\n".join(lines + ["", summary + "."]) + "\n"
 
 
 def parse_args(argv):
@@ -277,6 +277,10 @@ def main(argv=None) -> int:
                   f"{spread(size['build_s'], '.1f')}s, raw {spread(size['raw_s'], '.1f')}s, "
                   f"ratio build/raw {spread(size['ratio'], '.2f')}x, peak RSS "
                   f"{gib(max(size['peak_rss_bytes']))}", flush=True)
+            if len(results) < len(sizes):  # what is measured so far, should a later size fail
+                meta["load_after"] = load()
+                write_results(args.out, render(results, meta), {"meta": meta, "sizes": results},
+                              echo=False)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     meta["load_after"] = load()

@@ -39,9 +39,11 @@ def spread(values: list[float], fmt: str) -> str:
     return f"{med:{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
 
 
-def write_results(out: str | None, text: str, raw: dict) -> None:
-    """Prints results.md's text; with `out`, writes it and results.json (raw) there."""
-    print(text, end="")
+def write_results(out: str | None, text: str, raw: dict, echo: bool = True) -> None:
+    """Prints results.md's text (unless not `echo`); with `out`, writes it and results.json
+    (raw) there."""
+    if echo:
+        print(text, end="")
     if not out:
         return
     os.makedirs(out, exist_ok=True)
