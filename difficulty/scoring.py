@@ -276,35 +276,40 @@ def score_from_log(queries: pa.Table, rollouts: list[list[dict]], policy_id: str
     parsed_any = any((r.get("generation") is not None and r.get("ranking") is None)
                      or r.get("malformed") == TRUNCATED for rows in rollouts for r in rows)
     malformed, reasons = np.zeros(n, dtype=np.int64), [None] * n
+    width = batch.mask.shape[1]
     for i, rows in enumerate(rollouts):
         tally: Counter = Counter()
         rows = [_parse_row(row, len(doc_index[i]), cfg, tally) for row in rows]
         malformed[i] = sum(tally.values())
         reasons[i] = json.dumps(dict(sorted(tally.items())))
-        for row in rows:
+        outcomes: list = [None] * len(rows)  # (reward, passed) per row, in the log's order
+        ranked = []  # rows whose ranking is verified with the reward: one evaluate per query
+        for r, row in enumerate(rows):
             given = row.get("reward") is not None or row.get("passed") is not None
             if row.get("_failed"):  # a malformed generation: the policy failed this rollout
-                reward, passed = 0.0, False
+                outcomes[r] = (0.0, False)
             elif (row.get("ranking") is not None or "_indices" in row) and not (
                     spec.kind == "log" and given):
                 if spec.kind == "log":
                     raise ValueError("reward `log` needs a reward or passed value in the log")
-                idx = (row["_indices"] if "_indices" in row
-                       else [doc_index[i][d] for d in row["ranking"]])
-                width = batch.mask.shape[1]
-                ranking = np.zeros((1, 1, width), dtype=np.int64)
-                valid = np.zeros((1, 1, width), dtype=bool)
-                ranking[0, 0, :len(idx)] = idx
-                valid[0, 0, :len(idx)] = True
-                rewards, passes = evaluate(spec, ranking, batch.labels[i:i + 1],
-                                           batch.mask[i:i + 1], valid,
-                                           None if reference is None else reference[i:i + 1],
-                                           None if judged is None else judged[i:i + 1])
-                reward, passed = float(rewards[0, 0]), bool(passes[0, 0])
+                ranked.append((r, row["_indices"] if "_indices" in row
+                               else [doc_index[i][d] for d in row["ranking"]]))
             else:
                 reward = row["reward"] if row.get("reward") is not None else float(row["passed"])
-                passed = (row["passed"] if row.get("passed") is not None
-                          else reward >= log_threshold)
+                outcomes[r] = (reward, row["passed"] if row.get("passed") is not None
+                               else reward >= log_threshold)
+        if ranked:
+            ranking = np.zeros((1, len(ranked), width), dtype=np.int64)
+            valid = np.zeros((1, len(ranked), width), dtype=bool)
+            for j, (_, idx) in enumerate(ranked):
+                ranking[0, j, :len(idx)] = idx
+                valid[0, j, :len(idx)] = True
+            rewards, passes = evaluate(spec, ranking, batch.labels[i:i + 1], batch.mask[i:i + 1],
+                                       valid, None if reference is None else reference[i:i + 1],
+                                       None if judged is None else judged[i:i + 1])
+            for j, (r, _) in enumerate(ranked):
+                outcomes[r] = (float(rewards[0, j]), bool(passes[0, j]))
+        for reward, passed in outcomes:
             tallies["successes"][i] += float(passed)
             tallies["trials"][i] += 1
             tallies["reward_sum"][i] += float(reward)

@@ -336,6 +336,8 @@ class ScoreFromLog(beam.PTransform):
 class _ScoreJoinedFn(WorkerFn):
     """One query joined to its rollouts: verified, scored, routed (a small row); or, under
     `--policy none`, a `pending` row; or a quarantine row saying why it cannot be assessed.
+    Verified queries are scored --batch-size at a time (`_flush`; the rest at the bundle's end),
+    each row the same as scored alone.
 
     A rollout read from OpenAI batch results carries the candidate order its prompt listed: it
     is parsed against that order and mapped to the query's documents (`align_to_query`); an
@@ -362,9 +364,10 @@ class _ScoreJoinedFn(WorkerFn):
         occurrences = sorted(grouped["query"], key=lambda o: o["position"])
         # Sorted by id, then content: which of two rows sharing a rollout id is kept (the first)
         # must not depend on the order the join delivers them in.
-        rows = sorted(grouped["rollouts"],
-                      key=lambda r: (str(r["rollout_id"]), json.dumps(r, sort_keys=True,
-                                                                     default=str)))
+        rows = sorted(grouped["rollouts"], key=lambda r: str(r["rollout_id"]))
+        if len({str(r["rollout_id"]) for r in rows}) < len(rows):  # ties: order by content too
+            rows.sort(key=lambda r: (str(r["rollout_id"]), json.dumps(r, sort_keys=True,
+                                                                      default=str)))
         if len(occurrences) > 1:
             yield beam.pvalue.TaggedOutput("quarantine", duplicate_rows(
                 qid, occurrences[0]["location"], [o["location"] for o in occurrences[1:]]))
@@ -387,20 +390,60 @@ class _ScoreJoinedFn(WorkerFn):
                 query_id=qid, detail="the rollouts have no valid rollout for this query",
                 raw={"query_id": qid})]))
             return
-        query = pa.Table.from_pylist([first["query"]], schema=QUERY_SCHEMA)
         policy_id = rows[0].get("policy_id") or "log"
+        self._pending.append((first, rows, policy_id))
+        if len(self._pending) >= self.config.batch_size:
+            yield from self._flush()
+
+    def start_bundle(self):
+        self._pending = []  # (first occurrence, verified rows, policy id) of queries to score
+
+    def finish_bundle(self):
+        for out in self._flush():
+            if isinstance(out, beam.pvalue.TaggedOutput):
+                yield beam.pvalue.TaggedOutput(out.tag, _in_global_window(out.value))
+            else:
+                yield _in_global_window(out)
+
+    def _flush(self) -> Iterator:
+        """Scores the pending queries a group at a time and yields their small rows (and each
+        decided round's statistics).
+
+        A group is the queries with the same policy id, number of documents, number of judged
+        labels and whether a generation is parsed: each padded to exactly its own width and
+        scored with the columns a lone query would get, so a query's row does not depend on
+        which others share its batch (the same bytes as scoring it alone).
+        """
+        from difficulty.generations import TRUNCATED
         from difficulty.scoring import score_from_log
 
-        scored = score_from_log(query, [rows], policy_id, self.config.scoring())
-        rounds = [r["round"] for r in rows if r.get("round") is not None]
-        if rounds and scored.column("decided")[0].as_py():
-            yield beam.pvalue.TaggedOutput("stats", {"rounds": Counter({
-                f"{max(rounds)}:decided": 1})})
-        scored = (scored.append_column("_descriptor", pa.array([first["descriptor"]],
-                                                               pa.list_(pa.float32())))
-                  .append_column("_signature", pa.array([first["signature"]], pa.string())))
-        yield _small_rows(scored, [first["position"]], [first["location"]], self.routing,
-                          self.config)
+        pending, self._pending = self._pending, []
+        groups: dict = {}
+        for first, rows, policy_id in pending:
+            query = first["query"]
+            parsed = any((r.get("generation") is not None and r.get("ranking") is None)
+                         or r.get("malformed") == TRUNCATED for r in rows)
+            key = (policy_id, len(query["doc_ids"]), len(query.get("judged_labels") or ()),
+                   parsed)
+            groups.setdefault(key, []).append((first, rows))
+        for (policy_id, *_), members in groups.items():
+            query = pa.Table.from_pylist([first["query"] for first, _ in members],
+                                         schema=QUERY_SCHEMA)
+            scored = score_from_log(query, [rows for _, rows in members], policy_id,
+                                    self.config.scoring())
+            decided = scored.column("decided").to_pylist()
+            for (_, rows), done in zip(members, decided):
+                rounds = [r["round"] for r in rows if r.get("round") is not None]
+                if rounds and done:
+                    yield beam.pvalue.TaggedOutput("stats", {"rounds": Counter({
+                        f"{max(rounds)}:decided": 1})})
+            firsts = [first for first, _ in members]
+            scored = (scored.append_column("_descriptor", pa.array(
+                          [f["descriptor"] for f in firsts], pa.list_(pa.float32())))
+                      .append_column("_signature", pa.array([f["signature"] for f in firsts],
+                                                            pa.string())))
+            yield _small_rows(scored, [f["position"] for f in firsts],
+                              [f["location"] for f in firsts], self.routing, self.config)
 
     def _verified(self, qid: str, rows: list[dict], known: dict):
         """The rows that pass validation (a generator: quarantine tables are yielded, the kept
@@ -435,6 +478,14 @@ class _ScoreJoinedFn(WorkerFn):
             yield beam.pvalue.TaggedOutput("quarantine", bad)
         return kept
 
+
+
+def _in_global_window(value):
+    """`value` as finish_bundle must yield it: a WindowedValue in the global window."""
+    from apache_beam.transforms.window import GlobalWindow
+    from apache_beam.utils.windowed_value import WindowedValue
+
+    return WindowedValue(value, GlobalWindow().max_timestamp(), [GlobalWindow()])
 
 
 def _pending_row(first: dict, qid: str, why: str) -> pa.Table:
