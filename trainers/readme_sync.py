@@ -7,7 +7,8 @@ A block in a Markdown file reads
     <!-- end generated -->
 
 `python -m trainers.readme_sync README.md --from runs/experiment` replaces the content of every
-block whose file is found in that folder; `--check` instead exits 1 naming each block that
+block whose file is found in that folder (only the blocks whose command names that folder as
+its --out, when any does: two experiments both write a claims.md); `--check` instead exits 1 naming each block that
 differs (tests/trainers/test_readme_numbers.py reruns the commands and checks this way).
 Wall-clock seconds vary with the machine's load, so cells under a header that names seconds are
 compared as `?` (they are still written).
@@ -92,10 +93,25 @@ def differences(text: str, folder: str) -> list[str]:
     return [name for name in (stale(b, folder) for b in blocks(text)) if name]
 
 
+def block_out(block: Block) -> str | None:
+    """The folder the block's command writes (its `--out`), normalised; None without one."""
+    argv = block.command.split()
+    if "--out" not in argv[:-1]:
+        return None
+    return os.path.normpath(argv[argv.index("--out") + 1])
+
+
 def updated(text: str, folder: str) -> str:
-    """`text` with every block whose file exists in `folder` replaced by that file."""
+    """`text` with every block whose file exists in `folder` replaced by that file.
+
+    When some block's command names `folder` as its --out, only those blocks are replaced: two
+    commands may write files of the same name (two experiments' claims.md), and each block takes
+    its own command's. A folder no block names (a copy, a temporary folder) fills every block
+    whose file it holds."""
+    found = blocks(text)
+    named = [b for b in found if block_out(b) == os.path.normpath(folder)]
     parts, last = [], 0
-    for block in blocks(text):
+    for block in named or found:
         path = os.path.join(folder, block.file)
         if not os.path.isfile(path):
             continue
