@@ -327,8 +327,8 @@ def _equal_compute(equal: list[dict], taus: list[float], smoke: bool = False) ->
     mark = "(smoke run) " if smoke else ""
     lines = ["", "## Equal compute: filtered vs unfiltered curriculum at the same RL rollouts", "",
              "The unfiltered arm (`*_nofilter_eq`, too_hard queries in RL) gets the rollouts its "
-             "filtered partner spent as its budget (`--rl-rollouts`; it may overshoot by less "
-             "than a batch per stage). Test NDCG@10 at the end of RL (before model selection), "
+             "filtered partner spent as its budget (`--rl-rollouts`, spent to within G-1 "
+             "rollouts per stage). Test NDCG@10 at the end of RL (before model selection), "
              "its gain over RL's start per 1,000 rollouts, and the fraction of RL groups with a "
              "non-zero advantage (every RL step's groups); mean over seeds (min..max):", "",
              "| pair | tau | rollouts | test NDCG@10 reached | gain per 1,000 rollouts | "
@@ -490,4 +490,6 @@ def text_summary_markdown(results: list[dict], refs: list[dict], cfg,
     lines += _claims_table(results, taus, cfg.quick)
     if equal:
         lines += _equal_compute(equal, taus, cfg.quick)
-    return "\n".join(lines) + "\n"
+    # a subsection of the README's "Text rerankers": claims.md's sections one level down
+    return "\n".join("####" + line[2:] if line.startswith("## ") else line
+                     for line in lines) + "\n"

@@ -89,8 +89,18 @@ def stale(block: Block, folder: str) -> str | None:
 
 
 def differences(text: str, folder: str) -> list[str]:
-    """Names of the blocks of `text` whose content differs from `folder`/FILE (masked)."""
-    return [name for name in (stale(b, folder) for b in blocks(text)) if name]
+    """Names of the blocks of `text` whose content differs from `folder`/FILE (masked), among
+    the blocks `updated` would fill from `folder` (`targets`)."""
+    return [name for name in (stale(b, folder) for b in targets(text, folder)) if name]
+
+
+def targets(text: str, folder: str) -> list[Block]:
+    """The blocks of `text` that `folder` fills: those whose command names `folder` as its --out
+    when any does (two commands may write files of the same name, and each block takes its own
+    command's), else every block; either way only those whose file `folder` holds."""
+    found = blocks(text)
+    named = [b for b in found if block_out(b) == os.path.normpath(folder)]
+    return [b for b in named or found if os.path.isfile(os.path.join(folder, b.file))]
 
 
 def block_out(block: Block) -> str | None:
@@ -102,19 +112,10 @@ def block_out(block: Block) -> str | None:
 
 
 def updated(text: str, folder: str) -> str:
-    """`text` with every block whose file exists in `folder` replaced by that file.
-
-    When some block's command names `folder` as its --out, only those blocks are replaced: two
-    commands may write files of the same name (two experiments' claims.md), and each block takes
-    its own command's. A folder no block names (a copy, a temporary folder) fills every block
-    whose file it holds."""
-    found = blocks(text)
-    named = [b for b in found if block_out(b) == os.path.normpath(folder)]
+    """`text` with every block `folder` fills (`targets`) replaced by its file there."""
     parts, last = [], 0
-    for block in named or found:
+    for block in targets(text, folder):
         path = os.path.join(folder, block.file)
-        if not os.path.isfile(path):
-            continue
         with open(path, encoding="utf-8") as handle:
             fresh = handle.read().strip() + "\n"
         parts += [text[last:block.start], fresh]
