@@ -330,9 +330,11 @@ def _equal_compute(equal: list[dict], taus: list[float], smoke: bool = False) ->
              "filtered partner spent as its budget (`--rl-rollouts`, spent to within G-1 "
              "rollouts per stage). Test NDCG@10 at the end of RL (before model selection), "
              "its gain over RL's start per 1,000 rollouts, and the fraction of RL groups with a "
-             "non-zero advantage (every RL step's groups); mean over seeds (min..max):", "",
-             "| pair | tau | rollouts | test NDCG@10 reached | gain per 1,000 rollouts | "
-             "groups with a non-zero advantage |", "|---|---|---|---|---|---|"]
+             "non-zero advantage (every RL step's groups); mean over seeds (min..max). The same "
+             "rollouts need not be the same optimizer steps: a stage smaller than a batch "
+             "makes smaller, more numerous steps.", "",
+             "| pair | tau | rollouts | RL steps | test NDCG@10 reached | gain per 1,000 rollouts "
+             "| groups with a non-zero advantage |", "|---|---|---|---|---|---|---|"]
     for arm, partner in EQUAL_COMPUTE.items():
         for t in taus:
             pairs = equal_pairs(equal, arm, t)
@@ -342,6 +344,7 @@ def _equal_compute(equal: list[dict], taus: list[float], smoke: bool = False) ->
                 rows = [p[side] for p in pairs]
                 lines.append(
                     f"| {mark}{name} | {t:g} | {_cell0([r['rollouts'] for r in rows])} | "
+                    f"{_cell0([r['rl_steps'] for r in rows])} | "
                     f"{_cell([r['ndcg@10_rl_end'] for r in rows])} | "
                     f"{_cell([gain_per_1000(r) for r in rows], 4)} | "
                     f"{_cell([r['informative_fraction'] for r in rows])} |")

@@ -109,7 +109,8 @@ def test_rl_groups_count_each_steps_groups(tmp_path):
 
 def _eq_row(arm, seed, rollouts, start, end, informative):
     return {"arm": arm, "tau": 0.7, "seed": seed, "rollouts": rollouts, "ndcg@10_rl_start": start,
-            "ndcg@10_rl_end": end, "informative_fraction": informative}
+            "ndcg@10_rl_end": end, "informative_fraction": informative,
+            "rl_steps": 150 if arm == "bc_rl" else 40 + seed}
 
 
 def test_equal_compute_table_and_verdicts_on_a_small_case():
@@ -122,9 +123,10 @@ def test_equal_compute_table_and_verdicts_on_a_small_case():
     assert [(a["seed"], b["seed"]) for a, b in claims.equal_pairs(rows, "bc_rl_nofilter_eq",
                                                                  0.7)] == [(0, 0), (1, 1)]
     text = "\n".join(claims._equal_compute(rows, [0.7]))
-    assert "| bc_rl | 0.7 | 1000 (1000..1000) | 0.810 (0.800..0.820) | " \
+    assert "| bc_rl | 0.7 | 1000 (1000..1000) | 150 (150..150) | 0.810 (0.800..0.820) | " \
            "0.0600 (0.0500..0.0700) | 0.650 (0.600..0.700) |" in text
-    assert "| bc_rl_nofilter_eq | 0.7 | 1008 (1008..1008) | 0.785 (0.780..0.790) |" in text
+    assert "| bc_rl_nofilter_eq | 0.7 | 1008 (1008..1008) | 40 (40..41) | 0.785 (0.780..0.790) |" \
+        in text
     # NDCG differences +0.02 and +0.03; informative fraction +0.20 both seeds
     assert "reaches a higher test NDCG@10 (from BC: bc_rl vs bc_rl_nofilter_eq) | confirmed: " \
            "+0.025 (+0.020..+0.030) |" in text
