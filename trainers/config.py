@@ -41,6 +41,8 @@ class TrainConfig:
     rescore_after_bc: bool = False
     eval_input: str = ""
     eval_format: str = "auto"
+    eval_candidates: str = ""
+    eval_qrels: str = ""
     diagnostic_rollouts: int = 16
     train_sample: int = 200
     sparsity_tol: float = 1e-6
@@ -78,6 +80,9 @@ HELP = {
     "eval_input": "held-out labelled queries to report NDCG@10 on (read with the manifest's "
                   "feature space)",
     "eval_format": "format of --eval-input",
+    "eval_candidates": "a text --eval-input's candidates (a TREC run; BEIR and MS MARCO folders "
+                       "need one), read to the build's --candidate-depth",
+    "eval_qrels": "a text --eval-input's TREC qrels, where its layout does not hold them",
     "diagnostic_rollouts": "rollouts per query for the group diagnostics",
     "train_sample": "size of the fixed hash sample of training queries for diagnostics",
     "sparsity_tol": "a parameter counts as changed by RL beyond this absolute change",

@@ -7,6 +7,7 @@ carries its position (file index, row offset) so a checkpoint can resume exactly
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -28,6 +29,7 @@ from data_contracts.readers import read_queries
 from data_contracts.schema import QUERY_SCHEMA
 from data_contracts.synthetic import config_from_dict as synthetic_config
 from data_contracts.synthetic import generate_table
+from data_contracts.synthetic_text import SyntheticTextConfig, generate_text_table
 from data_contracts.validate import ValidationState, validate_queries
 from trainers.config import TrainConfig
 
@@ -195,7 +197,7 @@ def build_input_space(entry: dict, space: dict | None):
 
 
 def read_validated(path: str, fmt: str, n_features: int | None = None,
-                   space=None) -> pa.Table:
+                   space=None, text=None) -> pa.Table:
     """Valid, labelled queries of an input (NDCG needs labels), as one table.
 
     Args:
@@ -203,11 +205,14 @@ def read_validated(path: str, fmt: str, n_features: int | None = None,
       fmt: its format (`auto` detects).
       n_features: the width the policy expects; the input must have it.
       space: the `FeatureSpace` to read it in (`eval_space`), or None (its own).
+      text: the `TextOptions` of a text input (candidates run, qrels, depth), or None.
 
     Raises:
       InputError: unreadable, empty (no valid labelled query), or of another feature width.
     """
     kwargs = {"space": space} if space is not None else {}
+    if text is not None:
+        kwargs["text"] = text
     state = ValidationState(require_labels=True)
     try:
         tables = [validate_queries(b, state)[0] for b in read_queries(path, fmt, **kwargs)]
@@ -224,6 +229,18 @@ def read_validated(path: str, fmt: str, n_features: int | None = None,
     if n_features is not None and width != n_features:
         raise InputError(path, f"{width} features per document; the curriculum has {n_features}")
     return table
+
+
+def build_text_options(config: dict):
+    """The `TextOptions` a build read its text inputs with (its manifest's `config`: candidates,
+    qrels, teacher run, depth), or None when it named none."""
+    from data_contracts.readers.text import TextOptions
+
+    names = ("candidates", "qrels", "teacher_run", "candidate_depth")
+    if not any(config.get(n) for n in names):
+        return None
+    return TextOptions(candidates=config.get("candidates"), qrels=config.get("qrels"),
+                       teacher_run=config.get("teacher_run"), depth=config.get("candidate_depth"))
 
 
 def with_relevant(table: pa.Table | None) -> pa.Table | None:
@@ -281,14 +298,21 @@ def training_sample(manifest: dict, cfg: TrainConfig, n_features: int,
         sample = smallest_hashes([generate_table(synthetic_config(config["synthetic"]))], limit,
                                  salt)
         return with_relevant(sample), "synthetic training input, hash sample"
+    if inputs and inputs[0].get("format") == "synthetic-text" and config.get("synthetic"):
+        sample = smallest_hashes([synthetic_text_table(synthetic_text_config(
+            config["synthetic"]))], limit, salt)
+        return with_relevant(sample), "synthetic text training input, hash sample"
     why = "unreadable"
     try:
         if inputs and all(fs.exists(i["path"]) for i in inputs):
             if any(input_digest(i["path"], i.get("format", "auto")) != i.get("sha256")
                    for i in inputs):
                 raise _Changed()
+            text = build_text_options(config)
             tables = (read_validated(i["path"], i.get("format", "auto"), n_features,
-                                     build_input_space(i, manifest.get("feature_space")))
+                                     build_input_space(i, manifest.get("feature_space")),
+                                     text if input_kind(i.get("format", "auto")) == "text"
+                                     else None)
                       for i in inputs)
             sample = smallest_hashes(tables, limit, salt)
             name = ", ".join(os.path.basename(i["path"]) for i in inputs)
@@ -300,6 +324,23 @@ def training_sample(manifest: dict, cfg: TrainConfig, n_features: int,
     sample = smallest_hashes((b.table for b in ShardStream(fallback_files, 256)), limit, salt)
     return with_relevant(sample), (f"curriculum shards, hash sample (the build's input is {why};"
                                    " these queries were routed by the scoring policy)")
+
+
+@functools.lru_cache(maxsize=4)
+def synthetic_text_table(cfg: SyntheticTextConfig) -> pa.Table:
+    """`generate_text_table(cfg)`, kept per process: the experiment's arms each read the same
+    generated set (its training sample, its held-out split), which takes seconds to featurise.
+    Arrow tables are immutable, so sharing one is safe."""
+    return generate_text_table(cfg)
+
+
+def synthetic_text_config(synthetic: dict, split: str = "train",
+                          n_queries: int | None = None) -> SyntheticTextConfig:
+    """The text generator's config of a `--synthetic text` build (its manifest's
+    `config.synthetic`: `n_queries` and `seed`, as `CurriculumConfig.synthetic_text`), for
+    `split` (the held-out split: `heldout`) and `n_queries` (None: the build's)."""
+    return SyntheticTextConfig(n_queries=synthetic["n_queries"] if n_queries is None
+                               else n_queries, seed=synthetic["seed"], split=split)
 
 
 class _Changed(Exception):

@@ -16,14 +16,13 @@ from data_contracts.arrays import pad_queries
 from data_contracts.errors import InputError
 from data_contracts.synthetic import config_from_dict as synthetic_config
 from data_contracts.synthetic import generate_table
-from data_contracts.synthetic_text import SyntheticTextConfig, generate_text_table
 from difficulty.policy import RerankPolicy, score_in_chunks
 from difficulty.rewards import evaluate, ndcg_of_scores
 from difficulty.scoring import judged_of, rbo_reference
 from difficulty.sampler import gumbel_noise, log_prob, ranking_diversity, sample_rankings
 from trainers.config import TrainConfig
-from trainers.data import (eval_space, read_rows, read_validated, to_tensors, training_sample,
-                           with_relevant)
+from trainers.data import (eval_space, read_rows, read_validated, synthetic_text_config,
+                           synthetic_text_table, to_tensors, training_sample, with_relevant)
 
 
 def ndcg_at_10(model: RerankPolicy, table: pa.Table | None, reward=None) -> float | None:
@@ -117,19 +116,42 @@ def eval_queries(cfg: TrainConfig, manifest: dict, n_features: int) -> tuple:
     if cfg.eval_input:
         space = eval_space(cfg.eval_input, cfg.eval_format, run_format(manifest),
                            manifest.get("feature_space"), f"the run {cfg.manifest}")
-        table = with_relevant(read_validated(cfg.eval_input, cfg.eval_format, n_features, space))
+        table = with_relevant(read_validated(cfg.eval_input, cfg.eval_format, n_features, space,
+                                             eval_text_options(cfg, manifest)))
         if table is None:
             raise InputError(cfg.eval_input, "no query with a relevant document (label > 0)")
         return table, f"{os.path.basename(cfg.eval_input)} (--eval-input)", None
-    synthetic = manifest["config"].get("synthetic")
-    if manifest["inputs"][0]["format"] == "synthetic-text" and synthetic:
-        held_out = SyntheticTextConfig(n_queries=300, seed=synthetic["seed"], split="heldout")
-        return (with_relevant(generate_text_table(held_out)), "synthetic text held-out split",
-                None)
-    if manifest["inputs"][0]["format"] == "synthetic" and synthetic:
+    held_out = synthetic_held_out(manifest["inputs"][0]["format"],
+                                  manifest["config"].get("synthetic"))
+    return held_out + (None,) if held_out else (None, None, "no --eval-input")
+
+
+def eval_text_options(cfg: TrainConfig, manifest: dict):
+    """The `TextOptions` of a text --eval-input: its own candidates run and qrels
+    (--eval-candidates, --eval-qrels), the build's --candidate-depth; None when it needs none."""
+    from data_contracts.readers.text import TextOptions
+
+    if not (cfg.eval_candidates or cfg.eval_qrels):
+        return None
+    return TextOptions(candidates=cfg.eval_candidates or None, qrels=cfg.eval_qrels or None,
+                       depth=manifest["config"].get("candidate_depth"))
+
+
+def synthetic_held_out(fmt: str, synthetic: dict | None) -> tuple | None:
+    """(table, description) of a synthetic build's held-out queries (300, with a relevant
+    document; query ids of their own), or None when `fmt` is no synthetic input's format.
+
+    Args:
+      fmt: the build's first input format (`synthetic` or `synthetic-text`).
+      synthetic: the manifest's `config.synthetic` (the generator's knobs).
+    """
+    if fmt == "synthetic-text" and synthetic:
+        held_out = synthetic_text_config(synthetic, "heldout", 300)
+        return with_relevant(synthetic_text_table(held_out)), "synthetic text held-out split"
+    if fmt == "synthetic" and synthetic:
         held_out = dataclasses.replace(synthetic_config(synthetic), split="test", n_queries=300)
-        return with_relevant(generate_table(held_out)), "synthetic test split", None
-    return None, None, "no --eval-input"
+        return with_relevant(generate_table(held_out)), "synthetic test split"
+    return None
 
 
 def run_format(manifest: dict) -> str:

@@ -10,7 +10,9 @@ and its command is `python -m MODULE ... --out DIR` or `python benchmarks/NAME.p
 
 Reproducible blocks (`python -m ...`: the experiment's claims). The command's output is a
 function of its input and seeds, so the check reruns it: `python -m trainers.readme_sync README.md
---from runs/experiment` replaces the content of every such block whose file is in that folder;
+--from runs/experiment` replaces the content of every such block whose file is in that folder
+(only the blocks whose command names that folder as its --out, when any does: two experiments
+both write a claims.md; `targets`);
 `--check --from DIR` instead exits 1 naming each block that differs
 (tests/trainers/test_readme_numbers.py reruns the commands and checks this way). Wall-clock
 seconds vary with the machine's load, so cells under a header that names seconds are compared as
@@ -202,17 +204,27 @@ def stale(block: Block, folder: str) -> str | None:
 
 def differences(text: str, folder: str) -> list[str]:
     """Names of the reproducible blocks of `text` whose content differs from `folder`/FILE
-    (masked); measured blocks are checked against their records (`record_differences`)."""
-    return [name for name in (stale(b, folder) for b in blocks(text) if not b.measured) if name]
+    (masked), among those `folder` fills (`targets`); measured blocks are checked against their
+    records (`record_differences`)."""
+    return [name for name in (stale(b, folder) for b in targets(text, folder)
+                              if not b.measured) if name]
 
 
-def _feeds(block: Block, folder: str) -> bool:
-    """Whether `folder` holds what `block` quotes: its file, and for a measured block only the
-    folder its command names (every benchmark writes `results.md`; the last components match)."""
-    if not os.path.isfile(os.path.join(folder, block.file)):
-        return False
-    return not block.measured or (os.path.basename(os.path.normpath(folder))
-                                  == os.path.basename(os.path.normpath(block.out)))
+def targets(text: str, folder: str) -> list[Block]:
+    """The blocks of `text` that `folder` fills, in order; only those whose file it holds.
+
+    A measured block only from the folder its command names (every benchmark writes
+    `results.md`; the last components match). A reproducible block from the folder its command
+    names as --out when any reproducible block names it (two experiments both write a
+    claims.md, and each block takes its own command's), else from any folder holding its file.
+    """
+    found = [b for b in blocks(text) if os.path.isfile(os.path.join(folder, b.file))]
+    here = os.path.normpath(folder)
+    measured = [b for b in found if b.measured and os.path.basename(here)
+                == os.path.basename(os.path.normpath(b.out))]
+    reproducible = [b for b in found if not b.measured]
+    named = [b for b in reproducible if b.out and os.path.normpath(b.out) == here]
+    return sorted(measured + (named or reproducible), key=lambda b: b.start)
 
 
 def publish(block: Block, folder: str, root: str) -> None:
@@ -232,17 +244,15 @@ def publish(block: Block, folder: str, root: str) -> None:
 
 
 def updated(text: str, folder: str, root: str | None = None) -> str:
-    """`text` with every block that `folder` feeds replaced by its file; a measured block's
+    """`text` with every block that `folder` fills (`targets`) replaced by its file; a measured block's
     files are also copied into its record under `root` (`publish`; root None: not copied).
 
     Raises:
       ValueError: a measured block would be fed by a --smoke run.
     """
     parts, last = [], 0
-    for block in blocks(text):
+    for block in targets(text, folder):
         path = os.path.join(folder, block.file)
-        if not _feeds(block, folder):
-            continue
         if block.measured and _is_smoke(folder):
             raise ValueError(f"{folder} holds a --smoke run's results, not a measurement")
         if block.measured and root is not None:

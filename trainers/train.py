@@ -56,6 +56,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from data_contracts import fs
+from data_contracts.arrays import pad_queries
 from data_contracts.errors import InputError
 from data_contracts.manifest import check_out_outside_runs, files_of, load_manifest
 from difficulty.policy import (RerankPolicy, base_policy, fit_normaliser, load_policy_checkpoint,
@@ -64,8 +65,8 @@ from difficulty.rewards import parse_reward
 from trainers.checkpoint import (MetricsLog, Progress, cut_metrics, load_checkpoint,
                                  save_checkpoint, set_rng_state)
 from trainers.config import TrainConfig, check_config, check_run_config
-from trainers.data import (ShardStream, cycle, is_validation, read_rows, shuffled_rl_file,
-                           split_steps)
+from trainers.data import (ShardBatch, ShardStream, cycle, is_validation, read_rows,
+                           shuffled_rl_file, split_steps)
 from trainers.evaluate import (QuerySets, fixed_sets, group_diagnostics, ndcg_at_10,
                                update_sparsity, within_label_position_spearman)
 from trainers.losses import bc_loss, rl_loss
@@ -384,6 +385,8 @@ def reinforcement_learning(st: State, plan: RLPlan, reference: RerankPolicy) -> 
         for epoch, batch in stream:
             if segment_done(st, plan, segment):
                 break
+            batch = within_budget(batch, plan.rollouts[segment],
+                                  position.get("segment_rollouts", 0), cfg.group_size)
             st.model.train()
             loss, info = rl_loss(st.model, reference, batch, st.reward, cfg, stream=st.step + 1)
             st.optimizer.zero_grad()
@@ -406,6 +409,22 @@ def reinforcement_learning(st: State, plan: RLPlan, reference: RerankPolicy) -> 
             checkpoint(st)
     position["segment"] = len(plan.segments)
     st.summary["rl_steps_done"] = st.step - plan.start
+
+
+def within_budget(batch: ShardBatch, budget: int | None, spent: int, group_size: int
+                  ) -> ShardBatch:
+    """The batch cut to the rows the segment's rollout budget still pays for (at least one), so
+    a budget is spent to within G-1 rollouts instead of up to a batch over; None: no budget.
+
+    The cut batch's rows are the first ones, and the stream's position advances past them only
+    (`position["row"]` = row_start + rows), so the rest come next, also on resume."""
+    if budget is None:
+        return batch
+    rows = max(1, -(-(budget - spent) // group_size))  # ceil
+    if rows >= batch.rows:
+        return batch
+    table = batch.table.slice(0, rows)
+    return ShardBatch(table, pad_queries(table), batch.file_index, batch.row_start)
 
 
 def end_reinforcement_learning(st: State, plan: RLPlan) -> None:
