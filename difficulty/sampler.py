@@ -204,3 +204,43 @@ def ranking_diversity(rankings: np.ndarray, n_docs: np.ndarray, top: int = 10) -
         prefixes = {tuple(r[:cut]) for r in rankings[i]}
         out[i] = len(prefixes) / rankings.shape[1]
     return out
+
+
+ROLLOUT_REWARDS = ("pass", "graded")  # what a rollout's reward is for RL's advantage
+
+
+def rollout_reward(value: np.ndarray, passed: np.ndarray, kind: str = "pass") -> np.ndarray:
+    """[B, R] float32 reward of each rollout for a group-relative advantage.
+
+    Args:
+      value: [B, R] the reward's metric value of each ranking (`difficulty.rewards.evaluate`'s
+        first output: NDCG@K for `ndcg@K>=TAU`, the weighted sum for a composite).
+      passed: [B, R] whether each ranking passes the reward's threshold (its second output).
+      kind: `pass` (1 for a passing ranking, else 0: the outcome reward the curriculum's bands
+        are defined on) or `graded` (the metric value itself, so rankings of a group that all
+        fail, or all pass, still differ).
+
+    Raises:
+      ValueError: an unknown kind.
+    """
+    if kind == "pass":
+        return passed.astype(np.float32)
+    if kind == "graded":
+        return np.asarray(value, dtype=np.float32)
+    raise ValueError(f"rollout reward {kind!r}: expected one of {ROLLOUT_REWARDS}")
+
+
+def group_advantage(rewards: torch.Tensor) -> torch.Tensor:
+    """[B, R] group-relative advantage: each rollout's reward minus its group's (query's) mean,
+    divided by the group's standard deviation (unbiased) + 1e-6 (GRPO, Shao et al. 2024, eq. 3).
+
+    A group whose R rewards are all equal gets advantage 0 everywhere (it teaches nothing).
+    """
+    return (rewards - rewards.mean(-1, keepdim=True)) / (rewards.std(-1, keepdim=True) + 1e-6)
+
+
+def informative_groups(rewards) -> np.ndarray | torch.Tensor:
+    """[B] bool: groups whose rewards are not all equal (a non-zero advantage; numpy or torch)."""
+    if isinstance(rewards, torch.Tensor):
+        return rewards.min(-1).values != rewards.max(-1).values
+    return rewards.min(-1) != rewards.max(-1)

@@ -11,6 +11,7 @@ import torch
 from data_contracts.cli import OneLineParser
 from data_contracts.errors import InputError
 from trainers import train as train_module
+from difficulty.sampler import ROLLOUT_REWARDS
 from trainers.config import BC_LOSSES, HELP, IMITATE, RL_ORDERS, TrainConfig
 from trainers.train import train
 
@@ -18,7 +19,8 @@ from trainers.train import train
 def make_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m trainers.train", description=train_module.__doc__,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    choices = {"bc_loss": BC_LOSSES, "rl_order": RL_ORDERS, "imitate": IMITATE}
+    choices = {"bc_loss": BC_LOSSES, "rl_order": RL_ORDERS, "imitate": IMITATE,
+               "rl_reward": ROLLOUT_REWARDS}
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         text = f"{HELP[f.name]} (default: {f.default if f.default != '' else 'none'})"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from curricula.hashing import VAL_FRACTION
 from data_contracts.errors import InputError
 from difficulty.rewards import parse_reward
-from difficulty.sampler import MAX_SEED, TEMPERATURE_RANGE
+from difficulty.sampler import MAX_SEED, ROLLOUT_REWARDS, TEMPERATURE_RANGE
 
 DEFAULT_MANIFEST = "runs/default/manifest.json"
 DEFAULT_OUT = "runs/train-default"
@@ -31,6 +31,7 @@ class TrainConfig:
     rl_steps: int = 150
     rl_lr: float = 1e-4
     rl_order: str = "curriculum"
+    rl_reward: str = "pass"
     rl_rollouts: int = 0
     group_size: int = 16
     temperature: float = 1.0
@@ -69,6 +70,9 @@ HELP = {
     "rl_lr": "RL learning rate (Adam)",
     "rl_rollouts": "RL rollout budget, split over the stages by rows like the steps; RL ends at "
                    "whichever budget is spent first (0: steps only)",
+    "rl_reward": "pass: a rollout's reward is 1 when its ranking passes the build's reward, else "
+                 "0; graded: the reward's metric value (e.g. NDCG@10 of the sampled ranking), "
+                 "so all-fail and all-pass groups still have non-zero advantages",
     "rl_order": "curriculum: stage by stage; shuffled: all RL rows in query-hash order (control)",
     "group_size": "G, sampled rankings per query per RL step (rollouts = rows x G)",
     "temperature": "Plackett-Luce sampling temperature",
@@ -126,6 +130,8 @@ def check_config(cfg: TrainConfig) -> None:
         raise InputError("--bc-loss", f"expected one of {BC_LOSSES}")
     if cfg.imitate not in IMITATE:
         raise InputError("--imitate", f"expected one of {IMITATE}")
+    if cfg.rl_reward not in ROLLOUT_REWARDS:
+        raise InputError("--rl-reward", f"expected one of {ROLLOUT_REWARDS}")
     if cfg.rl_order not in RL_ORDERS:
         raise InputError("--rl-order", f"expected one of {RL_ORDERS}")
 

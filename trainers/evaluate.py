@@ -19,7 +19,8 @@ from data_contracts.synthetic import generate_table
 from difficulty.policy import RerankPolicy, score_in_chunks
 from difficulty.rewards import evaluate, ndcg_of_scores
 from difficulty.scoring import judged_of, rbo_reference
-from difficulty.sampler import gumbel_noise, log_prob, ranking_diversity, sample_rankings
+from difficulty.sampler import (gumbel_noise, informative_groups, log_prob, ranking_diversity,
+                               sample_rankings)
 from trainers.config import TrainConfig
 from trainers.data import (eval_space, read_rows, read_validated, synthetic_text_config,
                            synthetic_text_table, to_tensors, training_sample, with_relevant)
@@ -46,15 +47,14 @@ def ideal_name(reward) -> str:
     return f"ideal={getattr(reward, 'ideal', 'window')}"
 
 
-def group_diagnostics(model: RerankPolicy, table: pa.Table, reward, rollouts: int, seed: int,
-                      temperature: float, stream: int) -> dict:
-    """Pass rate, informative-group fraction, entropy and ranking diversity of G rollouts/query.
+def group_rollouts(model: RerankPolicy, table: pa.Table, reward, rollouts: int, seed: int,
+                   temperature: float, stream: int) -> tuple:
+    """G sampled rankings per query under the policy and whether each passes the reward.
 
     Returns:
-      {"pass_rate": mean over queries and rollouts of `passed`, "informative_fraction": fraction
-      of queries whose G rollouts neither all pass nor all fail, "entropy": mean -log p of the
-      sampled rankings (nats, a Monte-Carlo estimate of the Plackett-Luce entropy),
-      "ranking_diversity": mean fraction of distinct top-10 prefixes, "queries": N}.
+      (padded queries, rankings [B, G, D] int64, log-probabilities [B, G] (nats), passed
+      [B, G] bool); the noise is drawn per query from (seed, query id, stream), so the same
+      arguments give the same rollouts.
     """
     padded = pad_queries(table)
     features, mask, _ = to_tensors(padded)
@@ -66,10 +66,26 @@ def group_diagnostics(model: RerankPolicy, table: pa.Table, reward, rollouts: in
     _, passed = evaluate(reward, rankings.numpy(), padded.labels, padded.mask,
                          reference=rbo_reference(table, padded.mask, reward),
                          judged=judged_of(table, reward))
-    informative = passed.min(-1) != passed.max(-1)
-    return {"pass_rate": float(passed.mean()), "informative_fraction": float(informative.mean()),
+    return padded, rankings.numpy(), logp, passed
+
+
+def group_diagnostics(model: RerankPolicy, table: pa.Table, reward, rollouts: int, seed: int,
+                      temperature: float, stream: int) -> dict:
+    """Pass rate, informative-group fraction, entropy and ranking diversity of G rollouts/query
+    (`group_rollouts`).
+
+    Returns:
+      {"pass_rate": mean over queries and rollouts of `passed`, "informative_fraction": fraction
+      of queries whose G rollouts neither all pass nor all fail, "entropy": mean -log p of the
+      sampled rankings (nats, a Monte-Carlo estimate of the Plackett-Luce entropy),
+      "ranking_diversity": mean fraction of distinct top-10 prefixes, "queries": N}.
+    """
+    padded, rankings, logp, passed = group_rollouts(model, table, reward, rollouts, seed,
+                                                    temperature, stream)
+    return {"pass_rate": float(passed.mean()),
+            "informative_fraction": float(informative_groups(passed).mean()),
             "entropy": float(-logp.mean()),
-            "ranking_diversity": float(ranking_diversity(rankings.numpy(), padded.n_docs).mean()),
+            "ranking_diversity": float(ranking_diversity(rankings, padded.n_docs).mean()),
             "queries": int(table.num_rows)}
 
 

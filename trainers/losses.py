@@ -14,7 +14,8 @@ from data_contracts.teacher import teacher_scores
 from difficulty.policy import RerankPolicy
 from difficulty.rewards import evaluate
 from difficulty.scoring import judged_of, rbo_reference
-from difficulty.sampler import gumbel_noise, log_prob, ranking_diversity, sample_rankings
+from difficulty.sampler import (group_advantage, gumbel_noise, informative_groups, log_prob,
+                               ranking_diversity, rollout_reward, sample_rankings)
 from trainers.config import TrainConfig
 from trainers.data import to_tensors
 
@@ -80,7 +81,13 @@ def bc_teacher(table: pa.Table, mode: str) -> np.ndarray:
 
 
 def rl_loss(model, reference, batch, reward, cfg: TrainConfig, stream: int) -> tuple:
-    """Group-relative policy gradient on G sampled rankings per query, plus KL to `reference`."""
+    """Group-relative policy gradient on G sampled rankings per query, plus KL to `reference`.
+
+    Each ranking's reward is its pass (0/1) or, with `--rl-reward graded`, the reward's metric
+    value (`difficulty.sampler.rollout_reward`); the advantage is group-relative
+    (`difficulty.sampler.group_advantage`). The returned `informative_fraction` counts the groups
+    with a non-zero advantage under that reward; `reward_mean` is that reward's mean.
+    """
     features, mask, _ = to_tensors(batch.padded)
     scores = model(features, mask)
     noise = gumbel_noise(batch.padded.query_ids, batch.padded.n_docs, cfg.group_size, cfg.seed,
@@ -88,11 +95,11 @@ def rl_loss(model, reference, batch, reward, cfg: TrainConfig, stream: int) -> t
     rankings = sample_rankings(scores.detach(), mask, noise, cfg.temperature)
     logp = log_prob(scores, rankings, mask, cfg.temperature)
     # the RBO term of a composite reward is measured against the teacher's order, as in scoring
-    _, passed = evaluate(reward, rankings.numpy(), batch.padded.labels, batch.padded.mask,
-                         reference=rbo_reference(batch.table, batch.padded.mask, reward),
-                         judged=judged_of(batch.table, reward))
-    r = torch.from_numpy(passed.astype(np.float32))
-    advantage = (r - r.mean(-1, keepdim=True)) / (r.std(-1, keepdim=True) + 1e-6)
+    value, passed = evaluate(reward, rankings.numpy(), batch.padded.labels, batch.padded.mask,
+                             reference=rbo_reference(batch.table, batch.padded.mask, reward),
+                             judged=judged_of(batch.table, reward))
+    r = torch.from_numpy(rollout_reward(value, passed, cfg.rl_reward))  # --rl-reward
+    advantage = group_advantage(r)
     loss = -(advantage * logp).mean()
     kl = torch.zeros(())
     if reference is not None and cfg.kl_coef > 0:
@@ -101,7 +108,7 @@ def rl_loss(model, reference, batch, reward, cfg: TrainConfig, stream: int) -> t
         log_ratio = ref_logp - logp  # k3 estimator of KL(policy || reference), >= 0
         kl = (torch.exp(log_ratio) - log_ratio - 1).mean()
         loss = loss + cfg.kl_coef * kl
-    informative = (r.min(-1).values != r.max(-1).values).float().mean()
+    informative = informative_groups(r).float().mean()
     return loss, {"reward_mean": float(r.mean()), "informative_fraction": float(informative),
                   "entropy": float(-logp.detach().mean()), "kl": float(kl.detach()),
                   "ranking_diversity": float(ranking_diversity(rankings.numpy(),

@@ -162,3 +162,37 @@ def _store_work_folder(out: str) -> Iterator[tuple[str, bool]]:
             fs.copy(os.path.join(work, rel), fs.join(out, *rel.split(os.sep)))
     finally:
         fs.delete_tree(work)
+
+
+@contextlib.contextmanager
+def report_work_folder(out: str, inputs: tuple, check: Callable[..., None],
+                       own: tuple = ("runs", "train")) -> Iterator[str]:
+    """The work folder of a command that trains many runs and writes one report folder (OUT
+    built in OUT.partial, renamed at the end; a failure of any kind leaves nothing): checks OUT
+    and OUT.partial (`check(folder, what)`: only the command's own files), that the inputs
+    exist, and that no other live run writes OUT; yields OUT.partial.
+
+    Args:
+      out: --out (local or a store-style name; normalised and made absolute here).
+      inputs: ((path, option name), ...) that must exist.
+      check: refuses a folder holding files the command does not write.
+      own: OUT's top-level folders that hold the command's own runs.
+
+    Raises:
+      InputError: OUT is a link, inside or holding another run, or holds foreign files; an input
+        is missing; another live run writes OUT.
+    """
+    from data_contracts.manifest import check_out_outside_runs
+
+    fs.check_replaceable_location(out)
+    out = os.path.abspath(fs.normalize(out))
+    check_out_outside_runs(out, "--out", own=own)
+    check(out)
+    work = out + PARTIAL_SUFFIX
+    check(work, "the work folder OUT.partial")
+    for path, name in inputs:
+        if not fs.exists(path):
+            raise InputError(path, f"{name} not found")
+    lock = claim_work_folder(work, False, out)  # a second run to the same OUT is refused
+    with swapped_in(work, out, lock, False, check, (BaseException,)):
+        yield work
