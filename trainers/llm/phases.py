@@ -137,6 +137,10 @@ def grpo(model, tokenizer, rows: list[dict], steps: int, lr: float, beta: float,
     import trl
 
     _quiet()
+    if beta > 0:  # TRL loads the KL reference from the model's path: the starting weights
+        reference = os.path.join(out_dir, "reference")
+        model.save_pretrained(reference)
+        model.config._name_or_path = reference
     args = trl.GRPOConfig(output_dir=out_dir, max_steps=steps,
                           per_device_train_batch_size=prompts_per_step * generations,
                           num_generations=generations, max_completion_length=max_tokens,
