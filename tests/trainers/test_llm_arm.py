@@ -1,0 +1,124 @@
+"""The LLM arm (trainers/llm, `python -m trainers.llm_experiment`): the report's arithmetic, the
+untrained policy's outputs as the build counts them, a --quick run end to end (twice: the same
+results.jsonl bytes), and one cell of the committed full run rerun (drift). Needs the `[llm]`
+extra; skipped without it."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+pytest.importorskip("trl", reason="the [llm] extra (trl, transformers) is not installed")
+pytest.importorskip("datasets", reason="datasets is not installed")
+
+from trainers import llm_experiment  # noqa: E402
+from trainers.llm import measure as M  # noqa: E402
+from trainers.llm import report  # noqa: E402
+from trainers.llm.experiment import RL, sweep_settings  # noqa: E402
+from trainers.llm.phases import converged_step  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+COMMITTED = os.path.join(REPO, "docs", "llm-arm", "results.jsonl")
+
+
+def _rows(path: str) -> list[dict]:
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+def test_spearman_matches_scipy_with_ties():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    x = [0.3, 0.1, 0.1, 0.9, 0.5, 0.5, 0.2]
+    y = [1.0, 0.0, 0.2, 0.7, 0.7, 0.1, 0.3]
+    assert report.spearman(x, y) == pytest.approx(scipy_stats.spearmanr(x, y)[0], abs=1e-12)
+    assert report.spearman([1, 1, 1], [1, 2, 3]) is None  # a constant side has no rank order
+
+
+def test_converged_step_is_the_first_within_tolerance_of_the_minimum():
+    curve = [(0, 6.0), (20, 1.0), (40, 0.75), (60, 0.74), (80, 0.72), (100, 0.9)]
+    assert converged_step(curve, tolerance=0.02) == 80  # 0.74 > 0.72 * 1.02
+    assert converged_step(curve, tolerance=0.05) == 40  # 0.75 <= 0.72 * 1.05
+    assert converged_step(curve, tolerance=0.0) == 80
+
+
+def test_the_sweep_is_the_base_and_one_factor_at_a_time():
+    base = RL(lr=3e-4, beta=0.0, reward="pass")
+    names = [r.name for r in sweep_settings(base)]
+    assert names == ["lr=0.0003,beta=0,reward=pass", "lr=0.0001,beta=0,reward=pass",
+                     "lr=0.0009,beta=0,reward=pass", "lr=0.0003,beta=0.04,reward=pass",
+                     "lr=0.0003,beta=0,reward=value"]
+
+
+def test_verdicts_need_every_seed():
+    rows = [{"kind": "arm", "seed": s, "arm": a, "pass_rate": p, "informative": i}
+            for s, values in enumerate([(0.1, 0.3, 0.5), (0.1, 0.3, 0.2)])
+            for a, p, i in zip(("grpo", "sft@converged", "sft@converged+grpo"), values,
+                               (0, 0, 0))]
+    rows += [{"kind": "arm", "seed": s, "arm": "untrained", "pass_rate": 0.0,
+              "informative": 0.0} for s in (0, 1)]
+    v = report.verdicts(rows)
+    assert v["sft_then_rl_margin"] == pytest.approx(np.mean([0.2, -0.1]))
+    assert not v["sft_then_rl_holds"]  # seed 1's margin is negative
+    assert v["informative_margin"] == 0.0 and not v["informative_holds"]
+
+
+@pytest.mark.slow
+def test_the_untrained_policy_writes_what_the_build_counts_malformed(tmp_path):
+    """The fresh model's samples go through requests -> results -> build and every rollout is
+    counted malformed (truncated or no ranking) and failed."""
+    from trainers.llm.phases import load_rows
+    from trainers.llm.policy import build_model, set_determinism, train_tokenizer
+
+    task = M.Task(train_queries=60, heldout_queries=8)
+    log = str(tmp_path / "log")
+    prepared = M.prepare(str(tmp_path / "work"), task, log)
+    rows = load_rows(os.path.join(prepared["trl"], "imitation.parquet"))
+    set_determinism(0)
+    tokenizer = train_tokenizer([m["content"] for r in rows
+                                 for m in r["prompt"] + r["completion"]])
+    requests = M.export_requests(prepared, task, str(tmp_path / "req"), 4, 16, 0, log)
+    values = M.measure(build_model(tokenizer, 0), tokenizer, prepared, task, requests,
+                       str(tmp_path / "m"), log)
+    assert values["rollouts"] == 32 and values["queries"] == 8
+    assert values["malformed"] == 1.0 and values["pass_rate"] == 0.0
+    assert values["informative"] == 0.0 and values["ndcg10"] == 0.0
+    with open(tmp_path / "m" / "results.jsonl", encoding="utf-8") as handle:
+        lines = [json.loads(line) for line in handle]
+    assert len(lines) == 32 and all(line["response"]["status_code"] == 200 for line in lines)
+
+
+@pytest.mark.slow
+def test_quick_run_end_to_end_and_deterministic(tmp_path):
+    outs = [str(tmp_path / f"q{i}") for i in range(2)]
+    for out in outs:
+        assert llm_experiment.main(["--quick", "--out", out]) == 0
+        assert sorted(os.listdir(out)) == ["commands.log", "llm_claims.md", "results.jsonl",
+                                           "timings.jsonl"]
+        assert not os.path.exists(out + ".partial")
+    first, second = (open(os.path.join(o, "results.jsonl"), "rb").read() for o in outs)
+    assert first == second  # the same settings and seed: the same bytes
+    rows = {r.get("arm"): r for r in _rows(os.path.join(outs[0], "results.jsonl"))}
+    assert set(rows) == {None, "untrained", "grpo", "sft@converged", "sft@converged+grpo"}
+    assert rows["untrained"]["malformed"] == 1.0 and rows["untrained"]["pass_rate"] == 0.0
+    assert rows["sft@converged"]["entropy"] < rows["untrained"]["entropy"]
+    claims = open(os.path.join(outs[0], "llm_claims.md"), encoding="utf-8").read()
+    assert "SFT then RL beats either alone" in claims and "| sft@converged+grpo |" in claims
+
+
+@pytest.mark.slow
+def test_one_cell_of_the_committed_run_reruns_to_the_same_row(tmp_path):
+    """Reruns seed 1's `sft@converged+grpo` cell (SFT, GRPO with the setting the committed run
+    chose, the measurement) and checks its row is the committed one (docs/llm-arm, written by
+    the README block's command); minutes."""
+    committed = _rows(COMMITTED)
+    chosen = next(r for r in committed if r["kind"] == "settings")["chosen"]
+    lr, beta, reward = (part.split("=")[1] for part in chosen.split(","))
+    out = str(tmp_path / "cell")
+    assert llm_experiment.main(["--out", out, "--seeds", "1", "--arms", "sft@converged+grpo",
+                                "--rl", f"{lr},{beta},{reward}"]) == 0
+    (row,) = [r for r in _rows(os.path.join(out, "results.jsonl")) if r["kind"] == "arm"]
+    (want,) = [r for r in committed if r.get("arm") == "sft@converged+grpo"
+               and r.get("seed") == 1]
+    assert row == want

@@ -1,0 +1,74 @@
+"""`python -m trainers.llm_experiment --out DIR [--quick] [--seeds 0,1,2]`:
+the LLM arm of the claim (trainers/llm/experiment.py), on CPU.
+
+Writes DIR/results.jsonl, DIR/llm_claims.md and DIR/timings.jsonl (built in DIR.partial, renamed
+at the end). `--quick` is the test-sized run.
+Needs the `[llm]` extra (trl, transformers, tokenizers, datasets).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from dataclasses import replace
+
+from data_contracts.cli import OneLineParser
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="python -m trainers.llm_experiment",
+                           description="SFT vs GRPO vs SFT then GRPO for a small local LLM "
+                                       "reranker, measured by the product (requests -> "
+                                       "samples -> build) on fixed held-out queries.")
+    parser.add_argument("--out", required=True, metavar="DIR", help="the report folder")
+    parser.add_argument("--quick", action="store_true",
+                        help="test-sized: 1 seed, small sets, no sweep, converged depth only")
+    parser.add_argument("--seeds", default=None,
+                        help="comma-separated seeds (default: 0,1,2; --quick: 0)")
+    parser.add_argument("--arms", default=None,
+                        help="comma-separated arms to run (a cell rerun; default: every arm)")
+    parser.add_argument("--rl", default=None, metavar="LR,BETA,REWARD",
+                        help="skip the sweep and run GRPO with this setting, e.g. "
+                             "0.0003,0,pass (default: the sweep chooses)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    missing = [m for m in ("trl", "transformers", "tokenizers", "datasets")
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        print(f"error: the [llm] extra is needed ({', '.join(missing)} not installed); "
+              "pip install -e .[llm]", file=sys.stderr)
+        return 2
+    from trainers.llm.experiment import RL, Settings, run_experiment
+
+    settings = Settings.quick() if args.quick else Settings()
+    if args.seeds:
+        try:
+            seeds = tuple(int(x) for x in args.seeds.split(","))
+        except ValueError:
+            print(f"error: --seeds {args.seeds!r} is not a comma-separated list of integers",
+                  file=sys.stderr)
+            return 2
+        settings = replace(settings, seeds=seeds)
+    if args.arms:
+        settings = replace(settings, arms=tuple(a.strip() for a in args.arms.split(",")))
+    if args.rl:
+        try:
+            lr, beta, reward = args.rl.split(",")
+            rl = RL(lr=float(lr), beta=float(beta), reward=reward)
+        except ValueError:
+            rl = None
+        if rl is None or rl.reward not in ("pass", "value"):
+            print(f"error: --rl {args.rl!r} is not LR,BETA,pass|value", file=sys.stderr)
+            return 2
+        settings = replace(settings, base=rl, sweep=False)
+    rows = run_experiment(settings, args.out)
+    print(json.dumps({"out": args.out, "rows": len(rows)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
