@@ -192,3 +192,34 @@ def test_the_prose_quotes_only_generated_numbers(heading):
     generated = "\n".join(b.body for b in readme_sync.blocks(text))
     prose = readme_sync.without_blocks(_section(text, heading))
     assert readme_sync.numbers_quoted_from(prose, generated) == []
+
+
+def test_the_trainer_table_states_the_trainers_own_defaults():
+    """The README's trainer flag table is typed by hand; each default it gives is the parser's
+    (`python -m trainers.train --help` shows the same)."""
+    from trainers.cli import make_parser
+
+    defaults = {a.dest: a.default for a in make_parser()._actions}
+    table = _section(_readme(), "## Trainer")
+    checked = 0
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 3 or not cells[0].startswith("`--"):
+            continue
+        flags = [f.split()[0].strip("`").lstrip("-").replace("-", "_")
+                 for f in cells[0].split(", ")]
+        values = [v.strip().strip("`") for v in cells[1].split(", ")]
+        if len(flags) != len(values):
+            continue  # a row naming one default for several flags
+        for flag, value in zip(flags, values):
+            if flag not in defaults or value in ("none", "torch's") or " " in value:
+                continue
+            default = defaults[flag]
+            if isinstance(default, bool):
+                assert value == ("on" if default else "off"), (flag, value, default)
+            elif isinstance(default, (int, float)):
+                assert float(value) == float(default), (flag, value, default)
+            else:
+                assert value == str(default), (flag, value, default)
+            checked += 1
+    assert checked >= 10, checked
