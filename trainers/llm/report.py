@@ -145,7 +145,17 @@ def claims(rows: list[dict]) -> str:
                                   "SFT alone and GRPO alone)")
     v2, _ = _verdict(arms.get("sft@converged", {}), arms.get("untrained", {}), "informative",
                      "SFT raises the informative fraction (SFT vs the untrained model)")
-    lines += [v1, v2]
+    lines += [v1, v2, "", "The same verdicts at each SFT depth:"]
+    for depth, _ in s["depths"]:
+        sft, both = arms.get(f"sft@{depth}", {}), arms.get(f"sft@{depth}+grpo", {})
+        alone = {x: {"pass_rate": max(sft[x]["pass_rate"], arms["grpo"][x]["pass_rate"])}
+                 for x in sft if x in arms.get("grpo", {})}
+        lines.append(_verdict(both, alone, "pass_rate", f"{depth}: SFT then RL beats either "
+                                                        "alone")[0])
+        lines.append(_verdict(sft, arms.get("untrained", {}), "informative",
+                              f"{depth}: SFT raises the informative fraction")[0])
+        lines.append(_verdict(both, sft, "informative",
+                              f"{depth}: RL raises the informative fraction further")[0])
     sweep = [r for r in rows if r.get("kind") == "sweep"]
     if sweep:
         lines += ["", "RL sweep (seed 0, GRPO from the converged SFT checkpoint, chosen on the "
