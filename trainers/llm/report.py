@@ -19,6 +19,11 @@ METRICS = (("pass_rate", "pass rate"), ("informative", "informative"),
 PREDICTORS = ("entropy", "pass_at_k", "pass_rate", "informative", "ndcg10", "val_loss")
 
 
+def arm_names(depths) -> list[str]:
+    """Every arm's name, in the report's order, for the SFT depths [(name, factor)]."""
+    return ["untrained", "grpo"] + [a for d, _ in depths for a in (f"sft@{d}", f"sft@{d}+grpo")]
+
+
 def _ranks(values: np.ndarray) -> np.ndarray:
     order = np.argsort(values, kind="stable")
     ranks = np.empty(len(values))
@@ -104,9 +109,7 @@ def claims(rows: list[dict]) -> str:
              f"SFTTrainer, lr {s['sft_lr']:g}, batch {s['sft_batch']}.", "",
              "| arm | pass rate | informative | malformed | NDCG@10 |",
              "|---|---|---|---|---|"]
-    order = ["untrained", "grpo"] + [a for d, _ in s["depths"]
-                                     for a in (f"sft@{d}", f"sft@{d}+grpo")]
-    for arm in order:
+    for arm in arm_names(s["depths"]):
         if arm in arms:
             cells = [_cell([arms[arm][x][k] for x in sorted(arms[arm])]) for k, _ in METRICS]
             lines.append(f"| {arm} | " + " | ".join(cells) + " |")
