@@ -64,6 +64,14 @@ def test_verdicts_need_every_seed():
     assert v["informative_margin"] == 0.0 and not v["informative_holds"]
 
 
+def test_an_unknown_arm_is_one_error_line(tmp_path, capsys):
+    assert llm_experiment.main(["--out", str(tmp_path / "o"), "--arms", "sft@deep"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --arms: unknown arm(s) sft@deep") and err.count("\n") == 1
+    assert llm_experiment.main(["--out", str(tmp_path / "o"), "--rl", "fast,0,pass"]) == 2
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.slow
 def test_the_untrained_policy_writes_what_the_build_counts_malformed(tmp_path):
     """The fresh model's samples go through requests -> results -> build and every rollout is

@@ -18,7 +18,8 @@ at seed 0 only, and "4x the steps" is not swept.
 
 Outputs (in OUT, built in OUT.partial and renamed at the end): `results.jsonl` (one row per seed
 and arm, plus the sweep's rows; deterministic for the same settings), `llm_claims.md` (the tables
-and verdicts) and `timings.jsonl` (seconds per phase; not deterministic).
+and verdicts), `timings.jsonl` (seconds per phase; not deterministic) and `commands.log` (every
+product command run, with its output).
 """
 from __future__ import annotations
 
@@ -33,10 +34,11 @@ import numpy as np
 from trainers.llm import measure as M
 from trainers.llm import phases
 from trainers.llm.policy import build_model, set_determinism, train_tokenizer
-from trainers.llm.report import claims
+from trainers.llm.report import arm_names, claims
 
 METRICS = ("pass_rate", "informative", "malformed", "ndcg10")
 DEPTHS = (("under", 0.25), ("converged", 1.0), ("over", 4.0))
+__all__ = ["RL", "Settings", "arm_names", "run_experiment", "sweep_settings"]
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,11 @@ METRICS = (("pass_rate", "pass rate"), ("informative", "informative"),
 PREDICTORS = ("entropy", "pass_at_k", "pass_rate", "informative", "ndcg10", "val_loss")
 
 
+def arm_names(depths) -> list[str]:
+    """Every arm's name, in the report's order, for the SFT depths [(name, factor)]."""
+    return ["untrained", "grpo"] + [a for d, _ in depths for a in (f"sft@{d}", f"sft@{d}+grpo")]
+
+
 def _ranks(values: np.ndarray) -> np.ndarray:
     order = np.argsort(values, kind="stable")
     ranks = np.empty(len(values))
@@ -104,9 +109,7 @@ def claims(rows: list[dict]) -> str:
              f"SFTTrainer, lr {s['sft_lr']:g}, batch {s['sft_batch']}.", "",
              "| arm | pass rate | informative | malformed | NDCG@10 |",
              "|---|---|---|---|---|"]
-    order = ["untrained", "grpo"] + [a for d, _ in s["depths"]
-                                     for a in (f"sft@{d}", f"sft@{d}+grpo")]
-    for arm in order:
+    for arm in arm_names(s["depths"]):
         if arm in arms:
             cells = [_cell([arms[arm][x][k] for x in sorted(arms[arm])]) for k, _ in METRICS]
             lines.append(f"| {arm} | " + " | ".join(cells) + " |")
@@ -145,7 +148,17 @@ def claims(rows: list[dict]) -> str:
                                   "SFT alone and GRPO alone)")
     v2, _ = _verdict(arms.get("sft@converged", {}), arms.get("untrained", {}), "informative",
                      "SFT raises the informative fraction (SFT vs the untrained model)")
-    lines += [v1, v2]
+    lines += [v1, v2, "", "The same verdicts at each SFT depth:"]
+    for depth, _ in s["depths"]:
+        sft, both = arms.get(f"sft@{depth}", {}), arms.get(f"sft@{depth}+grpo", {})
+        alone = {x: {"pass_rate": max(sft[x]["pass_rate"], arms["grpo"][x]["pass_rate"])}
+                 for x in sft if x in arms.get("grpo", {})}
+        lines.append(_verdict(both, alone, "pass_rate", f"{depth}: SFT then RL beats either "
+                                                        "alone")[0])
+        lines.append(_verdict(sft, arms.get("untrained", {}), "informative",
+                              f"{depth}: SFT raises the informative fraction")[0])
+        lines.append(_verdict(both, sft, "informative",
+                              f"{depth}: RL raises the informative fraction further")[0])
     sweep = [r for r in rows if r.get("kind") == "sweep"]
     if sweep:
         lines += ["", "RL sweep (seed 0, GRPO from the converged SFT checkpoint, chosen on the "
