@@ -47,7 +47,7 @@ import torch  # noqa: E402
 
 import bench_build  # noqa: E402
 from bench_build import child_build, make_input  # noqa: E402
-from bench_results import load, machine_line, machine_meta, spread, write_results  # noqa: E402,E501
+from bench_out import add_arguments, load_now, machine, spread, write  # noqa: E402
 from difficulty.policy import base_policy, score_in_chunks  # noqa: E402
 from stage_times import PARTS  # noqa: E402
 
@@ -135,13 +135,14 @@ def floors(path: str, run: str, scratch: str, args) -> dict[str, float]:
     return seconds
 
 
-def render(result: dict, meta: dict) -> str:
-    """results.md: the build, each floor and their sum, medians (min-max) over the pairs."""
+def render(result: dict, args: argparse.Namespace) -> list[str]:
+    """results.md's lines (bench_out adds the machine line): the build, each floor and their
+    sum, medians (min-max) over the pairs."""
     ratio = float(np.median(result["ratio"]))
     lines = [
-        f"Feature build vs the sum of its stages' floors ({meta['queries']:,} queries x "
-        f"{meta['docs']} documents x {meta['features']} features, Parquet, k={meta['k']}); "
-        f"{machine_line(meta)}.",
+        f"Feature build vs the sum of its stages' floors ({args.queries:,} queries x "
+        f"{args.docs} documents x {args.features} features, Parquet, k={args.k}; torch "
+        f"{torch.get_num_threads()} threads).",
         "",
         "| what | seconds |",
         "|---|---|",
@@ -160,15 +161,14 @@ def render(result: dict, meta: dict) -> str:
         f"Medians (min-max) over {result['pairs']} alternating pairs. Build / sum of floors: "
         f"{ratio:.2f}x (target <= {TARGET:g}x: {'met' if ratio <= TARGET else 'NOT met'}).",
     ]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def parse_args(argv):
     """bench_build's arguments (--queries, --docs, --features, --k, --batch-size, --seed,
     --repeat: the alternating build/floors pairs, --workdir) plus --smoke and --out."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--smoke", action="store_true", help="200 x 20 x 16, one pair")
-    parser.add_argument("--out", default=None, help="writes results.md and results.json here")
+    add_arguments(parser)  # --out, --smoke (200 x 20 x 16, two pairs)
     ours, rest = parser.parse_known_args(argv)
     args = bench_build.parse_args(rest)
     args.smoke, args.out, args.pairs = ours.smoke, ours.out, args.repeat
@@ -178,12 +178,11 @@ def parse_args(argv):
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.smoke:
-        args.queries, args.docs, args.features, args.pairs = 200, 20, 16, 1
+        args.queries, args.docs, args.features, args.pairs = 200, 20, 16, 2  # spreads, as measured
     args.format = "parquet"  # make_input's layout
-    meta = machine_meta(queries=args.queries, docs=args.docs, features=args.features, k=args.k,
-                        torch=f"{torch.__version__} ({torch.get_num_threads()} threads)")
+    facts = machine()
     print(f"floors: {args.queries} x {args.docs} x {args.features}, k={args.k}, {args.pairs} "
-          f"pairs; {meta['cores']} cores, load {meta['load_before']:.1f}", flush=True)
+          f"pairs; {facts['cores']} cores, load {facts['load_average'][:1]}", flush=True)
     if args.workdir:
         os.makedirs(args.workdir, exist_ok=True)
     workdir = tempfile.mkdtemp(prefix="bench_floors-", dir=args.workdir)
@@ -210,8 +209,11 @@ def main(argv=None) -> int:
             shutil.rmtree(scratch, ignore_errors=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    meta["load_after"] = load()
-    write_results(args.out, render(result, meta), {"meta": meta, "result": result})
+    lines = render(result, args)
+    print("\n".join(lines))
+    write(args.out, "bench_floors.py", args, facts, lines,
+          {"result": result, "load_after": load_now(),
+           "torch": f"{torch.__version__} ({torch.get_num_threads()} threads)"})
     return 0
 
 

@@ -54,7 +54,7 @@ import pyarrow.json as pj  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from bench_build import child_build, gib  # noqa: E402
-from bench_results import load, machine_line, machine_meta, spread, write_results  # noqa: E402,E501
+from bench_out import add_arguments, load_now, machine, spread, write  # noqa: E402
 from bench_scoring import make_data, write_parquet  # noqa: E402
 from difficulty.estimate import BandConfig, summarize  # noqa: E402
 from difficulty.rewards import evaluate, parse_reward  # noqa: E402
@@ -203,15 +203,14 @@ def measure(folder: str, queries: int, samples: int, pairs: int, args) -> dict:
             "peak_rss_bytes": peaks}
 
 
-def render(sizes: list[dict], meta: dict) -> str:
-    """results.md: one row per size, medians with (min-max) over the pairs, then the ratios
-    (the RSS ratio once two sizes are measured)."""
+def render(sizes: list[dict], features: int) -> list[str]:
+    """results.md's lines (bench_out adds the machine line): one row per size, medians with
+    (min-max) over the pairs, then the ratios (the RSS ratio once two sizes are measured)."""
     small, large = sizes[0], sizes[-1]
     time_ratio = float(np.median(large["ratio"]))
     lines = [
         f"Log path: `--rollouts` build vs raw pyarrow+numpy script ({DOCS} candidates per "
-        f"generation, {meta['features']} features precomputed, reward {REWARD}); "
-        f"{machine_line(meta)}.",
+        f"generation, {features} features precomputed, reward {REWARD}).",
         "",
         "| generations | queries x samples | pairs | build s | raw s | build/raw | build peak RSS |",
         "|---|---|---|---|---|---|---|",
@@ -230,7 +229,7 @@ def render(sizes: list[dict], meta: dict) -> str:
         summary += (f"; peak RSS {large['generations']:,} / {small['generations']:,}: "
                     f"{rss_ratio:.2f}x (target <= {RSS_TARGET:g}x: "
                     f"{'met' if rss_ratio <= RSS_TARGET else 'NOT met'})")
-    return "\n".join(lines + ["", summary + "."]) + "\n"
+    return lines + ["", summary + "."]
 
 
 def parse_args(argv):
@@ -243,9 +242,7 @@ def parse_args(argv):
     parser.add_argument("--features", type=int, default=46)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--smoke", action="store_true",
-                        help="tiny sizes (100x4, 400x4), one pair each")
-    parser.add_argument("--out", default=None, help="writes results.md and results.json here")
+    add_arguments(parser)  # --out, --smoke (tiny sizes 100x4 and 400x4, 2 and 1 pairs)
     parser.add_argument("--workdir", default=None)
     return parser.parse_args(argv)
 
@@ -253,7 +250,7 @@ def parse_args(argv):
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.smoke:
-        args.sizes, args.pairs, args.features = "100x4,400x4", "1", 8
+        args.sizes, args.pairs, args.features = "100x4,400x4", "2,1", 8  # the record's shape
     sizes = [tuple(int(x) for x in s.lower().split("x")) for s in args.sizes.split(",")]
     pairs = [int(p) for p in args.pairs.split(",")]
     pairs = pairs * len(sizes) if len(pairs) == 1 else pairs
@@ -261,10 +258,9 @@ def main(argv=None) -> int:
         print("error: --sizes needs two sizes or more and --pairs one count or one per size",
               file=sys.stderr)
         return 2
-    meta = machine_meta(features=args.features, command=" ".join(
-        ["python", "benchmarks/bench_log_path.py", *(sys.argv[1:] if argv is None else argv)]))
-    print(f"log path: sizes {args.sizes}, pairs {args.pairs}; {meta['cores']} cores, load "
-          f"{meta['load_before']:.1f}")
+    facts = machine()
+    print(f"log path: sizes {args.sizes}, pairs {args.pairs}; {facts['cores']} cores, load "
+          f"{facts['load_average'][:1]}")
     if args.workdir:
         os.makedirs(args.workdir, exist_ok=True)
     workdir = tempfile.mkdtemp(prefix="bench_log_path-", dir=args.workdir)
@@ -278,13 +274,14 @@ def main(argv=None) -> int:
                   f"ratio build/raw {spread(size['ratio'], '.2f')}x, peak RSS "
                   f"{gib(max(size['peak_rss_bytes']))}", flush=True)
             if len(results) < len(sizes):  # what is measured so far, should a later size fail
-                meta["load_after"] = load()
-                write_results(args.out, render(results, meta), {"meta": meta, "sizes": results},
-                              echo=False)
+                write(args.out, "bench_log_path.py", args, facts, render(results, args.features),
+                      {"sizes": results, "load_after": load_now()})
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    meta["load_after"] = load()
-    write_results(args.out, render(results, meta), {"meta": meta, "sizes": results})
+    lines = render(results, args.features)
+    print("\n".join(lines))
+    write(args.out, "bench_log_path.py", args, facts, lines,
+          {"sizes": results, "load_after": load_now()})
     return 0
 
 

@@ -45,6 +45,21 @@ def machine_line(facts: dict) -> str:
     return f"Measured {facts['date']} on {facts['cores']} cores, {told} at the start."
 
 
+def spread(values: list[float], fmt: str) -> str:
+    """The median, and `(min-max)` when there are several values."""
+    ordered = sorted(values)
+    n = len(ordered)
+    med = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+    if n == 1:
+        return f"{med:{fmt}}"
+    return f"{med:{fmt}} ({ordered[0]:{fmt}}-{ordered[-1]:{fmt}})"
+
+
+def load_now() -> float | None:
+    """The 1-minute load average now (None where the OS has none): what a run records at its end."""
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+
 def table(header: list[str], rows: list[list[str]]) -> list[str]:
     """A Markdown table: header, rule, rows (cells already formatted)."""
     return (["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
