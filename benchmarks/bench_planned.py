@@ -22,10 +22,8 @@ Usage: python benchmarks/bench_planned.py [--seeds 3] [--out DIR]   (--smoke: ti
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
@@ -38,6 +36,9 @@ from difficulty.estimate import Budget  # noqa: E402
 from difficulty.policy import PolicyScorer, PolicySpec  # noqa: E402
 from difficulty.rewards import parse_reward  # noqa: E402
 from difficulty.scoring import ScoringConfig, score_with_policy  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_out import add_arguments, machine, write  # noqa: E402
 
 YAHOO = os.path.join(os.path.dirname(REPO), "shared", "data", "ltr-yahoo-sample", "rank.train")
 METHODS = {
@@ -106,10 +107,11 @@ def _cell(values: list[float], digits: int = 3) -> str:
             f"{med:.{digits}f} [{v.min():.{digits}f}, {v.max():.{digits}f}]")
 
 
-def table_markdown(rows: list[dict], header: dict) -> str:
-    lines = [f"In-pipeline budget rules, `python benchmarks/bench_planned.py` "
-             f"({header['seeds']} seeds, medians [min, max]; {header['cores']} cores; "
-             f"reference: {REFERENCE.k} rollouts per query on another seed)", "",
+def table_markdown(rows: list[dict], seeds: int) -> list[str]:
+    """results.md's lines (bench_out adds the machine line)."""
+    lines = [f"In-pipeline budget rules ({seeds} seeds, medians [min, max]; reference: "
+             f"{REFERENCE.k} rollouts per query on another seed; reward ndcg@10>=0.7, bands "
+             "0.1 / 0.9 at confidence 0.9).", "",
              "| input | policy | method | rollouts / query | share of rounds-16 | "
              "agreement with reference |", "|---|---|---|---|---|---|"]
     keys = sorted({(r["input"], r["policy"]) for r in rows}, key=lambda k: (
@@ -122,28 +124,20 @@ def table_markdown(rows: list[dict], header: dict) -> str:
             lines.append(f"| {name} ({cell[0]['queries']} queries) | {policy} | {method} | "
                          f"{_cell(per_query, 1)} | {_cell([r['share'] for r in cell])} | "
                          f"{_cell([r['agreement'] for r in cell])} |")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--smoke", action="store_true", help="tiny inputs, one seed (tests)")
-    parser.add_argument("--out", default=None, help="write results.md and results.json here")
+    add_arguments(parser)  # --out, --smoke (tiny inputs, one seed)
     args = parser.parse_args(argv)
     seeds = list(range(1 if args.smoke else args.seeds))
-    started = time.time()
+    facts = machine()
     rows = measure(inputs(args.smoke), seeds)
-    header = {"seeds": len(seeds), "cores": os.cpu_count(),
-              "seconds": round(time.time() - started, 1)}
-    markdown = table_markdown(rows, header)
-    print(markdown)
-    if args.out:
-        os.makedirs(args.out, exist_ok=True)
-        with open(os.path.join(args.out, "results.md"), "w", encoding="utf-8") as handle:
-            handle.write(markdown)
-        with open(os.path.join(args.out, "results.json"), "w", encoding="utf-8") as handle:
-            json.dump({"header": header, "rows": rows}, handle, indent=1, sort_keys=True)
+    lines = table_markdown(rows, len(seeds))
+    print("\n".join(lines))
+    write(args.out, "bench_planned.py", args, facts, lines, {"rows": rows})
     return 0
 
 
