@@ -42,7 +42,8 @@ def _smoke(argv: list[str]) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("block", _measured_blocks())
 def test_a_smoke_run_of_each_quoted_benchmark_writes_its_records_shape(block, tmp_path):
-    if "bench_budget.py" in block.command and not os.path.exists(LTR):
+    if ("bench_budget.py" in block.command or "bench_planned.py" in block.command) \
+            and not os.path.exists(LTR):
         pytest.skip(f"the Yahoo sample is absent ({LTR}): the record's ltr rows cannot be written")
     out = tmp_path / "out"
     _smoke(readme_sync.command_with_out(block.command, str(out)))
