@@ -182,8 +182,10 @@ def test_the_embedded_default_block_is_what_its_command_writes(tmp_path):
 
 # reproducible blocks whose command takes too long to rerun in CI (minutes to tens of minutes):
 # the command's whole output is committed here, the README block must be that file, and a slow
-# test reruns one cell of it and compares its row (tests/trainers/test_llm_arm.py)
-RECORDED = {"python -m trainers.llm_experiment ": "docs/llm-arm"}
+# test reruns one cell of it and compares its rows (tests/trainers/test_llm_arm.py,
+# tests/trainers/test_studies.py)
+RECORDED = {"python -m trainers.llm_experiment ": "docs/llm-arm",
+            "python -m trainers.studies ": "docs/studies"}
 
 
 def _recorded(block) -> str | None:
