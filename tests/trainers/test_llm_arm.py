@@ -66,11 +66,11 @@ def test_verdicts_need_every_seed():
 
 def test_equal_compute_gives_every_side_the_same_rollouts():
     budget = equal_compute_budget({"filtered": 37, "unfiltered": 400}, 40, 2, 8)
-    assert budget["filtered"]["rollouts"] == budget["unfiltered"]["rollouts"] == 40 * 2 * 8
-    assert budget["filtered"]["steps"] == budget["unfiltered"]["steps"] == 40
-    assert (budget["filtered"]["prompts"], budget["unfiltered"]["prompts"]) == (37, 400)
+    assert budget["filtered"]["rl_rollouts"] == budget["unfiltered"]["rl_rollouts"] == 40 * 2 * 8
+    assert budget["filtered"]["rl_steps"] == budget["unfiltered"]["rl_steps"] == 40
+    assert (budget["filtered"]["rl_prompts"], budget["unfiltered"]["rl_prompts"]) == (37, 400)
     empty = equal_compute_budget({"filtered": 0, "unfiltered": 400}, 40, 2, 8)
-    assert all(side["rollouts"] == 0 for side in empty.values())  # nothing to compare
+    assert all(side["rl_rollouts"] == 0 for side in empty.values())  # nothing to compare
     with pytest.raises(ValueError):
         equal_compute_budget({"filtered": 3, "unfiltered": 4}, 0, 2, 8)
 

@@ -111,7 +111,8 @@ def equal_compute_budget(prompts: dict, steps: int, prompts_per_step: int, group
       group: the GRPO group size (completions per prompt).
 
     Returns:
-      {side: {"steps", "prompts", "rollouts"}} with one "steps" and one "rollouts" for all.
+      {side: {"rl_steps", "rl_prompts", "rl_rollouts"}}, one "rl_steps" and one "rl_rollouts"
+      for all.
 
     Raises:
       ValueError: steps, prompts_per_step or group below 1.
@@ -120,7 +121,7 @@ def equal_compute_budget(prompts: dict, steps: int, prompts_per_step: int, group
         raise ValueError(f"steps, prompts per step and group must be >= 1, got {steps}, "
                          f"{prompts_per_step}, {group}")
     run = steps if prompts and min(prompts.values()) > 0 else 0
-    return {side: {"steps": run, "prompts": n, "rollouts": run * prompts_per_step * group}
+    return {side: {"rl_steps": run, "rl_prompts": n, "rl_rollouts": run * prompts_per_step * group}
             for side, n in prompts.items()}
 
 
@@ -230,13 +231,13 @@ class Experiment:
                    "train_sft": {k: cur["train"][k] for k in ("pass_rate", "informative",
                                                               "queries", "rollouts")},
                    **budget[side]}
-            if budget[side]["steps"] == 0:
+            if budget[side]["rl_steps"] == 0:
                 out.append(row)
                 continue
             model, info = self.grpo(seed, state, rl, f"{EQUAL}:{side}", rows[side],
-                                    budget[side]["steps"], shuffle=side == "unfiltered")
+                                    budget[side]["rl_steps"], shuffle=side == "unfiltered")
             after = self.measure(model, seed, f"{EQUAL}:{side}")
-            per_1k = 1000.0 / budget[side]["rollouts"]
+            per_1k = 1000.0 / budget[side]["rl_rollouts"]
             out.append({**row, **after, "grpo": info,
                         "informative_groups": 1.0 - info["frac_reward_zero_std"],
                         "pass_gain_per_1k": (after["pass_rate"] - start["pass_rate"]) * per_1k,

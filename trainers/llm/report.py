@@ -138,8 +138,8 @@ def _equal_section(rows: list[dict], header: dict) -> list[str]:
              "| informative in RL | gain per 1k rollouts |", "|---|---|---|---|---|---|---|---|"]
     for side, side_rows in by_side.items():
         measured = [r for r in side_rows if "pass_rate" in r]
-        prompts = "/".join(str(r["prompts"]) for r in side_rows)
-        spent = "/".join(str(r["rollouts"]) for r in side_rows)
+        prompts = "/".join(str(r["rl_prompts"]) for r in side_rows)
+        spent = "/".join(str(r["rl_rollouts"]) for r in side_rows)
         if not measured:
             lines.append(f"| {side} | {prompts} | {spent} | not measured (a side has no RL "
                          "prompt) | | | | |")
