@@ -3,7 +3,9 @@ the LLM arm of the claim (trainers/llm/experiment.py), on CPU.
 
 Writes DIR/results.jsonl, DIR/llm_claims.md and DIR/timings.jsonl (built in DIR.partial, renamed
 at the end). `--quick` is the test-sized run; `--seeds 1 --arms sft@converged+grpo --rl
-0.0003,0,pass` reruns one cell of a run with the RL setting its sweep chose (the drift test).
+0.0003,0,pass` reruns one cell of a run with the RL setting its sweep chose (the drift test);
+`--arms equal-compute` runs only the equal-compute control (filtered vs unfiltered curriculum
+from the converged SFT checkpoint at the same RL rollouts).
 Needs the `[llm]` extra (trl, transformers, tokenizers, datasets).
 """
 from __future__ import annotations
@@ -43,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: the [llm] extra is needed ({', '.join(missing)} not installed); "
               "pip install -e .[llm]", file=sys.stderr)
         return 2
-    from trainers.llm.experiment import RL, Settings, arm_names, run_experiment
+    from trainers.llm.experiment import EQUAL, RL, Settings, arm_names, run_experiment
 
     settings = Settings.quick() if args.quick else Settings()
     if args.seeds:
@@ -56,10 +58,11 @@ def main(argv: list[str] | None = None) -> int:
         settings = replace(settings, seeds=seeds)
     if args.arms:
         arms = tuple(a.strip() for a in args.arms.split(","))
-        unknown = [a for a in arms if a not in arm_names(settings.depths)]
+        known = arm_names(settings.depths) + [EQUAL]
+        unknown = [a for a in arms if a not in known]
         if unknown:
             print(f"error: --arms: unknown arm(s) {', '.join(unknown)} (arms: "
-                  f"{', '.join(arm_names(settings.depths))})", file=sys.stderr)
+                  f"{', '.join(known)})", file=sys.stderr)
             return 2
         settings = replace(settings, arms=arms)
     if args.rl:

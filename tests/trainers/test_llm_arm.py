@@ -16,7 +16,7 @@ pytest.importorskip("datasets", reason="datasets is not installed")
 from trainers import llm_experiment  # noqa: E402
 from trainers.llm import measure as M  # noqa: E402
 from trainers.llm import report  # noqa: E402
-from trainers.llm.experiment import RL, sweep_settings  # noqa: E402
+from trainers.llm.experiment import RL, equal_compute_budget, sweep_settings  # noqa: E402
 from trainers.llm.phases import converged_step  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -62,6 +62,80 @@ def test_verdicts_need_every_seed():
     assert v["sft_then_rl_margin"] == pytest.approx(np.mean([0.2, -0.1]))
     assert not v["sft_then_rl_holds"]  # seed 1's margin is negative
     assert v["informative_margin"] == 0.0 and not v["informative_holds"]
+
+
+def test_equal_compute_gives_every_side_the_same_rollouts():
+    budget = equal_compute_budget({"filtered": 37, "unfiltered": 400}, 40, 2, 8)
+    assert budget["filtered"]["rl_rollouts"] == budget["unfiltered"]["rl_rollouts"] == 40 * 2 * 8
+    assert budget["filtered"]["rl_steps"] == budget["unfiltered"]["rl_steps"] == 40
+    assert (budget["filtered"]["rl_prompts"], budget["unfiltered"]["rl_prompts"]) == (37, 400)
+    empty = equal_compute_budget({"filtered": 0, "unfiltered": 400}, 40, 2, 8)
+    assert all(side["rl_rollouts"] == 0 for side in empty.values())  # nothing to compare
+    with pytest.raises(ValueError):
+        equal_compute_budget({"filtered": 3, "unfiltered": 4}, 0, 2, 8)
+
+
+def test_equal_compute_verdict_needs_every_seed():
+    def rows(margins):
+        return [{"kind": "equal", "seed": s, "side": side,
+                 "pass_rate": 0.5 + (m if side == "filtered" else 0.0)}
+                for s, m in enumerate(margins) for side in ("filtered", "unfiltered")]
+
+    assert report.equal_compute_verdict(rows([0.1, 0.2]))["verdict"] == "holds"
+    assert report.equal_compute_verdict(rows([0.1, -0.05]))["verdict"] == "not reproduced"
+    assert report.equal_compute_verdict(rows([-0.1, -0.05]))["verdict"] == "contradicted"
+    v = report.equal_compute_verdict(rows([0.1, -0.05]))
+    assert v["margins"] == pytest.approx([0.1, -0.05]) and v["margin"] == pytest.approx(0.025)
+    assert report.equal_compute_verdict([])["verdict"] == "not measured"
+
+
+@pytest.mark.slow
+def test_filtered_and_unfiltered_exports_differ_exactly_by_the_too_hard_queries(tmp_path):
+    """One results file (every sample of a third of the queries unparseable, the rest random
+    rankings) built twice: the unfiltered export's RL prompts are the filtered one's plus the
+    build's too_hard queries (less those the export holds out as validation, by query id), and
+    nothing else."""
+    import zlib
+
+    from trainers.llm.experiment import _rl_rows
+    from trainers.llm.policy import _requests, _result_line
+
+    task = M.Task(train_queries=60, heldout_queries=4)
+    log = str(tmp_path / "log")
+    prepared = M.prepare(str(tmp_path / "work"), task, log)
+    requests = M.export_requests(prepared, task, str(tmp_path / "req"), 8, 16, 0, log,
+                                 run="train_pending")
+    folder = tmp_path / "sample"
+    folder.mkdir()
+    (folder / "requests.json").write_bytes((tmp_path / "req" / "requests.json").read_bytes())
+    rng = np.random.default_rng(0)
+    lines = []
+    for i, request in enumerate(_requests(requests)):
+        query = request["body"]["messages"][-1]["content"]
+        if zlib.crc32(query.encode()) % 3 == 0:
+            text = "no ranking here"
+        else:
+            text = " > ".join(f"[{d}]" for d in rng.permutation(task.depth) + 1)
+        lines.append(_result_line(i, request, text, "stop", 10, 10))
+    (folder / "results.jsonl").write_text("".join(lines), encoding="utf-8")
+    cur = M.curricula_from_results(prepared, task, str(folder / "results.jsonl"),
+                                   str(tmp_path / "cur"), log)
+    assert cur["bands"].get("too_hard", 0) > 0 and cur["bands"].get("learnable", 0) > 0
+    from curricula.hashing import is_validation
+    from data_contracts.manifest import load_manifest
+    from exports.source import read_phase
+
+    filtered = {r["query_id"] for r in _rl_rows(cur["filtered"])}
+    unfiltered = {r["query_id"] for r in _rl_rows(cur["unfiltered"])}
+    table = read_phase(load_manifest(str(tmp_path / "cur" / "filtered")), "difficulty")
+    hard = {q for q, b in zip(table.column("query_id").to_pylist(),
+                              table.column("band").to_pylist()) if b == "too_hard"}
+    # the export holds a fraction of every phase's queries out as validation, by query id
+    fraction = M.read_json(os.path.join(cur["unfiltered"], "export.json"))["val_fraction"]
+    held = {q for q, v in zip(sorted(hard), is_validation(sorted(hard), fraction)) if v}
+    assert hard - held
+    assert filtered and not filtered & hard
+    assert unfiltered - filtered == hard - held and filtered <= unfiltered
 
 
 def test_an_unknown_arm_is_one_error_line(tmp_path, capsys):

@@ -9,6 +9,14 @@ seeds), on the same held-out queries:
   steps to convergence on validation (`phases.converged_step`); `sft@converged` is "SFT alone".
 - `sft@under+grpo`, `sft@converged+grpo`, `sft@over+grpo`: GRPO from each of those checkpoints.
 
+The equal-compute control (arm name `equal-compute`), per seed from the converged SFT
+checkpoint: the SFT policy's pass rates on the training queries (k samples per query, the
+README's LLM loop step 6: `measure.measure_training`) decide two curricula of the same samples,
+filtered (too_hard out of RL, the export's stage order) and unfiltered (`--no-filter-hard`: too_hard
+in RL; TRL's seeded shuffle, a plain GRPO run's draw, since in stage order the too_hard queries
+come last and an equal budget smaller than the set would never reach them); GRPO on each with the
+chosen setting and the same budget (`equal_compute_budget`), each measured on the held-out queries.
+
 The RL sweep, fixed in advance: one factor at a time around the base setting (learning rate x1/3
 and x3; KL beta 0.04 against TRL's default 0; the graded NDCG reward against pass at tau), GRPO
 from seed 0's converged SFT checkpoint, chosen by the validation pass rate (`val.parquet`, the
@@ -38,7 +46,9 @@ from trainers.llm.report import arm_names, claims
 
 METRICS = ("pass_rate", "informative", "malformed", "ndcg10")
 DEPTHS = (("under", 0.25), ("converged", 1.0), ("over", 4.0))
-__all__ = ["RL", "Settings", "arm_names", "run_experiment", "sweep_settings"]
+EQUAL = "equal-compute"
+__all__ = ["EQUAL", "RL", "Settings", "arm_names", "equal_compute_budget", "run_experiment",
+           "sweep_settings"]
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,33 @@ def sweep_settings(base: RL) -> list[RL]:
     """The sweep, fixed in advance: the base, then one factor changed at a time."""
     return [base, replace(base, lr=base.lr / 3), replace(base, lr=base.lr * 3),
             replace(base, beta=0.04), replace(base, reward="value")]
+
+
+def equal_compute_budget(prompts: dict, steps: int, prompts_per_step: int, group: int) -> dict:
+    """The equal-compute control's RL budget per side: the same steps and batch for every side,
+    so the same rollouts (steps x prompts per step x group size); a side's prompts are cycled
+    when it has fewer than its steps draw. When a side has no RL prompt the comparison cannot be
+    made and every side gets 0 steps.
+
+    Args:
+      prompts: {side: RL prompts in that side's export}.
+      steps: GRPO steps (the arm's setting).
+      prompts_per_step: prompts per step.
+      group: the GRPO group size (completions per prompt).
+
+    Returns:
+      {side: {"rl_steps", "rl_prompts", "rl_rollouts"}}, one "rl_steps" and one "rl_rollouts"
+      for all.
+
+    Raises:
+      ValueError: steps, prompts_per_step or group below 1.
+    """
+    if min(steps, prompts_per_step, group) < 1:
+        raise ValueError(f"steps, prompts per step and group must be >= 1, got {steps}, "
+                         f"{prompts_per_step}, {group}")
+    run = steps if prompts and min(prompts.values()) > 0 else 0
+    return {side: {"rl_steps": run, "rl_prompts": n, "rl_rollouts": run * prompts_per_step * group}
+            for side, n in prompts.items()}
 
 
 def _round(value):
@@ -166,13 +203,46 @@ class Experiment:
         self.clock.lap("sft", seed=seed, steps=self.s.sft_steps)
         return snapshots, curve, phases.converged_step(curve)
 
-    def grpo(self, seed: int, state: dict | None, rl: RL, name: str):
+    def grpo(self, seed: int, state: dict | None, rl: RL, name: str, rows: list | None = None,
+             steps: int | None = None, shuffle: bool = False):
         model = self.model(seed, state)
-        info = phases.grpo(model, self.tokenizer, self.rl_rows[rl.reward], self.s.grpo_steps,
+        info = phases.grpo(model, self.tokenizer, self.rl_rows[rl.reward] if rows is None
+                           else rows, self.s.grpo_steps if steps is None else steps,
                            rl.lr, rl.beta, self.s.k, self.s.prompts_per_step, self.s.max_tokens,
-                           seed, os.path.join(self.work, "trainer", f"grpo{seed}"))
+                           seed, os.path.join(self.work, "trainer", f"grpo{seed}"), shuffle)
         self.clock.lap("grpo", seed=seed, arm=name, setting=rl.name)
         return model, info
+
+    def equal_compute(self, seed: int, state: dict, rl: RL, start: dict) -> list[dict]:
+        """The equal-compute control at one seed from the SFT weights `state` (whose held-out
+        numbers are `start`): one row per side (see the module docstring)."""
+        set_determinism(seed)
+        folder = os.path.join(self.work, "equal", f"seed{seed}")
+        cur = M.measure_training(self.model(seed, state), self.tokenizer, self.prepared,
+                                 self.s.task, self.s.k, self.s.max_tokens, seed, folder,
+                                 self.log)
+        self.clock.lap("equal-measure", seed=seed)
+        rows = {side: _rl_rows(cur[side]) for side in ("filtered", "unfiltered")}
+        budget = equal_compute_budget({k: len(v) for k, v in rows.items()}, self.s.grpo_steps,
+                                      self.s.prompts_per_step, self.s.k)
+        out = []
+        for side in ("filtered", "unfiltered"):
+            row = {"kind": "equal", "seed": seed, "side": side, "bands": cur["bands"],
+                   "train_sft": {k: cur["train"][k] for k in ("pass_rate", "informative",
+                                                              "queries", "rollouts")},
+                   **budget[side]}
+            if budget[side]["rl_steps"] == 0:
+                out.append(row)
+                continue
+            model, info = self.grpo(seed, state, rl, f"{EQUAL}:{side}", rows[side],
+                                    budget[side]["rl_steps"], shuffle=side == "unfiltered")
+            after = self.measure(model, seed, f"{EQUAL}:{side}")
+            per_1k = 1000.0 / budget[side]["rl_rollouts"]
+            out.append({**row, **after, "grpo": info,
+                        "informative_groups": 1.0 - info["frac_reward_zero_std"],
+                        "pass_gain_per_1k": (after["pass_rate"] - start["pass_rate"]) * per_1k,
+                        "ndcg_gain_per_1k": (after["ndcg10"] - start["ndcg10"]) * per_1k})
+        return out
 
 
 def _depth_step(curve: list, converged: int, factor: float) -> int:
@@ -221,7 +291,8 @@ def run_experiment(settings: Settings, out: str) -> list[dict]:
             rows.append({"kind": "arm", "seed": seed, "arm": "grpo", "phase": "rl",
                          **exp.measure(model, seed, "grpo"), "grpo": info})
         depths = [(d, f) for d, f in settings.depths
-                  if wanted(f"sft@{d}") or wanted(f"sft@{d}+grpo")]
+                  if wanted(f"sft@{d}") or wanted(f"sft@{d}+grpo")
+                  or (d == "converged" and wanted(EQUAL))]
         if not depths:
             continue
         if snapshots0 is not None and seed == settings.seeds[0]:
@@ -241,6 +312,14 @@ def run_experiment(settings: Settings, out: str) -> list[dict]:
                 rows.append({"kind": "arm", "seed": seed, "arm": arm + "+grpo", "phase": "rl",
                              "sft_steps": step, **exp.measure(model, seed, arm + "+grpo"),
                              "grpo": info})
+
+        if wanted(EQUAL):  # after every arm of the seed, so their rows do not depend on it
+            step = _depth_step(curve, converged, 1.0)
+            start = next((r for r in rows if r.get("arm") == "sft@converged"
+                          and r["seed"] == seed), None)
+            if start is None:
+                start = exp.measure(exp.model(seed, snapshots[step]), seed, "sft@converged")
+            rows += exp.equal_compute(seed, snapshots[step], chosen, start)
     header = {"kind": "settings", "settings": _round(asdict(settings)), "chosen": chosen.name,
               "reward": M.REWARD, "tau": M.TAU}
     rows = [header] + [_round(r) for r in rows]

@@ -67,7 +67,9 @@ def prepare(work: str, task: Task, log: str) -> dict:
 
     Returns:
       {"train": BEIR paths, "heldout": BEIR paths, "trl": export folder (pass reward),
-       "trl_value": export folder (graded reward), "heldout_run": the pending held-out run}.
+       "trl_value": export folder (graded reward), "heldout_run": the pending held-out run,
+       "train_pending": the training split built with `--policy none` (for the SFT policy's
+       requests: the equal-compute control)}.
     """
     sets = {}
     for split, n in (("train", task.train_queries), ("heldout", task.heldout_queries)):
@@ -83,16 +85,18 @@ def prepare(work: str, task: Task, log: str) -> dict:
         _quiet_call(export.main, [train_run, "--to", "trl", "--out", out[key],
                                   "--passage-words", str(task.passage_words),
                                   "--reward-output", output], log)
-    out["heldout_run"] = os.path.join(work, "runs", "heldout-r0")
-    _quiet_call(build_curriculum.main, _inputs(sets["heldout"], task, "heldout")
-                + ["--policy", "none", "--out", out["heldout_run"]], log)
+    for key, split in (("heldout_run", "heldout"), ("train_pending", "train")):
+        out[key] = os.path.join(work, "runs", f"{split}-r0")
+        _quiet_call(build_curriculum.main, _inputs(sets[split], task, split)
+                    + ["--policy", "none", "--out", out[key]], log)
     return out
 
 
 def export_requests(prepared: dict, task: Task, out: str, k: int, max_tokens: int, seed: int,
-                    log: str) -> str:
-    """The held-out queries' requests (k samples each, temperature 1); returns requests.jsonl."""
-    _quiet_call(export.main, [prepared["heldout_run"], "--to", "requests", "--out", out,
+                    log: str, run: str = "heldout_run") -> str:
+    """A pending run's requests (k samples per query, temperature 1; `run`: the key in
+    `prepared`, the held-out queries by default); returns requests.jsonl."""
+    _quiet_call(export.main, [prepared[run], "--to", "requests", "--out", out,
                               "--model", "llm-arm", "--k", str(k), "--temperature", "1",
                               "--max-tokens", str(max_tokens), "--seed", str(seed),
                               "--passage-words", str(task.passage_words)], log)
@@ -129,16 +133,72 @@ def measure(model, tokenizer, prepared: dict, task: Task, requests: str, folder:
     """One measurement of `model` on the held-out queries (see the module docstring): the
     sampler's output lines in `folder`/results.jsonl (beside a copy of requests.json, which the
     build reads), the build in `folder`/run, and its `metrics` plus the samples' entropy."""
+    results, sampled = _sample(model, tokenizer, requests, folder)
+    run = os.path.join(folder, "run")
+    _quiet_call(build_curriculum.main, _inputs(prepared["heldout"], task, "heldout")
+                + ["--rollouts", results, "--out", run], log)
+    return {**metrics(run), "entropy": sampled["entropy"]}
+
+
+def _sample(model, tokenizer, requests: str, folder: str) -> tuple[str, dict]:
+    """The policy's answers to `requests` in `folder`/results.jsonl, beside a copy of the
+    export's requests.json (the build reads it); returns (results path, sampler's numbers)."""
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(os.path.dirname(requests), "requests.json"), "rb") as src, \
             open(os.path.join(folder, "requests.json"), "wb") as dst:
         dst.write(src.read())
     results = os.path.join(folder, "results.jsonl")
-    sampled = sample_requests(model, tokenizer, requests, results)
-    run = os.path.join(folder, "run")
-    _quiet_call(build_curriculum.main, _inputs(prepared["heldout"], task, "heldout")
-                + ["--rollouts", results, "--out", run], log)
-    return {**metrics(run), "entropy": sampled["entropy"]}
+    return results, sample_requests(model, tokenizer, requests, results)
+
+
+def curricula_from_results(prepared: dict, task: Task, results: str, folder: str,
+                           log: str) -> dict:
+    """The training queries' two curricula from one results file of the policy's samples.
+
+    Builds `pipelines.build_curriculum --rollouts results` twice on the training split: with the
+    default bands and routing (too_hard out of RL) and with `--no-filter-hard` (too_hard with
+    rollouts to RL), and exports each `--to trl` (pass reward, the arm's passage cut). The build
+    reads the requests.json beside `results`.
+
+    Args:
+      prepared: `prepare`'s paths.
+      task: the task's sizes.
+      results: OpenAI batch output lines answering `export_requests(..., run="train_pending")`.
+      folder: where the builds and exports go (`filtered`, `unfiltered`, `trl-filtered`,
+        `trl-unfiltered`).
+      log: the commands log.
+
+    Returns:
+      {"filtered": TRL export folder, "unfiltered": TRL export folder, "bands": {band: queries}
+       of the SFT policy's samples, "train": `metrics` of those samples}.
+
+    Raises:
+      RuntimeError: a product command failed (its error line).
+    """
+    out = {}
+    for side, extra in (("filtered", []), ("unfiltered", ["--no-filter-hard"])):
+        run = os.path.join(folder, side)
+        _quiet_call(build_curriculum.main, _inputs(prepared["train"], task, "train")
+                    + ["--rollouts", results, *extra, "--out", run], log)
+        out[side] = os.path.join(folder, f"trl-{side}")
+        _quiet_call(export.main, [run, "--to", "trl", "--out", out[side], "--passage-words",
+                                  str(task.passage_words), "--reward-output", "pass"], log)
+    run = os.path.join(folder, "filtered")
+    bands = read_phase(load_manifest(run), "difficulty").column("band").to_pylist()
+    out["bands"] = {b: bands.count(b) for b in sorted(set(bands))}
+    out["train"] = metrics(run)
+    return out
+
+
+def measure_training(model, tokenizer, prepared: dict, task: Task, k: int, max_tokens: int,
+                     seed: int, folder: str, log: str) -> dict:
+    """The policy's pass rates on the training queries and the two curricula they decide (the
+    README's LLM loop, step 6): requests of the `--policy none` training run (k samples per
+    query), the policy's answers, `curricula_from_results`. Returns its dict."""
+    requests = export_requests(prepared, task, os.path.join(folder, "requests"), k, max_tokens,
+                               seed, log, run="train_pending")
+    results, _ = _sample(model, tokenizer, requests, os.path.join(folder, "sample"))
+    return curricula_from_results(prepared, task, results, folder, log)
 
 
 def read_json(path: str) -> dict:

@@ -111,8 +111,8 @@ def converged_step(curve: list[tuple[int, float]], tolerance: float = 0.02) -> i
 
 
 def grpo(model, tokenizer, rows: list[dict], steps: int, lr: float, beta: float,
-         generations: int, prompts_per_step: int, max_tokens: int, seed: int, out_dir: str
-         ) -> dict:
+         generations: int, prompts_per_step: int, max_tokens: int, seed: int, out_dir: str,
+         shuffle: bool = False) -> dict:
     """Trains `model` in place with TRL's GRPOTrainer on `rows` (the RL stages, in order).
 
     Args:
@@ -128,6 +128,8 @@ def grpo(model, tokenizer, rows: list[dict], steps: int, lr: float, beta: float,
       max_tokens: max completion length (tokens).
       seed: the trainer's seed.
       out_dir: TRL's output folder (nothing is saved there).
+      shuffle: TRL's seeded shuffle of `rows` (a plain GRPO run's uniform draw) instead of
+        their order.
 
     Returns:
       {"reward": mean training reward, "frac_reward_zero_std": mean share of groups whose
@@ -145,7 +147,7 @@ def grpo(model, tokenizer, rows: list[dict], steps: int, lr: float, beta: float,
                           per_device_train_batch_size=prompts_per_step * generations,
                           num_generations=generations, max_completion_length=max_tokens,
                           learning_rate=lr, lr_scheduler_type="constant", warmup_steps=0,
-                          beta=beta, temperature=1.0, top_k=0, shuffle_dataset=False,
+                          beta=beta, temperature=1.0, top_k=0, shuffle_dataset=shuffle,
                           report_to=[], use_cpu=True, save_strategy="no", seed=seed,
                           data_seed=seed, logging_steps=1, disable_tqdm=True,
                           dataloader_num_workers=0, bf16=False,

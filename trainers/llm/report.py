@@ -6,6 +6,10 @@ Verdicts (on the held-out pass rate, the quantity the reward trains):
 - "SFT then RL beats either alone": `sft@converged+grpo` against the better of `grpo` and
   `sft@converged`, per seed; holds when the mean margin is > 0 and every seed's margin is > 0.
 - "SFT raises the informative fraction": `sft@converged` against `untrained`, same rule.
+- "Filtering helps at equal compute" (the equal-compute control): the filtered side's held-out
+  pass rate against the unfiltered side's, per seed, at the same RL rollouts; holds when the mean
+  margin is > 0 and every seed's is > 0, contradicted when the mean is < 0 and every seed's is
+  < 0, else not reproduced.
 "Which pre-RL number predicted the RL outcome": Spearman's rank correlation (ties averaged) over
 the SFT-depth checkpoints (every depth at every seed) between each pre-RL number and the pass
 rate after GRPO from that checkpoint.
@@ -89,6 +93,69 @@ def verdicts(rows: list[dict]) -> dict:
     return out
 
 
+def equal_compute_verdict(rows: list[dict]) -> dict:
+    """The equal-compute verdict: {"margins": [filtered - unfiltered held-out pass rate per seed,
+    seeds ascending], "margin": their mean (None without a seed measured on both sides),
+    "verdict": "holds" | "not reproduced" | "contradicted" | "not measured"}."""
+    sides: dict[str, dict[int, dict]] = {}
+    for row in rows:
+        if row.get("kind") == "equal" and "pass_rate" in row:
+            sides.setdefault(row["side"], {})[row["seed"]] = row
+    f, u = sides.get("filtered", {}), sides.get("unfiltered", {})
+    margins = [f[x]["pass_rate"] - u[x]["pass_rate"] for x in sorted(set(f) & set(u))]
+    if not margins:
+        return {"margins": [], "margin": None, "verdict": "not measured"}
+    mean = float(np.mean(margins))
+    verdict = ("holds" if mean > 0 and min(margins) > 0 else
+               "contradicted" if mean < 0 and max(margins) < 0 else "not reproduced")
+    return {"margins": margins, "margin": mean, "verdict": verdict}
+
+
+def _equal_section(rows: list[dict], header: dict) -> list[str]:
+    equal = [r for r in rows if r.get("kind") == "equal"]
+    if not equal:
+        return []
+    s = header["settings"]
+    by_side = {side: sorted((r for r in equal if r["side"] == side), key=lambda r: r["seed"])
+               for side in ("filtered", "unfiltered")}
+    bands = sorted({b for r in by_side["filtered"] for b in r["bands"]})
+    band_text = ", ".join(f"{b} " + _cell([r["bands"].get(b, 0) for r in by_side["filtered"]])
+                          for b in bands)
+    train = _cell([r["train_sft"]["pass_rate"] for r in by_side["filtered"]])
+    lines = ["", "Equal-compute control (GRPO from the converged SFT checkpoint, setting "
+                 f"`{header['chosen']}`, the same rollouts per side: steps x {s['prompts_per_step']}"
+                 f" prompts x group size {s['k']}). Curricula from the SFT policy's own samples on "
+                 f"the training queries ({s['k']} per query, the product's default bands; SFT "
+                 f"pass rate there {train}; queries per band: {band_text}); filtered: too_hard "
+                 "out of RL, in the export's stage order; unfiltered (`--no-filter-hard`): "
+                 "too_hard in RL, TRL's seeded shuffle. Held-out numbers after RL; "
+                 "'informative in RL' = 1 - TRL's `frac_reward_zero_std`, mean over steps; "
+                 "gain = held-out pass rate after RL minus the SFT checkpoint's, per 1,000 RL "
+                 "rollouts. The training queries' measurement "
+                 f"({by_side['filtered'][0]['train_sft']['rollouts']} rollouts per seed) is not "
+                 "counted in either side's budget.", "",
+             "| side | RL prompts | RL rollouts | pass rate | NDCG@10 | informative (held-out) "
+             "| informative in RL | gain per 1k rollouts |", "|---|---|---|---|---|---|---|---|"]
+    for side, side_rows in by_side.items():
+        measured = [r for r in side_rows if "pass_rate" in r]
+        prompts = "/".join(str(r["rl_prompts"]) for r in side_rows)
+        spent = "/".join(str(r["rl_rollouts"]) for r in side_rows)
+        if not measured:
+            lines.append(f"| {side} | {prompts} | {spent} | not measured (a side has no RL "
+                         "prompt) | | | | |")
+            continue
+        lines.append(f"| {side} | {prompts} | {spent} | "
+                     + " | ".join(_cell([r[k] for r in measured]) for k in
+                                  ("pass_rate", "ndcg10", "informative", "informative_groups",
+                                   "pass_gain_per_1k")) + " |")
+    v = equal_compute_verdict(rows)
+    per_seed = ", ".join(f"{m:+.3f}" for m in v["margins"])
+    margin = "" if v["margin"] is None else f" (margin {v['margin']:+.3f}; per seed {per_seed})"
+    lines += ["", "- Filtering helps at equal compute (filtered vs unfiltered held-out pass "
+                  f"rate): **{v['verdict']}**{margin}"]
+    return lines
+
+
 def claims(rows: list[dict]) -> str:
     """The report's markdown (see the module docstring)."""
     header = next(r for r in rows if r.get("kind") == "settings")
@@ -159,6 +226,7 @@ def claims(rows: list[dict]) -> str:
                               f"{depth}: SFT raises the informative fraction")[0])
         lines.append(_verdict(both, sft, "informative",
                               f"{depth}: RL raises the informative fraction further")[0])
+    lines += _equal_section(rows, header)
     sweep = [r for r in rows if r.get("kind") == "sweep"]
     if sweep:
         lines += ["", "RL sweep (seed 0, GRPO from the converged SFT checkpoint, chosen on the "
