@@ -153,9 +153,9 @@ def test_one_cell_of_the_readme_study_reproduces(yahoo_dir, tmp_path, monkeypatc
     trainers.readme_sync README.md --from OUT`)."""
     block = _studies_block()
     argv = readme_sync.command_with_out(block.command, str(tmp_path / "cell"))
-    assert argv[0] == "trainers.studies"
+    assert argv[:2] == ["-m", "trainers.studies"]
     monkeypatch.chdir(REPO)  # the block's paths are relative to the repository
-    assert studies.main(argv[1:] + ["--seeds", "0", "--cell", "default"]) == 0
+    assert studies.main(argv[2:] + ["--seeds", "0", "--cell", "default"]) == 0
     rows = [json.loads(line) for line in _read(str(tmp_path / "cell" / "results.jsonl"))
             .splitlines()]
     bc, default = rows
