@@ -196,26 +196,54 @@ def _recorded_priors(manifest: dict) -> dict[str, list[float]] | None:
     """The per-query priors the latest round's requests.json fixed (None: none fixed yet).
 
     Read from the requests.json each results file of the run answers (the build read the same
-    ones); a rollout log that is not batch output has none.
+    ones; the files as the manifest's `inputs` record them, absolute, else as the config names
+    them); a rollout log that is not batch output has none.
+
+    Raises:
+      InputError: a results file the run was built from is gone (its recorded prior cannot be
+        read back, and refitting would silently change a decided query's prior).
     """
-    from data_contracts.readers.batch_results import find_requests
+    from data_contracts import fs
+    from data_contracts.readers.batch_results import find_requests, is_batch_output_record
 
     config = manifest["config"]
-    paths = config.get("rollouts") or []
-    paths = [paths] if isinstance(paths, str) else list(paths)
+    paths = [i["path"] for i in manifest.get("inputs", []) if i.get("format") == "rollouts"]
+    if not paths:  # an embedded input's manifest records its generator, not the rollouts
+        paths = config.get("rollouts") or []
+        paths = [paths] if isinstance(paths, str) else list(paths)
     given = config.get("requests") or []
     given = [given] if isinstance(given, str) else list(given)
     latest = None
     for i, path in enumerate(paths):
+        if not fs.isfile(path):
+            raise InputError(path, "the run was built from these results, now gone: the prior "
+                                   "its requests.json fixed cannot be read back (restore it, "
+                                   "or plan with --prior none)")
         requests = given[i] if len(given) > 1 else (given[0] if given else None)
         try:
             record = find_requests(path, requests).record
-        except InputError:  # a plain rollout log: no requests, so no priors
-            continue
+        except InputError:
+            if requests is None and not _first_record_is_batch_output(path,
+                                                                      is_batch_output_record):
+                continue  # a plain rollout log: no requests, so no priors
+            raise
         if isinstance(record.get("priors"), dict) and (
                 latest is None or record["round"] > latest["round"]):
             latest = record
     return None if latest is None else latest["priors"]
+
+
+def _first_record_is_batch_output(path: str, is_batch_output_record) -> bool:
+    """Whether a rollout file's first JSON line is an OpenAI batch output line (Parquet and
+    other non-JSON-lines logs are not)."""
+    from data_contracts import fs
+
+    try:
+        with fs.open_input(path) as handle:
+            line = handle.readline()
+        return is_batch_output_record(json.loads(line))
+    except (ValueError, UnicodeDecodeError, OSError):
+        return False
 
 
 def next_round(manifest: dict, run: str, k: int, options: PlanOptions = PlanOptions()

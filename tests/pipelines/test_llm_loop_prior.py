@@ -123,3 +123,22 @@ def test_prior_none_and_bad_share_options(loop, tmp_path, capsys):
     assert export.main([str(run0), "--to", "requests", "--out", str(tmp_path / "r"),
                         "--model", "pol", "--reference-share", "0"]) == 2
     assert "--reference-share" in capsys.readouterr().err
+
+
+def test_results_gone_is_one_error_line_not_a_silent_refit(loop, tmp_path, capsys):
+    root, run0, req0, easy, labels = loop
+    folder = tmp_path / "req0"
+    folder.mkdir()
+    for name in ("requests.json", "requests.jsonl"):
+        (folder / name).write_text((req0 / name).read_text())
+    res0 = _answers(folder, labels, easy)
+    run1 = tmp_path / "run1"
+    assert _build(run1, "--rollouts", str(res0)) == 0
+    res0.unlink()
+    capsys.readouterr()
+    assert export.main([str(run1), "--to", "requests", "--out", str(tmp_path / "r1"),
+                        "--model", "pol", "--k", str(K)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--prior none" in err[0]
+    assert export.main([str(run1), "--to", "requests", "--out", str(tmp_path / "r1"),
+                        "--model", "pol", "--k", str(K), "--prior", "none"]) == 0
