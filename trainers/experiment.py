@@ -61,14 +61,14 @@ from data_contracts import fs
 from data_contracts.arrays import pad_queries
 from data_contracts.cli import OneLineParser
 from data_contracts.errors import InputError
-from data_contracts.manifest import check_out_outside_runs, check_replaceable_folder
+from data_contracts.manifest import check_replaceable_folder
 from difficulty.rewards import ndcg_of_scores
 from trainers.claims import (ARMS, EQUAL_COMPUTE, claims_markdown, figures,
                              text_summary_markdown)
 from trainers.data import (eval_space, input_kind, read_validated, synthetic_text_config,
                            synthetic_text_table, with_relevant)
 from trainers.evaluate import synthetic_held_out
-from trainers.staging import TRAINER_FILES, claim_work_folder, swapped_in
+from trainers.staging import TRAINER_FILES, report_work_folder
 from trainers.train import TrainConfig, train
 
 DEFAULT_OUT = "runs/experiment"
@@ -405,18 +405,12 @@ def _check_replaceable(out: str, what: str = "--out") -> None:
 
 
 def run_experiment(cfg: ExperimentConfig) -> str:
-    """Runs everything into OUT.partial, writes claims, figures and results, renames to OUT."""
-    fs.check_replaceable_location(cfg.out)
-    out = os.path.abspath(fs.normalize(cfg.out))
-    check_out_outside_runs(out, "--out", own=("runs", "train"))
-    _check_replaceable(out)
-    work = out + ".partial"
-    _check_replaceable(work, "the work folder OUT.partial")
-    check_inputs(cfg)
-    lock = claim_work_folder(work, False, out)  # a second experiment to OUT is refused
-    with swapped_in(work, out, lock, False, _check_replaceable, (BaseException,)):
+    """Runs everything into OUT.partial, writes claims, figures and results, renames to OUT
+    (`trainers.staging.report_work_folder`: a second experiment to OUT is refused)."""
+    with report_work_folder(cfg.out, (), _check_replaceable,
+                            check_inputs=lambda: check_inputs(cfg)) as work:
         _run(cfg, work)
-    return out
+    return work[:-len(".partial")]
 
 
 def _run(cfg: ExperimentConfig, work: str) -> None:

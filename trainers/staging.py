@@ -166,7 +166,8 @@ def _store_work_folder(out: str) -> Iterator[tuple[str, bool]]:
 
 @contextlib.contextmanager
 def report_work_folder(out: str, inputs: tuple, check: Callable[..., None],
-                       own: tuple = ("runs", "train")) -> Iterator[str]:
+                       own: tuple = ("runs", "train"),
+                       check_inputs: Callable[[], None] | None = None) -> Iterator[str]:
     """The work folder of a command that trains many runs and writes one report folder (OUT
     built in OUT.partial, renamed at the end; a failure of any kind leaves nothing): checks OUT
     and OUT.partial (`check(folder, what)`: only the command's own files), that the inputs
@@ -177,6 +178,7 @@ def report_work_folder(out: str, inputs: tuple, check: Callable[..., None],
       inputs: ((path, option name), ...) that must exist.
       check: refuses a folder holding files the command does not write.
       own: OUT's top-level folders that hold the command's own runs.
+      check_inputs: more checks of the inputs (raising InputError), after `inputs`.
 
     Raises:
       InputError: OUT is a link, inside or holding another run, or holds foreign files; an input
@@ -193,6 +195,8 @@ def report_work_folder(out: str, inputs: tuple, check: Callable[..., None],
     for path, name in inputs:
         if not fs.exists(path):
             raise InputError(path, f"{name} not found")
+    if check_inputs is not None:
+        check_inputs()
     lock = claim_work_folder(work, False, out)  # a second run to the same OUT is refused
     with swapped_in(work, out, lock, False, check, (BaseException,)):
         yield work
