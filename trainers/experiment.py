@@ -68,7 +68,7 @@ from trainers.claims import (ARMS, EQUAL_COMPUTE, claims_markdown, figures,
 from trainers.data import (eval_space, input_kind, read_validated, synthetic_text_config,
                            synthetic_text_table, with_relevant)
 from trainers.evaluate import synthetic_held_out
-from trainers.staging import TRAINER_FILES, report_work_folder
+from trainers.staging import TRAINER_FILES, report_work_folder, run_report_command
 from trainers.train import TrainConfig, train
 
 DEFAULT_OUT = "runs/experiment"
@@ -572,23 +572,10 @@ def main(argv: list[str] | None = None) -> int:
                            quick=args.quick, keep_runs=args.keep_runs, trees=args.trees,
                            synthetic=args.synthetic, synthetic_queries=args.synthetic_queries,
                            **{n: getattr(args, n) for n in TEXT_FLAGS})
-    import torch
-
-    if not 1 <= args.threads <= 1024:
-        print(f"error: --threads must be within [1, 1024] (got {args.threads})", file=sys.stderr)
-        return 2
-    torch.set_num_threads(args.threads)  # small models: extra threads mostly contend
-    try:
-        out = run_experiment(cfg)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {out}: claims.md, results.jsonl, equal_compute.jsonl, timings.jsonl, "
-          "ndcg_vs_rollouts.png, legibility.png" + (", text_summary.md" if cfg.is_text() else ""))
-    if cfg.quick:
-        print("SMOKE RUN (--quick): not evidence (tiny budgets; claims.md and results.jsonl say "
-              "so: smoke: true)")
-    return 0
+    files = ("claims.md, results.jsonl, equal_compute.jsonl, timings.jsonl, "
+             "ndcg_vs_rollouts.png, legibility.png" + (", text_summary.md" if cfg.is_text() else ""))
+    return run_report_command(lambda: run_experiment(cfg), threads=args.threads, files=files,
+                              quick=cfg.quick, summary="claims.md")
 
 
 if __name__ == "__main__":

@@ -200,3 +200,38 @@ def report_work_folder(out: str, inputs: tuple, check: Callable[..., None],
     lock = claim_work_folder(work, False, out)  # a second run to the same OUT is refused
     with swapped_in(work, out, lock, False, check, (BaseException,)):
         yield work
+
+
+def run_report_command(run: Callable[[], str], *, threads: int, files: str, quick: bool,
+                       summary: str) -> int:
+    """The common ending of a report command's `main()` (trainers.experiment, trainers.studies).
+
+    Checks `--threads`, sets torch's intra-op threads, runs `run()` and prints what it wrote.
+
+    Args:
+      run: builds the report and returns its folder.
+      threads: the `--threads` value (torch intra-op threads; small models mostly contend).
+      files: the files the report holds, for the `wrote OUT: FILES` line.
+      quick: a `--quick` run: one more line says it is not evidence.
+      summary: the report's own file named in that line (e.g. `claims.md`).
+
+    Returns:
+      The exit status: 0, or 2 after one `error: ...` line on stderr (bad `--threads`, or an
+      InputError from `run`).
+    """
+    if not 1 <= threads <= 1024:
+        print(f"error: --threads must be within [1, 1024] (got {threads})", file=sys.stderr)
+        return 2
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        out = run()
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}: {files}")
+    if quick:
+        print(f"SMOKE RUN (--quick): not evidence (tiny budgets; {summary} and results.jsonl say "
+              "so: smoke: true)")
+    return 0

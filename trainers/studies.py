@@ -49,7 +49,6 @@ import numpy as np
 
 from data_contracts import fs
 from data_contracts.cli import OneLineParser
-from data_contracts.errors import InputError
 from data_contracts.manifest import check_replaceable_folder, load_manifest
 from difficulty.policy import load_policy_checkpoint
 from difficulty.sampler import informative_groups
@@ -57,7 +56,7 @@ from trainers.claims import NDCG_EFFECT, verdict
 from trainers.config import TrainConfig
 from trainers.evaluate import fixed_sets, group_rollouts
 from trainers.experiment import QUICK, ExperimentConfig, _ints, build
-from trainers.staging import TRAINER_FILES, report_work_folder
+from trainers.staging import TRAINER_FILES, report_work_folder, run_report_command
 from trainers.train import load_curriculum, train
 
 DEFAULT_OUT = "runs/studies"
@@ -581,25 +580,12 @@ def main(argv: list[str] | None = None) -> int:
     if not 0.0 <= args.tau <= 1.0:
         print(f"error: --tau must lie in [0, 1], got {args.tau}", file=sys.stderr)
         return 2
-    if not 1 <= args.threads <= 1024:
-        print(f"error: --threads must be within [1, 1024] (got {args.threads})", file=sys.stderr)
-        return 2
-    import torch
-
-    torch.set_num_threads(args.threads)
     cfg = StudyConfig(input=args.input, eval_input=args.eval_input, out=args.out,
                       input_format=args.input_format, eval_format=args.eval_format,
                       tau=args.tau, seeds=args.seeds, quick=args.quick, cell=args.cell)
-    try:
-        out = run_studies(cfg)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {out}: studies.md, results.jsonl, timings.jsonl")
-    if cfg.quick:
-        print("SMOKE RUN (--quick): not evidence (tiny budgets; studies.md and results.jsonl say "
-              "so: smoke: true)")
-    return 0
+    return run_report_command(lambda: run_studies(cfg), threads=args.threads,
+                              files="studies.md, results.jsonl, timings.jsonl", quick=cfg.quick,
+                              summary="studies.md")
 
 
 if __name__ == "__main__":
