@@ -572,8 +572,11 @@ def main(argv: list[str] | None = None) -> int:
                            quick=args.quick, keep_runs=args.keep_runs, trees=args.trees,
                            synthetic=args.synthetic, synthetic_queries=args.synthetic_queries,
                            **{n: getattr(args, n) for n in TEXT_FLAGS})
-    files = ("claims.md, results.jsonl, equal_compute.jsonl, timings.jsonl, "
-             "ndcg_vs_rollouts.png, legibility.png" + (", text_summary.md" if cfg.is_text() else ""))
+    def files() -> str:
+        return ("claims.md, results.jsonl, equal_compute.jsonl, timings.jsonl, "
+                "ndcg_vs_rollouts.png, legibility.png"
+                + (", text_summary.md" if cfg.is_text() else ""))
+
     return run_report_command(lambda: run_experiment(cfg), threads=args.threads, files=files,
                               quick=cfg.quick, summary="claims.md")
 

@@ -202,8 +202,8 @@ def report_work_folder(out: str, inputs: tuple, check: Callable[..., None],
         yield work
 
 
-def run_report_command(run: Callable[[], str], *, threads: int, files: str, quick: bool,
-                       summary: str) -> int:
+def run_report_command(run: Callable[[], str], *, threads: int, files: str | Callable[[], str],
+                       quick: bool, summary: str) -> int:
     """The common ending of a report command's `main()` (trainers.experiment, trainers.studies).
 
     Checks `--threads`, sets torch's intra-op threads, runs `run()` and prints what it wrote.
@@ -211,7 +211,8 @@ def run_report_command(run: Callable[[], str], *, threads: int, files: str, quic
     Args:
       run: builds the report and returns its folder.
       threads: the `--threads` value (torch intra-op threads; small models mostly contend).
-      files: the files the report holds, for the `wrote OUT: FILES` line.
+      files: the files the report holds, for the `wrote OUT: FILES` line (or a callable giving
+        them, called after `run`: what a report holds may depend on inputs only `run` checks).
       quick: a `--quick` run: one more line says it is not evidence.
       summary: the report's own file named in that line (e.g. `claims.md`).
 
@@ -230,7 +231,7 @@ def run_report_command(run: Callable[[], str], *, threads: int, files: str, quic
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {out}: {files}")
+    print(f"wrote {out}: {files() if callable(files) else files}")
     if quick:
         print(f"SMOKE RUN (--quick): not evidence (tiny budgets; {summary} and results.jsonl say "
               "so: smoke: true)")

@@ -47,13 +47,26 @@ def _model(tokenizer):
     return transformers.LlamaForCausalLM(config)
 
 
-def test_grpo_and_sft_run_two_steps_on_the_exports(tmp_path, monkeypatch):
+def _exported(tmp_path, monkeypatch, n_queries: int):
+    """A synthetic-text run exported for TRL: (the TRL folder, its export.json record)."""
     monkeypatch.setenv("WANDB_DISABLED", "true")
     result = run(CurriculumConfig(synthetic_kind="text", k=4, k_max=8,
                                   out=str(tmp_path / "run"),
-                                  synthetic=SyntheticConfig(n_queries=40)))
+                                  synthetic=SyntheticConfig(n_queries=n_queries)))
     out = str(tmp_path / "trl")
-    record = export_run(result.out, "trl", out, max_passage_words=12)
+    return out, export_run(result.out, "trl", out, max_passage_words=12)
+
+
+def _grpo_args(tmp_path, steps: int):
+    """GRPO on CPU, groups of 2, the stage order kept (shuffle_dataset=False)."""
+    return trl.GRPOConfig(output_dir=str(tmp_path / "grpo"), max_steps=steps,
+                          per_device_train_batch_size=2, num_generations=2,
+                          max_completion_length=8, shuffle_dataset=False, report_to=[],
+                          use_cpu=True, save_strategy="no")
+
+
+def test_grpo_and_sft_run_two_steps_on_the_exports(tmp_path, monkeypatch):
+    out, record = _exported(tmp_path, monkeypatch, 40)
     stage = next(f for f in record["files"] if f["phase"] == "rl")
     grpo = datasets.load_dataset("parquet", data_files={"train": os.path.join(out, stage["path"])},
                                  split="train").select(range(2))
@@ -69,10 +82,7 @@ def test_grpo_and_sft_run_two_steps_on_the_exports(tmp_path, monkeypatch):
         return values
 
     reward.__name__ = "ranking_reward"
-    grpo_args = trl.GRPOConfig(output_dir=str(tmp_path / "grpo"), max_steps=2,
-                               per_device_train_batch_size=2, num_generations=2,
-                               max_completion_length=8, shuffle_dataset=False, report_to=[],
-                               use_cpu=True, save_strategy="no")
+    grpo_args = _grpo_args(tmp_path, 2)
     trainer = trl.GRPOTrainer(model=_model(tokenizer), reward_funcs=reward, args=grpo_args,
                               train_dataset=grpo, processing_class=tokenizer)
     trainer.train()
@@ -91,22 +101,14 @@ def test_grpo_and_sft_run_two_steps_on_the_exports(tmp_path, monkeypatch):
 def test_grpo_reads_the_stages_in_curriculum_order(tmp_path, monkeypatch):
     """The README's TRL recipe: the stage files concatenated in export.json's order with
     `shuffle_dataset=False`; TRL's own sampler then hands out the rows stage by stage."""
-    monkeypatch.setenv("WANDB_DISABLED", "true")
-    result = run(CurriculumConfig(synthetic_kind="text", k=4, k_max=8,
-                                  out=str(tmp_path / "run"),
-                                  synthetic=SyntheticConfig(n_queries=60)))
-    out = str(tmp_path / "trl")
-    record = export_run(result.out, "trl", out, max_passage_words=12)
+    out, record = _exported(tmp_path, monkeypatch, 60)
     stages = [os.path.join(out, p) for p in record["order"] if p.startswith("rl/")]
     assert len(stages) >= 2
     data = datasets.concatenate_datasets([
         datasets.load_dataset("parquet", data_files={"train": s}, split="train")
         for s in stages])
     tokenizer = _tokenizer([m["content"] for r in data for m in r["prompt"]])
-    args = trl.GRPOConfig(output_dir=str(tmp_path / "grpo"), max_steps=1,
-                          per_device_train_batch_size=2, num_generations=2,
-                          max_completion_length=8, shuffle_dataset=False, report_to=[],
-                          use_cpu=True, save_strategy="no")
+    args = _grpo_args(tmp_path, 1)
     trainer = trl.GRPOTrainer(model=_model(tokenizer), reward_funcs=ranking_reward, args=args,
                               train_dataset=data, processing_class=tokenizer)
     seen = []
