@@ -3,7 +3,7 @@ the LLM arm of the claim (trainers/llm/experiment.py), on CPU.
 
 Writes DIR/results.jsonl, DIR/llm_claims.md and DIR/timings.jsonl (built in DIR.partial, renamed
 at the end). `--quick` is the test-sized run; `--seeds 1 --arms sft@converged+grpo --rl
-0.0003,0,pass` reruns one cell of a run with the RL setting its sweep chose (the drift test);
+0.0003,0,pass[,x4]` reruns one cell of a run with the RL setting its sweep chose (the drift test);
 `--arms equal-compute` runs only the equal-compute control (filtered vs unfiltered curriculum
 from the converged SFT checkpoint at the same RL rollouts).
 Needs the `[llm]` extra (trl, transformers, tokenizers, datasets).
@@ -31,9 +31,10 @@ def make_parser() -> argparse.ArgumentParser:
                         help="comma-separated seeds (default: 0,1,2; --quick: 0)")
     parser.add_argument("--arms", default=None,
                         help="comma-separated arms to run (a cell rerun; default: every arm)")
-    parser.add_argument("--rl", default=None, metavar="LR,BETA,REWARD",
+    parser.add_argument("--rl", default=None, metavar="LR,BETA,REWARD[,xF]",
                         help="skip the sweep and run GRPO with this setting, e.g. "
-                             "0.0003,0,pass (default: the sweep chooses)")
+                             "0.0003,0,pass or 0.0003,0,pass,x4 (4x the GRPO steps; "
+                             "default: the sweep chooses)")
     return parser
 
 
@@ -67,12 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = replace(settings, arms=arms)
     if args.rl:
         try:
-            lr, beta, reward = args.rl.split(",")
-            rl = RL(lr=float(lr), beta=float(beta), reward=reward)
-        except ValueError:
-            rl = None
-        if rl is None or rl.reward not in ("pass", "value"):
-            print(f"error: --rl {args.rl!r} is not LR,BETA,pass|value", file=sys.stderr)
+            rl = RL.parse(args.rl)
+        except ValueError as exc:
+            print(f"error: --rl {exc}", file=sys.stderr)
             return 2
         settings = replace(settings, base=rl, sweep=False)
     rows = run_experiment(settings, args.out)

@@ -16,7 +16,8 @@ pytest.importorskip("datasets", reason="datasets is not installed")
 from trainers import llm_experiment  # noqa: E402
 from trainers.llm import measure as M  # noqa: E402
 from trainers.llm import report  # noqa: E402
-from trainers.llm.experiment import RL, equal_compute_budget, sweep_settings  # noqa: E402
+from trainers.llm.experiment import (RL, choose_setting, equal_compute_budget,  # noqa: E402
+                                     sweep_settings)
 from trainers.llm.phases import converged_step  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -48,7 +49,39 @@ def test_the_sweep_is_the_base_and_one_factor_at_a_time():
     names = [r.name for r in sweep_settings(base)]
     assert names == ["lr=0.0003,beta=0,reward=pass", "lr=0.0001,beta=0,reward=pass",
                      "lr=0.0009,beta=0,reward=pass", "lr=0.0003,beta=0.04,reward=pass",
-                     "lr=0.0003,beta=0,reward=value"]
+                     "lr=0.0003,beta=0,reward=value", "lr=0.0003,beta=0,reward=pass,steps=x4"]
+    assert [r.grpo_steps(40) for r in sweep_settings(base)] == [40] * 5 + [160]
+
+
+@pytest.mark.parametrize("text,want", [
+    ("0.0003,0,pass", RL(3e-4, 0.0, "pass")),
+    ("0.0009,0.04,value,x4", RL(9e-4, 0.04, "value", 4.0)),
+])
+def test_an_rl_setting_reads_back_from_its_name_values(text, want):
+    assert RL.parse(text) == want
+    assert RL.parse(",".join(p.split("=")[1] for p in want.name.split(","))) == want
+
+
+@pytest.mark.parametrize("text", ["0.0003,0", "0.0003,0,ndcg", "0.0003,0,pass,4",
+                                  "0.0003,0,pass,x0", "fast,0,pass", "0.0003,0,pass,x4,1"])
+def test_a_bad_rl_setting_is_refused(text):
+    with pytest.raises(ValueError):
+        RL.parse(text)
+
+
+def test_the_sweep_chooses_on_the_mean_over_seeds_ties_to_the_earlier():
+    settings = sweep_settings(RL())
+    rows = [{"setting": rl.name, "seed": seed, "val_pass_rate": 0.1}
+            for rl in settings for seed in (0, 1, 2)]
+    assert choose_setting(settings, rows) == settings[0]  # all tied: the base
+    rows[3 * 5 + 0]["val_pass_rate"] = 0.4  # x4 steps: mean 0.2, from seed 0 alone
+    rows[3 * 2 + 1]["val_pass_rate"] = 0.2  # lr x3: better at two seeds, mean 0.167
+    rows[3 * 2 + 2]["val_pass_rate"] = 0.2
+    assert choose_setting(settings, rows) == settings[5]
+    rows[3 * 5 + 0]["val_pass_rate"] = 0.2  # x4: mean 0.133
+    assert choose_setting(settings, rows) == settings[2]
+    with pytest.raises(ValueError, match="no sweep row"):
+        choose_setting(settings, rows[:-3])
 
 
 def test_verdicts_need_every_seed():
@@ -196,10 +229,10 @@ def test_one_cell_of_the_committed_run_reruns_to_the_same_row(tmp_path):
     the README block's command); minutes."""
     committed = _rows(COMMITTED)
     chosen = next(r for r in committed if r["kind"] == "settings")["chosen"]
-    lr, beta, reward = (part.split("=")[1] for part in chosen.split(","))
+    setting = ",".join(part.split("=")[1] for part in chosen.split(","))  # LR,BETA,REWARD[,xF]
     out = str(tmp_path / "cell")
     assert llm_experiment.main(["--out", out, "--seeds", "1", "--arms", "sft@converged+grpo",
-                                "--rl", f"{lr},{beta},{reward}"]) == 0
+                                "--rl", setting]) == 0
     (row,) = [r for r in _rows(os.path.join(out, "results.jsonl")) if r["kind"] == "arm"]
     (want,) = [r for r in committed if r.get("arm") == "sft@converged+grpo"
                and r.get("seed") == 1]

@@ -47,6 +47,13 @@ def spearman(x, y) -> float | None:
     return float(np.corrcoef(_ranks(x), _ranks(y))[0, 1])
 
 
+def _chosen_steps(header: dict) -> int:
+    """GRPO steps of the chosen setting: the base steps times its `steps=xF` (1 if none)."""
+    name, base = header["chosen"], header["settings"]["grpo_steps"]
+    factor = float(name.split("steps=x")[1]) if "steps=x" in name else 1.0
+    return max(1, int(round(base * factor)))
+
+
 def _cell(values: list[float]) -> str:
     values = np.asarray(values, dtype=np.float64)
     spread = values.std(ddof=1) if len(values) > 1 else 0.0
@@ -171,7 +178,7 @@ def claims(rows: list[dict]) -> str:
              f"{header['tau']:g}). Held-out measurement: k = {s['k']} samples per query at "
              f"temperature 1, max {s['max_tokens']} tokens, scored by the build. Seeds: "
              f"{', '.join(map(str, seeds))} (mean ± sample std over seeds). GRPO: TRL "
-             f"GRPOTrainer, group size {s['k']}, {s['grpo_steps']} steps x "
+             f"GRPOTrainer, group size {s['k']}, {_chosen_steps(header)} steps x "
              f"{s['prompts_per_step']} prompts, setting `{header['chosen']}`. SFT: TRL "
              f"SFTTrainer, lr {s['sft_lr']:g}, batch {s['sft_batch']}.", "",
              "| arm | pass rate | informative | malformed | NDCG@10 |",
@@ -229,10 +236,17 @@ def claims(rows: list[dict]) -> str:
     lines += _equal_section(rows, header)
     sweep = [r for r in rows if r.get("kind") == "sweep"]
     if sweep:
-        lines += ["", "RL sweep (seed 0, GRPO from the converged SFT checkpoint, chosen on the "
-                      "validation pass rate):", "", "| setting | validation pass rate | "
-                      "train reward | zero-std groups |", "|---|---|---|---|"]
-        for r in sweep:
-            lines.append(f"| {r['setting']} | {r['val_pass_rate']:.3f} | "
-                         f"{r['grpo']['reward']:.3f} | {r['grpo']['frac_reward_zero_std']:.3f} |")
+        seeds = sorted({r["seed"] for r in sweep})
+        lines += ["", f"RL sweep (seeds {', '.join(map(str, seeds))}: GRPO from each seed's "
+                      "converged SFT checkpoint; chosen on the mean validation pass rate; "
+                      "mean ± sample std over seeds):", "",
+                  "| setting | validation pass rate | train reward | zero-std groups |",
+                  "|---|---|---|---|"]
+        chosen = header.get("chosen")
+        for name in dict.fromkeys(r["setting"] for r in sweep):
+            mine = [r for r in sweep if r["setting"] == name]
+            label = f"{name} (chosen)" if name == chosen else name
+            lines.append(f"| {label} | {_cell([r['val_pass_rate'] for r in mine])} | "
+                         f"{_cell([r['grpo']['reward'] for r in mine])} | "
+                         f"{_cell([r['grpo']['frac_reward_zero_std'] for r in mine])} |")
     return "\n".join(lines) + "\n"
