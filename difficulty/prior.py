@@ -31,6 +31,23 @@ rule, so tallies from adaptive rounds are valid input. With s <= max_strength (d
 prior counts as at most that many samples, so samples override a wrong prediction; the planner
 never lets a prior decide a band alone (unless skip_predicted).
 
+Mixture prior (`PassRatePrior.mixture_prior`): a Beta prior cannot express a population with
+atoms at 0 and 1 (public difficulty maps of RL prompt sets put a large share at each), so a query
+that never passes costs as many failures under it as under Beta(1, 1). The planner's prior is
+therefore an empirical-Bayes mixture over a fixed dictionary of J = 4 Beta components,
+
+    pi_0 Beta(1, c) + pi_1 Beta(c, 1) + pi_2 Beta(1 + s mu, 1 + s (1 - mu)) + pi_3 Beta(1, 1),
+
+c = `ATOM_CONCENTRATION` (near-0: P(p < 0.1) = 1 - 0.9^c; near-1 mirrored), the learned Beta
+above, and the uniform. The weights pi are fitted per quantile bin of the cross-fitted calibrated
+prediction (at least MIXTURE_MIN_BIN queries a bin, so the features move them; with uninformative features every bin sees the population's shape) by EM
+for mixture proportions on the bin's measured tallies (type-II maximum likelihood of the
+Beta-Binomial marginal likelihood, the dictionary fixed: the NPMLE of the mixing distribution
+restricted to a grid, Koenker & Mizera 2014, JASA 109:674, and its EM, Laird 1978), with the
+planner's robust Beta(1, 1) component of weight `robust_weight` held fixed in the likelihood, so
+the weights fitted are those of the prior the planner uses: (1 - w) sum_j pi_j Beta_j + w
+Beta(1, 1) (Schmidli et al. 2014). That floor keeps every sample able to override the prior.
+
 Deterministic: the same features, tallies and seed give the same prior, byte for byte.
 """
 from __future__ import annotations
@@ -41,9 +58,17 @@ import numpy as np
 import pyarrow as pa
 from scipy import special
 
+from difficulty.planner import MixturePrior, PlanConfig
+
 MIN_VARIANCE = 1e-4  # floor of the residual variance (a pass rate known to +-0.01)
 MAX_COMPONENTS = 32  # features are standardized and reduced to this many principal components
 RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-2, 4, 13))
+ATOM_CONCENTRATION = 64.0  # c of the near-0 Beta(1, c) and near-1 Beta(c, 1) components
+MIXTURE_COMPONENTS = ("near_0", "near_1", "learned", "uniform")
+EM_ITERATIONS = 1000  # at most; EM stops earlier once no weight moves by more than EM_TOLERANCE
+EM_TOLERANCE = 1e-10
+MIXTURE_MIN_BIN = 10  # queries per bin of the mixture's weights (at least)
+DEFAULT_ROBUST_WEIGHT = PlanConfig.robust_weight  # the planner's default robust weight
 
 
 @dataclass
@@ -57,6 +82,9 @@ class PassRatePrior:
         pass rate about the prediction, binomial noise out), "strength" (the bin's s)}.
       calibrated_mse: the cross-fitted residual variance over all queries (binomial noise out).
       fitted: False when too few measured queries: the prior is then Beta(1, 1).
+      mixture_bins: per bin of the mixture (quantile bins of the calibrated prediction, at
+        least MIXTURE_MIN_BIN queries each) {"bin", "queries", "predicted", and its weight of
+        each of MIXTURE_COMPONENTS}.
     """
 
     max_strength: float
@@ -68,6 +96,9 @@ class PassRatePrior:
     _isotonic: object = None
     _edges: np.ndarray = None     # inner quantile edges of the calibrated predictions
     _strength: np.ndarray = None  # s per bin
+    mixture_bins: list = field(default_factory=list)
+    _mix_edges: np.ndarray = None  # inner quantile edges of the mixture's bins
+    _weights: np.ndarray = None   # [bins, 4] mixture weights per bin (MIXTURE_COMPONENTS)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """[N] calibrated pass-rate predictions in [0, 1] (0.5 when not fitted)."""
@@ -90,6 +121,17 @@ class PassRatePrior:
             return ones, ones.copy(), mu, np.zeros(len(mu))
         s = self.strength(mu)
         return 1.0 + s * mu, 1.0 + s * (1.0 - mu), mu, s
+
+    def mixture_prior(self, features: np.ndarray):
+        """The per-query mixture prior (see the module docstring): a
+        difficulty.planner.MixturePrior with the 4 components MIXTURE_COMPONENTS, weighted by
+        the bin of each query's calibrated prediction; Beta(1, 1) when not fitted."""
+        alpha, beta, mu, _ = self.beta_prior(features)
+        if not self.fitted:
+            return MixturePrior.single(alpha, beta)
+        a, b = mixture_dictionary(alpha, beta)
+        weights = self._weights[np.searchsorted(self._mix_edges, mu, side="right")]
+        return MixturePrior(a, b, weights.copy())
 
 
 def _clean(features) -> np.ndarray:
@@ -122,9 +164,61 @@ def select_strength(mu: np.ndarray, successes: np.ndarray, trials: np.ndarray,
     return float(grid[int(np.argmax(total)), 0])
 
 
+def mixture_dictionary(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """([N, 4], [N, 4]) the mixture's components per query: near-0 Beta(1, c), near-1
+    Beta(c, 1), the learned Beta(alpha, beta), Beta(1, 1) (MIXTURE_COMPONENTS order)."""
+    n = len(alpha)
+    c = np.full(n, ATOM_CONCENTRATION)
+    one = np.ones(n)
+    return (np.stack([one, c, np.asarray(alpha, float), one], 1),
+            np.stack([c, one, np.asarray(beta, float), one], 1))
+
+
+def em_weights(log_lik: np.ndarray, fixed_log_lik: np.ndarray | None = None,
+               fixed_weight: float = 0.0) -> np.ndarray:
+    """Mixture proportions by EM (type-II maximum likelihood with the components fixed).
+
+    Maximizes sum_i log((1 - fixed_weight) sum_j pi_j L_ij + fixed_weight F_i) over the simplex:
+    E-step r_ij = (1 - fixed_weight) pi_j L_ij / (that sum), M-step pi_j = sum_i r_ij /
+    sum_ij r_ij (Dempster, Laird & Rubin 1977; the fixed component is held at its weight). Starts
+    from equal weights; at most EM_ITERATIONS steps, stopping once no weight moves by more than
+    EM_TOLERANCE. Deterministic.
+
+    Args:
+      log_lik: [N, J] log-likelihood of each query's tallies under each component.
+      fixed_log_lik: [N] the fixed component's (None: no fixed component).
+      fixed_weight: its weight in [0, 1).
+
+    Returns:
+      [J] weights summing to 1 (equal weights when N = 0).
+    """
+    n, j = log_lik.shape
+    pi = np.full(j, 1.0 / j)
+    if n == 0:
+        return pi
+    fixed = fixed_log_lik is not None and fixed_weight > 0
+    top = log_lik.max(1, keepdims=True)
+    if fixed:
+        top = np.maximum(top, np.asarray(fixed_log_lik, float)[:, None])
+    lik = np.exp(log_lik - top)  # scaled per query; the scale cancels in r_ij
+    rest = fixed_weight * np.exp(np.asarray(fixed_log_lik, float) - top[:, 0]) if fixed else 0.0
+    scale = 1.0 - fixed_weight if fixed else 1.0
+    for _ in range(EM_ITERATIONS):
+        joint = scale * pi * lik
+        r = joint / (joint.sum(1) + rest)[:, None]
+        new = r.sum(0)
+        new = new / new.sum() if new.sum() > 0 else np.full(j, 1.0 / j)
+        done = np.max(np.abs(new - pi)) <= EM_TOLERANCE
+        pi = new
+        if done:
+            break
+    return pi
+
+
 def fit_prior(features: np.ndarray, successes: np.ndarray, trials: np.ndarray, *,
               max_strength: float = 4.0, folds: int = 5, seed: int = 0,
-              max_bins: int = 10) -> PassRatePrior:
+              max_bins: int = 10, robust_weight: float = DEFAULT_ROBUST_WEIGHT
+              ) -> PassRatePrior:
     """Fits the pass-rate model on measured queries (see the module docstring).
 
     Args:
@@ -134,6 +228,7 @@ def fit_prior(features: np.ndarray, successes: np.ndarray, trials: np.ndarray, *
       folds: cross-fitting folds (>= 2).
       seed: the fold shuffle's seed.
       max_bins: at most this many quantile bins (at least 20 queries each).
+      robust_weight: the planner's robust Beta(1, 1) weight, held fixed in the mixture's EM.
 
     Returns:
       A PassRatePrior; unfitted (Beta(1, 1) everywhere) when fewer than 2 * folds queries have
@@ -204,12 +299,28 @@ def fit_prior(features: np.ndarray, successes: np.ndarray, trials: np.ndarray, *
             "predicted": float(mu[rows].mean()) if rows.any() else float("nan"),
             "observed": float(s[rows].sum() / n[rows].sum()) if rows.any() else float("nan"),
             "residual_var": variance, "strength": float(strength[j])})
+    # the mixture's weights, per finer quantile bin (at least MIXTURE_MIN_BIN queries each)
+    mix_bins = max(1, min(max_bins, len(x) // MIXTURE_MIN_BIN))
+    mix_edges = np.unique(np.quantile(mu, np.linspace(0, 1, mix_bins + 1)[1:-1]))
+    mix_which = np.searchsorted(mix_edges, mu, side="right")
+    s_all = strength[which]
+    comp_a, comp_b = mixture_dictionary(1.0 + s_all * mu, 1.0 + s_all * (1.0 - mu))
+    log_lik = beta_binomial_loglik(s[:, None], n[:, None], comp_a, comp_b)
+    flat = beta_binomial_loglik(s, n, 1.0, 1.0)
+    weights = np.stack([em_weights(log_lik[mix_which == j], flat[mix_which == j], robust_weight)
+                        for j in range(len(mix_edges) + 1)])
+    mixture_bins = [{"bin": j, "queries": int((mix_which == j).sum()),
+                     "predicted": float(mu[mix_which == j].mean()),
+                     **{name: float(w) for name, w in zip(MIXTURE_COMPONENTS, weights[j])}}
+                    for j in range(len(mix_edges) + 1)]
     usable = n >= 2
     prior.calibrated_mse = max(MIN_VARIANCE, float(excess[usable].mean()) if usable.any()
                                else float(((r - mu) ** 2).mean()))
     prior._scaler, prior._ridge = ridge_fit(np.arange(len(x)))
     prior._isotonic = isotonic_fit(score, r, n)
     prior._edges, prior._strength = edges, strength
+    prior._mix_edges, prior._weights = mix_edges, weights
+    prior.mixture_bins = mixture_bins
     prior.reliability = reliability
     prior.fitted = True
     return prior

@@ -169,7 +169,7 @@ def test_samples_override_a_wrong_prediction():
     # a prior of strength 4 predicting 0.05, then 8 successes of 8
     alpha, beta = 1.0 + 4 * 0.05, 1.0 + 4 * 0.95
     post = robust_posterior(np.array([8.0, 0.0]), np.array([8.0, 8.0]), alpha, beta, 0.2)
-    assert post.w[0] > 0.5 > post.w[1]  # the uniform component takes over where they conflict
+    assert post.w[0, 1] > 0.5 > post.w[1, 1]  # the uniform component takes over where they conflict
     table = plan_round(["a", "b"], [8, 0], [8, 8], cfg, PlanConfig(k_max=64), 2, alpha, beta)
     assert table.column("band").to_pylist()[0] != "too_hard"
     assert table.column("status").to_pylist()[0] == "open"
