@@ -414,8 +414,8 @@ def write_out(args, facts: dict, cfg: BandConfig, results: dict) -> None:
         f"Target (adaptive+prior at most {TARGET_SHARE:g} of fixed-16's rollouts at agreement "
         f"with the truth at least fixed-16's): met in {met} of {len(verdict)} rows. "
         f"adaptive+prior spends {min(shares):.3f} to {max(shares):.3f} of fixed-16's rollouts, "
-        f"at agreement {min(gaps):+.3f} to {max(gaps):+.3f} against fixed-16's. No planner can "
-        f"meet it here: the oracle needs {min(floors):.3f} to {max(floors):.3f} of fixed-16's "
+        f"at agreement {min(gaps):+.3f} to {max(gaps):+.3f} against fixed-16's. No planner meets "
+        f"it here in expectation: the oracle needs {min(floors):.3f} to {max(floors):.3f} of fixed-16's "
         f"rollouts to match fixed-16's expected agreement ({min(expected):.3f} to "
         f"{max(expected):.3f}), and at {TARGET_SHARE:g} it reaches at most {min(ceilings):.3f} "
         f"to {max(ceilings):.3f}.",

@@ -27,19 +27,24 @@ posterior nearly decided asks few samples; one near a threshold asks many. Relat
 (arXiv 2602.16745) allocates samples per prompt from a posterior, Reinforce-Ada stops sampling a
 prompt once it has enough signal; this rule is their offline, band-decision analogue.
 
-Robust prior: a per-query Beta(alpha, beta) prior (difficulty.prior) enters as the robust
-mixture (1 - w) Beta(alpha, beta) + w Beta(1, 1), w = `robust_weight` (the robust
-meta-analytic-predictive prior of Schmidli et al. 2014, Biometrics 70:1023; Berger's
-epsilon-contamination). Its posterior after s of n is the mixture of Beta(alpha + s,
-beta + n - s) and Beta(1 + s, 1 + n - s) with weights proportional to each component's prior
-weight times its Beta-Binomial marginal likelihood, so when the samples contradict the
-prediction (4/4 successes against a prediction of 0.1) the weight moves to the uniform
-component and the samples decide: a Beta prior cannot express a population with atoms at 0 and 1.
-Where the prior is Beta(1, 1) the band is exactly estimate.decide's. The preposterior rule uses
-the same mixture (its predictive is the weighted sum of the two Beta-Binomials).
+Priors: a per-query prior is a mixture of J Beta components, sum_j w_j Beta(alpha_j, beta_j)
+(`MixturePrior`; a single Beta is J = 1; difficulty.prior fits an empirical-Bayes mixture with
+components near 0 and near 1, because a Beta prior cannot express a population with atoms at 0
+and 1). The planner adds the robust component: the prior used is (1 - w) x that mixture + w
+Beta(1, 1), w = `robust_weight` (the robust meta-analytic-predictive prior of Schmidli et al.
+2014, Biometrics 70:1023; Berger's epsilon-contamination). By conjugacy its posterior after s
+of n is the mixture of Beta(alpha_j + s, beta_j + n - s) with weights proportional to each
+component's prior weight times its Beta-Binomial marginal likelihood B(alpha_j + s, beta_j +
+n - s) / B(alpha_j, beta_j) (`mixture_posterior`), so when the samples contradict the
+prediction (4/4 successes against a prior near 0) the weight moves to the components that
+explain them, Beta(1, 1) at least, and the samples decide. Band probabilities are the
+weighted sums of the components' (`mixture_band_probabilities`); the preposterior rule uses the
+same mixture (its predictive is the weighted sum of the components' Beta-Binomials, and after x
+successes each weight is updated by Bayes' rule). Where the prior is Beta(1, 1) the band is
+exactly estimate.decide's.
 
 Plans are deterministic: the same tallies, priors and config give the same table, byte for byte.
-Cost: for each distinct undecided posterior, sum over m of (m + 1) Beta CDF pairs up to the
+Cost: for each distinct undecided posterior, sum over m of (m + 1) J Beta CDF pairs up to the
 first m that reaches the target (at most (k_max + 1)(k_max + 2) / 2); queries sharing a
 posterior (all tallies under the uniform prior) are solved once.
 """

@@ -1,5 +1,6 @@
 """A learned prior: predict each query's pass rate from cheap query-level features, calibrated,
-as a Beta prior of bounded strength for the budget planner (difficulty.planner).
+as a Beta prior of bounded strength, and the empirical-Bayes mixture around it that the budget
+planner (difficulty.planner) plans with.
 
 Model (`fit_prior`): standardized features -> their first `MAX_COMPONENTS` principal components
 (PCA, exact SVD) -> ridge regression (RidgeCV over a fixed grid) of the
@@ -95,8 +96,9 @@ class PassRatePrior:
       calibrated_mse: the cross-fitted residual variance over all queries (binomial noise out).
       fitted: False when too few measured queries: the prior is then Beta(1, 1).
       mixture_bins: per bin of the mixture (quantile bins of the calibrated prediction, at
-        least MIXTURE_MIN_BIN queries each) {"bin", "queries", "predicted", and its weight of
-        each of MIXTURE_COMPONENTS}.
+        least MIXTURE_MIN_BIN queries each, but an empty one, which gets the weights fitted on all
+        queries) {"bin", "queries", "predicted" (None when empty), and its weight of each of
+        MIXTURE_COMPONENTS}.
     """
 
     max_strength: float
@@ -337,7 +339,7 @@ def fit_prior(features: np.ndarray, successes: np.ndarray, trials: np.ndarray, *
                         for j in range(len(mix_edges) + 1)])
     mixture_bins = [{"bin": j, "queries": int((mix_which == j).sum()),
                      "predicted": float(mu[mix_which == j].mean()) if (mix_which == j).any()
-                     else float("nan"),
+                     else None,
                      **{name: float(w) for name, w in zip(MIXTURE_COMPONENTS, weights[j])}}
                     for j in range(len(mix_edges) + 1)]
     usable = n >= 2

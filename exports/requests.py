@@ -166,8 +166,9 @@ class PlanOptions:
     Attributes:
       prior: `learned`: from the queries measured so far, difficulty.prior fits a calibrated
         pass-rate model on cheap query summaries and gives every query a Beta prior of bounded
-        strength, fixed from then on (recorded in the round's requests.json and read back by
-        the next round); `none`: the uniform Beta(1, 1) of estimate.decide.
+        strength and the empirical-Bayes mixture around it (difficulty.prior), fixed from then
+        on (recorded in the round's requests.json and read back by the next round); `none`:
+        the uniform Beta(1, 1) of estimate.decide.
       skip_predicted: a query with no samples whose prior alone decides its band is not asked
         and is listed under `predicted` in requests.json with that band (off: the prior never
         decides a band alone).
