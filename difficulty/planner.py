@@ -27,19 +27,24 @@ posterior nearly decided asks few samples; one near a threshold asks many. Relat
 (arXiv 2602.16745) allocates samples per prompt from a posterior, Reinforce-Ada stops sampling a
 prompt once it has enough signal; this rule is their offline, band-decision analogue.
 
-Robust prior: a per-query Beta(alpha, beta) prior (difficulty.prior) enters as the robust
-mixture (1 - w) Beta(alpha, beta) + w Beta(1, 1), w = `robust_weight` (the robust
-meta-analytic-predictive prior of Schmidli et al. 2014, Biometrics 70:1023; Berger's
-epsilon-contamination). Its posterior after s of n is the mixture of Beta(alpha + s,
-beta + n - s) and Beta(1 + s, 1 + n - s) with weights proportional to each component's prior
-weight times its Beta-Binomial marginal likelihood, so when the samples contradict the
-prediction (4/4 successes against a prediction of 0.1) the weight moves to the uniform
-component and the samples decide: a Beta prior cannot express a population with atoms at 0 and 1.
-Where the prior is Beta(1, 1) the band is exactly estimate.decide's. The preposterior rule uses
-the same mixture (its predictive is the weighted sum of the two Beta-Binomials).
+Priors: a per-query prior is a mixture of J Beta components, sum_j w_j Beta(alpha_j, beta_j)
+(`MixturePrior`; a single Beta is J = 1; difficulty.prior fits an empirical-Bayes mixture with
+components near 0 and near 1, because a Beta prior cannot express a population with atoms at 0
+and 1). The planner adds the robust component: the prior used is (1 - w) x that mixture + w
+Beta(1, 1), w = `robust_weight` (the robust meta-analytic-predictive prior of Schmidli et al.
+2014, Biometrics 70:1023; Berger's epsilon-contamination). By conjugacy its posterior after s
+of n is the mixture of Beta(alpha_j + s, beta_j + n - s) with weights proportional to each
+component's prior weight times its Beta-Binomial marginal likelihood B(alpha_j + s, beta_j +
+n - s) / B(alpha_j, beta_j) (`mixture_posterior`), so when the samples contradict the
+prediction (4/4 successes against a prior near 0) the weight moves to the components that
+explain them, Beta(1, 1) at least, and the samples decide. Band probabilities are the
+weighted sums of the components' (`mixture_band_probabilities`); the preposterior rule uses the
+same mixture (its predictive is the weighted sum of the components' Beta-Binomials, and after x
+successes each weight is updated by Bayes' rule). Where the prior is Beta(1, 1) the band is
+exactly estimate.decide's.
 
 Plans are deterministic: the same tallies, priors and config give the same table, byte for byte.
-Cost: for each distinct undecided posterior, sum over m of (m + 1) Beta CDF pairs up to the
+Cost: for each distinct undecided posterior, sum over m of (m + 1) J Beta CDF pairs up to the
 first m that reaches the target (at most (k_max + 1)(k_max + 2) / 2); queries sharing a
 posterior (all tallies under the uniform prior) are solved once.
 """
@@ -71,6 +76,10 @@ PLAN_SCHEMA = pa.schema([
     # most likely give the same band: only with stable_level)
     pa.field("status", pa.string(), nullable=False),
     pa.field("next_k", pa.int32(), nullable=False),
+    # the query's prior before the robust Beta(1, 1) component: [weight, alpha, beta] per
+    # component of weight > 0 (one [1, alpha, beta] for a single Beta prior); prior_alpha and
+    # prior_beta are that Beta, or for a mixture the Beta of its mean and variance
+    pa.field("prior_components", pa.list_(pa.list_(pa.float64())), nullable=False),
 ])
 STATUSES = ("decided", "open", "exhausted", "predicted", "stable")
 
@@ -115,55 +124,151 @@ class PlanConfig:
 
 
 @dataclass(frozen=True)
-class Posterior:
-    """Per-query posteriors: the mixture (1 - w) Beta(a, b) + w Beta(a0, b0), arrays [N].
+class MixturePrior:
+    """Per-query mixture priors sum_j weight[i, j] Beta(alpha[i, j], beta[i, j]), arrays [N, J].
 
-    `a0, b0` is the posterior of the Beta(1, 1) component and `w` its posterior weight; a query
-    without an informative prior has a = a0, b = b0 (any w).
+    A single Beta prior is the case J = 1 (`MixturePrior.single`). Rows may hold components of
+    weight 0 (padding, so queries with fewer components share one J). The planner adds the
+    robust Beta(1, 1) component of weight `robust_weight` on top (see the module docstring).
     """
+
+    alpha: np.ndarray
+    beta: np.ndarray
+    weight: np.ndarray
+
+    def __post_init__(self):
+        shapes = {np.shape(self.alpha), np.shape(self.beta), np.shape(self.weight)}
+        if len(shapes) != 1 or np.ndim(self.alpha) != 2 or np.shape(self.alpha)[1] < 1:
+            raise ValueError(f"a mixture prior needs alpha, beta, weight of one shape [N, J], "
+                             f"got {sorted(shapes)}")
+        for name, arr in (("alpha", self.alpha), ("beta", self.beta)):
+            if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+                raise ValueError(f"{name} must be finite and > 0")
+        w = np.asarray(self.weight, float)
+        if not np.all(np.isfinite(w)) or np.any(w < 0) or (
+                len(w) and not np.allclose(w.sum(1), 1.0, rtol=0, atol=1e-9)):
+            raise ValueError("mixture weights must be >= 0 and sum to 1 per query")
+
+    @classmethod
+    def single(cls, alpha, beta) -> "MixturePrior":
+        """One Beta(alpha, beta) per query (arrays [N])."""
+        a = np.asarray(alpha, float).reshape(-1, 1)
+        b = np.asarray(beta, float).reshape(-1, 1)
+        return cls(a, b, np.ones_like(a))
+
+    @classmethod
+    def from_rows(cls, rows: list) -> "MixturePrior":
+        """From per-query lists of [weight, alpha, beta] (the recorded form; lists of different
+        lengths are padded with weight-0 Beta(1, 1) components)."""
+        j = max((len(r) for r in rows), default=1)
+        out = np.zeros((len(rows), j, 3))
+        out[:, :, 1:] = 1.0
+        for i, row in enumerate(rows):
+            if not row:
+                raise ValueError("a mixture prior needs at least one component")
+            out[i, :len(row)] = np.asarray(row, float).reshape(-1, 3)
+        return cls(out[:, :, 1].copy(), out[:, :, 2].copy(), out[:, :, 0].copy())
+
+    def rows(self, digits: int | None = None) -> list[list[list[float]]]:
+        """Per query the [weight, alpha, beta] of its components of weight > 0 (rounded to
+        `digits` when given: the form requests.json records)."""
+        fix = (lambda v: float(v)) if digits is None else (lambda v: round(float(v), digits))
+        out = []
+        for ws, al, be in zip(self.weight, self.alpha, self.beta):
+            row = [[fix(w), fix(a), fix(b)] for w, a, b in zip(ws, al, be) if fix(w) > 0]
+            out.append(row or [[1.0, 1.0, 1.0]])
+        return out
+
+    def take(self, rows) -> "MixturePrior":
+        return MixturePrior(self.alpha[rows], self.beta[rows], self.weight[rows])
+
+    def informative(self) -> np.ndarray:
+        """[N] whether a query's prior differs from Beta(1, 1)."""
+        flat = (self.alpha == 1.0) & (self.beta == 1.0)
+        return ~np.all(flat | (self.weight == 0), axis=1)
+
+    def mean_beta(self) -> tuple[np.ndarray, np.ndarray]:
+        """([N], [N]) the Beta with the mixture's mean and variance (method of moments; a
+        summary for the plan table), Beta(1, 1) where the prior is Beta(1, 1)."""
+        mean_j = self.alpha / (self.alpha + self.beta)
+        second_j = mean_j * (self.alpha + 1.0) / (self.alpha + self.beta + 1.0)
+        mean = (self.weight * mean_j).sum(1)
+        var = np.maximum((self.weight * second_j).sum(1) - mean ** 2, 1e-12)
+        size = np.maximum(mean * (1.0 - mean) / var - 1.0, 1e-6)
+        single = self.alpha.shape[1] == 1
+        a = self.alpha[:, 0] if single else np.maximum(mean * size, 1e-6)
+        b = self.beta[:, 0] if single else np.maximum((1.0 - mean) * size, 1e-6)
+        keep = ~self.informative()
+        return np.where(keep, 1.0, a), np.where(keep, 1.0, b)
+
+    def robust(self, weight: float) -> "MixturePrior":
+        """(1 - weight) x this prior + weight x Beta(1, 1): the robust mixture (Schmidli et al.
+        2014), its Beta(1, 1) component last. Rows whose prior is Beta(1, 1) keep weight 1 on
+        their own components (the same prior, and the same bits as estimate.decide)."""
+        n = len(self.alpha)
+        informative = self.informative()[:, None]
+        w = np.where(informative, (1.0 - weight) * self.weight, self.weight)
+        return MixturePrior(np.concatenate([self.alpha, np.ones((n, 1))], 1),
+                            np.concatenate([self.beta, np.ones((n, 1))], 1),
+                            np.concatenate([w, np.where(informative, weight, 0.0)], 1))
+
+
+@dataclass(frozen=True)
+class Posterior:
+    """Per-query mixture posteriors sum_j w[..., j] Beta(a[..., j], b[..., j]), arrays [N, J]
+    (or [..., J]); the weights sum to 1 over the last axis."""
 
     a: np.ndarray
     b: np.ndarray
-    a0: np.ndarray
-    b0: np.ndarray
     w: np.ndarray
 
     @classmethod
     def beta(cls, a, b) -> "Posterior":
-        """Plain Beta(a, b) posteriors (no mixture); a and b broadcast to one 1-D shape."""
+        """Plain Beta(a, b) posteriors (J = 1); a and b broadcast to one 1-D shape."""
         a, b = np.broadcast_arrays(np.atleast_1d(np.asarray(a, float)),
                                    np.atleast_1d(np.asarray(b, float)))
-        return cls(a, b, a, b, np.zeros_like(a))
+        return cls(a[:, None], b[:, None], np.ones((len(a), 1)))
 
     def take(self, rows) -> "Posterior":
-        return Posterior(self.a[rows], self.b[rows], self.a0[rows], self.b0[rows], self.w[rows])
+        return Posterior(self.a[rows], self.b[rows], self.w[rows])
+
+
+def mixture_posterior(successes, trials, prior: MixturePrior) -> Posterior:
+    """The posterior of a mixture prior after `successes` of `trials` ([N] each).
+
+    Each component updates by conjugacy to Beta(alpha_j + s, beta_j + n - s); its weight
+    becomes proportional to its prior weight times its Beta-Binomial marginal likelihood
+    B(alpha_j + s, beta_j + n - s) / B(alpha_j, beta_j) (the binomial coefficient is common to
+    all components and cancels). Exact for any stopping rule that depends on the tallies only.
+    """
+    s = np.asarray(successes, float)[:, None]
+    n = np.asarray(trials, float)[:, None]
+    a, b, w = prior.alpha, prior.beta, prior.weight
+    log_ml = special.betaln(a + s, b + n - s) - special.betaln(a, b)
+    with np.errstate(divide="ignore"):
+        lw = np.log(w) + log_ml
+    top = lw.max(1, keepdims=True)
+    post_w = np.exp(lw - top)
+    post_w = post_w / post_w.sum(1, keepdims=True)
+    return Posterior(a + s, b + n - s, post_w)
 
 
 def robust_posterior(successes, trials, alpha, beta, weight: float) -> Posterior:
     """The posterior of the robust prior (1 - weight) Beta(alpha, beta) + weight Beta(1, 1)
-    after `successes` of `trials` (see the module docstring); arrays [N]."""
-    s = np.asarray(successes, float)
-    n = np.asarray(trials, float)
-    alpha = np.asarray(alpha, float)
-    beta = np.asarray(beta, float)
-    informative = (alpha != 1.0) | (beta != 1.0)
-    log_inf = special.betaln(alpha + s, beta + n - s) - special.betaln(alpha, beta)
-    log_flat = special.betaln(1.0 + s, 1.0 + n - s)  # - betaln(1, 1) = 0
-    with np.errstate(divide="ignore"):
-        lw_flat = np.log(weight) + log_flat
-        lw_inf = np.log1p(-weight) + log_inf
-    w = np.where(informative, np.exp(lw_flat - np.logaddexp(lw_flat, lw_inf)), 0.0)
-    w = np.nan_to_num(w, nan=0.0)
-    return Posterior(alpha + s, beta + n - s, 1.0 + s, 1.0 + n - s, w)
+    after `successes` of `trials` (see the module docstring); arrays [N], components
+    [informative, Beta(1, 1)] (J = 2; the second has weight 0 where the prior is Beta(1, 1))."""
+    n = len(np.atleast_1d(np.asarray(successes)))
+    prior = MixturePrior.single(np.broadcast_to(np.asarray(alpha, float), (n,)),
+                                np.broadcast_to(np.asarray(beta, float), (n,)))
+    return mixture_posterior(successes, trials, prior.robust(weight))
 
 
 def mixture_band_probabilities(post: Posterior, cfg: BandConfig) -> np.ndarray:
-    """[..., 3] band probabilities of mixture posteriors (shapes broadcast)."""
+    """[..., 3] band probabilities of mixture posteriors: the weighted sum over components of
+    each Beta's band probabilities (post arrays [..., J])."""
     zero = np.zeros_like(post.a)
-    probs = band_probabilities(zero, zero, cfg, post.a, post.b)
-    flat = band_probabilities(zero, zero, cfg, post.a0, post.b0)
-    w = np.asarray(post.w)[..., None]
-    return np.where(w > 0, (1.0 - w) * probs + w * flat, probs)
+    probs = band_probabilities(zero, zero, cfg, post.a, post.b)  # [..., J, 3]
+    return (np.asarray(post.w)[..., None] * probs).sum(-2)
 
 
 def _log_betabinom(x, m, a, b):
@@ -173,16 +278,18 @@ def _log_betabinom(x, m, a, b):
 
 def _predictive(post: Posterior, m: int, cfg: BandConfig) -> tuple[np.ndarray, np.ndarray]:
     """(pmf [N, m + 1], band probabilities [N, m + 1, 3]): the posterior predictive of the
-    successes x = 0..m among m more samples, and the band probabilities after each x."""
-    col = lambda v: np.asarray(v, float)[:, None]  # noqa: E731
-    a, b, a0, b0, w = col(post.a), col(post.b), col(post.a0), col(post.b0), col(post.w)
-    x = np.arange(m + 1, dtype=float)[None, :]
-    pmf_inf = np.exp(_log_betabinom(x, m, a, b))
-    pmf_flat = np.exp(_log_betabinom(x, m, a0, b0))
-    pmf = (1.0 - w) * pmf_inf + w * pmf_flat
+    successes x = 0..m among m more samples (the weighted sum of the components'
+    Beta-Binomials), and the band probabilities after each x (components updated by
+    conjugacy, weights by Bayes' rule: w_j' = w_j P_j(x) / P(x))."""
+    a, b, w = (np.asarray(v, float)[:, None, :] for v in (post.a, post.b, post.w))
+    x = np.arange(m + 1, dtype=float)[None, :, None]
+    pmf_j = np.exp(_log_betabinom(x, m, a, b))  # [N, m + 1, J]
+    joint = w * pmf_j
+    pmf = joint.sum(-1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        w_next = np.where(w > 0, w * pmf_flat / np.where(pmf > 0, pmf, 1.0), 0.0)
-    after = Posterior(a + x, b + m - x, a0 + x, b0 + m - x, np.broadcast_to(w_next, pmf.shape))
+        w_next = np.where(pmf[..., None] > 0, joint / np.where(pmf > 0, pmf, 1.0)[..., None],
+                          np.broadcast_to(w, joint.shape))
+    after = Posterior(a + x, b + m - x, w_next)
     return pmf, mixture_band_probabilities(after, cfg)
 
 
@@ -226,7 +333,7 @@ def needed_samples(post: Posterior, remaining: np.ndarray, cfg: BandConfig,
     remaining = np.asarray(remaining, np.int64)
     # identical posteriors get identical answers: solve each distinct one once (with the
     # uniform prior a batch holds at most (k_max + 1)^2 of them)
-    key = np.stack([post.a, post.b, post.a0, post.b0, post.w, remaining.astype(float)], axis=1)
+    key = np.concatenate([post.a, post.b, post.w, remaining.astype(float)[:, None]], axis=1)
     if len(key) > 1:
         distinct, first, inverse = np.unique(key, axis=0, return_index=True,
                                              return_inverse=True)
@@ -253,7 +360,7 @@ def _as_prior(value, n: int, name: str) -> np.ndarray:
 
 def plan_round(query_ids, successes, trials, cfg: BandConfig, plan: PlanConfig,
                round_index: int, alpha=1.0, beta=1.0, asked=None,
-               previous: pa.Table | None = None) -> pa.Table:
+               previous: pa.Table | None = None, prior: MixturePrior | None = None) -> pa.Table:
     """Decides every query's band from its pooled tallies and plans the next round.
 
     Args:
@@ -263,11 +370,14 @@ def plan_round(query_ids, successes, trials, cfg: BandConfig, plan: PlanConfig,
       plan: round sizes (`k0`, `k_max`, `decide_target`, `skip_predicted`).
       round_index: rounds whose results are pooled (0 before any sample).
       alpha, beta: the Beta prior, scalars or [N] (default Beta(1, 1): bands equal
-        estimate.decide's exactly). Ignored for a query found in `previous`, whose stored prior
-        is kept, so a query's prior never changes between rounds.
+        estimate.decide's exactly); ignored when `prior` is given.
       asked: [N] samples asked so far (default: `trials`).
       previous: the last round's plan table; a query decided (or predicted) there is never
-        asked again.
+        asked again, and a query found there keeps its stored prior (`prior_components`, or
+        `prior_alpha`/`prior_beta` of a table written before mixtures), so a query's prior never
+        changes between rounds.
+      prior: per-query mixture priors (difficulty.prior.PassRatePrior.mixture_prior), [N]
+        rows; the planner adds the robust Beta(1, 1) component of `plan.robust_weight`.
 
     Returns:
       A table in PLAN_SCHEMA, one row per query.
@@ -287,24 +397,32 @@ def plan_round(query_ids, successes, trials, cfg: BandConfig, plan: PlanConfig,
         raise ValueError("query_ids, successes, trials and asked must have one length")
     if np.any(s < 0) or np.any(s > t):
         raise ValueError("need 0 <= successes <= trials")
-    a0 = _as_prior(alpha, n, "alpha")
-    b0 = _as_prior(beta, n, "beta")
+    if prior is None:
+        prior = MixturePrior.single(_as_prior(alpha, n, "alpha"), _as_prior(beta, n, "beta"))
+    elif len(prior.alpha) != n:
+        raise ValueError("the mixture prior must have one row per query")
     sticky = np.zeros(n, bool)
     stopped = np.zeros(n, bool)
     if previous is not None and previous.num_rows:
         row = {q: i for i, q in enumerate(previous.column("query_id").to_pylist())}
         where = np.array([row.get(q, -1) for q in ids], np.int64)
         known = where >= 0
-        prev_a = previous.column("prior_alpha").to_numpy()
-        prev_b = previous.column("prior_beta").to_numpy()
+        if "prior_components" in previous.column_names:
+            stored = previous.column("prior_components").to_pylist()
+        else:
+            stored = [[[1.0, a, b]] for a, b in zip(previous.column("prior_alpha").to_pylist(),
+                                                    previous.column("prior_beta").to_pylist())]
+        if known.any():
+            rows = prior.rows()
+            for i in np.flatnonzero(known):
+                rows[i] = stored[where[i]]
+            prior = MixturePrior.from_rows(rows)
         prev_status = np.array(previous.column("status").to_pylist(), object)
-        a0[known] = prev_a[where[known]]
-        b0[known] = prev_b[where[known]]
         sticky[known] = np.isin(prev_status[where[known]], ("decided", "predicted"))
         stopped[known] = prev_status[where[known]] == "stable"
 
-    post = robust_posterior(s, t, a0, b0, plan.robust_weight)
-    informative = (a0 != 1.0) | (b0 != 1.0)
+    post = mixture_posterior(s, t, prior.robust(plan.robust_weight))
+    informative = prior.informative()
     band, prob, decided = decide(s, t, cfg)  # Beta(1, 1): estimate.decide's bands exactly
     if informative.any():
         probs = mixture_band_probabilities(post.take(informative), cfg)
@@ -337,13 +455,15 @@ def plan_round(query_ids, successes, trials, cfg: BandConfig, plan: PlanConfig,
     need = np.where(remaining > 0, np.maximum(need, 1), 0)
     next_k[open_rows] = need
     status[open_rows[remaining <= 0]] = "exhausted"
+    prior_a, prior_b = prior.mean_beta()
     return pa.Table.from_arrays([
         pa.array(ids, pa.string()), pa.array(np.full(n, round_index, np.int32)),
-        pa.array(asked_arr), pa.array(t), pa.array(s), pa.array(a0), pa.array(b0),
-        pa.array(np.where(informative, 1.0 - post.w, 0.0)),
+        pa.array(asked_arr), pa.array(t), pa.array(s), pa.array(prior_a), pa.array(prior_b),
+        pa.array(np.where(informative, 1.0 - post.w[:, -1], 0.0)),
         pa.array(BAND_NAMES[band].tolist(), pa.string()), pa.array(prob, pa.float64()),
         pa.array(decided), pa.array(status.tolist(), pa.string()),
         pa.array(next_k.astype(np.int32)),
+        pa.array(prior.rows(), PLAN_SCHEMA.field("prior_components").type),
     ], schema=PLAN_SCHEMA)
 
 

@@ -1,5 +1,6 @@
 """A learned prior: predict each query's pass rate from cheap query-level features, calibrated,
-as a Beta prior of bounded strength for the budget planner (difficulty.planner).
+as a Beta prior of bounded strength, and the empirical-Bayes mixture around it that the budget
+planner (difficulty.planner) plans with.
 
 Model (`fit_prior`): standardized features -> their first `MAX_COMPONENTS` principal components
 (PCA, exact SVD) -> ridge regression (RidgeCV over a fixed grid) of the
@@ -31,6 +32,31 @@ rule, so tallies from adaptive rounds are valid input. With s <= max_strength (d
 prior counts as at most that many samples, so samples override a wrong prediction; the planner
 never lets a prior decide a band alone (unless skip_predicted).
 
+Mixture prior (`PassRatePrior.mixture_prior`): a Beta prior cannot express a population with
+atoms at 0 and 1 (public difficulty maps of RL prompt sets put a large share at each), so a query
+that never passes costs as many failures under it as under Beta(1, 1). The planner's prior is
+therefore an empirical-Bayes mixture over a fixed dictionary of Beta components,
+
+    pi_0 Beta(1, c) + pi_1 Beta(c, 1) + sum_k pi_k Beta(c m_k, c (1 - m_k))
+        + pi_L Beta(1 + s mu, 1 + s (1 - mu)) + pi_U Beta(1, 1),
+
+c = `ATOM_CONCENTRATION`: near-0 (P(p < 0.1) = 1 - 0.9^c) and near-1 atoms, narrow components at
+the grid means m_k = `GRID_MEANS` (so mass near a band threshold, e.g. a policy that passes 15%
+of the time, is not mistaken for an atom: a dictionary of atoms and broad Betas alone would put
+it on the near-0 atom and decide too_hard after a few failures), the learned Beta above, and
+the uniform. The weights pi are fitted per quantile bin of the cross-fitted calibrated
+prediction (at least MIXTURE_MIN_BIN queries a bin, so the features move them; with
+uninformative features every bin sees the population's shape) by EM for mixture proportions on
+the bin's measured tallies: type-II maximum likelihood of the Beta-Binomial marginal
+likelihood with the dictionary fixed, i.e. the NPMLE of the mixing distribution restricted to
+a grid (Kiefer & Wolfowitz 1956; Koenker & Mizera 2014, JASA 109:674; EM: Laird 1978). The
+planner's robust Beta(1, 1) component of weight `robust_weight` is held fixed in that
+likelihood, so the weights fitted are those of the prior the planner uses, (1 - w) sum_j pi_j
+Beta_j + w Beta(1, 1) (Schmidli et al. 2014); that floor keeps every sample able to override
+the prior. Weights below `PRUNE_WEIGHT` are set to 0 (the NPMLE is sparse; fewer components
+plan faster) and the rest renormalized. The likelihood holds whatever the stopping rule, so
+tallies from adaptive rounds are valid input.
+
 Deterministic: the same features, tallies and seed give the same prior, byte for byte.
 """
 from __future__ import annotations
@@ -41,9 +67,21 @@ import numpy as np
 import pyarrow as pa
 from scipy import special
 
+from difficulty.planner import MixturePrior, PlanConfig
+
 MIN_VARIANCE = 1e-4  # floor of the residual variance (a pass rate known to +-0.01)
 MAX_COMPONENTS = 32  # features are standardized and reduced to this many principal components
 RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-2, 4, 13))
+ATOM_CONCENTRATION = 64.0  # c of the near-0 Beta(1, c), near-1 Beta(c, 1) and grid components
+GRID_MEANS = tuple(round(0.05 * k, 2) for k in range(1, 20))  # 0.05 .. 0.95
+MIXTURE_COMPONENTS = ("near_0", "near_1", *(f"p~{m:g}" for m in GRID_MEANS), "learned",
+                      "uniform")
+PRUNE_WEIGHT = 1e-4  # mixture weights below this are set to 0
+SMOOTHING = 1.0  # pseudo-count per component: EM's M-step is the MAP under Dirichlet(1 + it)
+EM_ITERATIONS = 1000  # at most; EM stops earlier once no weight moves by more than EM_TOLERANCE
+EM_TOLERANCE = 1e-10
+MIXTURE_MIN_BIN = 10  # queries per bin of the mixture's weights (at least)
+DEFAULT_ROBUST_WEIGHT = PlanConfig.robust_weight  # the planner's default robust weight
 
 
 @dataclass
@@ -57,6 +95,10 @@ class PassRatePrior:
         pass rate about the prediction, binomial noise out), "strength" (the bin's s)}.
       calibrated_mse: the cross-fitted residual variance over all queries (binomial noise out).
       fitted: False when too few measured queries: the prior is then Beta(1, 1).
+      mixture_bins: per bin of the mixture (quantile bins of the calibrated prediction, at
+        least MIXTURE_MIN_BIN queries each, but an empty one, which gets the weights fitted on all
+        queries) {"bin", "queries", "predicted" (None when empty), and its weight of each of
+        MIXTURE_COMPONENTS}.
     """
 
     max_strength: float
@@ -68,6 +110,9 @@ class PassRatePrior:
     _isotonic: object = None
     _edges: np.ndarray = None     # inner quantile edges of the calibrated predictions
     _strength: np.ndarray = None  # s per bin
+    mixture_bins: list = field(default_factory=list)
+    _mix_edges: np.ndarray = None  # inner quantile edges of the mixture's bins
+    _weights: np.ndarray = None   # [bins, J] mixture weights per bin (MIXTURE_COMPONENTS)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """[N] calibrated pass-rate predictions in [0, 1] (0.5 when not fitted)."""
@@ -90,6 +135,18 @@ class PassRatePrior:
             return ones, ones.copy(), mu, np.zeros(len(mu))
         s = self.strength(mu)
         return 1.0 + s * mu, 1.0 + s * (1.0 - mu), mu, s
+
+    def mixture_prior(self, features: np.ndarray):
+        """The per-query mixture prior (see the module docstring): a
+        difficulty.planner.MixturePrior with the components MIXTURE_COMPONENTS, weighted by
+        the bin of each query's calibrated prediction; Beta(1, 1) when not fitted."""
+        alpha, beta, mu, _ = self.beta_prior(features)
+        if not self.fitted:
+            return MixturePrior.single(alpha, beta)
+        a, b = mixture_dictionary(alpha, beta)
+        weights = self._weights[np.searchsorted(self._mix_edges, mu, side="right")]
+        used = weights.any(0)  # components of weight 0 in every row cost planning time only
+        return MixturePrior(a[:, used], b[:, used], weights[:, used])
 
 
 def _clean(features) -> np.ndarray:
@@ -122,9 +179,72 @@ def select_strength(mu: np.ndarray, successes: np.ndarray, trials: np.ndarray,
     return float(grid[int(np.argmax(total)), 0])
 
 
+def mixture_dictionary(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """([N, J], [N, J]) the mixture's components per query, in MIXTURE_COMPONENTS order: near-0
+    Beta(1, c), near-1 Beta(c, 1), Beta(c m, c (1 - m)) for m in GRID_MEANS, the learned
+    Beta(alpha, beta), Beta(1, 1)."""
+    n = len(alpha)
+    c = ATOM_CONCENTRATION
+    means = np.asarray(GRID_MEANS)
+    fixed_a = np.concatenate([[1.0, c], c * means])
+    fixed_b = np.concatenate([[c, 1.0], c * (1.0 - means)])
+    one = np.ones((n, 1))
+    return (np.concatenate([np.tile(fixed_a, (n, 1)), np.asarray(alpha, float)[:, None], one], 1),
+            np.concatenate([np.tile(fixed_b, (n, 1)), np.asarray(beta, float)[:, None], one], 1))
+
+
+def em_weights(log_lik: np.ndarray, fixed_log_lik: np.ndarray | None = None,
+               fixed_weight: float = 0.0) -> np.ndarray:
+    """Mixture proportions by EM (type-II maximum likelihood with the components fixed).
+
+    Maximizes sum_i log((1 - fixed_weight) sum_j pi_j L_ij + fixed_weight F_i)
+    + SMOOTHING sum_j log pi_j over the simplex: E-step r_ij = (1 - fixed_weight) pi_j L_ij /
+    (that sum), M-step pi_j = (sum_i r_ij + SMOOTHING) / (sum_ij r_ij + J SMOOTHING) (Dempster,
+    Laird & Rubin 1977; the MAP step under a symmetric Dirichlet(1 + SMOOTHING) prior on pi; the
+    fixed component is held at its weight). The smoothing matters: with few samples per query
+    the unpenalized NPMLE collapses onto one or two narrow components (4 samples cannot tell a
+    point mass from a spread), and a prior that narrow decides bands after 4 samples that
+    more samples would overturn (measured: agreement with the reference fell to 0.07-0.39 on
+    three of the in-pipeline policies of bench_planned). Starts
+    from equal weights; at most EM_ITERATIONS steps, stopping once no weight moves by more than
+    EM_TOLERANCE. Deterministic.
+
+    Args:
+      log_lik: [N, J] log-likelihood of each query's tallies under each component.
+      fixed_log_lik: [N] the fixed component's (None: no fixed component).
+      fixed_weight: its weight in [0, 1).
+
+    Returns:
+      [J] weights summing to 1 (equal weights when N = 0).
+    """
+    n, j = log_lik.shape
+    pi = np.full(j, 1.0 / j)
+    if n == 0:
+        return pi
+    fixed = fixed_log_lik is not None and fixed_weight > 0
+    top = log_lik.max(1, keepdims=True)
+    if fixed:
+        top = np.maximum(top, np.asarray(fixed_log_lik, float)[:, None])
+    lik = np.exp(log_lik - top)  # scaled per query; the scale cancels in r_ij
+    rest = fixed_weight * np.exp(np.asarray(fixed_log_lik, float) - top[:, 0]) if fixed else 0.0
+    scale = 1.0 - fixed_weight if fixed else 1.0
+    for _ in range(EM_ITERATIONS):
+        joint = scale * pi * lik
+        r = joint / (joint.sum(1) + rest)[:, None]
+        new = r.sum(0) + SMOOTHING  # the MAP step under a symmetric Dirichlet prior
+        new = new / new.sum()
+        done = np.max(np.abs(new - pi)) <= EM_TOLERANCE
+        pi = new
+        if done:
+            break
+    pi = np.where(pi < PRUNE_WEIGHT, 0.0, pi)
+    return pi / pi.sum()
+
+
 def fit_prior(features: np.ndarray, successes: np.ndarray, trials: np.ndarray, *,
               max_strength: float = 4.0, folds: int = 5, seed: int = 0,
-              max_bins: int = 10) -> PassRatePrior:
+              max_bins: int = 10, robust_weight: float = DEFAULT_ROBUST_WEIGHT
+              ) -> PassRatePrior:
     """Fits the pass-rate model on measured queries (see the module docstring).
 
     Args:
@@ -134,6 +254,7 @@ def fit_prior(features: np.ndarray, successes: np.ndarray, trials: np.ndarray, *
       folds: cross-fitting folds (>= 2).
       seed: the fold shuffle's seed.
       max_bins: at most this many quantile bins (at least 20 queries each).
+      robust_weight: the planner's robust Beta(1, 1) weight, held fixed in the mixture's EM.
 
     Returns:
       A PassRatePrior; unfitted (Beta(1, 1) everywhere) when fewer than 2 * folds queries have
@@ -204,12 +325,31 @@ def fit_prior(features: np.ndarray, successes: np.ndarray, trials: np.ndarray, *
             "predicted": float(mu[rows].mean()) if rows.any() else float("nan"),
             "observed": float(s[rows].sum() / n[rows].sum()) if rows.any() else float("nan"),
             "residual_var": variance, "strength": float(strength[j])})
+    # the mixture's weights, per finer quantile bin (at least MIXTURE_MIN_BIN queries each)
+    mix_bins = max(1, min(max_bins, len(x) // MIXTURE_MIN_BIN))
+    mix_edges = np.unique(np.quantile(mu, np.linspace(0, 1, mix_bins + 1)[1:-1]))
+    mix_which = np.searchsorted(mix_edges, mu, side="right")
+    s_all = strength[which]
+    comp_a, comp_b = mixture_dictionary(1.0 + s_all * mu, 1.0 + s_all * (1.0 - mu))
+    log_lik = beta_binomial_loglik(s[:, None], n[:, None], comp_a, comp_b)
+    flat = beta_binomial_loglik(s, n, 1.0, 1.0)
+    every = em_weights(log_lik, flat, robust_weight)  # an empty bin gets the population's
+    weights = np.stack([em_weights(log_lik[mix_which == j], flat[mix_which == j], robust_weight)
+                        if (mix_which == j).any() else every
+                        for j in range(len(mix_edges) + 1)])
+    mixture_bins = [{"bin": j, "queries": int((mix_which == j).sum()),
+                     "predicted": float(mu[mix_which == j].mean()) if (mix_which == j).any()
+                     else None,
+                     **{name: float(w) for name, w in zip(MIXTURE_COMPONENTS, weights[j])}}
+                    for j in range(len(mix_edges) + 1)]
     usable = n >= 2
     prior.calibrated_mse = max(MIN_VARIANCE, float(excess[usable].mean()) if usable.any()
                                else float(((r - mu) ** 2).mean()))
     prior._scaler, prior._ridge = ridge_fit(np.arange(len(x)))
     prior._isotonic = isotonic_fit(score, r, n)
     prior._edges, prior._strength = edges, strength
+    prior._mix_edges, prior._weights = mix_edges, weights
+    prior.mixture_bins = mixture_bins
     prior.reliability = reliability
     prior.fitted = True
     return prior

@@ -216,8 +216,9 @@ def _planned_rounds(queries: pa.Table, query_ids: list, tallies: dict, fixed: np
     """The `planned` budget rule: round 0 asks `k` of every query (as the `rounds` rule);
     each later round asks the budget planner's next k of each undecided query whose outcome is
     not fixed by its labels (a decided query is never asked again), until none is open or every
-    open one is at `k_max`. With the learned prior, the prior is fitted on round 0's tallies of
-    this batch and kept."""
+    open one is at `k_max`. With the learned prior, the prior (the empirical-Bayes mixture of
+    difficulty.prior.PassRatePrior.mixture_prior, as the requests loop plans with) is fitted on
+    round 0's tallies of this batch and kept."""
     from difficulty.planner import PlanConfig, plan_round
 
     budget = cfg.budget
@@ -226,20 +227,19 @@ def _planned_rounds(queries: pa.Table, query_ids: list, tallies: dict, fixed: np
     if rows.size == 0 or budget.k_max <= budget.k:
         return
     ids = [query_ids[i] for i in rows]
-    alpha = beta = 1.0
+    prior = None
     if budget.prior == "learned":
         from difficulty.prior import fit_prior, query_summaries
 
         features = query_summaries(queries.take(pa.array(rows)))[0]
         prior = fit_prior(features, tallies["successes"][rows], tallies["trials"][rows],
-                          seed=cfg.seed)
-        alpha, beta, _, _ = prior.beta_prior(features)
+                          seed=cfg.seed).mixture_prior(features)
     plan = PlanConfig(k0=budget.k, k_max=budget.k_max)
     previous = None
     for round_index in range(1, budget.k_max + 1):
         table = plan_round(ids, tallies["successes"][rows].astype(np.int64),
                            tallies["trials"][rows].astype(np.int64), cfg.bands, plan,
-                           round_index, alpha, beta, previous=previous)
+                           round_index, previous=previous, prior=prior)
         next_k = table.column("next_k").to_numpy().astype(np.int64)
         asked = np.flatnonzero(next_k > 0)
         if asked.size == 0:

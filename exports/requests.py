@@ -166,8 +166,9 @@ class PlanOptions:
     Attributes:
       prior: `learned`: from the queries measured so far, difficulty.prior fits a calibrated
         pass-rate model on cheap query summaries and gives every query a Beta prior of bounded
-        strength, fixed from then on (recorded in the round's requests.json and read back by
-        the next round); `none`: the uniform Beta(1, 1) of estimate.decide.
+        strength and the empirical-Bayes mixture around it (difficulty.prior), fixed from then
+        on (recorded in the round's requests.json and read back by the next round); `none`:
+        the uniform Beta(1, 1) of estimate.decide.
       skip_predicted: a query with no samples whose prior alone decides its band is not asked
         and is listed under `predicted` in requests.json with that band (off: the prior never
         decides a band alone).
@@ -192,8 +193,14 @@ def in_reference(query_id: str, share: float) -> bool:
     return share >= 1.0 or stable_hash(query_id, "reference") / 2.0 ** 32 < share
 
 
-def _recorded_priors(manifest: dict) -> dict[str, list[float]] | None:
-    """The per-query priors the latest round's requests.json fixed (None: none fixed yet).
+def _recorded_priors(manifest: dict) -> dict | None:
+    """The per-query priors the latest round's requests.json fixed (None: none fixed yet):
+    {"priors": ..., "prior_mixtures": ... or None}, read by `_recorded_rows`.
+
+    requests.json records `priors` ({query: [alpha, beta]}, the learned Beta component, the
+    whole prior in files written before mixture priors) and `prior_mixtures` ({query:
+    [[weight, alpha, beta], ...]}, the mixture the planner used); a file without
+    `prior_mixtures` reads as single Beta priors.
 
     Read from the requests.json each results file of the run answers (the build read the same
     ones; the files as the manifest's `inputs` record them, absolute, else as the config names
@@ -230,7 +237,21 @@ def _recorded_priors(manifest: dict) -> dict[str, list[float]] | None:
         if isinstance(record.get("priors"), dict) and (
                 latest is None or record["round"] > latest["round"]):
             latest = record
-    return None if latest is None else latest["priors"]
+    if latest is None:
+        return None
+    mixtures = latest.get("prior_mixtures")
+    return {"priors": latest["priors"],
+            "prior_mixtures": mixtures if isinstance(mixtures, dict) else None}
+
+
+def _recorded_rows(recorded: dict, query_id: str) -> list[list[float]]:
+    """One query's prior as [weight, alpha, beta] rows from `_recorded_priors`' record: its
+    `prior_mixtures` entry (Beta(1, 1) where it has none), or in a file without mixtures its
+    `priors` Beta (Beta(1, 1) where it has none)."""
+    if recorded["prior_mixtures"] is not None:
+        return _normalized(recorded["prior_mixtures"].get(query_id) or [[1.0, 1.0, 1.0]])
+    alpha, beta = recorded["priors"].get(query_id, (1.0, 1.0))
+    return [[1.0, float(alpha), float(beta)]]
 
 
 def _first_record_is_batch_output(path: str, is_batch_output_record) -> bool:
@@ -244,6 +265,23 @@ def _first_record_is_batch_output(path: str, is_batch_output_record) -> bool:
         return is_batch_output_record(json.loads(line))
     except (ValueError, UnicodeDecodeError, OSError):
         return False
+
+
+def _rounded(value):
+    """Floats rounded to 6 digits, through dicts and lists (the reliability table's record)."""
+    if isinstance(value, float):
+        return round(value, 6)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
+def _normalized(rows: list[list[float]]) -> list[list[float]]:
+    """Mixture components whose rounded weights are rescaled to sum to 1 exactly enough."""
+    total = sum(r[0] for r in rows)
+    return [[r[0] / total, r[1], r[2]] for r in rows]
 
 
 def next_round(manifest: dict, run: str, k: int, options: PlanOptions = PlanOptions()
@@ -260,6 +298,8 @@ def next_round(manifest: dict, run: str, k: int, options: PlanOptions = PlanOpti
 
     The learned prior (`options.prior`) is fitted once, on the first round that has measured
     queries (at least 10), and kept: the round's requests.json records every informative prior
+    (`priors`: the learned Beta; `prior_mixtures`: the empirical-Bayes mixture the planner
+    uses, difficulty.prior.PassRatePrior.mixture_prior, rounded to 9 digits as planned with)
     and later rounds read it back, so a query decided by its samples and prior stays decided.
 
     Returns:
@@ -270,7 +310,7 @@ def next_round(manifest: dict, run: str, k: int, options: PlanOptions = PlanOpti
     import numpy as np
 
     from difficulty.estimate import BandConfig
-    from difficulty.planner import PlanConfig, plan_round
+    from difficulty.planner import MixturePrior, PlanConfig, plan_round
     from difficulty.prior import fit_prior, query_summaries
     from exports.source import read_phase
 
@@ -295,31 +335,36 @@ def next_round(manifest: dict, run: str, k: int, options: PlanOptions = PlanOpti
         r["query_id"]: r for r in difficulty.select(["query_id", "trials", "successes"]).to_pylist()}
     successes = np.array([scored.get(q, {}).get("successes") or 0 for q in ids], np.int64)
     trials = np.array([scored.get(q, {}).get("trials") or 0 for q in ids], np.int64)
-    alpha, beta = np.ones(len(ids)), np.ones(len(ids))
-    priors = _recorded_priors(manifest) if options.prior == "learned" else None
-    if priors is not None:
-        for i, q in enumerate(ids):
-            alpha[i], beta[i] = priors.get(q, (1.0, 1.0))
+    prior = MixturePrior.single(np.ones(len(ids)), np.ones(len(ids)))
+    recorded = _recorded_priors(manifest) if options.prior == "learned" else None
+    priors = mixtures = None
+    if recorded is not None:
+        prior = MixturePrior.from_rows([_recorded_rows(recorded, q) for q in ids])
+        priors, mixtures = recorded["priors"], recorded["prior_mixtures"]
         planner["fitted_in_round"] = "earlier"
     elif options.prior == "learned":
-        fitted = fit_prior(query_summaries(table)[0], successes, trials,
-                           seed=int(config.get("seed", 0)))
-        alpha, beta, _, _ = fitted.beta_prior(query_summaries(table)[0])
+        features = query_summaries(table)[0]
+        fitted = fit_prior(features, successes, trials, seed=int(config.get("seed", 0)))
+        alpha, beta, _, _ = fitted.beta_prior(features)
         planner.update({"fitted_in_round": round_ if fitted.fitted else None,
                         "measured_queries": int((trials > 0).sum()),
                         "calibrated_mse": None if not fitted.fitted
                         else round(fitted.calibrated_mse, 6),
-                        "reliability": [{k: (round(v, 6) if isinstance(v, float) else v)
-                                         for k, v in b.items()} for b in fitted.reliability]})
+                        "reliability": [_rounded(b) for b in fitted.reliability],
+                        "mixture_bins": [_rounded(b) for b in fitted.mixture_bins]})
         priors = {q: [round(float(a), 9), round(float(b), 9)]
                   for q, a, b in zip(ids, alpha, beta) if a != 1.0 or b != 1.0}
-    alpha = np.array([float(a) for a in alpha])
-    beta = np.array([float(b) for b in beta])
+        # the recorded (rounded) mixture is the one planned with, now and in later rounds
+        exact = fitted.mixture_prior(features)
+        rows = exact.rows(digits=9)
+        informative = exact.informative()
+        mixtures = {q: r for q, r, keep in zip(ids, rows, informative) if keep}
+        prior = MixturePrior.from_rows([_normalized(r) for r in rows])
     bands = BandConfig(**config["bands"])
     k_max = max(int(config.get("k_max", k)), k)
     plan = plan_round(ids, successes, trials, bands,
                       PlanConfig(k0=k, k_max=k_max, skip_predicted=options.skip_predicted),
-                      round_, alpha, beta)
+                      round_, prior=prior)
     statuses = plan.column("status").to_pylist()
     wanted = [(q, list(range(int(m)))) for q, m, status in zip(
         ids, plan.column("next_k").to_pylist(), statuses) if status == "open" and m > 0]
@@ -330,8 +375,10 @@ def next_round(manifest: dict, run: str, k: int, options: PlanOptions = PlanOpti
             f"{k_max}" + (f", {len(predicted)} predicted by the prior alone" if predicted
                           else "") + ")")
     entries = {"planner": planner}
-    if priors:
-        entries["priors"] = priors
+    if priors or mixtures:
+        entries["priors"] = priors or {}
+    if mixtures:
+        entries["prior_mixtures"] = mixtures
     if predicted:
         entries["predicted"] = predicted
     return round_, wanted, note, entries

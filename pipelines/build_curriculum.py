@@ -195,8 +195,8 @@ def _difficulty_options(parser: argparse.ArgumentParser, d: CurriculumConfig) ->
                          f"a band is nearly decided (default: {d.budget_rule})")
     sc.add_argument("--prior", default=d.prior, choices=PRIOR_KINDS,
                     help="with --budget-rule planned, learned: a calibrated pass-rate model "
-                         "fitted on each batch's first round gives the later rounds a Beta "
-                         "prior of bounded strength (samples still decide every band) "
+                         "fitted on each batch's first round gives the later rounds an "
+                         "empirical-Bayes mixture prior (samples still decide every band) "
                          f"(default: {d.prior})")
     sc.add_argument("--temperature", type=float, default=d.temperature,
                     help="Plackett-Luce sampling temperature")

@@ -86,8 +86,9 @@ def make_parser() -> argparse.ArgumentParser:
                         "asking only undecided queries as many samples as the planner says)")
     r.add_argument("--prior", default=PLAN_DEFAULTS.prior, choices=PRIORS,
                    help="learned: a calibrated pass-rate model fitted on the queries measured "
-                        "so far gives each query a Beta prior of bounded strength (fitted once, "
-                        "kept in requests.json); samples still decide every band; none: "
+                        "so far gives each query an empirical-Bayes mixture prior (near 0, near "
+                        "1, between, the learned Beta, uniform; fitted once, kept in "
+                        "requests.json); samples still decide every band; none: "
                         f"Beta(1, 1) (default: {PLAN_DEFAULTS.prior})")
     r.add_argument("--skip-predicted", action="store_true",
                    help="do not ask a query with no samples whose prior alone decides its band; "

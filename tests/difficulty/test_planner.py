@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import numpy as np
 import pyarrow as pa
@@ -9,9 +10,10 @@ import pytest
 from scipy import stats
 
 from difficulty.estimate import BAND_NAMES, BandConfig, band_probabilities, decide
-from difficulty.planner import (PLAN_SCHEMA, PlanConfig, Posterior, decide_probability,
-                                needed_samples, plan_round, robust_posterior, round_record,
-                                stable_probability)
+from difficulty.planner import (PLAN_SCHEMA, MixturePrior, PlanConfig, Posterior,
+                                decide_probability, mixture_band_probabilities,
+                                mixture_posterior, needed_samples, plan_round, robust_posterior,
+                                round_record, stable_probability)
 from difficulty.prior import fit_prior
 
 
@@ -169,7 +171,7 @@ def test_samples_override_a_wrong_prediction():
     # a prior of strength 4 predicting 0.05, then 8 successes of 8
     alpha, beta = 1.0 + 4 * 0.05, 1.0 + 4 * 0.95
     post = robust_posterior(np.array([8.0, 0.0]), np.array([8.0, 8.0]), alpha, beta, 0.2)
-    assert post.w[0] > 0.5 > post.w[1]  # the uniform component takes over where they conflict
+    assert post.w[0, 1] > 0.5 > post.w[1, 1]  # the uniform component takes over where they conflict
     table = plan_round(["a", "b"], [8, 0], [8, 8], cfg, PlanConfig(k_max=64), 2, alpha, beta)
     assert table.column("band").to_pylist()[0] != "too_hard"
     assert table.column("status").to_pylist()[0] == "open"
@@ -274,3 +276,168 @@ def test_stable_rule_stops_queries_whose_band_k_max_would_not_change():
     assert round_record(later, on)["stable"] >= 1
     with pytest.raises(ValueError):
         PlanConfig(stable_level=2.0)
+
+
+# --- mixture priors (J components) --------------------------------------------------------
+
+def mixture_band_by_quadrature(s, n, weights, alphas, betas, cfg):
+    """The band probabilities of a mixture prior's posterior, by numerical integration of
+    prior density x binomial likelihood over p (independent of the conjugate algebra)."""
+    from scipy import integrate
+
+    def density(p):
+        return sum(w * stats.beta.pdf(p, a, b) for w, a, b in zip(weights, alphas, betas)) * \
+            p ** s * (1 - p) ** (n - s)
+
+    cuts = (0.0, cfg.hard_below, cfg.easy_above, 1.0)
+    mass = [integrate.quad(density, lo, hi, epsabs=1e-13, epsrel=1e-11, limit=200)[0]
+            for lo, hi in zip(cuts[:-1], cuts[1:])]
+    return np.array(mass) / sum(mass)
+
+
+def test_a_mixture_posterior_equals_the_closed_form_by_quadrature():
+    cfg = BandConfig()
+    weights, alphas, betas = [0.5, 0.3, 0.2], [1.0, 8.0, 1.0], [12.0, 1.5, 1.0]
+    cases = [(0, 0), (0, 3), (1, 4), (3, 3), (2, 7)]
+    s = np.array([c[0] for c in cases])
+    n = np.array([c[1] for c in cases])
+    prior = MixturePrior(np.tile(alphas, (len(cases), 1)), np.tile(betas, (len(cases), 1)),
+                         np.tile(weights, (len(cases), 1)))
+    post = mixture_posterior(s, n, prior)
+    got = mixture_band_probabilities(post, cfg)
+    for i, (si, ni) in enumerate(cases):
+        want = mixture_band_by_quadrature(si, ni, weights, alphas, betas, cfg)
+        np.testing.assert_allclose(got[i], want, atol=1e-8)
+    np.testing.assert_allclose(post.w.sum(1), 1.0, atol=1e-12)
+    # a single-component mixture is the plain Beta posterior
+    single = mixture_band_probabilities(
+        mixture_posterior(s, n, MixturePrior.single(np.full(5, 2.0), np.full(5, 3.0))), cfg)
+    np.testing.assert_allclose(single, band_probabilities(s, n, cfg, 2.0, 3.0), rtol=1e-12)
+
+
+def test_mixture_decide_probability_equals_the_explicit_predictive_sum():
+    cfg = BandConfig()
+    weights, alphas, betas = [0.6, 0.4], [1.0, 3.0], [20.0, 3.0]
+    prior = MixturePrior(np.array([alphas]), np.array([betas]), np.array([weights]))
+    s, n = 0, 2
+    post = mixture_posterior([s], [n], prior)
+    for m in (1, 4, 9):
+        x = np.arange(m + 1)
+        # the predictive: sum_j w_j' BetaBinomial(m, a_j + s, b_j + n - s)
+        pmf = sum(post.w[0, j] * stats.betabinom.pmf(x, m, post.a[0, j], post.b[0, j])
+                  for j in range(2))
+        decided = [mixture_band_by_quadrature(s + xi, n + m, weights, alphas, betas, cfg).max()
+                   >= cfg.confidence for xi in x]
+        want = float((pmf * np.array(decided)).sum())
+        assert decide_probability(post, m, cfg)[0] == pytest.approx(want, abs=1e-8)
+
+
+def atom_prior(n, near_zero=0.9):
+    """A mixture that puts `near_zero` on Beta(1, 64) and the rest on Beta(64, 1)."""
+    return MixturePrior(np.tile([1.0, 64.0], (n, 1)), np.tile([64.0, 1.0], (n, 1)),
+                        np.tile([near_zero, 1.0 - near_zero], (n, 1)))
+
+
+def test_a_mixture_prior_alone_decides_nothing():
+    cfg = BandConfig()
+    prior = atom_prior(3, near_zero=0.999)
+    table = plan_round(ids(3), [0, 0, 0], [0, 0, 0], cfg, PlanConfig(k0=4), 0, prior=prior)
+    assert table.column("status").to_pylist() == ["open"] * 3
+    assert not any(table.column("decided").to_pylist())
+    assert all(1 <= k <= 4 for k in table.column("next_k").to_pylist())
+    # even without the robust component, only skip_predicted lets the prior decide alone
+    bare = PlanConfig(k0=4, robust_weight=0.0)
+    assert plan_round(ids(3), [0] * 3, [0] * 3, cfg, bare, 0,
+                      prior=prior).column("status").to_pylist() == ["open"] * 3
+    skipped = plan_round(ids(3), [0] * 3, [0] * 3, cfg, replace(bare, skip_predicted=True), 0,
+                         prior=prior)
+    assert skipped.column("status").to_pylist() == ["predicted"] * 3
+
+
+def test_an_atom_prior_decides_with_fewer_failures_and_samples_override_it():
+    cfg = BandConfig()
+    plan = PlanConfig(k_max=64)
+    prior = atom_prior(2, near_zero=0.6)
+    # 0 of 6: Beta(1, 1) needs 21 failures; the atoms (robust floor 0.2 kept) decide sooner
+    table = plan_round(ids(2), [0, 6], [6, 6], cfg, plan, 1, prior=prior)
+    assert table.column("status").to_pylist() == ["decided", "decided"]
+    assert table.column("band").to_pylist() == ["too_hard", "too_easy"]
+    assert not decide(np.array([0]), np.array([6]), cfg)[2][0]
+    # 3 of 6 contradicts both atoms: the robust Beta(1, 1) takes over, the band is learnable
+    mixed = plan_round(ids(1), [3], [6], cfg, plan, 1, prior=atom_prior(1, 0.6))
+    assert mixed.column("band").to_pylist() == ["learnable"]
+    assert mixed.column("prior_weight").to_pylist()[0] < 0.05  # the atoms keep little
+
+
+def test_a_query_decided_under_a_mixture_prior_is_never_asked_again():
+    cfg = BandConfig()
+    plan = PlanConfig(k0=4, k_max=32)
+    rng = np.random.default_rng(4)
+    n = 200
+    p = np.where(rng.uniform(size=n) < 0.5, 0.0, rng.uniform(size=n))
+    prior = atom_prior(n, near_zero=0.5)
+    s = np.zeros(n, np.int64)
+    t = np.zeros(n, np.int64)
+    previous, decided_at = None, {}
+    for r in range(plan.k_max + 1):
+        table = plan_round(ids(n), s, t, cfg, plan, r, previous=previous, prior=prior)
+        status = table.column("status").to_pylist()
+        next_k = table.column("next_k").to_numpy().astype(np.int64)
+        for i, st in enumerate(status):
+            if st == "decided":
+                decided_at.setdefault(i, r)
+                assert next_k[i] == 0
+        assert all(status[i] == "decided" for i in decided_at)
+        if not next_k.any():
+            break
+        extra = np.where(np.isin(np.arange(n), list(decided_at)), 2, 0)  # unasked samples
+        s = s + rng.binomial(next_k + extra, p)
+        t = t + next_k + extra
+        previous = table
+    assert decided_at and min(decided_at.values()) == 1
+
+
+def test_a_previous_plan_keeps_a_mixture_prior_and_reads_old_tables():
+    cfg = BandConfig()
+    first = plan_round(ids(2), [0, 0], [0, 0], cfg, PlanConfig(), 0, prior=atom_prior(2, 0.7))
+    second = plan_round(ids(2), [0, 0], [4, 4], cfg, PlanConfig(), 1, prior=atom_prior(2, 0.1),
+                        previous=first)
+    assert second.column("prior_components").to_pylist() == \
+        first.column("prior_components").to_pylist()
+    assert second.column("prior_components").to_pylist()[0][0][0] == pytest.approx(0.7)
+    # a plan table written before mixtures (no prior_components) reads as its single Beta
+    old = first.drop_columns(["prior_components"]).set_column(
+        5, "prior_alpha", pa.array([2.0, 1.0])).set_column(6, "prior_beta", pa.array([5.0, 1.0]))
+    third = plan_round(ids(2), [0, 0], [4, 4], cfg, PlanConfig(), 1, previous=old)
+    assert third.column("prior_components").to_pylist() == [[[1.0, 2.0, 5.0]],
+                                                             [[1.0, 1.0, 1.0]]]
+
+
+def test_mixture_plans_are_the_same_bytes_for_the_same_tallies():
+    cfg = BandConfig()
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(300, 4))
+    p = np.where(x[:, 0] < -0.5, 0.0, np.where(x[:, 0] > 0.5, 1.0, rng.uniform(size=300)))
+    n = np.full(300, 6)
+    s = rng.binomial(n, p)
+
+    def run():
+        prior = fit_prior(x[:200], s[:200], n[:200], seed=3).mixture_prior(x[200:])
+        first = plan_round(ids(100), np.zeros(100), np.zeros(100), cfg, PlanConfig(), 0,
+                           prior=prior)
+        second = plan_round(ids(100), s[200:] // 2, n[200:] // 2, cfg, PlanConfig(), 1,
+                            previous=first)
+        assert prior.alpha.shape[1] > 2  # a real mixture
+        return table_bytes(first) + table_bytes(second)
+
+    assert run() == run()
+
+
+def test_mixture_prior_rows_round_trip():
+    prior = atom_prior(2, 0.25)
+    rows = prior.rows()
+    assert rows == [[[0.25, 1.0, 64.0], [0.75, 64.0, 1.0]]] * 2
+    back = MixturePrior.from_rows(rows + [[[1.0, 2.0, 3.0]]])
+    assert back.alpha.shape == (3, 2) and back.weight[2].tolist() == [1.0, 0.0]
+    with pytest.raises(ValueError, match="sum to 1"):
+        MixturePrior(np.ones((1, 2)), np.ones((1, 2)), np.array([[0.5, 0.4]]))

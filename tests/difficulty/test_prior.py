@@ -7,7 +7,8 @@ import pytest
 
 from data_contracts.schema import QUERY_SCHEMA
 from data_contracts.synthetic_text import SyntheticTextConfig, generate_text_table
-from difficulty.prior import (TEXT_SUMMARY_NAMES, beta_binomial_loglik, fit_prior,
+from difficulty.prior import (MIXTURE_COMPONENTS, SMOOTHING, TEXT_SUMMARY_NAMES,
+                              beta_binomial_loglik, em_weights, fit_prior, mixture_dictionary,
                               query_summaries, select_strength)
 
 
@@ -134,3 +135,121 @@ def test_query_summaries_of_the_real_ltr_sample(yahoo_train_table):
     x, names = query_summaries(yahoo_train_table)
     assert x.shape[0] == yahoo_train_table.num_rows and np.all(np.isfinite(x))
     assert len(names) == len(TEXT_SUMMARY_NAMES) + 3 * 300
+
+
+# --- the empirical-Bayes mixture prior ------------------------------------------------------
+
+def test_em_recovers_the_weights_of_a_population_with_atoms():
+    rng = np.random.default_rng(2)
+    n_queries, trials = 4000, 40
+    u = rng.uniform(size=n_queries)
+    p = np.where(u < 0.35, 0.0, np.where(u < 0.6, 1.0, rng.uniform(size=n_queries)))
+    n = np.full(n_queries, trials)
+    s = rng.binomial(n, p)
+    a, b = mixture_dictionary(np.ones(n_queries), np.ones(n_queries))
+    log_lik = beta_binomial_loglik(s[:, None], n[:, None], a, b)
+    weights = em_weights(log_lik)
+    named = dict(zip(MIXTURE_COMPONENTS, weights))
+    # the near-0 component stands for p below ~0.1 at this resolution: the atom (0.35) and the
+    # uniform part's share there; likewise near 1
+    assert named["near_0"] == pytest.approx(float((p < 0.1).mean()), abs=0.03)
+    assert named["near_1"] == pytest.approx(float((p > 0.9).mean()), abs=0.03)
+    assert named["near_0"] > 0.33 and named["near_1"] > 0.23
+    # the held-fixed robust component: the rest is fitted around it, atoms still found
+    flat = beta_binomial_loglik(s, n, 1.0, 1.0)
+    robust = dict(zip(MIXTURE_COMPONENTS, em_weights(log_lik, flat, 0.2)))
+    assert 0.8 * robust["near_0"] + 0.2 * 0.1 == pytest.approx(float((p < 0.1).mean()), abs=0.03)
+
+
+def test_em_maximizes_the_penalized_likelihood():
+    rng = np.random.default_rng(3)
+    log_lik = np.log(rng.uniform(0.01, 1.0, size=(50, 4)))
+
+    def objective(pi):
+        return np.log(np.exp(log_lik) @ pi).sum() + SMOOTHING * np.log(pi).sum()
+
+    best = em_weights(log_lik)
+    assert best.sum() == pytest.approx(1.0)
+    for _ in range(200):  # no random point of the simplex does better
+        other = rng.dirichlet(np.ones(4))
+        assert objective(other) <= objective(best) + 1e-9
+
+
+def test_mixture_weights_follow_the_features():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(800, 3))
+    p = np.where(x[:, 0] < -0.3, 0.0, np.where(x[:, 0] > 0.3, 1.0, 0.5))
+    n = np.full(800, 8)
+    prior = fit_prior(x, rng.binomial(n, p), n, seed=0)
+    line = np.zeros((2, 3))
+    line[:, 0] = [-2.0, 2.0]
+    mix = prior.mixture_prior(line)
+    bins = sorted((b for b in prior.mixture_bins if b["queries"]), key=lambda b: b["predicted"])
+    assert bins[0]["near_0"] > 0.8 and bins[-1]["near_1"] > 0.8
+    assert max(b["near_0"] + b["near_1"] for b in bins if 0.3 < b["predicted"] < 0.7) < 0.1
+    mean = (mix.weight * mix.alpha / (mix.alpha + mix.beta)).sum(1)
+    assert mean[0] < 0.1 < 0.9 < mean[1]
+
+
+def simulate_bands(p, x, prior_rows, seed):
+    """Planner rounds (k0 4, k_max 16) on Bernoulli(p), a prior fitted on `prior_rows`' first 16
+    samples planning the other queries; agreement of their bands with the truth."""
+    from difficulty.estimate import BandConfig, band_of_rate
+    from difficulty.planner import PlanConfig, plan_round
+
+    cfg, plan = BandConfig(), PlanConfig(k0=4, k_max=16)
+    rng = np.random.default_rng(seed)
+    draws = (rng.uniform(size=(len(p), 16)) < p[:, None]).astype(np.int64)
+    rest = np.setdiff1d(np.arange(len(p)), prior_rows)
+    out = {}
+    for name in ("none", "mixture"):
+        prior = None
+        if name == "mixture":
+            fitted = fit_prior(x[prior_rows], draws[prior_rows].sum(1), np.full(len(prior_rows),
+                                                                                 16), seed=0)
+            prior = fitted.mixture_prior(x[rest])
+        cum = np.concatenate([np.zeros((len(rest), 1), np.int64),
+                              np.cumsum(draws[rest], 1)], 1)
+        s = np.zeros(len(rest), np.int64)
+        t = np.zeros(len(rest), np.int64)
+        previous = None
+        for r in range(17):
+            table = plan_round([str(i) for i in rest], s, t, cfg, plan, r, previous=previous,
+                               prior=prior)
+            next_k = table.column("next_k").to_numpy().astype(np.int64)
+            if not next_k.any():
+                break
+            t = t + next_k
+            s = cum[np.arange(len(rest)), t]
+            previous = table
+        band = np.array([{"too_hard": 0, "learnable": 1, "too_easy": 2}[b]
+                         for b in table.column("band").to_pylist()])
+        out[name] = (float((band == band_of_rate(p[rest], cfg)).mean()), int(t.sum()))
+    return out
+
+
+def test_with_atom_free_truth_the_mixture_prior_does_not_lower_agreement():
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(1200, 3))
+    p = rng.beta(2.0, 5.0, size=1200)  # no atoms, much mass near the 0.1 threshold
+    result = simulate_bands(p, x, np.arange(400), seed=1)
+    assert result["mixture"][0] >= result["none"][0] - 0.01, result
+
+
+def test_with_atoms_the_mixture_prior_spends_fewer_rollouts():
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(1200, 3))
+    u = rng.uniform(size=1200)
+    p = np.where(u < 0.35, 0.0, np.where(u < 0.6, 1.0, rng.uniform(size=1200)))
+    result = simulate_bands(p, x, np.arange(400), seed=2)
+    assert result["mixture"][1] < 0.8 * result["none"][1], result
+
+
+def test_same_seed_same_mixture_prior():
+    x, s, n, _ = measured(300, True)
+    one = fit_prior(x, s, n, seed=4).mixture_prior(x)
+    two = fit_prior(x, s, n, seed=4).mixture_prior(x)
+    for a, b in ((one.alpha, two.alpha), (one.beta, two.beta), (one.weight, two.weight)):
+        assert a.tobytes() == b.tobytes()
+    unfitted = fit_prior(x[:5], s[:5], n[:5]).mixture_prior(x)
+    assert not unfitted.informative().any()

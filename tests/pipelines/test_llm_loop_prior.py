@@ -98,6 +98,13 @@ def test_prior_is_fitted_once_kept_and_never_decides_alone(loop, tmp_path):
     record2, _, _ = _requests(req2)  # all-pass after a few samples is not yet too_easy: open
     assert record2["planner"]["fitted_in_round"] == "earlier"
     assert record2["priors"] == record1["priors"]
+    # the empirical-Bayes mixture the planner used is recorded and read back unchanged
+    mixtures = record1["prior_mixtures"]
+    assert mixtures and record2["prior_mixtures"] == mixtures
+    assert all(abs(sum(c[0] for c in rows) - 1.0) < 1e-6 and all(len(c) == 3 for c in rows)
+               for rows in mixtures.values())
+    assert any(len(rows) > 1 for rows in mixtures.values())
+    assert record1["planner"]["mixture_bins"]
     not_asked_in_1 = set(_labels(run0)) - set(asked)
     assert not {q["query_id"] for q in record2["queries"]} & not_asked_in_1
 
@@ -142,3 +149,14 @@ def test_results_gone_is_one_error_line_not_a_silent_refit(loop, tmp_path, capsy
     assert len(err) == 1 and "--prior none" in err[0]
     assert export.main([str(run1), "--to", "requests", "--out", str(tmp_path / "r1"),
                         "--model", "pol", "--k", str(K), "--prior", "none"]) == 0
+
+
+def test_a_requests_file_without_mixtures_reads_as_single_beta_priors():
+    from exports.requests import _recorded_rows
+
+    old = {"priors": {"a": [2.0, 5.0]}, "prior_mixtures": None}
+    assert _recorded_rows(old, "a") == [[1.0, 2.0, 5.0]]
+    assert _recorded_rows(old, "b") == [[1.0, 1.0, 1.0]]
+    new = {"priors": {}, "prior_mixtures": {"a": [[0.25, 1.0, 64.0], [0.75, 1.0, 1.0]]}}
+    assert _recorded_rows(new, "a") == [[0.25, 1.0, 64.0], [0.75, 1.0, 1.0]]
+    assert _recorded_rows(new, "b") == [[1.0, 1.0, 1.0]]
