@@ -49,6 +49,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import numpy as np
+
 from data_contracts.readers.batch_results import TRUNCATED
 
 ROLLOUT_FORMATS = ("permutation", "answer")
@@ -224,13 +226,90 @@ def parse_generation(text: str | None, n_candidates: int, fmt: str = "permutatio
             return ParsedGeneration([valid[0] - 1], reason, repaired=True)
         return ParsedGeneration(None, reason)
     region = _answer_region(text)
-    ids = permutation_ids(region) if region is not None else []
+    return permutation_of_ids(permutation_ids(region) if region is not None else [],
+                              n_candidates, malformed)
+
+
+def permutation_of_ids(ids: list[int], n_candidates: int, malformed: str = "fail"
+                       ) -> ParsedGeneration:
+    """The `permutation` format's verdict on a region's 1-based ids (`permutation_ids`): a
+    ranking, or the first malformation that applies (repaired under `repair`)."""
     reason = _check(ids, n_candidates, complete=True)
     if reason is None:
         return ParsedGeneration([k - 1 for k in ids])
     if malformed == "repair" and reason != "no_ranking":
         return ParsedGeneration(repair(ids, n_candidates), reason, repaired=True)
     return ParsedGeneration(None, reason)
+
+
+# Generations that are only bracketed ids separated by `>` (`[3] > [1] > [2]`, ASCII digits,
+# at most MAX_ID_DIGITS each, ASCII blanks around): no `<answer>`/`<think>` tag, no bracketed
+# list of several ids, so the module docstring's shape 2 reads them: every `[k]`, in order.
+_BLANK = r"[ \t\n\r]*"
+_BRACKETED = rf"\[{_BLANK}[0-9]{{1,{MAX_ID_DIGITS}}}{_BLANK}\]"
+FAST_PERMUTATION = rf"^{_BLANK}{_BRACKETED}(?:{_BLANK}>{_BLANK}{_BRACKETED})*{_BLANK}$"
+
+
+def fast_permutation_ids(texts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ids of every generation the fast shape covers, with Arrow string kernels (no Python
+    per row); the rest are left to `parse_generation`.
+
+    Args:
+      texts: a pyarrow string array (or chunked array) of N generations (nulls allowed).
+
+    Returns:
+      (fast [N] bool: the row is in the `FAST_PERMUTATION` shape, whose ids `permutation_ids`
+      reads as every `[k]` in order; counts [N] int64: its number of ids (0 where not fast);
+      ids [sum(counts)] int64: the 1-based ids of the fast rows, row after row). For a fast
+      row, `permutation_of_ids(its ids, n, malformed)` equals `parse_generation(text, n,
+      "permutation", malformed)` (tests/difficulty/test_fast_permutation.py).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    fast = pc.fill_null(pc.match_substring_regex(texts, FAST_PERMUTATION), False)
+    fast_np = fast.to_numpy(zero_copy_only=False)
+    kept = pc.filter(texts, fast)
+    digits = pc.utf8_trim(pc.replace_substring_regex(kept, r"[^0-9]+", " "), " ")
+    parts = pc.split_pattern(digits, " ")
+    counts = np.zeros(len(texts), np.int64)
+    counts[fast_np] = pc.list_value_length(parts).to_numpy(zero_copy_only=False)
+    ids = pc.cast(pc.list_flatten(parts), pa.int64()).to_numpy(zero_copy_only=False)
+    return fast_np, counts, ids
+
+
+def check_permutations(counts: np.ndarray, ids: np.ndarray, n: int
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """`_check` of many id lists against `n` candidates at once (the `permutation` format).
+
+    Args:
+      counts: [R] ids per list (each >= 1).
+      ids: [sum(counts)] the lists' 1-based ids, list after list.
+      n: candidates of every list's prompt.
+
+    Returns:
+      (reason [R] int8: 0 well-formed, else 1 + the index of `id_out_of_range`,
+      `repeated_id`, `missing_id` in CHECK_REASONS, the first that applies as in `_check`;
+      ranking [R, n] int64: the 0-based permutation of the well-formed rows, 0 elsewhere).
+    """
+    rows = len(counts)
+    owner = np.repeat(np.arange(rows), counts)
+    outside = (ids < 1) | (ids > n)
+    out_of_range = np.bincount(owner, weights=outside, minlength=rows) > 0
+    inside = ~out_of_range[owner]
+    seen = np.bincount(owner[inside] * (n + 1) + ids[inside], minlength=rows * (n + 1))
+    repeated = ~out_of_range & (seen.reshape(rows, n + 1).max(axis=1) > 1)
+    missing = ~out_of_range & ~repeated & (counts != n)
+    reason = np.select([out_of_range, repeated, missing], [1, 2, 3], 0).astype(np.int8)
+    ranking = np.zeros((rows, n), np.int64)
+    ok = reason == 0
+    ranking[ok] = ids[ok[owner]].reshape(-1, n) - 1
+    return reason, ranking
+
+
+CHECK_REASONS = ("id_out_of_range", "repeated_id", "missing_id")
 
 
 def malformed_stats(scored) -> dict:
