@@ -280,36 +280,75 @@ def fast_permutation_ids(texts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return fast_np, counts, ids
 
 
+def permutation_id_lists(texts) -> tuple[np.ndarray, np.ndarray]:
+    """The 1-based ids `parse_generation` reads from each generation in the `permutation`
+    format: the fast shape with Arrow kernels (`fast_permutation_ids`), every other text with
+    the scalar reader (`_answer_region`, `permutation_ids`).
+
+    Args:
+      texts: a pyarrow string array (or chunked array) of N generations (nulls allowed: no
+        ranking).
+
+    Returns:
+      (counts [N] int64: ids per generation, 0 for no ranking; ids [sum(counts)] int64, row
+      after row). `permutation_of_ids(ids of row r, n, malformed)` equals
+      `parse_generation(texts[r], n, "permutation", malformed)`.
+    """
+    fast, counts, ids = fast_permutation_ids(texts)
+    slow = np.flatnonzero(~fast)
+    if not slow.size:
+        return counts, ids
+    import pyarrow as pa
+
+    lists = []
+    for text in texts.take(pa.array(slow)).to_pylist():
+        region = _answer_region(text) if isinstance(text, str) else None
+        lists.append(permutation_ids(region) if region is not None else [])
+    counts[slow] = [len(x) for x in lists]
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    out = np.empty(int(starts[-1]), np.int64)
+    fast_rows = np.flatnonzero(fast)
+    if fast_rows.size:  # the fast rows' ids, moved to their rows' places
+        lengths = counts[fast_rows]
+        at = np.repeat(starts[fast_rows] - np.concatenate([[0], np.cumsum(lengths)[:-1]]),
+                       lengths) + np.arange(int(lengths.sum()))
+        out[at] = ids
+    for r, values in zip(slow.tolist(), lists):
+        out[starts[r]:starts[r + 1]] = values
+    return counts, out
+
+
 def check_permutations(counts: np.ndarray, ids: np.ndarray, n: int
                        ) -> tuple[np.ndarray, np.ndarray]:
     """`_check` of many id lists against `n` candidates at once (the `permutation` format).
 
     Args:
-      counts: [R] ids per list (each >= 1).
+      counts: [R] ids per list (0: no ranking).
       ids: [sum(counts)] the lists' 1-based ids, list after list.
       n: candidates of every list's prompt.
 
     Returns:
-      (reason [R] int8: 0 well-formed, else 1 + the index of `id_out_of_range`,
-      `repeated_id`, `missing_id` in CHECK_REASONS, the first that applies as in `_check`;
-      ranking [R, n] int64: the 0-based permutation of the well-formed rows, 0 elsewhere).
+      (reason [R] int8: 0 well-formed, else 1 + the index in CHECK_REASONS of the first
+      malformation that applies, in `_check`'s order; ranking [R, n] int64: the 0-based
+      permutation of the well-formed rows, 0 elsewhere).
     """
     rows = len(counts)
     owner = np.repeat(np.arange(rows), counts)
+    empty = counts == 0
     outside = (ids < 1) | (ids > n)
     out_of_range = np.bincount(owner, weights=outside, minlength=rows) > 0
     inside = ~out_of_range[owner]
     seen = np.bincount(owner[inside] * (n + 1) + ids[inside], minlength=rows * (n + 1))
-    repeated = ~out_of_range & (seen.reshape(rows, n + 1).max(axis=1) > 1)
+    repeated = ~out_of_range & (seen.reshape(rows, n + 1).max(axis=1, initial=0) > 1)
     missing = ~out_of_range & ~repeated & (counts != n)
-    reason = np.select([out_of_range, repeated, missing], [1, 2, 3], 0).astype(np.int8)
+    reason = np.select([empty, out_of_range, repeated, missing], [1, 2, 3, 4], 0).astype(np.int8)
     ranking = np.zeros((rows, n), np.int64)
     ok = reason == 0
     ranking[ok] = ids[ok[owner]].reshape(-1, n) - 1
     return reason, ranking
 
 
-CHECK_REASONS = ("id_out_of_range", "repeated_id", "missing_id")
+CHECK_REASONS = ("no_ranking", "id_out_of_range", "repeated_id", "missing_id")
 
 
 def malformed_stats(scored) -> dict:

@@ -324,9 +324,10 @@ def score_from_log(queries: pa.Table, rollouts: list[list[dict]], policy_id: str
 
 def score_fast_permutations(queries: pa.Table, owner: np.ndarray, counts: np.ndarray,
                             ids: np.ndarray, policy_id: str, cfg: ScoringConfig) -> pa.Table:
-    """`score_from_log` of queries whose every rollout is a generation in the fast permutation
-    shape (`generations.fast_permutation_ids`), vectorized over all their rollouts: the same
-    table, bit for bit, as `score_from_log` of the same rows.
+    """`score_from_log` of queries whose every rollout's only outcome is a generation in the
+    `permutation` format, from the ids read from them (`generations.permutation_id_lists`),
+    vectorized over all their rollouts: the same table, bit for bit, as `score_from_log` of
+    the same rows.
 
     Each rollout's verdict is `_check`'s (`check_permutations`); a malformed one is a failed
     rollout (reward 0, not passed) under `fail`, or repaired (`generations.repair`, per row:
@@ -340,7 +341,7 @@ def score_fast_permutations(queries: pa.Table, owner: np.ndarray, counts: np.nda
         (so the padded widths are those `score_from_log` uses for them).
       owner: [R] int, each rollout's query (row of `queries`), the rollouts of a query in the
         order `score_from_log` reads them (by rollout id).
-      counts: [R] the ids of each rollout's generation (>= 1).
+      counts: [R] the ids of each rollout's generation (0: no ranking).
       ids: [sum(counts)] their 1-based ids, rollout after rollout.
       policy_id: the policy id written into the rows.
       cfg: the scoring config (`rollout_format` must be `permutation`; the reward not `log`).
@@ -362,11 +363,11 @@ def score_fast_permutations(queries: pa.Table, owner: np.ndarray, counts: np.nda
     n_docs = int(batch.n_docs[0])
     reason, ranking = check_permutations(counts, ids, n_docs)
     scored = reason == 0
-    if cfg.malformed == "repair":
+    if cfg.malformed == "repair":  # every malformation but no ranking at all is repaired
         starts = np.concatenate([[0], np.cumsum(counts)])
-        for r in np.flatnonzero(~scored).tolist():
+        for r in np.flatnonzero(~scored & (reason != 1)).tolist():
             ranking[r] = repair(ids[starts[r]:starts[r + 1]].tolist(), n_docs)
-        scored = np.ones(len(counts), bool)
+        scored = reason != 1
     rows = np.flatnonzero(scored)
     reward = np.zeros(len(counts))
     passed = np.zeros(len(counts), bool)

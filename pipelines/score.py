@@ -547,13 +547,14 @@ class _ScorePartitionFn(_ScoreJoinedFn):
 
     The rollouts are sorted by (query id, rollout id) with Arrow; a query is on the fast path
     when it occurs once among the valid queries, every one of its rollouts is a plain log row
-    whose only outcome is a generation in the fast permutation shape
-    (`generations.fast_permutation_ids`), its rollout ids are distinct, and the run parses
-    permutations under a verifiable reward: such queries are scored together per (policy id,
-    documents, judged labels) by `score_fast_permutations` (the bytes `score_from_log` gives
-    them). Every other query id (duplicates, unknown ids, repeated rollout ids, rankings,
-    logged rewards, OpenAI batch rows, live generation, other shapes, `--policy none`, queries
-    without rollouts) is decided by `_ScoreJoinedFn._query` from its rows as dicts.
+    whose only outcome is a generation, its rollout ids are distinct, and the run parses
+    permutations under a verifiable reward: such queries' generations are read
+    (`generations.permutation_id_lists`: Arrow kernels for the common shape `[3] > [1] > ...`,
+    the scalar reader for the rest) and scored together per (policy id, documents, judged
+    labels) by `score_fast_permutations` (the bytes `score_from_log` gives them). Every other
+    query id (duplicates, unknown ids, repeated rollout ids, rankings, logged rewards, OpenAI
+    batch rows, live generation, `--policy none`, queries without rollouts) is decided by
+    `_ScoreJoinedFn._query` from its rows as dicts.
     """
 
     def process(self, element) -> Iterator:
@@ -600,8 +601,6 @@ class _ScorePartitionFn(_ScoreJoinedFn):
                       ) -> tuple[dict, list]:
         """({query id: (start, stop)} of the fast queries, row indices of the others) of
         rollouts sorted by (query id, rollout id)."""
-        from difficulty.generations import fast_permutation_ids
-
         n = rollouts.num_rows
         encoded = pc.dictionary_encode(rollouts.column("query_id").combine_chunks())
         codes = encoded.indices.to_numpy(zero_copy_only=False)
@@ -612,11 +611,9 @@ class _ScorePartitionFn(_ScoreJoinedFn):
         if (self.config.pending_only or self.config.rollout_format != "permutation"
                 or spec.kind == "log"):
             return {}, list(range(n))
-        plain = np.ones(n, bool)
+        plain = pc.is_valid(rollouts.column("generation")).to_numpy(zero_copy_only=False)
         for name in ("ranking", "reward", "passed"):
             plain &= pc.is_null(rollouts.column(name)).to_numpy(zero_copy_only=False)
-        parsed, _, _ = fast_permutation_ids(rollouts.column("generation"))
-        plain &= parsed
         rids = rollouts.column("rollout_id").combine_chunks()
         repeat = np.zeros(n, bool)
         if n > 1:
@@ -638,7 +635,7 @@ class _ScorePartitionFn(_ScoreJoinedFn):
         labels) group with `score_fast_permutations`."""
         if not fast:
             return
-        from difficulty.generations import fast_permutation_ids
+        from difficulty.generations import permutation_id_lists
         from difficulty.scoring import score_fast_permutations
 
         qids = list(fast)
@@ -662,7 +659,7 @@ class _ScorePartitionFn(_ScoreJoinedFn):
             lengths = spans[members, 1] - spans[members, 0]
             picked = np.concatenate([np.arange(a, b) for a, b in spans[members].tolist()])
             owner = np.repeat(np.arange(members.size), lengths)
-            _, counts, ids = fast_permutation_ids(
+            counts, ids = permutation_id_lists(
                 rollouts.column("generation").take(pa.array(picked)))
             taken = queries.take(pa.array(rows[members]))
             query = taken.select(schema_names).cast(QUERY_SCHEMA)

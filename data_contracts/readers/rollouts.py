@@ -12,7 +12,7 @@ from data_contracts.errors import InputError
 from data_contracts.quarantine import quarantine_row, quarantine_table
 from data_contracts.readers.batch_results import sniff_batch_output
 from data_contracts.readers.detect import is_parquet_file
-from data_contracts.readers.records import read_jsonl_rows, read_parquet_rows
+from data_contracts.readers.records import read_jsonl_blocks, read_parquet_rows
 from data_contracts.reasons import Reason
 from data_contracts.schema import QUARANTINE_SCHEMA, ROLLOUT_REQUIRED, ROLLOUT_SCHEMA
 
@@ -37,7 +37,7 @@ def read_rollouts(path: str, *, batch_size: int = 4096, fmt: str = "auto"
         raise InputError(path, "OpenAI batch output lines (custom_id, response): read them with "
                                "data_contracts.readers.batch_results.read_batch_results and the "
                                "requests.json they answer")
-    reader = read_parquet_rows if fmt == "parquet" else read_jsonl_rows
+    reader = read_parquet_rows if fmt == "parquet" else read_jsonl_blocks
     saw_rows = saw_outcome = False  # decided over the whole log, not its first batch
     for table, locations, bad in reader(path, batch_size, ROLLOUT_SCHEMA, ROLLOUT_REQUIRED,
                                         "rollout"):

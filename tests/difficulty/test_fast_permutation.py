@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from difficulty.generations import (CHECK_REASONS, FAST_PERMUTATION, check_permutations,
-                                    fast_permutation_ids, parse_generation, permutation_of_ids)
+                                    fast_permutation_ids, parse_generation, permutation_id_lists,
+                                    permutation_of_ids)
 
 # pieces a generation is made of: ids (some out of range, zero-padded, long, Unicode digits),
 # brackets, separators, blanks of every kind, tags, prose
@@ -58,6 +59,23 @@ def test_fast_rows_parse_as_the_scalar_parser(texts, n, malformed):
     _compare(texts, n, malformed)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_TEXT, st.none()), min_size=1, max_size=20), st.integers(1, 12))
+def test_every_row_checks_as_the_scalar_parser(texts, n):
+    """`permutation_id_lists` (fast rows and scalar rows merged) + `check_permutations`: the
+    reason and ranking of `parse_generation` on every row, None and prose included."""
+    counts, ids = permutation_id_lists(pa.chunked_array([pa.array(texts, pa.string())]))
+    reason, ranking = check_permutations(counts, ids, n)
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    for r, text in enumerate(texts):
+        expected = parse_generation(text, n)
+        code = int(reason[r])
+        assert (None if code == 0 else CHECK_REASONS[code - 1]) == expected.reason, text
+        assert permutation_of_ids(ids[starts[r]:starts[r + 1]].tolist(), n) == expected, text
+        if code == 0:
+            assert ranking[r].tolist() == expected.ranking, text
+
+
 def test_the_fast_shape_covers_the_common_generations_and_refuses_the_others():
     texts = ["[3] > [1] > [2]", " [ 2 ]>[1] ", "[1]", "[0012] > [1]", "[2] > [2]", "[1] > [9]",
              "[1] > [2]",  # fast
@@ -76,4 +94,6 @@ def test_check_permutations_reason_order():
     reason, ranking = check_permutations(counts, ids, 3)
     assert [None if c == 0 else CHECK_REASONS[c - 1] for c in reason.tolist()] == [
         None, "id_out_of_range", "missing_id", "repeated_id", "id_out_of_range"]
+    reason, _ = check_permutations(np.array([0, 3]), np.array([1, 2, 3]), 3)
+    assert reason.tolist() == [1, 0]  # no ids: no_ranking
     assert ranking[0].tolist() == [2, 0, 1]
