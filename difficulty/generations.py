@@ -272,12 +272,39 @@ def fast_permutation_ids(texts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     fast = pc.fill_null(pc.match_substring_regex(texts, FAST_PERMUTATION), False)
     fast_np = fast.to_numpy(zero_copy_only=False)
     kept = pc.filter(texts, fast)
-    digits = pc.utf8_trim(pc.replace_substring_regex(kept, r"[^0-9]+", " "), " ")
-    parts = pc.split_pattern(digits, " ")
     counts = np.zeros(len(texts), np.int64)
-    counts[fast_np] = pc.list_value_length(parts).to_numpy(zero_copy_only=False)
-    ids = pc.cast(pc.list_flatten(parts), pa.int64()).to_numpy(zero_copy_only=False)
+    counts[fast_np], ids = _digit_runs(kept)
     return fast_np, counts, ids
+
+
+def _digit_runs(texts) -> tuple[np.ndarray, np.ndarray]:
+    """(runs per string [N], their values [sum]) of the ASCII digit runs of a string array
+    without nulls, read from its UTF-8 bytes with numpy. Every run must be at most
+    MAX_ID_DIGITS long and no run may cross two strings (true of the fast shape: it starts and
+    ends with a bracket or a blank)."""
+    import pyarrow as pa
+
+    n = len(texts)
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    wide = pa.types.is_large_string(texts.type)
+    offsets = np.frombuffer(texts.buffers()[1], np.int64 if wide else np.int32)[
+        texts.offset:texts.offset + n + 1].astype(np.int64)
+    data = np.frombuffer(texts.buffers()[2], np.uint8)[offsets[0]:offsets[-1]]
+    offsets -= offsets[0]
+    digit = (data >= 48) & (data <= 57)
+    first = digit.copy()
+    first[1:] &= ~digit[:-1]
+    last = digit.copy()
+    last[:-1] &= ~digit[1:]
+    starts, stops = np.flatnonzero(first), np.flatnonzero(last) + 1
+    length = stops - starts
+    values = np.zeros(len(starts), np.int64)
+    for k in range(int(length.max(initial=0))):  # one pass per digit place
+        more = np.flatnonzero(length > k)
+        values[more] = values[more] * 10 + (data[starts[more] + k] - 48)
+    before = np.concatenate([[0], np.cumsum(first, dtype=np.int64)])  # run starts before byte
+    return before[offsets[1:]] - before[offsets[:-1]], values
 
 
 def permutation_id_lists(texts) -> tuple[np.ndarray, np.ndarray]:

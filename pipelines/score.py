@@ -242,8 +242,11 @@ class ReadForLogFn(_Pass1Fn):
 def _featureless(ok: pa.Table) -> pa.Table:
     """`ok` with every document's feature vector emptied (the width-0 features of a query)."""
     n_docs = ok.column("doc_ids").combine_chunks().value_lengths().to_numpy()
-    empty = pa.array([[[] for _ in range(int(n))] for n in n_docs],
-                     pa.list_(pa.list_(pa.float32())))
+    inner = pa.ListArray.from_arrays(pa.array(np.zeros(int(n_docs.sum()) + 1, np.int32)),
+                                     pa.array([], pa.float32()))
+    outer = np.concatenate([[0], np.cumsum(n_docs)]).astype(np.int32)
+    empty = pa.ListArray.from_arrays(pa.array(outer), inner).cast(
+        pa.list_(pa.list_(pa.float32())))
     index = ok.schema.get_field_index("features")
     return ok.set_column(index, ok.schema.field(index), empty)
 
@@ -260,7 +263,16 @@ _CODER = coders.ArrowTableCoder()
 
 def partition_of(query_id) -> int:
     """The join partition of a query id: crc32 of its text (UTF-8) mod JOIN_PARTITIONS."""
-    return zlib.crc32(str(query_id).encode("utf-8")) % JOIN_PARTITIONS
+    part = _PARTS.get(query_id)
+    if part is None:
+        part = zlib.crc32(str(query_id).encode("utf-8", "surrogatepass")) % JOIN_PARTITIONS
+        if len(_PARTS) < _PARTS_KEPT:
+            _PARTS[query_id] = part
+    return part
+
+
+_PARTS: dict = {}  # query id -> partition, memoized (a log names each query many times)
+_PARTS_KEPT = 1 << 20
 
 
 def encode_table(table: pa.Table) -> bytes:
@@ -284,9 +296,11 @@ def split_by_partition(table: pa.Table) -> Iterator[tuple[int, pa.Table]]:
                        [partition_of(None)], np.int64)
     parts = of_code[codes]  # a null id (code -1) takes partition_of(None), the last entry
     order = np.argsort(parts, kind="stable")
-    bounds = np.flatnonzero(np.diff(parts[order])) + 1
-    for chunk in np.split(order, bounds):
-        yield int(parts[chunk[0]]), table.take(pa.array(chunk))
+    ordered = parts[order]
+    table = table.take(pa.array(order))  # one take; each partition a slice of it
+    bounds = np.concatenate([[0], np.flatnonzero(np.diff(ordered)) + 1, [len(order)]])
+    for start, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        yield int(ordered[start]), table.slice(start, stop - start)
 
 
 def rows_by_partition(rows: list[dict]) -> Iterator[tuple[int, list[dict]]]:
