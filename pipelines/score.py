@@ -263,15 +263,15 @@ _CODER = coders.ArrowTableCoder()
 
 def partition_of(query_id) -> int:
     """The join partition of a query id: crc32 of its text (UTF-8) mod JOIN_PARTITIONS."""
-    part = _PARTS.get(query_id)
-    if part is None:
-        part = zlib.crc32(str(query_id).encode("utf-8", "surrogatepass")) % JOIN_PARTITIONS
-        if len(_PARTS) < _PARTS_KEPT:
-            _PARTS[query_id] = part
-    return part
+    crc = _CRCS.get(query_id)
+    if crc is None:
+        crc = zlib.crc32(str(query_id).encode("utf-8", "surrogatepass"))
+        if len(_CRCS) < _PARTS_KEPT:
+            _CRCS[query_id] = crc
+    return crc % JOIN_PARTITIONS
 
 
-_PARTS: dict = {}  # query id -> partition, memoized (a log names each query many times)
+_CRCS: dict = {}  # query id -> crc32, memoized (a log names each query many times)
 _PARTS_KEPT = 1 << 20
 
 
