@@ -194,7 +194,8 @@ def _widths(ok: pa.Table) -> Counter:
 
 class ReadForLogFn(_Pass1Fn):
     """Pass 1 with a rollout log: one split read and validated; per query a featureless row
-    (doc ids, labels, teacher, position) with its demonstration descriptor, keyed by query id.
+    (doc ids, labels, teacher; `_position`, `_location`, `_descriptor`, `_signature`), as one
+    Arrow table per join partition of each batch (`split_by_partition`).
 
     Descriptors depend on features and the teacher only, not on the band, so they are computed
     here for every query with an informative demonstration, before the rollouts are joined.
@@ -225,7 +226,7 @@ class ReadForLogFn(_Pass1Fn):
             yield from self._generate(ok)
 
     def _generate(self, ok: pa.Table) -> Iterator:
-        """Live generation (pipelines.generate) for this batch: rollout rows keyed by query id
+        """Live generation (pipelines.generate) for this batch: rollout rows keyed by partition
         (tagged `rollouts`), the reader's quarantine and counts."""
         from exports.prompts import load_template
         from pipelines.generate import generate_rollouts
