@@ -292,7 +292,7 @@ def _digit_runs(texts) -> tuple[np.ndarray, np.ndarray]:
         texts.offset:texts.offset + n + 1].astype(np.int64)
     data = np.frombuffer(texts.buffers()[2], np.uint8)[offsets[0]:offsets[-1]]
     offsets -= offsets[0]
-    digit = (data >= 48) & (data <= 57)
+    digit = (data - 48) < 10  # uint8: wraps below "0"
     first = digit.copy()
     first[1:] &= ~digit[:-1]
     last = digit.copy()
@@ -303,8 +303,10 @@ def _digit_runs(texts) -> tuple[np.ndarray, np.ndarray]:
     for k in range(int(length.max(initial=0))):  # one pass per digit place
         more = np.flatnonzero(length > k)
         values[more] = values[more] * 10 + (data[starts[more] + k] - 48)
-    before = np.concatenate([[0], np.cumsum(first, dtype=np.int64)])  # run starts before byte
-    return before[offsets[1:]] - before[offsets[:-1]], values
+    if np.any(offsets[1:] == offsets[:-1]):  # an empty string has no run (reduceat needs >0)
+        before = np.concatenate([[0], np.cumsum(first, dtype=np.int64)])
+        return before[offsets[1:]] - before[offsets[:-1]], values
+    return np.add.reduceat(first, offsets[:-1], dtype=np.int64), values
 
 
 def permutation_id_lists(texts) -> tuple[np.ndarray, np.ndarray]:
