@@ -16,11 +16,14 @@ Measured:
   1. time: `python -m pipelines.build_curriculum --input FEATURES --rollouts LOG
      --rollout-format permutation` in a fresh process (interpreter, imports and all; FnApiRunner
      in memory) against `raw_log_path` in this process: read the log with pyarrow's JSON reader,
-     regex-parse every permutation (pyarrow string kernels), NDCG@10 and pass at tau 0.7
-     (`difficulty.rewards.evaluate`, vectorized over all generations), per-query tallies, Beta
-     interval and band (`difficulty.estimate.summarize`), one Parquet write. In alternating pairs
-     (build, raw), median ratio build / raw. The raw script's per-query successes must equal the
-     build's (checked on every pair).
+     parse every generation under the build's rules (`generations.permutation_id_lists`: numpy
+     over the UTF-8 bytes for the common shape, the scalar reader for prose;
+     `check_permutations`: the malformed reasons), NDCG@10 and pass at tau 0.7 of the
+     well-formed ones (`difficulty.rewards.evaluate`, vectorized over all generations),
+     per-query tallies (malformed per reason too), Beta interval and band
+     (`difficulty.estimate.summarize`), one Parquet write. In alternating pairs (build, raw),
+     median ratio build / raw. The raw script's per-query successes and malformed counts must
+     equal the build's (checked on every pair).
   2. peak RSS of the build process (its VmHWM, polled: `bench_build.child_build`) at the small
      and the large size; target: the large run's peak within 1.3x of the small run's.
 Targets (issue 28): build within 2x of the raw script; peak RSS flat (<= 1.3x) from 100k to 1M.
@@ -57,6 +60,8 @@ from bench_build import child_build, gib  # noqa: E402
 from bench_out import add_arguments, load_now, machine, spread, write  # noqa: E402
 from bench_scoring import make_data, write_parquet  # noqa: E402
 from difficulty.estimate import BandConfig, summarize  # noqa: E402
+from difficulty.generations import (CHECK_REASONS, check_permutations,  # noqa: E402
+                                    permutation_id_lists)
 from difficulty.rewards import evaluate, parse_reward  # noqa: E402
 
 DOCS = 20  # candidates per prompt
@@ -110,69 +115,68 @@ def make_inputs(folder: str, queries: int, samples: int, features: int, seed: in
 
 # --- the raw script ---------------------------------------------------------------------------
 def raw_log_path(features_path: str, log_path: str, out_path: str, reward: str = REWARD
-                 ) -> dict[str, int]:
-    """The log path's work in one process, with pyarrow kernels and numpy (no per-row Python).
+                 ) -> dict[str, tuple[int, int]]:
+    """The log path's work in one process, with pyarrow kernels and numpy (no per-row Python
+    but for the generations outside the common shape).
 
-    Reads the queries' ids and labels and the whole log; a generation's ids are its digit runs
-    (every `[k]`), a well-formed permutation names each of the query's n candidates once (any
-    other is a failed rollout: reward 0, not passed, as `--malformed fail`); NDCG@10 and pass at
-    tau with `difficulty.rewards.evaluate`; per-query tallies, Beta interval and band with
-    `difficulty.estimate.summarize`; one Parquet file of query_id + difficulty columns.
+    Reads the queries' ids and labels and the whole log (pyarrow's JSON reader); parses every
+    generation under the build's rules (`generations.permutation_id_lists`: the ids of the
+    common `[k] > [j] > ...` shape from the UTF-8 bytes with numpy, the scalar reader for the
+    rest, e.g. prose; `check_permutations`: the malformed reasons `parse_generation` gives); a
+    malformed generation is a failed rollout (reward 0, not passed: `--malformed fail`); NDCG@10
+    and pass at tau of the well-formed ones with `difficulty.rewards.evaluate`; per-query
+    tallies (successes, trials, reward sums, malformed per reason) with np.bincount; Beta
+    interval and band with `difficulty.estimate.summarize`; one Parquet file of query_id +
+    difficulty and malformed columns. Every query lists DOCS candidates (the benchmark's input).
 
     Returns:
-      query id -> successes (for the check against the build).
+      query id -> (successes, malformed rollouts), for the check against the build.
     """
     spec = parse_reward(reward)
     queries = pq.read_table(features_path, columns=["query_id", "labels"])
     lengths = pc.list_value_length(queries.column("labels")).to_numpy(zero_copy_only=False)
     width = int(lengths.max())
+    if np.any(lengths != width):
+        raise ValueError("raw_log_path expects every query to list the same candidates")
     n_q = queries.num_rows
-    flat = pc.list_flatten(queries.column("labels")).to_numpy(zero_copy_only=False)
-    labels = np.zeros((n_q, width), np.float32)
-    mask = np.arange(width)[None, :] < lengths[:, None]
-    labels[mask] = flat
+    labels = pc.list_flatten(queries.column("labels")).to_numpy(
+        zero_copy_only=False).reshape(n_q, width).astype(np.float32)
+    mask = np.ones((n_q, width), bool)
 
     log = pj.read_json(log_path)
     row_query = pc.index_in(log.column("query_id"), value_set=queries.column("query_id"))
     row_query = row_query.to_numpy(zero_copy_only=False)
-    digits = pc.utf8_trim_whitespace(pc.replace_substring_regex(
-        log.column("generation"), r"[^0-9]+", " "))
-    ids = pc.split_pattern(pc.if_else(pc.equal(digits, ""), pa.scalar(None, pa.string()),
-                                      digits), " ")
-    counts = pc.fill_null(pc.list_value_length(ids), 0).to_numpy(zero_copy_only=False)
-    n_docs = lengths[row_query]
-    complete = counts == n_docs  # a permutation names n ids (then: each once, in range)
-    values = pc.cast(pc.list_flatten(ids), pa.int64()).to_numpy(zero_copy_only=False)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    rankings = np.zeros((log.num_rows, width), np.int64)
-    valid = np.zeros((log.num_rows, width), bool)
-    rows = np.flatnonzero(complete)
-    pos = starts[rows, None] + np.arange(width)[None, :]
-    inside = np.arange(width)[None, :] < n_docs[rows, None]
-    picked = values[np.where(inside, pos, 0)] - 1
-    rankings[rows] = np.where(inside, picked, 0)
-    valid[rows] = inside
-    # n ids in 1..n, each once, iff sorted they are 0..n-1 (padding sorts last)
-    ordered = np.sort(np.where(inside, picked, width), axis=1)
-    ok = np.zeros(log.num_rows, bool)
-    ok[rows] = np.all(~inside | (ordered == np.arange(width)[None, :]), axis=1)
-    rewards, passes = evaluate(spec, rankings[:, None, :], labels[row_query], mask[row_query],
-                               valid[:, None, :])
-    reward = np.where(ok, rewards[:, 0], 0.0)
-    passed = ok & passes[:, 0]
+    counts, ids = permutation_id_lists(log.column("generation"))
+    reason, ranking = check_permutations(counts, ids, width)
+    ok = np.flatnonzero(reason == 0)
+    at = row_query[ok]
+    rewards, passes = evaluate(spec, ranking[ok][:, None, :], labels[at], mask[at],
+                               np.ones((ok.size, 1, width), bool))
+    reward = np.zeros(log.num_rows)
+    passed = np.zeros(log.num_rows, bool)
+    reward[ok], passed[ok] = rewards[:, 0], passes[:, 0]
     tallies = [np.bincount(row_query, weights=w, minlength=n_q)
                for w in (passed.astype(float), np.ones(log.num_rows), reward, reward ** 2)]
     columns = summarize(*tallies, BandConfig())
+    per_reason = {f"malformed_{name}": np.bincount(row_query[reason == code + 1],
+                                                   minlength=n_q)
+                  for code, name in enumerate(CHECK_REASONS)}
+    malformed = np.bincount(row_query[reason > 0], minlength=n_q)
     table = pa.table({"query_id": queries.column("query_id"),
-                      **{name: pa.array(value) for name, value in columns.items()}})
+                      **{name: pa.array(value) for name, value in columns.items()},
+                      "malformed_rollouts": malformed, **per_reason})
     pq.write_table(table, out_path, compression="zstd")
-    return dict(zip(queries.column("query_id").to_pylist(), columns["successes"].tolist()))
+    return dict(zip(queries.column("query_id").to_pylist(),
+                    zip(columns["successes"].astype(int).tolist(), malformed.tolist())))
 
 
-def build_successes(run: str) -> dict[str, int]:
-    """query id -> successes from a build's difficulty shards."""
-    table = pq.read_table(os.path.join(run, "difficulty"), columns=["query_id", "successes"])
-    return dict(zip(table.column("query_id").to_pylist(), table.column("successes").to_pylist()))
+def build_successes(run: str) -> dict[str, tuple[int, int]]:
+    """query id -> (successes, malformed rollouts) from a build's difficulty shards."""
+    table = pq.read_table(os.path.join(run, "difficulty"),
+                          columns=["query_id", "successes", "malformed_rollouts"])
+    return dict(zip(table.column("query_id").to_pylist(),
+                    zip([int(x) for x in table.column("successes").to_pylist()],
+                        table.column("malformed_rollouts").to_pylist())))
 
 
 # --- measuring --------------------------------------------------------------------------------
@@ -195,7 +199,7 @@ def measure(folder: str, queries: int, samples: int, pairs: int, args) -> dict:
         if built != raw:
             wrong = sorted(q for q in raw if built.get(q) != raw[q])
             raise RuntimeError(f"build and raw script disagree on {len(wrong)} queries' "
-                               f"successes, e.g. {wrong[:3]}")
+                               f"successes or malformed rollouts, e.g. {wrong[:3]}")
         shutil.rmtree(run, ignore_errors=True)
     ratios = [b / r for b, r in zip(builds, raws)]
     return {"generations": queries * samples, "queries": queries, "samples": samples,

@@ -49,6 +49,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import numpy as np
+
 from data_contracts.readers.batch_results import TRUNCATED
 
 ROLLOUT_FORMATS = ("permutation", "answer")
@@ -224,13 +226,158 @@ def parse_generation(text: str | None, n_candidates: int, fmt: str = "permutatio
             return ParsedGeneration([valid[0] - 1], reason, repaired=True)
         return ParsedGeneration(None, reason)
     region = _answer_region(text)
-    ids = permutation_ids(region) if region is not None else []
+    return permutation_of_ids(permutation_ids(region) if region is not None else [],
+                              n_candidates, malformed)
+
+
+def permutation_of_ids(ids: list[int], n_candidates: int, malformed: str = "fail"
+                       ) -> ParsedGeneration:
+    """The `permutation` format's verdict on a region's 1-based ids (`permutation_ids`): a
+    ranking, or the first malformation that applies (repaired under `repair`)."""
     reason = _check(ids, n_candidates, complete=True)
     if reason is None:
         return ParsedGeneration([k - 1 for k in ids])
     if malformed == "repair" and reason != "no_ranking":
         return ParsedGeneration(repair(ids, n_candidates), reason, repaired=True)
     return ParsedGeneration(None, reason)
+
+
+# Generations that are only bracketed ids separated by `>` (`[3] > [1] > [2]`, ASCII digits,
+# at most MAX_ID_DIGITS each, ASCII blanks around): no `<answer>`/`<think>` tag, no bracketed
+# list of several ids, so the module docstring's shape 2 reads them: every `[k]`, in order.
+_BLANK = r"[ \t\n\r]*"
+_BRACKETED = rf"\[{_BLANK}[0-9]{{1,{MAX_ID_DIGITS}}}{_BLANK}\]"
+FAST_PERMUTATION = rf"^{_BLANK}{_BRACKETED}(?:{_BLANK}>{_BLANK}{_BRACKETED})*{_BLANK}$"
+
+
+def fast_permutation_ids(texts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ids of every generation the fast shape covers, with Arrow string kernels (no Python
+    per row); the rest are left to `parse_generation`.
+
+    Args:
+      texts: a pyarrow string array (or chunked array) of N generations (nulls allowed).
+
+    Returns:
+      (fast [N] bool: the row is in the `FAST_PERMUTATION` shape, whose ids `permutation_ids`
+      reads as every `[k]` in order; counts [N] int64: its number of ids (0 where not fast);
+      ids [sum(counts)] int64: the 1-based ids of the fast rows, row after row). For a fast
+      row, `permutation_of_ids(its ids, n, malformed)` equals `parse_generation(text, n,
+      "permutation", malformed)` (tests/difficulty/test_fast_permutation.py).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    fast = pc.fill_null(pc.match_substring_regex(texts, FAST_PERMUTATION), False)
+    fast_np = fast.to_numpy(zero_copy_only=False)
+    kept = pc.filter(texts, fast)
+    counts = np.zeros(len(texts), np.int64)
+    counts[fast_np], ids = _digit_runs(kept)
+    return fast_np, counts, ids
+
+
+def _digit_runs(texts) -> tuple[np.ndarray, np.ndarray]:
+    """(runs per string [N], their values [sum]) of the ASCII digit runs of a string array
+    without nulls, read from its UTF-8 bytes with numpy. Every run must be at most
+    MAX_ID_DIGITS long and no run may cross two strings (true of the fast shape: it starts and
+    ends with a bracket or a blank)."""
+    import pyarrow as pa
+
+    n = len(texts)
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    wide = pa.types.is_large_string(texts.type)
+    offsets = np.frombuffer(texts.buffers()[1], np.int64 if wide else np.int32)[
+        texts.offset:texts.offset + n + 1].astype(np.int64)
+    data = np.frombuffer(texts.buffers()[2], np.uint8)[offsets[0]:offsets[-1]]
+    offsets -= offsets[0]
+    digit = (data - 48) < 10  # uint8: wraps below "0"
+    first = digit.copy()
+    first[1:] &= ~digit[:-1]
+    last = digit.copy()
+    last[:-1] &= ~digit[1:]
+    starts, stops = np.flatnonzero(first), np.flatnonzero(last) + 1
+    length = stops - starts
+    values = np.zeros(len(starts), np.int64)
+    for k in range(int(length.max(initial=0))):  # one pass per digit place
+        more = np.flatnonzero(length > k)
+        values[more] = values[more] * 10 + (data[starts[more] + k] - 48)
+    if np.any(offsets[1:] == offsets[:-1]):  # an empty string has no run (reduceat needs >0)
+        before = np.concatenate([[0], np.cumsum(first, dtype=np.int64)])
+        return before[offsets[1:]] - before[offsets[:-1]], values
+    return np.add.reduceat(first, offsets[:-1], dtype=np.int64), values
+
+
+def permutation_id_lists(texts) -> tuple[np.ndarray, np.ndarray]:
+    """The 1-based ids `parse_generation` reads from each generation in the `permutation`
+    format: the fast shape with Arrow kernels (`fast_permutation_ids`), every other text with
+    the scalar reader (`_answer_region`, `permutation_ids`).
+
+    Args:
+      texts: a pyarrow string array (or chunked array) of N generations (nulls allowed: no
+        ranking).
+
+    Returns:
+      (counts [N] int64: ids per generation, 0 for no ranking; ids [sum(counts)] int64, row
+      after row). `permutation_of_ids(ids of row r, n, malformed)` equals
+      `parse_generation(texts[r], n, "permutation", malformed)`.
+    """
+    fast, counts, ids = fast_permutation_ids(texts)
+    slow = np.flatnonzero(~fast)
+    if not slow.size:
+        return counts, ids
+    import pyarrow as pa
+
+    lists = []
+    for text in texts.take(pa.array(slow)).to_pylist():
+        region = _answer_region(text) if isinstance(text, str) else None
+        lists.append(permutation_ids(region) if region is not None else [])
+    counts[slow] = [len(x) for x in lists]
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    out = np.empty(int(starts[-1]), np.int64)
+    fast_rows = np.flatnonzero(fast)
+    if fast_rows.size:  # the fast rows' ids, moved to their rows' places
+        lengths = counts[fast_rows]
+        at = np.repeat(starts[fast_rows] - np.concatenate([[0], np.cumsum(lengths)[:-1]]),
+                       lengths) + np.arange(int(lengths.sum()))
+        out[at] = ids
+    for r, values in zip(slow.tolist(), lists):
+        out[starts[r]:starts[r + 1]] = values
+    return counts, out
+
+
+def check_permutations(counts: np.ndarray, ids: np.ndarray, n: int
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """`_check` of many id lists against `n` candidates at once (the `permutation` format).
+
+    Args:
+      counts: [R] ids per list (0: no ranking).
+      ids: [sum(counts)] the lists' 1-based ids, list after list.
+      n: candidates of every list's prompt.
+
+    Returns:
+      (reason [R] int8: 0 well-formed, else 1 + the index in CHECK_REASONS of the first
+      malformation that applies, in `_check`'s order; ranking [R, n] int64: the 0-based
+      permutation of the well-formed rows, 0 elsewhere).
+    """
+    rows = len(counts)
+    owner = np.repeat(np.arange(rows), counts)
+    empty = counts == 0
+    outside = (ids < 1) | (ids > n)
+    out_of_range = np.bincount(owner, weights=outside, minlength=rows) > 0
+    inside = ~out_of_range[owner]
+    seen = np.bincount(owner[inside] * (n + 1) + ids[inside], minlength=rows * (n + 1))
+    repeated = ~out_of_range & (seen.reshape(rows, n + 1).max(axis=1, initial=0) > 1)
+    missing = ~out_of_range & ~repeated & (counts != n)
+    reason = np.select([empty, out_of_range, repeated, missing], [1, 2, 3, 4], 0).astype(np.int8)
+    ranking = np.zeros((rows, n), np.int64)
+    ok = reason == 0
+    ranking[ok] = ids[ok[owner]].reshape(-1, n) - 1
+    return reason, ranking
+
+
+CHECK_REASONS = ("no_ranking", "id_out_of_range", "repeated_id", "missing_id")
 
 
 def malformed_stats(scored) -> dict:

@@ -320,3 +320,81 @@ def score_from_log(queries: pa.Table, rollouts: list[list[dict]], policy_id: str
         tallies["malformed_reasons"] = reasons
         rule += f", generations parsed as {cfg.rollout_format} (malformed: {cfg.malformed})"
     return difficulty_table(queries, policy_id, tallies, [rule] * n, cfg.bands)
+
+
+def score_fast_permutations(queries: pa.Table, owner: np.ndarray, counts: np.ndarray,
+                            ids: np.ndarray, policy_id: str, cfg: ScoringConfig) -> pa.Table:
+    """`score_from_log` of queries whose every rollout's only outcome is a generation in the
+    `permutation` format, from the ids read from them (`generations.permutation_id_lists`),
+    vectorized over all their rollouts: the same table, bit for bit, as `score_from_log` of
+    the same rows.
+
+    Each rollout's verdict is `_check`'s (`check_permutations`); a malformed one is a failed
+    rollout (reward 0, not passed) under `fail`, or repaired (`generations.repair`, per row:
+    rare) under `repair`; the rest are evaluated with `cfg.reward` (one `evaluate` call, each
+    rollout as its own [1, 1, D] row: the reward is computed per ranking, as for one query's
+    [1, K, D]). Tallies are summed in the rollouts' order (np.bincount adds in input order, as
+    `score_from_log`'s loop does).
+
+    Args:
+      queries: Q queries (QUERY_SCHEMA) with the same number of documents and of judged labels
+        (so the padded widths are those `score_from_log` uses for them).
+      owner: [R] int, each rollout's query (row of `queries`), the rollouts of a query in the
+        order `score_from_log` reads them (by rollout id).
+      counts: [R] the ids of each rollout's generation (0: no ranking).
+      ids: [sum(counts)] their 1-based ids, rollout after rollout.
+      policy_id: the policy id written into the rows.
+      cfg: the scoring config (`rollout_format` must be `permutation`; the reward not `log`).
+
+    Returns:
+      The queries in SCORED_QUERY_SCHEMA with their difficulty columns (malformed columns set).
+
+    Raises:
+      ValueError: a `log` reward or an `answer` format (`score_from_log` handles those).
+    """
+    from difficulty.generations import CHECK_REASONS, check_permutations, repair
+
+    spec = cfg.reward
+    if spec.kind == "log" or cfg.rollout_format != "permutation":
+        raise ValueError("score_fast_permutations scores parsed permutations under a "
+                         "verifiable reward only")
+    batch = pad_queries(queries)
+    n_q, width = queries.num_rows, batch.mask.shape[1]
+    n_docs = int(batch.n_docs[0])
+    reason, ranking = check_permutations(counts, ids, n_docs)
+    scored = reason == 0
+    if cfg.malformed == "repair":  # every malformation but no ranking at all is repaired
+        starts = np.concatenate([[0], np.cumsum(counts)])
+        for r in np.flatnonzero(~scored & (reason != 1)).tolist():
+            ranking[r] = repair(ids[starts[r]:starts[r + 1]].tolist(), n_docs)
+        scored = reason != 1
+    rows = np.flatnonzero(scored)
+    reward = np.zeros(len(counts))
+    passed = np.zeros(len(counts), bool)
+    if rows.size:
+        rankings = np.zeros((rows.size, 1, width), np.int64)
+        rankings[:, 0, :n_docs] = ranking[rows]
+        valid = np.zeros((rows.size, 1, width), bool)
+        valid[:, 0, :n_docs] = True
+        at = owner[rows]
+        reference = rbo_reference(queries, batch.mask, spec)
+        judged = judged_of(queries, spec)
+        rewards, passes = evaluate(spec, rankings, batch.labels[at], batch.mask[at], valid,
+                                   None if reference is None else reference[at],
+                                   None if judged is None else judged[at])
+        reward[rows], passed[rows] = rewards[:, 0], passes[:, 0]
+    squares = np.array([r ** 2 for r in reward.tolist()])  # float ** 2, as the scalar loop
+    tallies = {"successes": np.bincount(owner, weights=passed.astype(np.float64), minlength=n_q),
+               "trials": np.bincount(owner, minlength=n_q).astype(np.float64),
+               "reward_sum": np.bincount(owner, weights=reward, minlength=n_q),
+               "reward_sq_sum": np.bincount(owner, weights=squares, minlength=n_q)}
+    per_reason = {name: np.bincount(owner[reason == code + 1], minlength=n_q)
+                  for code, name in enumerate(CHECK_REASONS)}
+    tallies["malformed_rollouts"] = sum(per_reason.values()).astype(np.int64)
+    names = sorted(per_reason)
+    tallies["malformed_reasons"] = [
+        json.dumps({name: int(per_reason[name][i]) for name in names if per_reason[name][i]})
+        for i in range(n_q)]
+    rule = (cfg.bands.rule() + ", outside rollouts" + f", generations parsed as "
+            f"{cfg.rollout_format} (malformed: {cfg.malformed})")
+    return difficulty_table(queries, policy_id, tallies, [rule] * n_q, cfg.bands)

@@ -165,28 +165,164 @@ def json_records(path: str, record_kind: str
     blank and `#` lines are yielded as ("", None, "", None) so they can be counted."""
     with fs.open_input(path) as stream:
         for number, (offset, raw) in enumerate(iter_lines(stream), 1):
-            text = decode_line(raw, offset)
-            if is_skipped(text):
-                yield "", None, "", None
-                continue
-            location = f"{path}:{number}"
-            try:
-                row = json.loads(text)
-                if not isinstance(row, dict):
-                    raise ValueError("a JSON object per line is expected")
-                if _depth_over(row, MAX_DEPTH):
-                    raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
-            except RecursionError:
-                yield location, None, text, quarantine_row(
-                    Reason.UNPARSEABLE_RECORD, step="read", location=location,
-                    record_kind=record_kind, detail="nested too deeply to parse", raw=text)
-                continue
-            except ValueError as exc:
-                yield location, None, text, quarantine_row(
-                    Reason.UNPARSEABLE_RECORD, step="read", location=location,
-                    record_kind=record_kind, detail=str(exc), raw=text)
-                continue
-            yield location, row, text, None
+            yield json_record(path, number, offset, raw, record_kind)
+
+
+def json_record(path: str, number: int, offset: int, raw: bytes, record_kind: str
+                ) -> tuple[str, dict | None, str, dict | None]:
+    """One JSONL line (1-based line `number`, at byte `offset`) as `json_records` yields it."""
+    text = decode_line(raw, offset)
+    if is_skipped(text):
+        return "", None, "", None
+    location = f"{path}:{number}"
+    try:
+        row = json.loads(text)
+        if not isinstance(row, dict):
+            raise ValueError("a JSON object per line is expected")
+        if _depth_over(row, MAX_DEPTH):
+            raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+    except RecursionError:
+        return location, None, text, quarantine_row(
+            Reason.UNPARSEABLE_RECORD, step="read", location=location,
+            record_kind=record_kind, detail="nested too deeply to parse", raw=text)
+    except ValueError as exc:
+        return location, None, text, quarantine_row(
+            Reason.UNPARSEABLE_RECORD, step="read", location=location,
+            record_kind=record_kind, detail=str(exc), raw=text)
+    return location, row, text, None
+
+
+FAST_BLOCK_BYTES = 8 << 20  # bytes of whole lines `read_jsonl_blocks` hands Arrow at a time
+
+
+def read_jsonl_blocks(path: str, batch_size: int, schema: pa.Schema, required: tuple[str, ...],
+                      record_kind: str) -> Iterator[tuple[pa.Table, list[str], pa.Table]]:
+    """`read_jsonl_rows` (no column map, no counts) with Arrow's JSON reader where it gives
+    the same table: the file is cut into blocks of whole lines (FAST_BLOCK_BYTES); a block
+    whose every line is one JSON object in `schema`'s columns, of their types, with the
+    required columns non-null (`_arrow_block`) is one batch read by Arrow; any other block
+    (a blank or comment line, a BOM, CRLF, bad UTF-8, a bad record, another column, a type
+    Arrow would convert differently) is read line by line exactly as `read_jsonl_rows` does.
+
+    Yields:
+      (table in `schema`, locations `path:line` of its rows, quarantine table), as
+      `read_jsonl_rows`.
+
+    Raises:
+      InputError: as `read_jsonl_rows` (missing file, a folder, a required column missing in
+        every record).
+    """
+    if not fs.exists(path):
+        raise InputError(path, "file not found")
+    if fs.isdir(path):
+        raise InputError(path, "is a folder, not a JSON-lines file")
+    import pyarrow.json as pj
+
+    options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
+    present: set = set()
+    any_record = False
+    number = offset = 0  # lines and bytes before the block
+    with fs.open_input(path) as stream:
+        pending = b""
+        while True:
+            chunk = stream.read(FAST_BLOCK_BYTES)
+            data = pending + chunk
+            cut = data.rfind(b"\n") + 1 if chunk else len(data)
+            block, pending = data[:cut], data[cut:]
+            if block:
+                lines = block.count(b"\n") + (not block.endswith(b"\n"))
+                table = _arrow_block(block, lines, schema, options, first=offset == 0)
+                if table is not None:
+                    any_record = True
+                    present.update(required)
+                    yield (table, [f"{path}:{number + i}" for i in range(1, lines + 1)],
+                           quarantine_table([]))
+                else:
+                    seen = {"record": False}
+                    yield from _line_batches(path, block, number, offset, batch_size, schema,
+                                             required, record_kind, present, seen)
+                    any_record = any_record or seen["record"]
+                number, offset = number + lines, offset + len(block)
+            if not chunk:
+                break
+    if any_record:
+        for column in required:
+            if column not in present:
+                raise InputError(path, f"required column missing in every record (expected "
+                                       f"{schema.field(column).type})", column=column)
+
+
+def _arrow_block(block: bytes, lines: int, schema: pa.Schema, options, first: bool
+                 ) -> pa.Table | None:
+    """The block as Arrow reads it, or None where the line reader could differ: a line that
+    does not start with `{` and end with `}` (blank, comment, BOM, CRLF), bad UTF-8, any record
+    Arrow refuses (bad JSON, NaN, an unknown or repeated key, a type not the column's, a null
+    or missing required column), a row count other than the lines', or, in a float column,
+    a `-0` (Python reads the integer 0, Arrow -0.0) or a magnitude of 2**53 or more (an integer
+    there does not convert exactly: the line reader refuses it, Arrow rounds it)."""
+    import pyarrow.compute as pc
+    import pyarrow.json as pj
+
+    data = np.frombuffer(block, np.uint8)
+    ends = np.flatnonzero(data == 10)
+    if len(ends) < lines:
+        ends = np.append(ends, len(data))
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    if (np.any(ends <= starts) or np.any(data[starts] != ord("{"))
+            or np.any(data[ends - 1] != ord("}"))):
+        return None
+    try:
+        block.decode("utf-8")
+        table = pj.read_json(pa.BufferReader(block), parse_options=options)
+    except (pa.ArrowException, UnicodeDecodeError, ValueError):
+        return None
+    if table.num_rows != lines or table.schema.names != schema.names or any(
+            a.type != b.type for a, b in zip(table.schema, schema)):
+        return None
+    # Arrow reads every field as nullable; a required (non-null) field is never null here
+    table = pa.Table.from_arrays(table.combine_chunks().columns, schema=schema)
+    for fld in schema:
+        if pa.types.is_floating(fld.type):
+            values = table.column(fld.name)
+            zero = pc.and_(pc.equal(values, 0.0), pc.less(pc.divide(1.0, values), 0.0))
+            # an integer beyond 2**53 is refused by the line reader (not exactly a double)
+            large = pc.greater_equal(pc.abs(values), float(2 ** 53))
+            if pc.any(pc.or_(zero, large)).as_py():
+                return None
+    return table
+
+
+def _line_batches(path: str, block: bytes, number: int, offset: int, batch_size: int,
+                  schema: pa.Schema, required: tuple, record_kind: str, present: set,
+                  seen: dict) -> Iterator[tuple[pa.Table, list[str], pa.Table]]:
+    """A block read line by line (`json_record`, `conform_rows`), as `read_jsonl_rows` reads
+    it; the required columns any record gives are added to `present`, and `seen["record"]`
+    is set when a line is a JSON object."""
+    rows, locations, raws, bad = [], [], [], []
+    pieces = block.split(b"\n")
+    if block.endswith(b"\n"):
+        pieces.pop()
+    position = offset
+    for i, raw in enumerate(pieces, number + 1):
+        location, row, text, problem = json_record(path, i, position, raw, record_kind)
+        position += len(raw) + 1
+        if not location:
+            continue
+        if problem is not None:
+            bad.append(problem)
+        else:
+            seen["record"] = True
+            present.update(k for k in required if k in row)
+            rows.append(row)
+            locations.append(location)
+            raws.append(text)
+        if len(rows) + len(bad) >= batch_size:
+            table, locs, more = conform_rows(rows, locations, schema, record_kind, "read", raws)
+            yield table, locs, quarantine_table(bad + more)
+            rows, locations, raws, bad = [], [], [], []
+    if rows or bad:
+        table, locs, more = conform_rows(rows, locations, schema, record_kind, "read", raws)
+        yield table, locs, quarantine_table(bad + more)
 
 
 def read_jsonl_rows(path: str, batch_size: int, schema: pa.Schema, required: tuple[str, ...],

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from typing import Iterator
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -12,7 +13,7 @@ from data_contracts.errors import InputError
 from data_contracts.quarantine import quarantine_row, quarantine_table
 from data_contracts.readers.batch_results import sniff_batch_output
 from data_contracts.readers.detect import is_parquet_file
-from data_contracts.readers.records import read_jsonl_rows, read_parquet_rows
+from data_contracts.readers.records import read_jsonl_blocks, read_parquet_rows
 from data_contracts.reasons import Reason
 from data_contracts.schema import QUARANTINE_SCHEMA, ROLLOUT_REQUIRED, ROLLOUT_SCHEMA
 
@@ -37,7 +38,7 @@ def read_rollouts(path: str, *, batch_size: int = 4096, fmt: str = "auto"
         raise InputError(path, "OpenAI batch output lines (custom_id, response): read them with "
                                "data_contracts.readers.batch_results.read_batch_results and the "
                                "requests.json they answer")
-    reader = read_parquet_rows if fmt == "parquet" else read_jsonl_rows
+    reader = read_parquet_rows if fmt == "parquet" else read_jsonl_blocks
     saw_rows = saw_outcome = False  # decided over the whole log, not its first batch
     for table, locations, bad in reader(path, batch_size, ROLLOUT_SCHEMA, ROLLOUT_REQUIRED,
                                         "rollout"):
@@ -50,34 +51,53 @@ def read_rollouts(path: str, *, batch_size: int = 4096, fmt: str = "auto"
             has = pc.is_valid(table.column(OUTCOME_COLUMNS[0]))
             for name in OUTCOME_COLUMNS[1:]:
                 has = pc.or_(has, pc.is_valid(table.column(name)))
-        problems = _row_problems(table, has.to_pylist())
+        problems = _row_problems(table, has)
         rows = [quarantine_row(reason, step="read", location=locations[i],
                                query_id=table.column("query_id")[i].as_py(),
                                record_kind="rollout", detail=detail,
                                raw=table.slice(i, 1).to_pylist()[0])
                 for i, (reason, detail) in sorted(problems.items())]
         if problems:
-            keep = pa.array([i not in problems for i in range(table.num_rows)], pa.bool_())
-            table = table.filter(keep)
+            keep = np.ones(table.num_rows, bool)
+            keep[list(problems)] = False
+            table = table.filter(pa.array(keep))
         yield table, pa.concat_tables([bad, quarantine_table(rows)]) if rows else bad
     if saw_rows and not saw_outcome:
         raise InputError(path, "no outcome: expected a ranking, reward or passed value",
                          column="ranking|reward|passed")
 
 
-def _row_problems(table: pa.Table, has_outcome: list) -> dict[int, tuple[str, str]]:
+def _row_problems(table: pa.Table, has_outcome: pa.Array) -> dict[int, tuple[str, str]]:
     """Row index -> (reason, detail) for the rows of a rollout batch that cannot be used: no
     query or rollout id, no outcome, an empty ranking, a reward that is not a finite number.
 
     A reward's range against the run's reward is checked where the reward is known
-    (`validate_rollouts`).
+    (`validate_rollouts`). `has_outcome` [N] bool: the row gives an outcome column.
     """
-    qids = table.column("query_id").to_pylist()
-    rids = table.column("rollout_id").to_pylist()
-    rankings = table.column("ranking").to_pylist()
-    rewards = table.column("reward").to_pylist()
+    if not table.num_rows:
+        return {}
+    # the rows that may have a problem, with Arrow kernels (a superset: an id with an ASCII
+    # letter or digit is not blank); the exact checks below run on those rows only
+    maybe = pc.invert(has_outcome)
+    for name in ("query_id", "rollout_id"):
+        ids = table.column(name)
+        maybe = pc.or_(maybe, pc.fill_null(pc.invert(
+            pc.match_substring_regex(ids, "[0-9A-Za-z]")), True))
+    maybe = pc.or_(maybe, pc.fill_null(pc.equal(pc.list_value_length(table.column("ranking")),
+                                                0), False))
+    rewards = table.column("reward")
+    maybe = pc.or_(maybe, pc.fill_null(pc.invert(pc.is_finite(rewards)), False))
+    rows = np.flatnonzero(maybe.to_numpy(zero_copy_only=False))
+    if not rows.size:
+        return {}
+    picked = table.take(pa.array(rows))
+    qids = dict(zip(rows.tolist(), picked.column("query_id").to_pylist()))
+    rids = dict(zip(rows.tolist(), picked.column("rollout_id").to_pylist()))
+    rankings = dict(zip(rows.tolist(), picked.column("ranking").to_pylist()))
+    rewards = dict(zip(rows.tolist(), picked.column("reward").to_pylist()))
+    has_outcome = dict(zip(rows.tolist(), pc.take(has_outcome, pa.array(rows)).to_pylist()))
     out = {}
-    for i in range(table.num_rows):
+    for i in rows.tolist():
         if qids[i] is None or not str(qids[i]).strip():
             out[i] = (Reason.EMPTY_QUERY_ID, "query_id is missing or empty")
         elif rids[i] is None or not str(rids[i]).strip():

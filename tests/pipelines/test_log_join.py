@@ -1,0 +1,168 @@
+"""The rollout join per partition of the query ids (`ScoreFromLog`, `_ScorePartitionFn`): the
+vectorized path gives the bytes of the per-query path; the partition count changes no byte;
+what is shuffled is Arrow tables, one per (read batch, partition)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+import difficulty.scoring as scoring
+from data_contracts.manifest import load_manifest
+from data_contracts.readers import read_queries
+from data_contracts.schema import QUERY_SCHEMA
+from difficulty.rewards import parse_reward
+from difficulty.scoring import ScoringConfig, score_fast_permutations, score_from_log
+from pipelines import score as score_module
+from pipelines.build_curriculum import main
+from pipelines.config import CurriculumConfig
+from tests.pipelines.helpers import phase_table
+
+pytestmark = pytest.mark.slow
+
+_ODD = ["I cannot rank these.", "<think>hmm</think> [2] > [1]", "<answer>[1, 2]</answer>",
+        "[0] > [1]", "[1] > [1]", "2 > 1.", "[٣] > [1]", "[1]  >[2]> [ 3 ]", "", "[007] > [1]"]
+
+
+def _queries(path):
+    out = {}
+    for batch in read_queries(path):
+        for row in batch.queries.to_pylist():
+            out[row["query_id"]] = row
+    return out
+
+
+def _log(queries: dict, seed: int) -> list[dict]:
+    """Generations of every kind (well-formed, missing, out of range, repeated, prose, other
+    shapes), a few policy ids, duplicate rollout ids, an unknown query; shuffled."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for q, query in list(queries.items())[: int(len(queries) * 0.9)]:
+        n = len(query["doc_ids"])
+        for s in range(int(rng.integers(1, 6))):
+            perm = rng.permutation(n) + 1
+            kind = rng.uniform()
+            if kind < 0.6:
+                text = " > ".join(f"[{k}]" for k in perm)
+            elif kind < 0.7:
+                text = " > ".join(f"[{k}]" for k in perm[:-1])
+            elif kind < 0.8:
+                text = " > ".join(f"[{k}]" for k in np.append(perm, n + 3))
+            else:
+                text = str(rng.choice(_ODD))
+            row = {"query_id": q, "rollout_id": f"{q}-{s}", "generation": text}
+            if rng.uniform() < 0.2:
+                row["policy_id"] = "other"
+            rows.append(row)
+    rows += [dict(rows[3], generation="[1] > [2]"), {"query_id": "nope", "rollout_id": "x",
+                                                      "generation": "[1]"}]
+    return [rows[i] for i in rng.permutation(len(rows))]
+
+
+def _write(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def _files(run) -> dict:
+    return {f["path"]: f["sha256"] for f in load_manifest(str(run))["files"]}
+
+
+@pytest.fixture(scope="module")
+def logs(yahoo_train, tmp_path_factory):
+    root = tmp_path_factory.mktemp("logjoin")
+    rows = _log(_queries(yahoo_train), 0)
+    # one row of every query also gives a (valid, unused) reward: every query takes the
+    # per-query path, with the same verdicts (not the queries with a quarantined rollout,
+    # which take it anyway and whose quarantine rows show the raw row)
+    ids = [(r["query_id"], r["rollout_id"]) for r in rows]
+    seen = {q for q, r in ids if ids.count((q, r)) > 1} | {"nope"}
+    slow = []
+    for row in rows:
+        if row["query_id"] not in seen:
+            seen.add(row["query_id"])
+            row = {**row, "reward": 0.5}
+        slow.append(row)
+    return {"fast": _write(root / "fast.jsonl", rows), "slow": _write(root / "slow.jsonl", slow),
+            "root": root}
+
+
+def _build(yahoo_train, log, out, *extra):
+    assert main(["--input", yahoo_train, "--rollouts", log, "--out", str(out), *extra]) == 0
+    return _files(out)
+
+
+@pytest.mark.parametrize("malformed", ["fail", "repair"])
+def test_vectorized_path_gives_the_per_query_bytes(yahoo_train, logs, monkeypatch, malformed):
+    calls = []
+    real = scoring.score_fast_permutations
+    monkeypatch.setattr(scoring, "score_fast_permutations",
+                        lambda *a, **k: calls.append(a[0].num_rows) or real(*a, **k))
+    fast = _build(yahoo_train, logs["fast"], logs["root"] / f"fast-{malformed}",
+                  "--malformed", malformed)
+    assert sum(calls) > 50  # most queries took the vectorized path
+    calls.clear()
+    slow = _build(yahoo_train, logs["slow"], logs["root"] / f"slow-{malformed}",
+                  "--malformed", malformed)
+    assert not calls  # every query took the per-query path
+    quarantine = [p for p in fast if p.startswith("quarantine/")]
+    assert quarantine and {p: h for p, h in fast.items() if p not in quarantine} == {
+        p: h for p, h in slow.items() if p not in quarantine}
+    # the quarantine rows name their log's path (the two logs differ): the rest is equal
+    tables = [phase_table(str(logs["root"] / f"{kind}-{malformed}"), "quarantine").to_pylist()
+              for kind in ("fast", "slow")]
+    assert sorted(tables[0], key=repr) == sorted(
+        [{**row, "location": row["location"].replace(logs["slow"], logs["fast"])}
+         for row in tables[1]], key=repr)
+
+
+def test_partition_count_changes_no_byte(yahoo_train, logs, monkeypatch):
+    monkeypatch.setattr(score_module, "JOIN_PARTITIONS", 1)
+    one = _build(yahoo_train, logs["fast"], logs["root"] / "p1")
+    monkeypatch.setattr(score_module, "JOIN_PARTITIONS", 7)
+    seven = _build(yahoo_train, logs["fast"], logs["root"] / "p7")
+    assert one == seven
+
+
+def test_score_fast_permutations_is_score_from_log(yahoo_train):
+    """The same table, bit for bit, on queries of one document count, every malformation."""
+    from difficulty.generations import permutation_id_lists
+
+    queries = _queries(yahoo_train)
+    by_n: dict = {}
+    for q in queries.values():
+        by_n.setdefault(len(q["doc_ids"]), []).append(q)
+    n, group = max(by_n.items(), key=lambda item: len(item[1]))
+    rows = [r for r in _log({q["query_id"]: q for q in group}, 1) if r["query_id"] != "nope"]
+    for malformed in ("fail", "repair"):
+        cfg = ScoringConfig(reward=parse_reward("ndcg@10>=0.7"), malformed=malformed)
+        table = pa.Table.from_pylist(group, schema=QUERY_SCHEMA)
+        per_query = {q["query_id"]: [] for q in group}
+        for r in rows:
+            per_query[r["query_id"]].append({"query_id": r["query_id"],
+                                             "rollout_id": r["rollout_id"],
+                                             "generation": r["generation"]})
+        lists = [sorted(per_query[q["query_id"]], key=lambda r: r["rollout_id"]) for q in group]
+        keep = [i for i, x in enumerate(lists) if x]
+        table = table.take(pa.array(keep))
+        lists = [lists[i] for i in keep]
+        expected = score_from_log(table, lists, "log", cfg)
+        owner = np.repeat(np.arange(len(lists)), [len(x) for x in lists])
+        counts, ids = permutation_id_lists(pa.array([r["generation"] for x in lists for r in x]))
+        assert score_fast_permutations(table, owner, counts, ids, "log", cfg).equals(expected)
+        assert n > 1
+
+
+def test_the_log_is_shuffled_as_arrow_tables_per_partition(logs):
+    config = CurriculumConfig(rollouts=logs["fast"])
+    out = list(score_module._rollout_rows((0, logs["fast"]), config))
+    keyed = [o for o in out if isinstance(o, tuple)]
+    assert keyed and all(kind == score_module.TABLE for _, (kind, _) in keyed)
+    parts = [p for p, _ in keyed]
+    assert len(parts) == len(set(parts)) <= score_module.JOIN_PARTITIONS  # one read batch
+    tables = [score_module.decode_table(data) for _, (_, data) in keyed]
+    for part, table in zip(parts, tables):
+        assert {score_module.partition_of(q) for q in table.column("query_id").to_pylist()} == {
+            part}
