@@ -101,7 +101,14 @@ def fit_centers(sample: np.ndarray, n_clusters: int, seed: int) -> np.ndarray:
     k = max(1, min(n_clusters, distinct))
     from sklearn.cluster import KMeans  # imported where used: ~1.5 s for every process
 
-    model = KMeans(n_clusters=k, random_state=seed, n_init=4).fit(sample.astype(np.float64))
+    from threadpoolctl import threadpool_limits
+
+    # one thread: the sample is small, and OpenMP threads that spin-wait for a core another
+    # process holds made this fit 0.02 s on a quiet machine and 6.7 s on a busy one (a 1M-
+    # generation log build); the centers do not depend on the thread count (a 2-worker build,
+    # pinned to 1 thread, gives the same bytes as an in-process one)
+    with threadpool_limits(1):
+        model = KMeans(n_clusters=k, random_state=seed, n_init=4).fit(sample.astype(np.float64))
     centers = model.cluster_centers_
     # a canonical order (lexicographic) so cluster ids do not depend on KMeans internals
     return centers[np.lexsort(centers.T[::-1])].astype(np.float32)
