@@ -114,8 +114,17 @@ def shape(markdown: str) -> str:
     """`markdown` with every number as `#` and every `not met` as `met`: what a measured block
     must keep from one run to the next (its lines, rows, columns and words), nothing it measured.
     """
-    masked = _ANY_NUMBER.sub("#", markdown.strip())
-    return _VERDICT.sub("met", masked)
+    masked = _VERDICT.sub("met", _ANY_NUMBER.sub("#", markdown.strip()))
+    return "\n".join(_unmeasured_as_number(line) for line in masked.splitlines())
+
+
+def _unmeasured_as_number(line: str) -> str:
+    """A table row's cell `-` (a quantity too small to measure, e.g. a ratio of parts under
+    0.05 s) reads as a number, and so does `#x`: whether a cell is measurable is a measurement."""
+    if not line.startswith("|") or set(line) <= set("|-: "):
+        return line
+    cells = line.strip().strip("|").split("|")
+    return "|" + "|".join(" # " if c.strip() in ("-", "#x") else c for c in cells) + "|"
 
 
 def record_folder(block: Block, root: str) -> str:

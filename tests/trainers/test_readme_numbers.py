@@ -97,6 +97,16 @@ def test_the_shape_masks_every_number_and_the_verdict_only():
     assert readme_sync.shape(_RESULT + "| c | 1 |\n") != readme_sync.shape(_RESULT)
 
 
+def test_a_cell_too_small_to_measure_has_a_numbers_shape():
+    """A ratio of parts under 0.05 s is written `-`: on a quick machine a smoke run writes `-`
+    where the record has `1.55x`, and the other way round; a missing column still counts."""
+    row = "| part | 1 | 2 | {} |\n"
+    assert readme_sync.shape(row.format("1.55x")) == readme_sync.shape(row.format("-"))
+    assert readme_sync.shape(row.format("-")) == readme_sync.shape(row.format("0.25"))
+    assert readme_sync.shape("| part | 1 | 2 |\n") != readme_sync.shape(row.format("-"))
+    assert readme_sync.shape("|---|---|\n") == "|---|---|"
+
+
 def _record(root, body: str, smoke: bool = False) -> None:
     folder = root / "docs" / "benchmarks" / "x"
     folder.mkdir(parents=True, exist_ok=True)
