@@ -280,6 +280,23 @@ def test_learned_prior_is_reproducible_and_never_decides_without_samples(synthet
                if not r.startswith("deterministic"))
 
 
+def test_learned_prior_records_the_band_the_planner_stopped_on(synthetic):
+    """A query the planner asks no more was decided by its mixture posterior, so the table must
+    say decided with that posterior's band; the Beta(1, 1) band of the same tallies (the old
+    output) left such queries undecided (e.g. 4 / 4 passes: learnable at 0.59)."""
+    budget = Budget(k=4, k_max=32, rule="planned", prior="learned")
+    table, _ = score(synthetic, "teacher", budget=budget)
+    trials = np.array(table.column("trials").to_pylist())
+    decided = np.array(table.column("decided").to_pylist())
+    rules = table.column("rule").to_pylist()
+    sampled = np.array([not r.startswith("deterministic") for r in rules])
+    stopped = sampled & (trials < 32)
+    assert stopped.any()
+    assert decided[stopped].all()  # stopped early only when the planner's posterior decided
+    confidence = np.array(table.column("band_confidence").to_pylist())
+    assert (confidence[stopped] >= BandConfig().confidence).all()
+
+
 def test_budget_rule_and_prior_are_checked():
     with pytest.raises(ValueError, match="budget rule"):
         Budget(rule="greedy")
