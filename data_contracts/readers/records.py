@@ -212,10 +212,7 @@ def read_jsonl_blocks(path: str, batch_size: int, schema: pa.Schema, required: t
       InputError: as `read_jsonl_rows` (missing file, a folder, a required column missing in
         every record).
     """
-    if not fs.exists(path):
-        raise InputError(path, "file not found")
-    if fs.isdir(path):
-        raise InputError(path, "is a folder, not a JSON-lines file")
+    _check_jsonl_path(path)
     import pyarrow.json as pj
 
     options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
@@ -238,18 +235,14 @@ def read_jsonl_blocks(path: str, batch_size: int, schema: pa.Schema, required: t
                     yield (table, [f"{path}:{number + i}" for i in range(1, lines + 1)],
                            quarantine_table([]))
                 else:
-                    seen = {"record": False}
-                    yield from _line_batches(path, block, number, offset, batch_size, schema,
-                                             required, record_kind, present, seen)
-                    any_record = any_record or seen["record"]
+                    seen = yield from _line_batches(path, block, number, offset, batch_size,
+                                                    schema, required, record_kind, present)
+                    any_record = any_record or seen
                 number, offset = number + lines, offset + len(block)
             if not chunk:
                 break
     if any_record:
-        for column in required:
-            if column not in present:
-                raise InputError(path, f"required column missing in every record (expected "
-                                       f"{schema.field(column).type})", column=column)
+        _check_required(path, schema, required, present)
 
 
 def _arrow_block(block: bytes, lines: int, schema: pa.Schema, options, first: bool
@@ -293,59 +286,36 @@ def _arrow_block(block: bytes, lines: int, schema: pa.Schema, options, first: bo
 
 
 def _line_batches(path: str, block: bytes, number: int, offset: int, batch_size: int,
-                  schema: pa.Schema, required: tuple, record_kind: str, present: set,
-                  seen: dict) -> Iterator[tuple[pa.Table, list[str], pa.Table]]:
-    """A block read line by line (`json_record`, `conform_rows`), as `read_jsonl_rows` reads
-    it; the required columns any record gives are added to `present`, and `seen["record"]`
-    is set when a line is a JSON object."""
-    rows, locations, raws, bad = [], [], [], []
+                  schema: pa.Schema, required: tuple, record_kind: str, present: set
+                  ) -> Iterator[tuple[pa.Table, list[str], pa.Table]]:
+    """A block read line by line (`json_record`), batched as `read_jsonl_rows` batches
+    (`_conformed_batches`); returns whether any line was a JSON object."""
     pieces = block.split(b"\n")
     if block.endswith(b"\n"):
         pieces.pop()
-    position = offset
-    for i, raw in enumerate(pieces, number + 1):
-        location, row, text, problem = json_record(path, i, position, raw, record_kind)
-        position += len(raw) + 1
-        if not location:
-            continue
-        if problem is not None:
-            bad.append(problem)
-        else:
-            seen["record"] = True
-            present.update(k for k in required if k in row)
-            rows.append(row)
-            locations.append(location)
-            raws.append(text)
-        if len(rows) + len(bad) >= batch_size:
-            table, locs, more = conform_rows(rows, locations, schema, record_kind, "read", raws)
-            yield table, locs, quarantine_table(bad + more)
-            rows, locations, raws, bad = [], [], [], []
-    if rows or bad:
-        table, locs, more = conform_rows(rows, locations, schema, record_kind, "read", raws)
-        yield table, locs, quarantine_table(bad + more)
+
+    def records():
+        position = offset
+        for i, raw in enumerate(pieces, number + 1):
+            yield json_record(path, i, position, raw, record_kind)
+            position += len(raw) + 1
+
+    return (yield from _conformed_batches(records(), batch_size, schema, required, record_kind,
+                                          present))
 
 
-def read_jsonl_rows(path: str, batch_size: int, schema: pa.Schema, required: tuple[str, ...],
-                    record_kind: str, column_map: Mapping[str, str] | None = None,
-                    counts: dict | None = None
-                    ) -> Iterator[tuple[pa.Table, list[str], pa.Table]]:
-    """Streams a JSONL file of records in `schema`'s columns as (table, locations, quarantine).
-
-    A record lacking a required column is kept (validation gives it its reason); only when no
-    record of the whole file has one is the file refused (InputError, after the last batch).
-
-    Args:
-      counts: when given, `counts["skipped_lines"]` is increased per blank/comment line.
-    """
-    if not fs.exists(path):
-        raise InputError(path, "file not found")
-    if fs.isdir(path):
-        raise InputError(path, "is a folder, not a JSON-lines file")
-    rename = {v: k for k, v in (column_map or {}).items()}
+def _conformed_batches(records, batch_size: int, schema: pa.Schema, required: tuple,
+                       record_kind: str, present: set, rename: dict | None = None,
+                       counts: dict | None = None
+                       ) -> Iterator[tuple[pa.Table, list[str], pa.Table]]:
+    """(table, locations, quarantine) batches of at most `batch_size` records from `records`
+    ((location, row, text, problem) as `json_record` gives them; a blank or comment line,
+    location "", is skipped and counted in `counts["skipped_lines"]` when given), each
+    conformed to `schema` (`conform_rows`). Keys are renamed by `rename`; the required columns
+    any record gives are added to `present`. Returns whether any record was a JSON object."""
     rows, locations, raws, bad = [], [], [], []
-    present: set = set()
     any_record = False
-    for location, row, text, problem in json_records(path, record_kind):
+    for location, row, text, problem in records:
         if not location:
             if counts is not None:
                 counts["skipped_lines"] = counts.get("skipped_lines", 0) + 1
@@ -367,11 +337,45 @@ def read_jsonl_rows(path: str, batch_size: int, schema: pa.Schema, required: tup
     if rows or bad:
         table, locs, more = conform_rows(rows, locations, schema, record_kind, "read", raws)
         yield table, locs, quarantine_table(bad + more)
+    return any_record
+
+
+def _check_jsonl_path(path: str) -> None:
+    """InputError (one line) unless `path` is a file."""
+    if not fs.exists(path):
+        raise InputError(path, "file not found")
+    if fs.isdir(path):
+        raise InputError(path, "is a folder, not a JSON-lines file")
+
+
+def _check_required(path: str, schema: pa.Schema, required: tuple, present: set) -> None:
+    """InputError for the first required column that no record of the file gives."""
+    for column in required:
+        if column not in present:
+            raise InputError(path, f"required column missing in every record (expected "
+                                   f"{schema.field(column).type})", column=column)
+
+
+def read_jsonl_rows(path: str, batch_size: int, schema: pa.Schema, required: tuple[str, ...],
+                    record_kind: str, column_map: Mapping[str, str] | None = None,
+                    counts: dict | None = None
+                    ) -> Iterator[tuple[pa.Table, list[str], pa.Table]]:
+    """Streams a JSONL file of records in `schema`'s columns as (table, locations, quarantine).
+
+    A record lacking a required column is kept (validation gives it its reason); only when no
+    record of the whole file has one is the file refused (InputError, after the last batch).
+
+    Args:
+      counts: when given, `counts["skipped_lines"]` is increased per blank/comment line.
+    """
+    _check_jsonl_path(path)
+    rename = {v: k for k, v in (column_map or {}).items()}
+    present: set = set()
+    any_record = yield from _conformed_batches(json_records(path, record_kind), batch_size,
+                                               schema, required, record_kind, present, rename,
+                                               counts)
     if any_record:
-        for column in required:
-            if column not in present:
-                raise InputError(path, f"required column missing in every record (expected "
-                                       f"{schema.field(column).type})", column=column)
+        _check_required(path, schema, required, present)
 
 
 def open_parquet(path: str) -> pq.ParquetFile:
