@@ -31,7 +31,8 @@ from pipelines.decide import (AssignStagesFn, SampleDescriptors, SelectDemonstra
                               dropped_of, having, pending_of, scored_only, stage_stats)
 from pipelines.dedupe import Dedupe
 from pipelines.manifest import dropped_stats, quarantine_stats, scored_stats, write_summary
-from pipelines.score import ROLLOUTS, ReadForLogFn, ScoreFromLog, ScoreSplitFn
+from pipelines.score import ScoreSplitFn
+from pipelines.score_log import ROLLOUTS, ReadForLogFn, ScoreFromLog
 from pipelines.space import DatasetSpace
 from pipelines.write import WriteShards, WriteSplitFn, tag
 

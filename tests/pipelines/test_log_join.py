@@ -15,7 +15,7 @@ from data_contracts.readers import read_queries
 from data_contracts.schema import QUERY_SCHEMA
 from difficulty.rewards import parse_reward
 from difficulty.scoring import ScoringConfig, score_fast_permutations, score_from_log
-from pipelines import score as score_module
+from pipelines import score_log as score_module
 from pipelines.build_curriculum import main
 from pipelines.config import CurriculumConfig
 from tests.pipelines.helpers import phase_table
