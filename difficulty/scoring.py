@@ -346,11 +346,10 @@ def score_from_log(queries: pa.Table, rollouts: list[list[dict]], policy_id: str
             tallies["trials"][i] += 1
             tallies["reward_sum"][i] += float(reward)
             tallies["reward_sq_sum"][i] += float(reward) ** 2
-    rule = cfg.bands.rule() + ", outside rollouts"
+    rule = _log_rule(cfg, parsed_any)
     if parsed_any:
         tallies["malformed_rollouts"] = malformed
         tallies["malformed_reasons"] = reasons
-        rule += f", generations parsed as {cfg.rollout_format} (malformed: {cfg.malformed})"
     return difficulty_table(queries, policy_id, tallies, [rule] * n, cfg.bands)
 
 
@@ -427,6 +426,14 @@ def score_fast_permutations(queries: pa.Table, owner: np.ndarray, counts: np.nda
     tallies["malformed_reasons"] = [
         json.dumps({name: int(per_reason[name][i]) for name in names if per_reason[name][i]})
         for i in range(n_q)]
-    rule = (cfg.bands.rule() + ", outside rollouts" + f", generations parsed as "
-            f"{cfg.rollout_format} (malformed: {cfg.malformed})")
-    return difficulty_table(queries, policy_id, tallies, [rule] * n_q, cfg.bands)
+    return difficulty_table(queries, policy_id, tallies, [_log_rule(cfg, True)] * n_q,
+                            cfg.bands)
+
+
+def _log_rule(cfg: ScoringConfig, parsed: bool) -> str:
+    """The `rule` column of a query scored from outside rollouts (`parsed`: generations were
+    read with the rollout format)."""
+    rule = cfg.bands.rule() + ", outside rollouts"
+    if parsed:
+        rule += f", generations parsed as {cfg.rollout_format} (malformed: {cfg.malformed})"
+    return rule
