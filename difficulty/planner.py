@@ -233,6 +233,15 @@ class Posterior:
         return Posterior(self.a[rows], self.b[rows], self.w[rows])
 
 
+def beta_binomial_loglik(successes: np.ndarray, trials: np.ndarray, alpha: np.ndarray,
+                         beta: np.ndarray) -> np.ndarray:
+    """log P(successes | trials) under the Beta(alpha, beta) prior, without the binomial
+    coefficient (constant in the prior): log B(alpha + s, beta + n - s) - log B(alpha, beta).
+    The same for any stopping rule (the likelihood principle), so adaptive tallies can be used."""
+    return (special.betaln(alpha + successes, beta + trials - successes)
+            - special.betaln(alpha, beta))
+
+
 def mixture_posterior(successes, trials, prior: MixturePrior) -> Posterior:
     """The posterior of a mixture prior after `successes` of `trials` ([N] each).
 
@@ -244,7 +253,7 @@ def mixture_posterior(successes, trials, prior: MixturePrior) -> Posterior:
     s = np.asarray(successes, float)[:, None]
     n = np.asarray(trials, float)[:, None]
     a, b, w = prior.alpha, prior.beta, prior.weight
-    log_ml = special.betaln(a + s, b + n - s) - special.betaln(a, b)
+    log_ml = beta_binomial_loglik(s, n, a, b)
     with np.errstate(divide="ignore"):
         lw = np.log(w) + log_ml
     top = lw.max(1, keepdims=True)

@@ -65,9 +65,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
-from scipy import special
 
-from difficulty.planner import MixturePrior, PlanConfig
+from difficulty.planner import MixturePrior, PlanConfig, beta_binomial_loglik
 
 MIN_VARIANCE = 1e-4  # floor of the residual variance (a pass rate known to +-0.01)
 MAX_COMPONENTS = 32  # features are standardized and reduced to this many principal components
@@ -157,15 +156,6 @@ def _clean(features) -> np.ndarray:
 
 
 STRENGTH_GRID_POINTS = 33  # s is chosen on linspace(0, max_strength, this many points)
-
-
-def beta_binomial_loglik(successes: np.ndarray, trials: np.ndarray, alpha: np.ndarray,
-                         beta: np.ndarray) -> np.ndarray:
-    """log P(successes | trials) under the Beta(alpha, beta) prior, without the binomial
-    coefficient (constant in the prior): log B(alpha + s, beta + n - s) - log B(alpha, beta).
-    The same for any stopping rule (the likelihood principle), so adaptive tallies can be used."""
-    return (special.betaln(alpha + successes, beta + trials - successes)
-            - special.betaln(alpha, beta))
 
 
 def select_strength(mu: np.ndarray, successes: np.ndarray, trials: np.ndarray,
