@@ -106,16 +106,7 @@ _CODER = coders.ArrowTableCoder()
 
 def partition_of(query_id) -> int:
     """The join partition of a query id: crc32 of its text (UTF-8) mod JOIN_PARTITIONS."""
-    crc = _CRCS.get(query_id)
-    if crc is None:
-        crc = zlib.crc32(str(query_id).encode("utf-8", "surrogatepass"))
-        if len(_CRCS) < _PARTS_KEPT:
-            _CRCS[query_id] = crc
-    return crc % JOIN_PARTITIONS
-
-
-_CRCS: dict = {}  # query id -> crc32, memoized (a log names each query many times)
-_PARTS_KEPT = 1 << 20
+    return zlib.crc32(str(query_id).encode("utf-8", "surrogatepass")) % JOIN_PARTITIONS
 
 
 def encode_table(table: pa.Table) -> bytes:
