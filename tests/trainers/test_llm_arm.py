@@ -237,3 +237,11 @@ def test_one_cell_of_the_committed_run_reruns_to_the_same_row(tmp_path):
     (want,) = [r for r in committed if r.get("arm") == "sft@converged+grpo"
                and r.get("seed") == 1]
     assert row == want
+
+
+def test_an_rl_setting_reads_back_from_its_name():
+    for rl in sweep_settings(RL()):  # a name rounds (lr / 3 reads back as 0.0001)
+        back = RL.from_name(rl.name)
+        assert back.name == rl.name and back.grpo_steps(40) == rl.grpo_steps(40)
+    with pytest.raises(ValueError):
+        RL.from_name("0.0003,0,pass")

@@ -10,6 +10,6 @@ written from Hugging Face `generate`) -> `pipelines.build_curriculum --rollouts`
 and shards of that build.
 
 Modules: `policy` (tokenizer, model, sampler), `measure` (the sets, the builds, the metrics),
-`phases` (SFT with depth snapshots, GRPO, validation), `experiment` (the arms, the sweep, the
-report). Command: `python -m trainers.llm_experiment`.
+`phases` (SFT with depth snapshots, GRPO, validation), `settings` (one GRPO setting),
+`experiment` (the arms, the sweep), `report` (the tables and verdicts). Command: `python -m trainers.llm_experiment`.
 """

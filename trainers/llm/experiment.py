@@ -45,52 +45,13 @@ from trainers.llm import measure as M
 from trainers.llm import phases
 from trainers.llm.policy import build_model, set_determinism, train_tokenizer
 from trainers.llm.report import arm_names, claims
+from trainers.llm.settings import RL
 
 METRICS = ("pass_rate", "informative", "malformed", "ndcg10")
 DEPTHS = (("under", 0.25), ("converged", 1.0), ("over", 4.0))
 EQUAL = "equal-compute"
 __all__ = ["EQUAL", "RL", "Settings", "arm_names", "equal_compute_budget", "run_experiment",
            "sweep_settings"]
-
-
-@dataclass(frozen=True)
-class RL:
-    """One GRPO setting."""
-
-    lr: float = 3e-4
-    beta: float = 0.0
-    reward: str = "pass"  # pass (at tau) or value (the graded NDCG)
-    steps: float = 1.0    # GRPO steps as a multiple of Settings.grpo_steps
-
-    @property
-    def name(self) -> str:
-        """`lr=..,beta=..,reward=..`, then `,steps=xF` where the steps are not the base's."""
-        tail = f",steps=x{self.steps:g}" if self.steps != 1.0 else ""
-        return f"lr={self.lr:g},beta={self.beta:g},reward={self.reward}{tail}"
-
-    def grpo_steps(self, base: int) -> int:
-        """The GRPO steps of this setting, given the base steps (at least 1)."""
-        return max(1, int(round(base * self.steps)))
-
-    @staticmethod
-    def parse(text: str) -> "RL":
-        """`LR,BETA,REWARD[,xF]` (e.g. `0.0003,0,pass,x4`) as a setting.
-
-        Raises:
-          ValueError: not that form, a reward other than pass|value, or F not above 0.
-        """
-        parts = text.split(",")
-        if len(parts) not in (3, 4) or parts[2] not in ("pass", "value") or (
-                len(parts) == 4 and not parts[3].startswith("x")):
-            raise ValueError(f"{text!r} is not LR,BETA,pass|value[,xF]")
-        try:
-            lr, beta = float(parts[0]), float(parts[1])
-            steps = float(parts[3][1:]) if len(parts) == 4 else 1.0
-        except ValueError:
-            raise ValueError(f"{text!r} is not LR,BETA,pass|value[,xF] (numbers)") from None
-        if not steps > 0:
-            raise ValueError(f"{text!r}: the steps factor must be above 0")
-        return RL(lr=lr, beta=beta, reward=parts[2], steps=steps)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from trainers.llm.settings import RL
+
 METRICS = (("pass_rate", "pass rate"), ("informative", "informative"),
            ("malformed", "malformed"), ("ndcg10", "NDCG@10"))
 PREDICTORS = ("entropy", "pass_at_k", "pass_rate", "informative", "ndcg10", "val_loss")
@@ -48,10 +50,8 @@ def spearman(x, y) -> float | None:
 
 
 def _chosen_steps(header: dict) -> int:
-    """GRPO steps of the chosen setting: the base steps times its `steps=xF` (1 if none)."""
-    name, base = header["chosen"], header["settings"]["grpo_steps"]
-    factor = float(name.split("steps=x")[1]) if "steps=x" in name else 1.0
-    return max(1, int(round(base * factor)))
+    """GRPO steps of the chosen setting (its `steps=xF` times the base steps)."""
+    return RL.from_name(header["chosen"]).grpo_steps(header["settings"]["grpo_steps"])
 
 
 def _cell(values: list[float]) -> str:
