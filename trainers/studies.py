@@ -1,4 +1,5 @@
-"""RL given a fair chance on the trainer's own feature-LTR task: two studies, fixed in advance.
+"""RL given a fair chance on the trainer's own task (feature LTR, or the embedded text set): two
+studies, fixed in advance.
 
 **a. SFT depth.** Per seed, one BC run (`--rl-steps 0`, a long horizon: 4 x the default BC steps,
 validation every few steps) finds the step where validation NDCG@10 stops improving
@@ -31,8 +32,12 @@ deterministic), `timings.jsonl` (seconds, which vary with load). Built in OUT.pa
 at the end; a failed run leaves nothing. `--cell default` runs only BC and the default RL setting
 (the README's drift test reruns that one cell at seed 0).
 
-Usage: python -m trainers.studies --input TRAIN --eval-input TEST [--tau 0.7] [--seeds 0,1,2]
-         [--quick] [--cell all|default] --out DIR
+Inputs: --input TRAIN --eval-input TEST, or the embedded generator (`--synthetic text|features`,
+`--synthetic-queries N`) with its held-out split as the test set, as `trainers.experiment` takes
+them (`--synthetic text` is the regime the idea is about: the untrained policy mostly fails).
+
+Usage: python -m trainers.studies (--input TRAIN --eval-input TEST | --synthetic text)
+         [--tau 0.7] [--seeds 0,1,2] [--quick] [--cell all|default] --out DIR
 """
 from __future__ import annotations
 
@@ -79,8 +84,8 @@ SMOKE_LINE = ("**SMOKE RUN (--quick): not evidence.** Tiny budgets that show the
 class StudyConfig:
     """The studies' knobs (see `make_parser` for the flags)."""
 
-    input: str
-    eval_input: str
+    input: str = ""
+    eval_input: str = ""
     out: str = DEFAULT_OUT
     input_format: str = "auto"
     eval_format: str = "auto"
@@ -88,6 +93,31 @@ class StudyConfig:
     seeds: tuple = (0, 1, 2)
     quick: bool = False
     cell: str = "all"
+    synthetic: str = ""  # `text` or `features`: the embedded generator instead of --input
+    synthetic_queries: int = 800
+
+    def experiment(self) -> ExperimentConfig:
+        """The experiment's config of the same inputs (its checks, builds and test sets)."""
+        return ExperimentConfig(input=self.input, eval_input=self.eval_input,
+                                input_format=self.input_format, eval_format=self.eval_format,
+                                synthetic=self.synthetic,
+                                synthetic_queries=self.synthetic_queries)
+
+    def input_line(self) -> str:
+        """The input flags as the report's command line names them."""
+        if self.synthetic:
+            queries = (f" --synthetic-queries {self.synthetic_queries}"
+                       if self.synthetic_queries != 800 else "")
+            return f"--synthetic {self.synthetic}{queries}"
+        return (f"--input {os.path.basename(self.input)} --eval-input "
+                f"{os.path.basename(self.eval_input)}")
+
+    def test_name(self) -> str:
+        """What the report calls the test queries."""
+        if self.synthetic:
+            return (f"the embedded {self.synthetic} generator's held-out split (queries no "
+                    "build or policy selected)")
+        return f"{os.path.basename(self.eval_input)}'s queries"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,8 +266,10 @@ class Runner:
     def __init__(self, cfg: StudyConfig, work: str):
         self.cfg, self.work = cfg, work
         self.timings: list[dict] = []
-        self.base = dict(QUICK if cfg.quick else {}, eval_input=cfg.eval_input,
-                         eval_format=cfg.eval_format, progress_seconds=60.0)
+        # the embedded generator's held-out split is made by the trainer itself (no eval input)
+        self.base = dict(QUICK if cfg.quick else {}, progress_seconds=60.0,
+                         **({} if cfg.synthetic else dict(eval_input=cfg.eval_input,
+                                                         eval_format=cfg.eval_format)))
         self.started = time.monotonic()
 
     def train(self, what: str, seed: int, manifest: str, **kw) -> tuple[dict, TrainConfig]:
@@ -254,9 +286,7 @@ class Runner:
         return summary, tcfg
 
     def build(self, seed: int) -> str:
-        ecfg = ExperimentConfig(input=self.cfg.input, eval_input=self.cfg.eval_input,
-                                input_format=self.cfg.input_format,
-                                eval_format=self.cfg.eval_format)
+        ecfg = self.cfg.experiment()
         t0 = time.monotonic()
         manifest = build(ecfg, self.cfg.tau, seed, True,
                          os.path.join(self.work, "runs", f"seed{seed}"))
@@ -313,8 +343,10 @@ def sweep(run: Runner, seed: int, manifest: str, grid: list[dict]) -> list[dict]
 def run_studies(cfg: StudyConfig) -> str:
     """Runs both studies into OUT.partial, writes the report and rows, renames to OUT
     (`trainers.staging.report_work_folder`)."""
-    with report_work_folder(cfg.out, ((cfg.input, "--input"), (cfg.eval_input, "--eval-input")),
-                            _check_replaceable) as work:
+    from trainers.experiment import check_inputs
+
+    with report_work_folder(cfg.out, (), _check_replaceable,
+                            check_inputs=lambda: check_inputs(cfg.experiment())) as work:
         _run(cfg, work)
     return work[:-len(".partial")]
 
@@ -383,13 +415,11 @@ def studies_markdown(results: list[dict], cfg: StudyConfig) -> str:
     if cfg.quick:
         lines += [SMOKE_LINE, ""]
     seeds = ",".join(map(str, cfg.seeds))
-    lines += [f"Generated by `python -m trainers.studies --input {os.path.basename(cfg.input)} "
-              f"--eval-input {os.path.basename(cfg.eval_input)} --tau {cfg.tau:g} --seeds "
+    lines += [f"Generated by `python -m trainers.studies {cfg.input_line()} --tau {cfg.tau:g} --seeds "
               f"{seeds}{' --quick' if cfg.quick else ''}"
               f"{' --cell ' + cfg.cell if cfg.cell != 'all' else ''}`. "
               f"Reward `ndcg@10>={cfg.tau:g}` (a rollout passes when its NDCG@10 reaches "
-              f"{cfg.tau:g}); test = {os.path.basename(cfg.eval_input)}'s queries with a relevant "
-              "document; validation = the trainer's validation split of the curriculum (model "
+              f"{cfg.tau:g}); test = {cfg.test_name()} with a relevant document; validation = the trainer's validation split of the curriculum (model "
               "and setting selection). Cells: mean over seeds (min..max). Verdicts: `confirmed` = "
               f"every seed's paired difference positive and the mean at least {NDCG_EFFECT}; "
               "`contradicted` = every seed's negative, as large; else `not reproduced`.", ""]
@@ -552,9 +582,15 @@ def make_parser() -> argparse.ArgumentParser:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     for flag, text in (("--input", "training queries (any supported format)"),
                        ("--eval-input", "held-out labelled test queries, same feature space")):
-        parser.add_argument(flag, required=True, help=f"{text} (required)")
+        parser.add_argument(flag, default="", help=f"{text} (required unless --synthetic)")
     for flag in ("--input-format", "--eval-format"):
         parser.add_argument(flag, default="auto", help=f"format of {flag.replace('-format', '')} (default: auto)")
+    parser.add_argument("--synthetic", default="", choices=("", "text", "features"),
+                        help="the embedded generator instead of --input/--eval-input: its "
+                             "training set and its 300-query held-out split as the test set, "
+                             "as `trainers.experiment --synthetic` (default: none)")
+    parser.add_argument("--synthetic-queries", type=int, default=800,
+                        help="training queries of --synthetic (default: 800)")
     parser.add_argument("--tau", type=float, default=0.7,
                         help="reward threshold: the curriculum's reward is ndcg@10>=TAU "
                              "(default: 0.7)")
@@ -582,7 +618,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cfg = StudyConfig(input=args.input, eval_input=args.eval_input, out=args.out,
                       input_format=args.input_format, eval_format=args.eval_format,
-                      tau=args.tau, seeds=args.seeds, quick=args.quick, cell=args.cell)
+                      tau=args.tau, seeds=args.seeds, quick=args.quick, cell=args.cell,
+                      synthetic=args.synthetic, synthetic_queries=args.synthetic_queries)
     return run_report_command(lambda: run_studies(cfg), threads=args.threads,
                               files="studies.md, results.jsonl, timings.jsonl", quick=cfg.quick,
                               summary="studies.md")

@@ -195,7 +195,8 @@ def test_the_embedded_default_block_is_what_its_command_writes(tmp_path):
 # test reruns one cell of it and compares its rows (tests/trainers/test_llm_arm.py,
 # tests/trainers/test_studies.py)
 RECORDED = {"python -m trainers.llm_experiment ": "docs/llm-arm",
-            "python -m trainers.studies ": "docs/studies"}
+            "python -m trainers.studies --synthetic text ": "docs/studies-text",
+            "python -m trainers.studies --input ": "docs/studies"}
 
 
 def _recorded(block) -> str | None:

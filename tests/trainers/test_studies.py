@@ -137,21 +137,50 @@ def test_a_missing_input_is_one_error_line(tmp_path, capsys):
     assert not os.path.exists(tmp_path / "out") and not os.path.exists(tmp_path / "out.partial")
 
 
-def _studies_block():
+def test_synthetic_text_runs_the_same_studies_on_the_embedded_set(tmp_path, capsys):
+    """`--synthetic text`: the embedded text set, its held-out split as the test set (the
+    regime where the untrained policy mostly fails); the report names it."""
+    out = str(tmp_path / "text")
+    assert studies.main(["--synthetic", "text", "--quick", "--seeds", "0", "--cell", "default",
+                         "--out", out]) == 0
+    rows = [json.loads(line) for line in _read(os.path.join(out, "results.jsonl")).splitlines()]
+    assert [r["study"] for r in rows] == ["bc", "sweep"]
+    assert all(r["ndcg@10"] is not None and r["pass_rate"] is not None for r in rows)
+    report = _read(os.path.join(out, "studies.md"))
+    assert "`python -m trainers.studies --synthetic text --tau 0.7 --seeds 0 --quick" in report
+    assert "the embedded text generator's held-out split" in report
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["--synthetic", "text", "--input", "x.txt"], "--input"),
+    (["--synthetic", "text", "--synthetic-queries", "5"], "--synthetic-queries"),
+    (["--synthetic-queries", "100", "--input", "a", "--eval-input", "b"], "--synthetic-queries"),
+])
+def test_synthetic_flags_that_do_not_fit_are_one_error_line(argv, named, tmp_path, capsys):
+    assert studies.main(argv + ["--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and named in err[0]
+    assert not os.path.exists(tmp_path / "out") and not os.path.exists(tmp_path / "out.partial")
+
+
+def _studies_blocks():
     with open(os.path.join(REPO, "README.md"), encoding="utf-8") as handle:
         found = [b for b in readme_sync.blocks(handle.read())
                  if b.command.startswith("python -m trainers.studies")]
-    assert len(found) == 1, "the README has no trainers.studies block"
-    return found[0]
+    # the feature-LTR study (Yahoo) and the same study on the embedded text set
+    assert sorted("--synthetic text" in b.command for b in found) == [False, True], \
+        "the README needs the Yahoo and the --synthetic text trainers.studies blocks"
+    return found
 
 
 @pytest.mark.slow
-def test_one_cell_of_the_readme_study_reproduces(yahoo_dir, tmp_path, monkeypatch):
-    """Reruns one cell of the README's study (seed 0: BC and the default RL setting, full
-    budgets) and checks its per-seed lines stand in the README's block; the whole study takes
-    about ten minutes (regenerate it with the block's command, then `python -m
+@pytest.mark.parametrize("which", [0, 1])
+def test_one_cell_of_the_readme_study_reproduces(which, yahoo_dir, tmp_path, monkeypatch):
+    """Reruns one cell of each README study (seed 0: BC and the default RL setting, full
+    budgets) and checks its per-seed lines stand in the README's block; a whole study takes
+    tens of minutes (regenerate it with the block's command, then `python -m
     trainers.readme_sync README.md --from OUT`)."""
-    block = _studies_block()
+    block = _studies_blocks()[which]
     argv = readme_sync.command_with_out(block.command, str(tmp_path / "cell"))
     assert argv[:2] == ["-m", "trainers.studies"]
     monkeypatch.chdir(REPO)  # the block's paths are relative to the repository
