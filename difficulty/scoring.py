@@ -69,8 +69,9 @@ def difficulty_table(queries: pa.Table, policy_id: str, tallies: dict, rules: li
                      planned: dict | None = None) -> pa.Table:
     """Joins the query columns with the difficulty columns into SCORED_QUERY_SCHEMA.
 
-    `planned` (from `_planned_rounds` with a learned prior): the planner's band, confidence and
-    decided flag of those rows replace estimate.decide's; deterministic `overrides` still win.
+    `planned` (from `_planned_rounds` with a learned prior, or `_recorded_prior_bands` for
+    results planned under a recorded prior): the planner's band, confidence and decided flag of
+    those rows replace estimate.decide's; deterministic `overrides` still win.
     """
     columns = summarize(tallies["successes"], tallies["trials"], tallies["reward_sum"],
                         tallies["reward_sq_sum"], cfg)
