@@ -260,9 +260,9 @@ def next_round(manifest: dict, run: str, k: int, options: PlanOptions = PlanOpti
     """
     import numpy as np
 
+    from data_contracts.readers.recorded_priors import normalized
     from difficulty.estimate import BandConfig
     from difficulty.planner import MixturePrior, PlanConfig, plan_round
-    from data_contracts.readers.recorded_priors import normalized
     from difficulty.prior import fit_prior, query_summaries
     from exports.source import read_phase
 
