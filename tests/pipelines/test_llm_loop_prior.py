@@ -266,3 +266,39 @@ def test_a_query_without_an_informative_prior_keeps_the_beta11_band(loop, tmp_pa
         assert PRIOR_RULE not in rows[q]["rule"]
     assert sum(f"{PRIOR_RULE} 1" in r["rule"] for r in rows.values()) == \
         len(rows) - len(gone)
+
+
+def test_the_latest_round_with_priors_among_batch_output_files_holds_the_prior(tmp_path):
+    """latest_recorded_priors: the highest round whose requests.json has `priors`, among the
+    files that are batch output; a plain log (even beside a requests.json) has none; a batch
+    output file without its requests.json is one InputError."""
+    from data_contracts.errors import InputError
+    from data_contracts.readers.batch_results import REQUESTS_KIND, REQUESTS_VERSION
+    from data_contracts.readers.recorded_priors import latest_recorded_priors
+
+    def folder(name, round_, **extra):
+        path = tmp_path / name
+        path.mkdir()
+        record = {"kind": REQUESTS_KIND, "version": REQUESTS_VERSION, "run": {"tag": "t"},
+                  "round": round_, "requests": 0, "queries": [], **extra}
+        (path / "requests.json").write_text(json.dumps(record))
+        return path
+
+    line = json.dumps({"custom_id": "rc:t:0:0:a", "error": {"message": "x"}}) + "\n"
+    sources = []
+    for name, round_, extra in (("r0", 0, {}), ("r2", 2, {"priors": {"a": [2.0, 3.0]}}),
+                                ("r1", 1, {"priors": {"a": [5.0, 1.0]},
+                                           "prior_mixtures": {"a": [[1.0, 5.0, 1.0]]}})):
+        (folder(name, round_, **extra) / "results.jsonl").write_text(line)
+        sources.append((str(tmp_path / name / "results.jsonl"), None))
+    found = latest_recorded_priors(sources)
+    assert found.round == 2 and found.mixtures is None and found.rows("a") == [[1.0, 2.0, 3.0]]
+    log = folder("log", 5, priors={"a": [9.0, 9.0]}) / "log.jsonl"
+    log.write_text(json.dumps({"query_id": "a", "rollout_id": "1", "generation": "[1]"}) + "\n")
+    assert latest_recorded_priors(sources + [(str(log), None)]).round == 2
+    assert latest_recorded_priors([(str(log), None)]) is None
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    (lone / "results.jsonl").write_text(line)
+    with pytest.raises(InputError, match="requests.json"):
+        latest_recorded_priors([(str(lone / "results.jsonl"), None)])
