@@ -203,14 +203,14 @@ def _export(run, out) -> dict:
 def test_build_from_results_bands_every_query_as_the_planner_does(loop, tmp_path):
     """Issue #28: a query the planner stops asking (decided under the recorded prior) is
     written decided, with the planner's band, by the build that reads the results; the loop
-    ends with a fully decided build whose next requests are empty. (Without --no-diversity an
-    undecided query thinned by a demonstration quota loses its texts, so no later round can
-    ask it; at confidence 0.9, 16 of 16 passes can stay undecided under the robust prior.)"""
+    ends with a fully decided build whose next requests are empty, with the diversity quota on
+    (an undecided query it thins stays pending, so a later round asks it; at confidence 0.9,
+    16 of 16 passes can stay undecided under the robust prior, hence 0.8)."""
     from difficulty.estimate import BandConfig, decide
 
     root, run0, req0, easy, labels = loop
     ids = sorted(_labels(run0))
-    options = ("--no-diversity", "--confidence", "0.8")
+    options = ("--confidence", "0.8")
     res0, run, req1 = _round1(loop, tmp_path, *options)
     results = [res0]
     record = prior_record = _requests(req1)[0]
