@@ -68,10 +68,15 @@ class RecordedPriors:
         return sorted(self.mixtures if self.mixtures is not None else self.priors)
 
 
-def latest_recorded_priors(sources: Iterable[tuple[str, str | None]]
+def latest_recorded_priors(sources: Iterable[tuple[str, str | None]], in_force: bool = False
                            ) -> RecordedPriors | None:
     """The priors of the latest round, among the requests records the batch-output files of
     `sources` answer, whose record has `priors` (None: no round recorded a prior yet).
+
+    `in_force` (the build): None also when the latest round of all was planned with
+    `--prior none` (its record's `planner.prior`): that round's planner banded every query
+    under Beta(1, 1), so the build that reads its results must too. The next `--prior learned`
+    round reads the kept prior again (in_force False: the planner's "fitted once and kept").
 
     Args:
       sources: (rollout file, the requests.json it answers or None for the one beside it), in
@@ -87,16 +92,24 @@ def latest_recorded_priors(sources: Iterable[tuple[str, str | None]]
       InputError: a batch-output file's requests.json is missing or is not a requests record
         (find_requests).
     """
-    latest = None
+    latest = last = None
     for path, requests in sources:
         if not sniff_batch_output(path):
             continue
         record = find_requests(path, requests).record
+        if last is None or record["round"] > last["round"]:
+            last = record
         if isinstance(record.get("priors"), dict) and (
                 latest is None or record["round"] > latest["round"]):
             latest = record
-    if latest is None:
+    if latest is None or (in_force and _planned_without_prior(last)):
         return None
     mixtures = latest.get("prior_mixtures")
     return RecordedPriors(int(latest["round"]), latest["priors"],
                           mixtures if isinstance(mixtures, dict) else None)
+
+
+def _planned_without_prior(record: dict) -> bool:
+    """Whether a requests record says its round was planned with `--prior none`."""
+    planner = record.get("planner")
+    return isinstance(planner, dict) and planner.get("prior") == "none"
