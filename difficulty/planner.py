@@ -367,6 +367,44 @@ def _as_prior(value, n: int, name: str) -> np.ndarray:
     return arr
 
 
+def prior_band(successes, trials, cfg: BandConfig, prior: MixturePrior, robust_weight: float,
+               prior_alone: bool = False
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Posterior]:
+    """Each query's band under its prior: the planner's decision, and the build's for a query
+    whose samples were planned under a recorded prior (difficulty.scoring.score_from_log).
+
+    An informative prior's band is that of the posterior of the robust mixture (1 - w) x prior
+    + w Beta(1, 1), w = `robust_weight` (`mixture_posterior`, `mixture_band_probabilities`;
+    see the module docstring); a query whose prior is Beta(1, 1) keeps estimate.decide's band,
+    probability and decided flag bit for bit. The prior never decides a band alone: a query
+    with 0 trials is not decided unless `prior_alone` (the planner's `skip_predicted`).
+
+    Args:
+      successes, trials: [N] pooled tallies (0 <= successes <= trials).
+      cfg: the band rule (`hard_below`, `easy_above`, `confidence`).
+      prior: [N] per-query mixture priors (without the robust component).
+      robust_weight: w in [0, 1] (PlanConfig.robust_weight).
+      prior_alone: whether a query with no samples may be decided by its prior.
+
+    Returns:
+      (band index [N] into BAND_NAMES, band probability [N], decided [N] bool, the robust
+      mixture posterior [N, J + 1]).
+    """
+    s = np.asarray(successes, np.int64).reshape(-1)
+    t = np.asarray(trials, np.int64).reshape(-1)
+    post = mixture_posterior(s, t, prior.robust(robust_weight))
+    informative = prior.informative()
+    band, prob, decided = decide(s, t, cfg)  # Beta(1, 1): estimate.decide's bands exactly
+    if informative.any():
+        probs = mixture_band_probabilities(post.take(informative), cfg)
+        band[informative] = probs.argmax(-1)
+        prob[informative] = probs.max(-1)
+        decided[informative] = prob[informative] >= cfg.confidence
+    if not prior_alone:
+        decided = decided & (t > 0)  # the prior never decides a band alone
+    return band, prob, decided, post
+
+
 def plan_round(query_ids, successes, trials, cfg: BandConfig, plan: PlanConfig,
                round_index: int, alpha=1.0, beta=1.0, asked=None,
                previous: pa.Table | None = None, prior: MixturePrior | None = None) -> pa.Table:
@@ -430,21 +468,13 @@ def plan_round(query_ids, successes, trials, cfg: BandConfig, plan: PlanConfig,
         sticky[known] = np.isin(prev_status[where[known]], ("decided", "predicted"))
         stopped[known] = prev_status[where[known]] == "stable"
 
-    post = mixture_posterior(s, t, prior.robust(plan.robust_weight))
+    band, prob, decided, post = prior_band(s, t, cfg, prior, plan.robust_weight,
+                                           prior_alone=plan.skip_predicted)
     informative = prior.informative()
-    band, prob, decided = decide(s, t, cfg)  # Beta(1, 1): estimate.decide's bands exactly
-    if informative.any():
-        probs = mixture_band_probabilities(post.take(informative), cfg)
-        band[informative] = probs.argmax(-1)
-        prob[informative] = probs.max(-1)
-        decided[informative] = prob[informative] >= cfg.confidence
     status = np.where(decided, "decided", "open").astype(object)
     unsampled = t == 0
     if plan.skip_predicted:
         status[unsampled & decided] = "predicted"
-    else:
-        decided = decided & ~unsampled  # the prior never decides a band alone
-        status[unsampled] = "open"
     status[sticky & (status == "open")] = "decided"  # asked no more, whatever arrived since
     decided = decided | sticky
     status[stopped & (status == "open")] = "stable"

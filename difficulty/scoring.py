@@ -69,8 +69,9 @@ def difficulty_table(queries: pa.Table, policy_id: str, tallies: dict, rules: li
                      planned: dict | None = None) -> pa.Table:
     """Joins the query columns with the difficulty columns into SCORED_QUERY_SCHEMA.
 
-    `planned` (from `_planned_rounds` with a learned prior): the planner's band, confidence and
-    decided flag of those rows replace estimate.decide's; deterministic `overrides` still win.
+    `planned` (from `_planned_rounds` with a learned prior, or `_recorded_prior_bands` for
+    results planned under a recorded prior): the planner's band, confidence and decided flag of
+    those rows replace estimate.decide's; deterministic `overrides` still win.
     """
     columns = summarize(tallies["successes"], tallies["trials"], tallies["reward_sum"],
                         tallies["reward_sq_sum"], cfg)
@@ -281,7 +282,7 @@ def _planned_rounds(queries: pa.Table, query_ids: list, tallies: dict, fixed: np
 
 
 def score_from_log(queries: pa.Table, rollouts: list[list[dict]], policy_id: str,
-                   cfg: ScoringConfig) -> pa.Table:
+                   cfg: ScoringConfig, priors: list | None = None) -> pa.Table:
     """Difficulty from an outside policy's (validated) rollouts, one list of rows per query.
 
     A rollout with a ranking is verified with `cfg.reward` (unless the reward is `log` and the log
@@ -293,6 +294,13 @@ def score_from_log(queries: pa.Table, rollouts: list[list[dict]], policy_id: str
     `cfg.rollout_format` against the query's `doc_ids` order (the prompt's): a malformed output
     is a failed rollout (reward 0, not passed) under `cfg.malformed == "fail"`, or repaired; its
     reason is counted in the `malformed_rollouts` / `malformed_reasons` columns.
+
+    `priors` (one entry per query, or None for none): a query whose samples were planned under
+    a recorded prior (data_contracts.readers.recorded_priors: the batch results' requests.json)
+    has `(rows, round)` there, its normalized [[weight, alpha, beta], ...] mixture and the
+    round that recorded it; its band, confidence and decided flag are the planner's under that
+    prior (`_recorded_prior_bands`), and its `rule` says so. A None entry keeps estimate.decide's
+    Beta(1, 1) band.
     """
     batch = pad_queries(queries)
     n = queries.num_rows
@@ -350,7 +358,51 @@ def score_from_log(queries: pa.Table, rollouts: list[list[dict]], policy_id: str
     if parsed_any:
         tallies["malformed_rollouts"] = malformed
         tallies["malformed_reasons"] = reasons
-    return difficulty_table(queries, policy_id, tallies, [rule] * n, cfg.bands)
+    planned, rules = _recorded_prior_bands(tallies, priors, cfg.bands, rule, n)
+    return difficulty_table(queries, policy_id, tallies, rules, cfg.bands, planned=planned)
+
+
+# what a query's `rule` adds when its band is the recorded prior's (then not beta(1,1)'s)
+PRIOR_RULE = "band, probability and decided under the prior recorded in requests round"
+
+
+def _recorded_prior_bands(tallies: dict, priors: list | None, bands: BandConfig, rule: str,
+                          n: int) -> tuple[dict | None, list[str]]:
+    """The planner's decision for the queries with a recorded prior, and every query's rule.
+
+    The band is difficulty.planner.prior_band's (the robust mixture posterior with the
+    planner's `PlanConfig.robust_weight`; the prior never decides alone): exactly the band,
+    probability and decided flag `plan_round` gives the same tallies under the same prior, so
+    a query the next round does not ask (decided) is written decided, with the planner's band.
+
+    Args:
+      tallies: [n] `successes` and `trials` (floats holding counts).
+      priors: [n] None or `(rows, round)` per query (see `score_from_log`), or None.
+      bands: the band rule.
+      rule: the rule of a query without a recorded prior.
+      n: the number of queries.
+
+    Returns:
+      (difficulty_table's `planned` {"rows" [M], "band" [M], "band_confidence" [M], "decided"
+      [M]} or None when no query has a recorded prior, the [n] rules: `rule`, plus "; " +
+      PRIOR_RULE + " R" where the band is the recorded prior's, R the round of the
+      requests.json that recorded it).
+    """
+    from difficulty.planner import MixturePrior, PlanConfig, prior_band
+
+    rows = [i for i in range(n) if priors is not None and priors[i] is not None]
+    if not rows:
+        return None, [rule] * n
+    at = np.array(rows, np.int64)
+    prior = MixturePrior.from_rows([priors[i][0] for i in rows])
+    band, prob, decided, _ = prior_band(tallies["successes"][at].astype(np.int64),
+                                        tallies["trials"][at].astype(np.int64), bands, prior,
+                                        PlanConfig.robust_weight)
+    rules = [rule] * n
+    for i in rows:
+        rules[i] = f"{rule}; {PRIOR_RULE} {priors[i][1]}"
+    return ({"rows": at, "band": BAND_NAMES[band], "band_confidence": prob,
+             "decided": decided}, rules)
 
 
 def score_fast_permutations(queries: pa.Table, owner: np.ndarray, counts: np.ndarray,

@@ -193,25 +193,19 @@ def in_reference(query_id: str, share: float) -> bool:
     return share >= 1.0 or stable_hash(query_id, "reference") / 2.0 ** 32 < share
 
 
-def _recorded_priors(manifest: dict) -> dict | None:
-    """The per-query priors the latest round's requests.json fixed (None: none fixed yet):
-    {"priors": ..., "prior_mixtures": ... or None}, read by `_recorded_rows`.
-
-    requests.json records `priors` ({query: [alpha, beta]}, the learned Beta component, the
-    whole prior in files written before mixture priors) and `prior_mixtures` ({query:
-    [[weight, alpha, beta], ...]}, the mixture the planner used); a file without
-    `prior_mixtures` reads as single Beta priors.
-
-    Read from the requests.json each results file of the run answers (the build read the same
-    ones; the files as the manifest's `inputs` record them, absolute, else as the config names
-    them); a rollout log that is not batch output has none.
+def _recorded_priors(manifest: dict):
+    """The per-query priors the latest round's requests.json fixed (a
+    data_contracts.readers.recorded_priors.RecordedPriors; None: none fixed yet), read from the
+    requests.json each results file of the run answers (`latest_recorded_priors`: the build
+    reads the same ones, with the same rule; the files as the manifest's `inputs` record them,
+    absolute, else as the config names them); a rollout log that is not batch output has none.
 
     Raises:
       InputError: a results file the run was built from is gone (its recorded prior cannot be
         read back, and refitting would silently change a decided query's prior).
     """
     from data_contracts import fs
-    from data_contracts.readers.batch_results import find_requests, is_batch_output_record
+    from data_contracts.readers.recorded_priors import latest_recorded_priors
 
     config = manifest["config"]
     paths = [i["path"] for i in manifest.get("inputs", []) if i.get("format") == "rollouts"]
@@ -220,51 +214,14 @@ def _recorded_priors(manifest: dict) -> dict | None:
         paths = [paths] if isinstance(paths, str) else list(paths)
     given = config.get("requests") or []
     given = [given] if isinstance(given, str) else list(given)
-    latest = None
-    for i, path in enumerate(paths):
+    for path in paths:
         if not fs.isfile(path):
             raise InputError(path, "the run was built from these results, now gone: the prior "
                                    "its requests.json fixed cannot be read back (restore it, "
                                    "or plan with --prior none)")
-        requests = given[i] if len(given) > 1 else (given[0] if given else None)
-        try:
-            record = find_requests(path, requests).record
-        except InputError:
-            if requests is None and not _first_record_is_batch_output(path,
-                                                                      is_batch_output_record):
-                continue  # a plain rollout log: no requests, so no priors
-            raise
-        if isinstance(record.get("priors"), dict) and (
-                latest is None or record["round"] > latest["round"]):
-            latest = record
-    if latest is None:
-        return None
-    mixtures = latest.get("prior_mixtures")
-    return {"priors": latest["priors"],
-            "prior_mixtures": mixtures if isinstance(mixtures, dict) else None}
-
-
-def _recorded_rows(recorded: dict, query_id: str) -> list[list[float]]:
-    """One query's prior as [weight, alpha, beta] rows from `_recorded_priors`' record: its
-    `prior_mixtures` entry (Beta(1, 1) where it has none), or in a file without mixtures its
-    `priors` Beta (Beta(1, 1) where it has none)."""
-    if recorded["prior_mixtures"] is not None:
-        return _normalized(recorded["prior_mixtures"].get(query_id) or [[1.0, 1.0, 1.0]])
-    alpha, beta = recorded["priors"].get(query_id, (1.0, 1.0))
-    return [[1.0, float(alpha), float(beta)]]
-
-
-def _first_record_is_batch_output(path: str, is_batch_output_record) -> bool:
-    """Whether a rollout file's first JSON line is an OpenAI batch output line (Parquet and
-    other non-JSON-lines logs are not)."""
-    from data_contracts import fs
-
-    try:
-        with fs.open_input(path) as handle:
-            line = handle.readline()
-        return is_batch_output_record(json.loads(line))
-    except (ValueError, UnicodeDecodeError, OSError):
-        return False
+    return latest_recorded_priors(
+        (path, given[i] if len(given) > 1 else (given[0] if given else None))
+        for i, path in enumerate(paths))
 
 
 def _rounded(value):
@@ -276,12 +233,6 @@ def _rounded(value):
     if isinstance(value, list):
         return [_rounded(v) for v in value]
     return value
-
-
-def _normalized(rows: list[list[float]]) -> list[list[float]]:
-    """Mixture components whose rounded weights are rescaled to sum to 1 exactly enough."""
-    total = sum(r[0] for r in rows)
-    return [[r[0] / total, r[1], r[2]] for r in rows]
 
 
 def next_round(manifest: dict, run: str, k: int, options: PlanOptions = PlanOptions()
@@ -309,6 +260,7 @@ def next_round(manifest: dict, run: str, k: int, options: PlanOptions = PlanOpti
     """
     import numpy as np
 
+    from data_contracts.readers.recorded_priors import normalized
     from difficulty.estimate import BandConfig
     from difficulty.planner import MixturePrior, PlanConfig, plan_round
     from difficulty.prior import fit_prior, query_summaries
@@ -339,8 +291,8 @@ def next_round(manifest: dict, run: str, k: int, options: PlanOptions = PlanOpti
     recorded = _recorded_priors(manifest) if options.prior == "learned" else None
     priors = mixtures = None
     if recorded is not None:
-        prior = MixturePrior.from_rows([_recorded_rows(recorded, q) for q in ids])
-        priors, mixtures = recorded["priors"], recorded["prior_mixtures"]
+        prior = MixturePrior.from_rows([recorded.rows(q) for q in ids])
+        priors, mixtures = recorded.priors, recorded.mixtures
         planner["fitted_in_round"] = "earlier"
     elif options.prior == "learned":
         features = query_summaries(table)[0]
@@ -359,7 +311,7 @@ def next_round(manifest: dict, run: str, k: int, options: PlanOptions = PlanOpti
         rows = exact.rows(digits=9)
         informative = exact.informative()
         mixtures = {q: r for q, r, keep in zip(ids, rows, informative) if keep}
-        prior = MixturePrior.from_rows([_normalized(r) for r in rows])
+        prior = MixturePrior.from_rows([normalized(r) for r in rows])
     bands = BandConfig(**config["bands"])
     k_max = max(int(config.get("k_max", k)), k)
     plan = plan_round(ids, successes, trials, bands,

@@ -105,11 +105,15 @@ class SelectDemonstrationsFn(beam.DoFn):
 
     Outputs decision tuples `(qid, ("imitation", position, cluster, signature, weight,
     pass_rate, band))` (main),
-    dropped rows (`dropped`) and statistics (`stats`).
+    dropped rows (`dropped`) and statistics (`stats`). With `asks_again` (a run whose policy a
+    later round can ask: batch results, a live server), a thinned query whose band is not
+    decided also gets a pending decision (`pending_of`'s tuple), so the pending shard keeps its
+    texts and the next `--to requests` can ask it; otherwise no round could ever decide it.
     """
 
-    def __init__(self, config: CurriculumConfig):
+    def __init__(self, config: CurriculumConfig, asks_again: bool = False):
         self.config = config
+        self.asks_again = asks_again
 
     def process(self, table: pa.Table, centers: np.ndarray, stats: dict) -> Iterator:
         cfg = self.config.diversity
@@ -127,6 +131,9 @@ class SelectDemonstrationsFn(beam.DoFn):
                        for c in lost.column("diversity_cluster").to_pylist()]
             yield beam.pvalue.TaggedOutput("dropped", dropped_rows(lost.drop_columns(["reason"]),
                                                                    reasons))
+            if self.asks_again:  # undecided and thinned: kept pending, a later round asks it
+                undecided = lost.filter(pc.invert(pc.fill_null(lost.column("decided"), False)))
+                yield from _pending_decisions(undecided, unscored=0)
         if kept.num_rows:
             count("imitation", kept.num_rows)
             yield beam.pvalue.TaggedOutput("stats", {
@@ -195,18 +202,24 @@ def pending_of(small: pa.Table, undecided_too: bool = True) -> Iterator:
     queries a later round may ask about that no imitation or RL shard holds with texts: every
     `--policy none` row, and the undecided rows routed out (dropped) of a run built from an LLM
     policy's results (`undecided_too`: a later round can ask again); and their statistics
-    (`pending`, `unscored`)."""
+    (`pending`, `unscored`). (Undecided demonstrations a diversity quota thins are kept pending
+    by `SelectDemonstrationsFn`.)"""
     unscored = pc.equal(small.column("fate"), "pending")
     keep = unscored
     if undecided_too:
         keep = pc.or_(unscored, pc.and_(pc.equal(small.column("fate"), "dropped"),
                                         pc.invert(pc.fill_null(small.column("decided"), False))))
-    rows = small.filter(keep)
+    yield from _pending_decisions(small.filter(keep),
+                                  int(pc.sum(unscored.cast(pa.int64())).as_py() or 0))
+
+
+def _pending_decisions(rows: pa.Table, unscored: int) -> Iterator:
+    """Pending decision tuples of small `rows` (see `pending_of`) and their statistics (tagged
+    `stats`); nothing for an empty table."""
     if not rows.num_rows:
         return
-    n_unscored = int(pc.sum(unscored.cast(pa.int64())).as_py() or 0)
     yield beam.pvalue.TaggedOutput("stats", {"counts": Counter(
-        {"pending": rows.num_rows, "unscored": n_unscored})})
+        {"pending": rows.num_rows, "unscored": unscored})})
     for row in rows.select(["query_id", "position", "pass_rate", "band", "trials",
                             "decided"]).to_pylist():
         yield row["query_id"], ("pending", tuple(row["position"]), row["pass_rate"],

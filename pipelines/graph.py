@@ -139,7 +139,7 @@ def _diversify(winners, config: CurriculumConfig):
               | "ClusterStats" >> beam.Map(cluster_stats)
               | "SumClusterStats" >> beam.CombineGlobally(SumCounters()))
     selected = assigned | "SelectDemonstrations" >> beam.ParDo(
-        SelectDemonstrationsFn(config), beam.pvalue.AsSingleton(centers),
+        SelectDemonstrationsFn(config, asks_again(config)), beam.pvalue.AsSingleton(centers),
         beam.pvalue.AsSingleton(before)).with_outputs("dropped", "stats", main="decisions")
     return selected, before
 

@@ -100,7 +100,7 @@ ROLLOUTS = "rollouts"
 # row dicts, for OpenAI batch results and live generation), tagged with what it holds. Any
 # partition count gives the same bytes (each query is decided from its own rows only).
 JOIN_PARTITIONS = 32
-QUERIES, TABLE, ROWS = "queries", "table", "rows"
+QUERIES, TABLE, ROWS, PRIORS = "queries", "table", "rows", "priors"
 _CODER = coders.ArrowTableCoder()
 
 
@@ -199,6 +199,31 @@ def _rollout_rows(source: tuple[int, str], config: CurriculumConfig) -> Iterator
 ROLLOUT_BATCH = 65536  # rollout rows read (and partitioned) at a time
 
 
+def _recorded_prior_rows(_, config: CurriculumConfig) -> Iterator:
+    """The prior the results' rounds were planned with, keyed by join partition: (partition,
+    (PRIORS, {"round": R, "priors": {query id: [[weight, alpha, beta], ...]}})) for the
+    queries of that partition with an informative recorded prior (`latest_recorded_priors`,
+    the rule the next round's planner reads it back with); nothing without batch results or
+    a recorded prior, or when the latest round was planned with `--prior none`. Read once, here, so each partition's scorer gets only its own queries'
+    priors.
+
+    Raises:
+      InputError: a results file's requests.json is missing or invalid (as `_rollout_rows`).
+    """
+    from data_contracts.readers.recorded_priors import latest_recorded_priors
+
+    paths = config.rollout_paths()
+    recorded = latest_recorded_priors(((path, config.requests_for(i))
+                                       for i, path in enumerate(paths)), in_force=True)
+    if recorded is None:
+        return
+    parts: dict = {}
+    for qid in recorded.query_ids():
+        parts.setdefault(partition_of(qid), {})[qid] = recorded.informative_rows(qid)
+    for part, priors in sorted(parts.items()):
+        yield part, (PRIORS, {"round": recorded.round, "priors": priors})
+
+
 class ScoreFromLog(beam.PTransform):
     """Joins an outside policy's rollouts to featureless queries, verifies them, scores.
 
@@ -209,7 +234,9 @@ class ScoreFromLog(beam.PTransform):
     one query.
     The rollouts are every `--rollouts` file's (each round's results pool per query), or the
     rows live generation tagged in pass 1 (`generated`), or none (`--policy none`: every valid
-    query becomes a `pending` row).
+    query becomes a `pending` row). A third stream carries the prior the results' latest
+    requests round recorded (`_recorded_prior_rows`), so a query planned under it is banded
+    as the planner bands it (difficulty.scoring.score_from_log's `priors`).
     Returns (small rows, quarantine tables, statistics).
     """
 
@@ -227,7 +254,9 @@ class ScoreFromLog(beam.PTransform):
         rows = rollouts.rows
         if self.generated is not None:
             rows = (rows, self.generated) | "AllRollouts" >> beam.Flatten()
-        joined = ({"query": keyed_queries, "rollouts": rows}
+        priors = (keyed_queries.pipeline | "PriorSource" >> beam.Create([None])
+                  | "RecordedPriors" >> beam.FlatMap(_recorded_prior_rows, cfg))
+        joined = ({"query": keyed_queries, "rollouts": rows, PRIORS: priors}
                   | "JoinRollouts" >> beam.CoGroupByKey())
         scored = joined | "VerifyAndScore" >> beam.ParDo(
             _ScorePartitionFn(cfg, self.launcher_pid)).with_outputs("quarantine", "stats",
@@ -301,12 +330,14 @@ class _ScoreJoinedFn(WorkerFn):
                 raw={"query_id": qid})]))
             return
         policy_id = rows[0].get("policy_id") or "log"
-        self._pending.append((first, rows, policy_id))
+        self._pending.append((first, rows, policy_id, self._priors.get(qid)))
         if len(self._pending) >= self.config.batch_size:
             yield from self._flush()
 
     def start_bundle(self):
-        self._pending = []  # (first occurrence, verified rows, policy id) of queries to score
+        # (first occurrence, verified rows, policy id, recorded prior) of queries to score
+        self._pending = []
+        self._priors = {}  # query id -> (mixture rows, round) of this partition's queries
 
     def finish_bundle(self):
         for out in self._flush():
@@ -329,25 +360,27 @@ class _ScoreJoinedFn(WorkerFn):
 
         pending, self._pending = self._pending, []
         groups: dict = {}
-        for first, rows, policy_id in pending:
+        for first, rows, policy_id, prior in pending:
             query = first["query"]
             parsed = any((r.get("generation") is not None and r.get("ranking") is None)
                          or r.get("malformed") == TRUNCATED for r in rows)
             key = (policy_id, len(query["doc_ids"]), len(query.get("judged_labels") or ()),
                    parsed)
-            groups.setdefault(key, []).append((first, rows))
+            groups.setdefault(key, []).append((first, rows, prior))
         for (policy_id, *_), members in groups.items():
-            query = pa.Table.from_pylist([first["query"] for first, _ in members],
+            query = pa.Table.from_pylist([first["query"] for first, _, _ in members],
                                          schema=QUERY_SCHEMA)
-            scored = score_from_log(query, [rows for _, rows in members], policy_id,
-                                    self.config.scoring())
+            priors = [prior for _, _, prior in members]
+            scored = score_from_log(query, [rows for _, rows, _ in members], policy_id,
+                                    self.config.scoring(),
+                                    priors if any(p is not None for p in priors) else None)
             decided = scored.column("decided").to_pylist()
-            for (_, rows), done in zip(members, decided):
+            for (_, rows, _), done in zip(members, decided):
                 rounds = [r["round"] for r in rows if r.get("round") is not None]
                 if rounds and done:
                     yield beam.pvalue.TaggedOutput("stats", {"rounds": Counter({
                         f"{max(rounds)}:decided": 1})})
-            firsts = [first for first, _ in members]
+            firsts = [first for first, _, _ in members]
             scored = (scored.append_column("_descriptor", pa.array(
                           [f["descriptor"] for f in firsts], pa.list_(pa.float32())))
                       .append_column("_signature", pa.array([f["signature"] for f in firsts],
@@ -407,6 +440,8 @@ class _ScorePartitionFn(_ScoreJoinedFn):
 
     def process(self, element) -> Iterator:
         _, grouped = element
+        self._priors = {qid: (rows, found["round"]) for _, found in grouped.get(PRIORS, ())
+                        for qid, rows in found["priors"].items()}
         queries = _concat([decode_table(data) for kind, data in grouped["query"]])
         tables, extra = [], []
         for kind, data in grouped["rollouts"]:

@@ -82,3 +82,27 @@ def test_a_logged_reward_without_a_pass_flag_passes_at_the_runs_threshold(reward
             for i, r in enumerate([0.2, 0.4, 0.6, 0.8, 1.3][:5 if "recall" in reward else 4])]
     row = score_from_log(_query(), [rows], "p", cfg).to_pylist()[0]
     assert row["successes"] == successes
+
+
+def test_a_recorded_prior_bands_the_query_as_the_planner_does():
+    """Issue #28: results planned under a recorded prior are banded under it (the planner's
+    band, probability and decided flag); no prior (None) keeps the Beta(1, 1) table's bytes."""
+    from difficulty.estimate import BandConfig
+    from difficulty.planner import MixturePrior, PlanConfig, plan_round
+    from difficulty.scoring import PRIOR_RULE
+
+    cfg = ScoringConfig(reward=parse_reward("ndcg@10>=0.9"), bands=BandConfig(confidence=0.8))
+    rows = [{"query_id": "q1", "rollout_id": f"r{i}", "generation": "[2] > [1] > [3]"}
+            for i in range(4)]  # 4 of 4 pass
+    plain = score_from_log(_query(), [rows], "llm", cfg)
+    assert plain.equals(score_from_log(_query(), [rows], "llm", cfg, [None]))
+    assert plain.column("band").to_pylist() == ["learnable"]  # Beta(1, 1) reads 4 of 4
+    mixture = [[0.3, 1.0, 64.0], [0.7, 64.0, 1.0]]  # most measured queries always pass
+    scored = score_from_log(_query(), [rows], "llm", cfg, [(mixture, 3)]).to_pylist()[0]
+    planned = plan_round(["q1"], [4], [4], cfg.bands, PlanConfig(k0=4, k_max=16), 1,
+                         prior=MixturePrior.from_rows([mixture])).to_pylist()[0]
+    assert planned["status"] == "decided" and planned["band"] == "too_easy"
+    assert (scored["band"], scored["band_confidence"], scored["decided"]) == \
+        (planned["band"], planned["band_probability"], True)
+    assert scored["rule"] == f"{plain.column('rule')[0].as_py()}; {PRIOR_RULE} 3"
+    assert scored["trials"] == 4 and scored["successes"] == 4

@@ -441,3 +441,43 @@ def test_mixture_prior_rows_round_trip():
     assert back.alpha.shape == (3, 2) and back.weight[2].tolist() == [1.0, 0.0]
     with pytest.raises(ValueError, match="sum to 1"):
         MixturePrior(np.ones((1, 2)), np.ones((1, 2)), np.array([[0.5, 0.4]]))
+
+
+@pytest.mark.parametrize("skip_predicted", [False, True])
+def test_prior_band_is_plan_rounds_band_for_every_tally_and_prior(skip_predicted):
+    """prior_band (the build's band for results planned under a recorded prior) equals
+    plan_round's band, probability and decided flag, bit for bit: informative mixtures,
+    single Betas and Beta(1, 1) rows mixed, every tally up to 12 trials, 0 trials included."""
+    from difficulty.planner import prior_band
+
+    s, t = grid(12)
+    n = len(s)
+    rng = np.random.default_rng(7)
+    rows = []
+    for i in range(n):
+        kind = i % 3
+        if kind == 0:
+            rows.append([[1.0, 1.0, 1.0]])
+        elif kind == 1:
+            rows.append([[1.0, float(rng.uniform(0.3, 5)), float(rng.uniform(0.3, 5))]])
+        else:
+            w = float(rng.uniform(0.1, 0.9))
+            rows.append([[w, 0.2, 40.0], [1.0 - w, 40.0, 0.2]])
+    prior = MixturePrior.from_rows(rows)
+    cfg = BandConfig(confidence=0.8)
+    plan = PlanConfig(k0=4, k_max=16, skip_predicted=skip_predicted)
+    table = plan_round(ids(n), s, t, cfg, plan, 1, prior=prior)
+    band, prob, decided, _ = prior_band(s, t, cfg, prior, plan.robust_weight,
+                                        prior_alone=skip_predicted)
+    assert BAND_NAMES[band].tolist() == table.column("band").to_pylist()
+    assert prob.tolist() == table.column("band_probability").to_pylist()
+    assert decided.tolist() == table.column("decided").to_pylist()
+    status = np.array(table.column("status").to_pylist())
+    assert np.array_equal(decided, np.isin(status, ("decided", "predicted")))
+    flat = np.arange(n) % 3 == 0  # Beta(1, 1) rows: estimate.decide's bits
+    b11, p11, d11 = decide(s[flat], t[flat], cfg)
+    assert np.array_equal(band[flat], b11) and np.array_equal(prob[flat], p11)
+    assert np.array_equal(decided[flat], d11 & ((t[flat] > 0) | skip_predicted))
+    assert skip_predicted or not decided[t == 0].any()  # the prior never decides alone
+    # the priors matter: some informative rows are decided where Beta(1, 1) is not
+    assert (decided[~flat] & ~decide(s[~flat], t[~flat], cfg)[2]).any()

@@ -10,6 +10,7 @@ import pytest
 
 from data_contracts.manifest import load_manifest
 from difficulty.prior import query_summaries
+from difficulty.scoring import PRIOR_RULE
 from exports.requests import SUMMARY_COLUMNS, in_reference
 from exports.source import text_queries
 from pipelines import export
@@ -60,14 +61,22 @@ def test_round0_asks_the_reference_set_only(loop):
     assert record["planner"]["reference_share"] == 0.5 and "priors" not in record
 
 
-def test_prior_is_fitted_once_kept_and_never_decides_alone(loop, tmp_path):
+def _round1(loop, tmp_path, *options):
+    """Round 0's answers, the run built from them (with `options`) and round 1's requests
+    (where the prior is fitted): (results path, run, requests folder)."""
     root, run0, req0, easy, labels = loop
     res0 = _answers(req0, labels, easy)
     run1 = tmp_path / "run1"
-    assert _build(run1, "--rollouts", str(res0)) == 0
+    assert _build(run1, "--rollouts", str(res0), *options) == 0
     req1 = tmp_path / "req1"
     assert export.main([str(run1), "--to", "requests", "--out", str(req1), "--model", "pol",
                         "--k", str(K)]) == 0
+    return res0, run1, req1
+
+
+def test_prior_is_fitted_once_kept_and_never_decides_alone(loop, tmp_path):
+    root, run0, req0, easy, labels = loop
+    res0, run1, req1 = _round1(loop, tmp_path)
     record1, lines1, _ = _requests(req1)
     planner = record1["planner"]
     assert planner["fitted_in_round"] == 1 and planner["measured_queries"] > 10
@@ -152,11 +161,174 @@ def test_results_gone_is_one_error_line_not_a_silent_refit(loop, tmp_path, capsy
 
 
 def test_a_requests_file_without_mixtures_reads_as_single_beta_priors():
-    from exports.requests import _recorded_rows
+    from data_contracts.readers.recorded_priors import RecordedPriors
 
-    old = {"priors": {"a": [2.0, 5.0]}, "prior_mixtures": None}
-    assert _recorded_rows(old, "a") == [[1.0, 2.0, 5.0]]
-    assert _recorded_rows(old, "b") == [[1.0, 1.0, 1.0]]
-    new = {"priors": {}, "prior_mixtures": {"a": [[0.25, 1.0, 64.0], [0.75, 1.0, 1.0]]}}
-    assert _recorded_rows(new, "a") == [[0.25, 1.0, 64.0], [0.75, 1.0, 1.0]]
-    assert _recorded_rows(new, "b") == [[1.0, 1.0, 1.0]]
+    old = RecordedPriors(1, {"a": [2.0, 5.0]}, None)
+    assert old.rows("a") == [[1.0, 2.0, 5.0]]
+    assert old.rows("b") == [[1.0, 1.0, 1.0]] and old.informative_rows("b") is None
+    new = RecordedPriors(1, {}, {"a": [[0.25, 1.0, 64.0], [0.75, 1.0, 1.0]]})
+    assert new.rows("a") == [[0.25, 1.0, 64.0], [0.75, 1.0, 1.0]]
+    assert new.rows("b") == [[1.0, 1.0, 1.0]] and new.query_ids() == ["a"]
+
+
+def _tallies(run, ids):
+    """(successes [N], trials [N], {query id: difficulty row}) of a build, 0 where unscored."""
+    rows = {r["query_id"]: r for r in _phase(run, "difficulty").to_pylist()}
+    s = np.array([rows[q]["successes"] if q in rows else 0 for q in ids], np.int64)
+    t = np.array([rows[q]["trials"] if q in rows else 0 for q in ids], np.int64)
+    return s, t, rows
+
+
+def _planner_table(run, record, ids, round_):
+    """The plan `--to requests` makes from a build: plan_round on its tallies under the prior
+    `record` (a requests.json) recorded."""
+    from data_contracts.readers.recorded_priors import RecordedPriors
+    from difficulty.estimate import BandConfig
+    from difficulty.planner import MixturePrior, PlanConfig, plan_round
+
+    recorded = RecordedPriors(record["round"], record["priors"], record.get("prior_mixtures"))
+    s, t, _ = _tallies(run, ids)
+    manifest = load_manifest(str(run))
+    return plan_round(ids, s, t, BandConfig(**manifest["config"]["bands"]),
+                      PlanConfig(k0=K, k_max=16), round_,
+                      prior=MixturePrior.from_rows([recorded.rows(q) for q in ids]))
+
+
+def _export(run, out) -> dict:
+    assert export.main([str(run), "--to", "requests", "--out", str(out), "--model", "pol",
+                        "--k", str(K)]) == 0
+    return _requests(out)[0] if (out / "requests.json").exists() else None
+
+
+def test_build_from_results_bands_every_query_as_the_planner_does(loop, tmp_path):
+    """Issue #28: a query the planner stops asking (decided under the recorded prior) is
+    written decided, with the planner's band, by the build that reads the results; the loop
+    ends with a fully decided build whose next requests are empty, with the diversity quota on
+    (an undecided query it thins stays pending, so a later round asks it; at confidence 0.9,
+    16 of 16 passes can stay undecided under the robust prior, hence 0.8)."""
+    from difficulty.estimate import BandConfig, decide
+
+    root, run0, req0, easy, labels = loop
+    ids = sorted(_labels(run0))
+    options = ("--confidence", "0.8")
+    res0, run, req1 = _round1(loop, tmp_path, *options)
+    results = [res0]
+    record = prior_record = _requests(req1)[0]
+    for round_ in range(2, 12):
+        results.append(_answers(tmp_path / f"req{round_ - 1}", labels, easy))
+        run = tmp_path / f"run{round_}"
+        assert _build(run, *[a for r in results for a in ("--rollouts", str(r))],
+                      *options) == 0
+        plan = _planner_table(run, prior_record, ids, round_).to_pylist()
+        s, t, rows = _tallies(run, ids)
+        for p in plan:  # the build's band is the planner's, decided exactly where it stops
+            row = rows[p["query_id"]]
+            assert (row["band"], row["decided"], row["band_confidence"]) == \
+                (p["band"], p["status"] == "decided", p["band_probability"]), p
+            assert f"{PRIOR_RULE} {prior_record['round']}" in row["rule"]
+        # some queries are decided by the samples under the prior, not under Beta(1, 1)
+        beta11 = decide(s, t, BandConfig(**load_manifest(str(run))["config"]["bands"]))[2]
+        assert round_ > 2 or any(rows[q]["decided"] and not d for q, d in zip(ids, beta11))
+        rounds = load_manifest(str(run))["rollouts"]["rounds"]
+        assert sum(r.get("decided", 0) for r in rounds) == sum(r["decided"] for r in
+                                                               rows.values())
+        record = _export(run, tmp_path / f"req{round_}")
+        if record is not None:  # the prior is kept, each round recording it again
+            assert record["prior_mixtures"] == prior_record["prior_mixtures"]
+            prior_record = record
+        asked = set() if record is None else {q["query_id"] for q in record["queries"]}
+        assert asked == {p["query_id"] for p in plan if p["status"] == "open"}
+        if record is None:
+            break
+    assert record is None and round_ >= 3, "the loop ends after more than one prior round"
+    assert all(r["decided"] for r in rows.values()) and len(rows) == len(ids)
+    assert not (tmp_path / f"req{round_}" / "requests.jsonl").exists()
+
+
+def test_a_query_without_an_informative_prior_keeps_the_beta11_band(loop, tmp_path):
+    from difficulty.estimate import BAND_NAMES, BandConfig, decide
+
+    root, run0, req0, easy, labels = loop
+    res0, run1, req1 = _round1(loop, tmp_path)
+    record = _requests(req1)[0]
+    gone = sorted(record["prior_mixtures"])[:3]  # as if the prior left them uninformative
+    for q in gone:
+        del record["prior_mixtures"][q]
+    (req1 / "requests.json").write_text(json.dumps(record))
+    res1 = _answers(req1, labels, easy)
+    run2 = tmp_path / "run2"
+    assert _build(run2, "--rollouts", str(res0), "--rollouts", str(res1)) == 0
+    s, t, rows = _tallies(run2, gone)
+    band, prob, decided = decide(s, t, BandConfig(**load_manifest(str(run2))["config"]["bands"]))
+    for i, q in enumerate(gone):
+        assert (rows[q]["band"], rows[q]["band_confidence"], rows[q]["decided"]) == \
+            (BAND_NAMES[band[i]], prob[i], decided[i])
+        assert PRIOR_RULE not in rows[q]["rule"]
+    assert sum(f"{PRIOR_RULE} 1" in r["rule"] for r in rows.values()) == \
+        len(rows) - len(gone)
+
+
+def test_a_round_planned_with_prior_none_is_built_under_beta11(loop, tmp_path):
+    """After a learned round, a round exported with --prior none plans every band under
+    Beta(1, 1): the build that reads its results bands them so too (no recorded-prior rule),
+    while a later --prior learned export reads the kept prior again."""
+    from difficulty.estimate import BAND_NAMES, BandConfig, decide
+
+    root, run0, req0, easy, labels = loop
+    res0, run1, req1 = _round1(loop, tmp_path)
+    res1 = _answers(req1, labels, easy)
+    run2 = tmp_path / "run2"
+    assert _build(run2, "--rollouts", str(res0), "--rollouts", str(res1)) == 0
+    req2 = tmp_path / "req2"
+    assert export.main([str(run2), "--to", "requests", "--out", str(req2), "--model", "pol",
+                        "--k", str(K), "--prior", "none"]) == 0
+    assert _requests(req2)[0]["planner"]["prior"] == "none"
+    res2 = _answers(req2, labels, easy)
+    run3 = tmp_path / "run3"
+    assert _build(run3, *[a for r in (res0, res1, res2) for a in ("--rollouts", str(r))]) == 0
+    ids = sorted(_labels(run0))
+    s, t, rows = _tallies(run3, ids)
+    band, prob, decided = decide(s, t, BandConfig(**load_manifest(str(run3))["config"]["bands"]))
+    for i, q in enumerate(ids):
+        if q in rows:
+            assert PRIOR_RULE not in rows[q]["rule"]
+            assert (rows[q]["band"], rows[q]["band_confidence"], rows[q]["decided"]) == \
+                (BAND_NAMES[band[i]], prob[i], decided[i])
+    record = _export(run3, tmp_path / "req3")  # learned again: the kept prior of round 1
+    assert record is None or record["prior_mixtures"] == _requests(req1)[0]["prior_mixtures"]
+
+
+def test_the_latest_round_with_priors_among_batch_output_files_holds_the_prior(tmp_path):
+    """latest_recorded_priors: the highest round whose requests.json has `priors`, among the
+    files that are batch output; a plain log (even beside a requests.json) has none; a batch
+    output file without its requests.json is one InputError."""
+    from data_contracts.errors import InputError
+    from data_contracts.readers.batch_results import REQUESTS_KIND, REQUESTS_VERSION
+    from data_contracts.readers.recorded_priors import latest_recorded_priors
+
+    def folder(name, round_, **extra):
+        path = tmp_path / name
+        path.mkdir()
+        record = {"kind": REQUESTS_KIND, "version": REQUESTS_VERSION, "run": {"tag": "t"},
+                  "round": round_, "requests": 0, "queries": [], **extra}
+        (path / "requests.json").write_text(json.dumps(record))
+        return path
+
+    line = json.dumps({"custom_id": "rc:t:0:0:a", "error": {"message": "x"}}) + "\n"
+    sources = []
+    for name, round_, extra in (("r0", 0, {}), ("r2", 2, {"priors": {"a": [2.0, 3.0]}}),
+                                ("r1", 1, {"priors": {"a": [5.0, 1.0]},
+                                           "prior_mixtures": {"a": [[1.0, 5.0, 1.0]]}})):
+        (folder(name, round_, **extra) / "results.jsonl").write_text(line)
+        sources.append((str(tmp_path / name / "results.jsonl"), None))
+    found = latest_recorded_priors(sources)
+    assert found.round == 2 and found.mixtures is None and found.rows("a") == [[1.0, 2.0, 3.0]]
+    log = folder("log", 5, priors={"a": [9.0, 9.0]}) / "log.jsonl"
+    log.write_text(json.dumps({"query_id": "a", "rollout_id": "1", "generation": "[1]"}) + "\n")
+    assert latest_recorded_priors(sources + [(str(log), None)]).round == 2
+    assert latest_recorded_priors([(str(log), None)]) is None
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    (lone / "results.jsonl").write_text(line)
+    with pytest.raises(InputError, match="requests.json"):
+        latest_recorded_priors([(str(lone / "results.jsonl"), None)])

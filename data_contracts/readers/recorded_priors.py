@@ -1,0 +1,115 @@
+"""The per-query prior a set of OpenAI batch results' rounds was planned with, read back from
+the requests.json each results file answers.
+
+`python -m pipelines.export RUN --to requests --prior learned` records in a round's
+requests.json `priors` ({query: [alpha, beta]}: the learned Beta, the whole prior in files
+written before mixture priors) and `prior_mixtures` ({query: [[weight, alpha, beta], ...]}:
+the empirical-Bayes mixture the budget planner used, weights rounded to 9 digits), for the
+informative queries only. The prior is fitted once and kept: the latest round whose record has
+`priors` holds the one in force. Both the next round's planner (exports.requests.next_round)
+and the build that scores the results (pipelines.score_log) read it here, so they decide every
+band under the same prior.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from data_contracts.readers.batch_results import find_requests, sniff_batch_output
+
+UNIFORM = [[1.0, 1.0, 1.0]]  # Beta(1, 1) as one [weight, alpha, beta] component
+
+
+def normalized(rows: list[list[float]]) -> list[list[float]]:
+    """Mixture components [[weight, alpha, beta], ...] whose (rounded) weights are rescaled to
+    sum to 1 (difficulty.planner.MixturePrior accepts a sum within 1e-9 of 1).
+
+    Raises:
+      ZeroDivisionError: every weight is 0 (never written by `--to requests`).
+    """
+    total = sum(r[0] for r in rows)
+    return [[r[0] / total, r[1], r[2]] for r in rows]
+
+
+@dataclass(frozen=True)
+class RecordedPriors:
+    """The priors one requests record fixed.
+
+    Attributes:
+      round: the round of the requests.json that recorded them.
+      priors: {query id: [alpha, beta]} (the learned Beta of informative queries).
+      mixtures: {query id: [[weight, alpha, beta], ...]}, or None in a file written before
+        mixture priors (its `priors` are then the whole prior).
+    """
+
+    round: int
+    priors: dict
+    mixtures: dict | None
+
+    def informative_rows(self, query_id: str) -> list[list[float]] | None:
+        """One query's prior as normalized [weight, alpha, beta] rows: its `prior_mixtures`
+        entry, or in a file without mixtures its `priors` Beta; None where the record holds
+        none for it (the uniform Beta(1, 1))."""
+        if self.mixtures is not None:
+            rows = self.mixtures.get(query_id)
+            return normalized(rows) if rows else None
+        if query_id not in self.priors:
+            return None
+        alpha, beta = self.priors[query_id]
+        return [[1.0, float(alpha), float(beta)]]
+
+    def rows(self, query_id: str) -> list[list[float]]:
+        """`informative_rows`, Beta(1, 1) where the record holds none (MixturePrior.from_rows'
+        form)."""
+        return self.informative_rows(query_id) or UNIFORM
+
+    def query_ids(self) -> list[str]:
+        """The queries the record gives an informative prior, sorted."""
+        return sorted(self.mixtures if self.mixtures is not None else self.priors)
+
+
+def latest_recorded_priors(sources: Iterable[tuple[str, str | None]], in_force: bool = False
+                           ) -> RecordedPriors | None:
+    """The priors of the latest round, among the requests records the batch-output files of
+    `sources` answer, whose record has `priors` (None: no round recorded a prior yet).
+
+    `in_force` (the build): None also when the latest round of all was planned with
+    `--prior none` (its record's `planner.prior`): that round's planner banded every query
+    under Beta(1, 1), so the build that reads its results must too. The next `--prior learned`
+    round reads the kept prior again (in_force False: the planner's "fitted once and kept").
+
+    Args:
+      sources: (rollout file, the requests.json it answers or None for the one beside it), in
+        the order given (`--rollouts`, `--requests`). A file that is not OpenAI batch output
+        (a plain rollout log; detected by content, `sniff_batch_output`, as the build reads
+        it) answers no requests and is skipped.
+
+    Returns:
+      The RecordedPriors of the highest `round` among those records (the first such record on
+      a tie), or None.
+
+    Raises:
+      InputError: a batch-output file's requests.json is missing or is not a requests record
+        (find_requests).
+    """
+    latest = last = None
+    for path, requests in sources:
+        if not sniff_batch_output(path):
+            continue
+        record = find_requests(path, requests).record
+        if last is None or record["round"] > last["round"]:
+            last = record
+        if isinstance(record.get("priors"), dict) and (
+                latest is None or record["round"] > latest["round"]):
+            latest = record
+    if latest is None or (in_force and _planned_without_prior(last)):
+        return None
+    mixtures = latest.get("prior_mixtures")
+    return RecordedPriors(int(latest["round"]), latest["priors"],
+                          mixtures if isinstance(mixtures, dict) else None)
+
+
+def _planned_without_prior(record: dict) -> bool:
+    """Whether a requests record says its round was planned with `--prior none`."""
+    planner = record.get("planner")
+    return isinstance(planner, dict) and planner.get("prior") == "none"
