@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from curricula import diversity as div
 from curricula.routing import informative_demonstrations
+from curricula.staging import read_spilled, spill_table
 from data_contracts.arrays import pad_queries
 from data_contracts.quarantine import quarantine_row, quarantine_table
 from data_contracts.readers import read_rollouts
@@ -26,7 +27,6 @@ from data_contracts.schema import QUERY_SCHEMA, ROLLOUT_SCHEMA
 from data_contracts.teacher import teacher_scores
 from data_contracts.validate import validate_rollouts
 from difficulty.rewards import parse_reward
-from pipelines import coders
 from pipelines.config import CurriculumConfig
 from pipelines.dedupe import duplicate_rows
 from pipelines.progress import count
@@ -37,7 +37,8 @@ from pipelines.workers import WorkerFn
 class ReadForLogFn(_Pass1Fn):
     """Pass 1 with a rollout log: one split read and validated; per query a featureless row
     (doc ids, labels, teacher; `_position`, `_location`, `_descriptor`, `_signature`), as one
-    Arrow table per join partition of each batch (`split_by_partition`).
+    Arrow table per join partition of each batch (`split_by_partition`), spilled under the
+    run's `_tmp/` (`spill_partition`): only (partition, (QUERIES, path)) goes through Beam.
 
     Descriptors depend on features and the teacher only, not on the band, so they are computed
     here for every query with an informative demonstration, before the rollouts are joined.
@@ -62,8 +63,9 @@ class ReadForLogFn(_Pass1Fn):
                        .append_column("_location", pa.array(locations, pa.string()))
                        .append_column("_descriptor", pa.array(descs, pa.list_(pa.float32())))
                        .append_column("_signature", pa.array(sigs, pa.string())))
+        name = "queries-" + "_".join(str(x) for x in positions[0])  # the batch's first row
         for part, table in split_by_partition(featureless):
-            yield part, (QUERIES, encode_table(table))
+            yield part, (QUERIES, spill_partition(table, self.root, part, name))
         if self.config.generate_with:
             yield from self._generate(ok)
 
@@ -96,26 +98,20 @@ def _featureless(ok: pa.Table) -> pa.Table:
 
 ROLLOUTS = "rollouts"
 # The join of rollouts to queries is per partition of the query ids (a stable crc32 of the id,
-# JOIN_PARTITIONS of them): each element is an Arrow table of one partition's rows (or a list of
-# row dicts, for OpenAI batch results and live generation), tagged with what it holds. Any
-# partition count gives the same bytes (each query is decided from its own rows only).
+# JOIN_PARTITIONS of them), file-backed: each element is (partition, (kind, what)), where `what`
+# is the path of one partition's rows of one read batch spilled as an Arrow IPC stream under
+# the run's `_tmp/join/` (kinds QUERIES, TABLE), or a list of row dicts (ROWS: OpenAI batch
+# results and live generation, which their readers hold whole in memory anyway). Beam holds
+# paths only, so the runner's memory does not grow with the log. Any partition count gives the
+# same bytes (each query is decided from its own rows only).
 JOIN_PARTITIONS = 32
 QUERIES, TABLE, ROWS = "queries", "table", "rows"
-_CODER = coders.ArrowTableCoder()
+JOIN_FOLDER = "join"  # under the run's _tmp/ (curricula.staging.TMP_FOLDER)
 
 
 def partition_of(query_id) -> int:
     """The join partition of a query id: crc32 of its text (UTF-8) mod JOIN_PARTITIONS."""
     return zlib.crc32(str(query_id).encode("utf-8", "surrogatepass")) % JOIN_PARTITIONS
-
-
-def encode_table(table: pa.Table) -> bytes:
-    """A table as one Arrow IPC stream (what the join shuffles; `decode_table` reads it)."""
-    return _CODER.encode(table)
-
-
-def decode_table(encoded: bytes) -> pa.Table:
-    return _CODER.decode(encoded)
 
 
 def split_by_partition(table: pa.Table) -> Iterator[tuple[int, pa.Table]]:
@@ -135,6 +131,22 @@ def split_by_partition(table: pa.Table) -> Iterator[tuple[int, pa.Table]]:
     bounds = np.concatenate([[0], np.flatnonzero(np.diff(ordered)) + 1, [len(order)]])
     for start, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
         yield int(ordered[start]), table.slice(start, stop - start)
+
+
+def spill_partition(table: pa.Table, root: str, part: int, name: str) -> str:
+    """Spills one partition's rows of one read batch for the join; returns the file's path.
+
+    Args:
+      table: the rows (all of partition `part`).
+      root: the run's location (`curricula.staging.Publication.root`).
+      part: the join partition.
+      name: the batch's name, unique within the run and the same on a rerun of the same input
+        (`_ScorePartitionFn` reads a partition's files in name order).
+
+    Returns:
+      `root/_tmp/join/PART/NAME.arrow` (deleted with `_tmp/` at commit).
+    """
+    return spill_table(table, root, f"{JOIN_FOLDER}/{part:05d}/{name}.arrow")
 
 
 def rows_by_partition(rows: list[dict]) -> Iterator[tuple[int, list[dict]]]:
@@ -173,10 +185,11 @@ def _batch_outputs(results, extra: dict | None = None) -> Iterator:
     yield beam.pvalue.TaggedOutput("stats", {"counts": counts, "rounds": rounds})
 
 
-def _rollout_rows(source: tuple[int, str], config: CurriculumConfig) -> Iterator:
+def _rollout_rows(source: tuple[int, str], config: CurriculumConfig, root: str) -> Iterator:
     """One rollout source's rows keyed by join partition: a rollout log (Parquet/JSONL), as
-    Arrow tables of ROLLOUT_SCHEMA, or OpenAI batch output lines (detected by content) read
-    against the requests.json they answer, as row dicts."""
+    paths of Arrow tables of ROLLOUT_SCHEMA spilled under `root/_tmp/join/`
+    (`spill_partition`, one per read batch and partition), or OpenAI batch output lines
+    (detected by content) read against the requests.json they answer, as row dicts."""
     from data_contracts.readers.batch_results import (find_requests, read_batch_results,
                                                       sniff_batch_output)
 
@@ -188,12 +201,13 @@ def _rollout_rows(source: tuple[int, str], config: CurriculumConfig) -> Iterator
         for part, rows in rows_by_partition(results.rollouts.to_pylist()):
             yield part, (ROWS, rows)
         return
-    for table, bad in read_rollouts(path, batch_size=ROLLOUT_BATCH):
+    for batch, (table, bad) in enumerate(read_rollouts(path, batch_size=ROLLOUT_BATCH)):
         count("rollouts_read", table.num_rows + bad.num_rows)
         if bad.num_rows:
             yield beam.pvalue.TaggedOutput("quarantine", bad)
+        name = f"rollouts-{index:04d}-{batch:08d}"
         for part, rows in split_by_partition(table):
-            yield part, (TABLE, encode_table(rows))
+            yield part, (TABLE, spill_partition(rows, root, part, name))
 
 
 ROLLOUT_BATCH = 65536  # rollout rows read (and partitioned) at a time
@@ -210,19 +224,22 @@ class ScoreFromLog(beam.PTransform):
     The rollouts are every `--rollouts` file's (each round's results pool per query), or the
     rows live generation tagged in pass 1 (`generated`), or none (`--policy none`: every valid
     query becomes a `pending` row).
+    Rollout logs and query rows are shuffled as files under `root/_tmp/join/`
+    (`spill_partition`); the scoring step reads one partition's files at a time.
     Returns (small rows, quarantine tables, statistics).
     """
 
-    def __init__(self, config: CurriculumConfig, launcher_pid: int | None = None,
+    def __init__(self, config: CurriculumConfig, root: str, launcher_pid: int | None = None,
                  generated=None):
         super().__init__()
-        self.config, self.launcher_pid, self.generated = config, launcher_pid, generated
+        self.config, self.root = config, root
+        self.launcher_pid, self.generated = launcher_pid, generated
 
     def expand(self, keyed_queries):
         cfg = self.config
         rollouts = (keyed_queries.pipeline
                     | "RolloutLog" >> beam.Create(list(enumerate(cfg.rollout_paths())))
-                    | "ReadRollouts" >> beam.FlatMap(_rollout_rows, cfg).with_outputs(
+                    | "ReadRollouts" >> beam.FlatMap(_rollout_rows, cfg, self.root).with_outputs(
                         "quarantine", "stats", main="rows"))
         rows = rollouts.rows
         if self.generated is not None:
@@ -407,14 +424,14 @@ class _ScorePartitionFn(_ScoreJoinedFn):
 
     def process(self, element) -> Iterator:
         _, grouped = element
-        queries = _concat([decode_table(data) for kind, data in grouped["query"]])
-        tables, extra = [], []
+        queries = _read_partition([path for _, path in grouped["query"]])
+        paths, extra = [], []
         for kind, data in grouped["rollouts"]:
             if kind == TABLE:
-                tables.append(decode_table(data))
+                paths.append(data)
             else:
                 extra.extend(data)
-        rollouts = _concat(tables)
+        rollouts = _read_partition(paths)
         qids = queries.column("query_id").to_pylist() if queries is not None else []
         occurs: dict = {}
         for i, qid in enumerate(qids):
@@ -520,8 +537,11 @@ class _ScorePartitionFn(_ScoreJoinedFn):
                               self.config)
 
 
-def _concat(tables: list) -> pa.Table | None:
-    return pa.concat_tables(tables) if tables else None
+def _read_partition(paths: list[str]) -> pa.Table | None:
+    """One partition's spilled tables (`spill_partition`) read in path order and concatenated
+    (None when there are none): the same rows in the same order whatever order the join
+    delivered the paths in."""
+    return pa.concat_tables([read_spilled(p) for p in sorted(paths)]) if paths else None
 
 
 def _occurrence(row: dict) -> dict:

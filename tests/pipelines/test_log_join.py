@@ -4,12 +4,14 @@ what is shuffled is Arrow tables, one per (read batch, partition)."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
 import difficulty.scoring as scoring
+from curricula.staging import read_spilled
 from data_contracts.manifest import load_manifest
 from data_contracts.readers import read_queries
 from data_contracts.schema import QUERY_SCHEMA
@@ -155,14 +157,35 @@ def test_score_fast_permutations_is_score_from_log(yahoo_train):
         assert n > 1
 
 
-def test_the_log_is_shuffled_as_arrow_tables_per_partition(logs):
+def test_the_log_is_shuffled_as_arrow_files_per_partition(logs, tmp_path):
     config = CurriculumConfig(rollouts=logs["fast"])
-    out = list(score_module._rollout_rows((0, logs["fast"]), config))
+    out = list(score_module._rollout_rows((0, logs["fast"]), config, str(tmp_path)))
     keyed = [o for o in out if isinstance(o, tuple)]
     assert keyed and all(kind == score_module.TABLE for _, (kind, _) in keyed)
     parts = [p for p, _ in keyed]
     assert len(parts) == len(set(parts)) <= score_module.JOIN_PARTITIONS  # one read batch
-    tables = [score_module.decode_table(data) for _, (_, data) in keyed]
+    paths = [path for _, (_, path) in keyed]
+    assert all(p.startswith(str(tmp_path / "_tmp" / "join")) for p in paths)
+    tables = [read_spilled(path) for path in paths]
     for part, table in zip(parts, tables):
         assert {score_module.partition_of(q) for q in table.column("query_id").to_pylist()} == {
             part}
+
+
+def test_the_join_spills_under_the_run_and_leaves_nothing(yahoo_train, logs, monkeypatch):
+    """Both sides of the join go through files under the staging run's `_tmp/join/`; the
+    published run holds no `_tmp/` and nothing its manifest does not list."""
+    from curricula.staging import unlisted_files
+
+    spilled = []
+    real = score_module.spill_partition
+    monkeypatch.setattr(score_module, "spill_partition",
+                        lambda *a: spilled.append(real(*a)) or spilled[-1])
+    out = logs["root"] / "spilled"
+    _build(yahoo_train, logs["fast"], out)
+    names = [p.split("/_tmp/join/")[1] for p in spilled]
+    assert {n.split("/")[1].split("-")[0] for n in names} == {"queries", "rollouts"}
+    assert len(set(names)) == len(names)  # one file per (read batch, partition)
+    assert all(".staging-" in p for p in spilled)  # written inside the run being built
+    assert not any(os.path.exists(p) for p in spilled)
+    assert not (out / "_tmp").exists() and unlisted_files(str(out)) == []
