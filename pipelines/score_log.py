@@ -287,7 +287,12 @@ class _ScoreJoinedFn(WorkerFn):
 
     def _query(self, qid, grouped: dict) -> Iterator:
         """One query id's verdict from its occurrences (`grouped["query"]`: dicts of `query`,
-        `position`, `location`, `descriptor`, `signature`) and rollout rows."""
+        `position`, `location`, `descriptor`, `signature`) and rollout rows.
+
+        A verified query waits in `_pending` to be scored, a pending one (`--policy none`, or
+        nothing usable answered yet) in `_waiting` and one without rollouts in `_unassessed`:
+        `_flush` yields each kind as one table, not one element per query.
+        """
         occurrences = sorted(grouped["query"], key=lambda o: o["position"])
         # Sorted by id, then content: which of two rows sharing a rollout id is kept (the first)
         # must not depend on the order the join delivers them in.
@@ -300,7 +305,8 @@ class _ScoreJoinedFn(WorkerFn):
                 qid, occurrences[0]["location"], [o["location"] for o in occurrences[1:]]))
         first = occurrences[0] if occurrences else None
         if first is not None and self.config.pending_only:
-            yield _pending_row(first, qid, "no policy rollouts yet (--policy none)")
+            self._waiting.append(_pending_row(first, qid,
+                                              "no policy rollouts yet (--policy none)"))
             return
         known = {qid: first["query"]["doc_ids"]} if first else {}
         if rows:
@@ -308,14 +314,13 @@ class _ScoreJoinedFn(WorkerFn):
         if first is None:
             return
         if not rows and self.loop:  # asked, nothing usable came back: asked again next round
-            yield _pending_row(first, qid, "no valid rollout answered yet")
+            self._waiting.append(_pending_row(first, qid, "no valid rollout answered yet"))
             return
         if not rows:  # the outside policy never ran this query: it cannot be assessed
-            count(f"quarantine_{Reason.NO_ROLLOUTS}")
-            yield beam.pvalue.TaggedOutput("quarantine", quarantine_table([quarantine_row(
+            self._unassessed.append(quarantine_row(
                 Reason.NO_ROLLOUTS, step="rollouts", location=f"{self._source()}#query={qid}",
                 query_id=qid, detail="the rollouts have no valid rollout for this query",
-                raw={"query_id": qid})]))
+                raw={"query_id": qid}))
             return
         policy_id = rows[0].get("policy_id") or "log"
         self._pending.append((first, rows, policy_id))
@@ -324,6 +329,8 @@ class _ScoreJoinedFn(WorkerFn):
 
     def start_bundle(self):
         self._pending = []  # (first occurrence, verified rows, policy id) of queries to score
+        self._waiting = []  # small rows (dicts) of pending queries
+        self._unassessed = []  # quarantine rows (dicts) of queries without a valid rollout
 
     def finish_bundle(self):
         for out in self._flush():
@@ -339,11 +346,14 @@ class _ScoreJoinedFn(WorkerFn):
         A group is the queries with the same policy id, number of documents, number of judged
         labels and whether a generation is parsed: each padded to exactly its own width and
         scored with the columns a lone query would get, so a query's row does not depend on
-        which others share its batch (the same bytes as scoring it alone).
+        which others share its batch (the same bytes as scoring it alone). The pending queries'
+        small rows and the quarantine rows of queries without rollouts come first, one table
+        each (`_flush_unscored`).
         """
         from difficulty.generations import TRUNCATED
         from difficulty.scoring import score_from_log
 
+        yield from self._flush_unscored()
         pending, self._pending = self._pending, []
         groups: dict = {}
         for first, rows, policy_id in pending:
@@ -371,6 +381,20 @@ class _ScoreJoinedFn(WorkerFn):
                                                             pa.string())))
             yield _small_rows(scored, [f["position"] for f in firsts],
                               [f["location"] for f in firsts], self.routing, self.config)
+
+    def _flush_unscored(self) -> Iterator:
+        """One table of the waiting queries' `pending` small rows (SMALL_SCHEMA) and one of the
+        quarantine rows (`no_rollouts`) of the queries without a valid rollout, each only when
+        it has rows; the rows are those a query alone gives, so sorted shards hold the same
+        bytes whatever the batching."""
+        waiting, self._waiting = self._waiting, []
+        unassessed, self._unassessed = self._unassessed, []
+        if waiting:
+            count("pending", len(waiting))
+            yield pa.Table.from_pylist(waiting, schema=SMALL_SCHEMA)
+        if unassessed:
+            count(f"quarantine_{Reason.NO_ROLLOUTS}", len(unassessed))
+            yield beam.pvalue.TaggedOutput("quarantine", quarantine_table(unassessed))
 
     def _verified(self, qid: str, rows: list[dict], known: dict):
         """The rows that pass validation (a generator: quarantine tables are yielded, the kept
@@ -559,12 +583,10 @@ def _in_global_window(value):
     return WindowedValue(value, GlobalWindow().max_timestamp(), [GlobalWindow()])
 
 
-def _pending_row(first: dict, qid: str, why: str) -> pa.Table:
+def _pending_row(first: dict, qid: str, why: str) -> dict:
     """A query without a pass rate yet (`--policy none`, or every request of it failed): its
-    small row in the `pending` phase."""
-    count("pending")
+    small row (a dict in SMALL_SCHEMA's columns) in the `pending` phase."""
     query = first["query"]
-    row = {"query_id": qid, "source": query.get("source"), "location": first["location"],
-           "position": first["position"], "policy_id": "none", "fate": "pending",
-           "reason": f"pending: {why}"}
-    return pa.Table.from_pylist([row], schema=SMALL_SCHEMA)
+    return {"query_id": qid, "source": query.get("source"), "location": first["location"],
+            "position": first["position"], "policy_id": "none", "fate": "pending",
+            "reason": f"pending: {why}"}

@@ -9,12 +9,13 @@ import os
 import numpy as np
 import pyarrow as pa
 import pytest
+from apache_beam.pvalue import TaggedOutput
 
 import difficulty.scoring as scoring
 from curricula.staging import read_spilled
 from data_contracts.manifest import load_manifest
 from data_contracts.readers import read_queries
-from data_contracts.schema import QUERY_SCHEMA
+from data_contracts.schema import QUERY_SCHEMA, ROLLOUT_SCHEMA
 from difficulty.rewards import parse_reward
 from difficulty.scoring import ScoringConfig, score_fast_permutations, score_from_log
 from pipelines import score_log as score_module
@@ -189,3 +190,67 @@ def test_the_join_spills_under_the_run_and_leaves_nothing(yahoo_train, logs, mon
     assert all(".staging-" in p for p in spilled)  # written inside the run being built
     assert not any(os.path.exists(p) for p in spilled)
     assert not (out / "_tmp").exists() and unlisted_files(str(out)) == []
+
+
+def _partition(yahoo_train, folder, queries: list[dict], rollouts: list[dict],
+               first: int = 0) -> tuple:
+    """A join element of one partition: `queries` (Yahoo rows; input positions from `first`
+    on) as featureless rows and their `rollouts`, each side spilled under `folder` as
+    `ReadForLogFn` and `_rollout_rows` do."""
+    table = score_module._featureless(pa.Table.from_pylist(queries, schema=QUERY_SCHEMA))
+    n = table.num_rows
+    table = (table.append_column("_position", pa.array([[0, 0, first + i] for i in range(n)],
+                                                       pa.list_(pa.int64())))
+             .append_column("_location", pa.array([f"{yahoo_train}:{first + i}" for i in range(n)]))
+             .append_column("_descriptor", pa.nulls(n, pa.list_(pa.float32())))
+             .append_column("_signature", pa.nulls(n, pa.string())))
+    name = "_".join(q["query_id"] for q in queries[:1])
+    element = {"query": [(score_module.QUERIES, score_module.spill_partition(
+        table, str(folder), 0, f"queries-{name}"))], "rollouts": []}
+    if rollouts:
+        log = pa.Table.from_pylist(rollouts, schema=ROLLOUT_SCHEMA)
+        element["rollouts"].append((score_module.TABLE, score_module.spill_partition(
+            log, str(folder), 0, f"rollouts-{name}")))
+    return 0, element
+
+
+def _outputs(fn, element) -> tuple[list, list]:
+    """(untagged tables, quarantine tables) one partition element gives."""
+    fn.start_bundle()
+    out = list(fn.process(element))
+    tagged = [o for o in out if isinstance(o, TaggedOutput)]
+    return ([o for o in out if not isinstance(o, TaggedOutput)],
+            [o.value for o in tagged if o.tag == "quarantine"])
+
+
+@pytest.mark.parametrize("policy", ["log", "none"])
+def test_rollout_less_queries_of_a_partition_come_out_as_one_table(yahoo_train, tmp_path,
+                                                                   policy):
+    """Many queries without rollouts (or all pending, `--policy none`): one quarantine (or
+    pending) table for the partition, whose rows are those each query gives alone."""
+    queries = list(_queries(yahoo_train).values())[:60]
+    rollouts = [{"query_id": q["query_id"], "rollout_id": f"{q['query_id']}-{s}",
+                 "generation": " > ".join(f"[{k + 1}]" for k in range(len(q["doc_ids"])))}
+                for q in queries[:3] for s in range(2)]
+    log = _write(tmp_path / "log.jsonl", rollouts)
+    fn = score_module._ScorePartitionFn(CurriculumConfig(rollouts=log, policy=policy))
+    small, quarantine = _outputs(fn, _partition(yahoo_train, tmp_path / "all", queries,
+                                                rollouts))
+    alone_small, alone_quarantine = [], []
+    for i, query in enumerate(queries):
+        mine = [r for r in rollouts if r["query_id"] == query["query_id"]]
+        got = _outputs(fn, _partition(yahoo_train, tmp_path / f"q{i}", [query], mine, i))
+        alone_small += got[0]
+        alone_quarantine += got[1]
+    if policy == "none":
+        assert not quarantine and len(small) == 1 and small[0].num_rows == 60
+        expected, batched = alone_small, small
+    else:
+        assert len(quarantine) == 1 and quarantine[0].num_rows == 57
+        expected, batched = alone_quarantine, quarantine
+    assert len(expected) == (60 if policy == "none" else 57)  # alone: one element each
+    assert _sorted(pa.concat_tables(batched)).equals(_sorted(pa.concat_tables(expected)))
+
+
+def _sorted(table: pa.Table) -> pa.Table:
+    return table.sort_by([("query_id", "ascending")])
