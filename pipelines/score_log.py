@@ -216,11 +216,11 @@ ROLLOUT_BATCH = 65536  # rollout rows read (and partitioned) at a time
 class ScoreFromLog(beam.PTransform):
     """Joins an outside policy's rollouts to featureless queries, verifies them, scores.
 
-    The join is per partition of the query ids (a CoGroupByKey of Arrow tables of rollouts and
-    of featureless query rows, never features, `JOIN_PARTITIONS`); inside a partition the
-    queries whose rollouts are all plain generations in the fast permutation shape are parsed
-    and scored vectorized (`_ScorePartitionFn`), every other query as `_ScoreJoinedFn` decides
-    one query.
+    The join is per partition of the query ids (a CoGroupByKey of the paths of spilled Arrow
+    tables of rollouts and of featureless query rows, never features, `JOIN_PARTITIONS`);
+    inside a partition the queries whose rollouts are all plain generations in the fast
+    permutation shape are parsed and scored vectorized (`_ScorePartitionFn`), every other
+    query as `_ScoreJoinedFn` decides one query.
     The rollouts are every `--rollouts` file's (each round's results pool per query), or the
     rows live generation tagged in pass 1 (`generated`), or none (`--policy none`: every valid
     query becomes a `pending` row).
