@@ -37,12 +37,31 @@ from pipelines.workers import WorkerFn
 class ReadForLogFn(_Pass1Fn):
     """Pass 1 with a rollout log: one split read and validated; per query a featureless row
     (doc ids, labels, teacher; `_position`, `_location`, `_descriptor`, `_signature`), as one
-    Arrow table per join partition of each batch (`split_by_partition`), spilled under the
-    run's `_tmp/` (`spill_partition`): only (partition, (QUERIES, path)) goes through Beam.
+    Arrow table per join partition of up to `QUERY_SPILL_ROWS` queries of the split
+    (`split_by_partition`), spilled under the run's `_tmp/` (`spill_partition`): only
+    (partition, (QUERIES, path)) goes through Beam. Readers' batches can be a few queries each
+    (a Parquet row group), so they are gathered first: one file per batch and partition would
+    be thousands of tiny files (object uploads, on a store).
 
     Descriptors depend on features and the teacher only, not on the band, so they are computed
     here for every query with an informative demonstration, before the rollouts are joined.
     """
+
+    def process(self, split, space=None) -> Iterator:
+        self._held: list[pa.Table] = []  # featureless tables of this split not spilled yet
+        yield from super().process(split, space)
+        yield from self._spill_held()
+
+    def _spill_held(self) -> Iterator:
+        """The held featureless rows spilled per partition, named by their first row's input
+        position (unique in the run, the same on a rerun)."""
+        if not self._held:
+            return
+        held, self._held = pa.concat_tables(self._held), []
+        first = held.column("_position")[0].as_py()
+        name = "queries-" + "_".join(str(x) for x in first)
+        for part, table in split_by_partition(held):
+            yield part, (QUERIES, spill_partition(table, self.root, part, name))
 
     def _valid(self, ok: pa.Table, positions: list, locations: list) -> Iterator:
         scores, given = teacher_scores(ok, self.config.teacher)
@@ -63,9 +82,9 @@ class ReadForLogFn(_Pass1Fn):
                        .append_column("_location", pa.array(locations, pa.string()))
                        .append_column("_descriptor", pa.array(descs, pa.list_(pa.float32())))
                        .append_column("_signature", pa.array(sigs, pa.string())))
-        name = "queries-" + "_".join(str(x) for x in positions[0])  # the batch's first row
-        for part, table in split_by_partition(featureless):
-            yield part, (QUERIES, spill_partition(table, self.root, part, name))
+        self._held.append(featureless)
+        if sum(t.num_rows for t in self._held) >= QUERY_SPILL_ROWS:
+            yield from self._spill_held()
         if self.config.generate_with:
             yield from self._generate(ok)
 
@@ -107,6 +126,7 @@ ROLLOUTS = "rollouts"
 JOIN_PARTITIONS = 32
 QUERIES, TABLE, ROWS = "queries", "table", "rows"
 JOIN_FOLDER = "join"  # under the run's _tmp/ (curricula.staging.TMP_FOLDER)
+QUERY_SPILL_ROWS = 16384  # featureless queries gathered per split before they are spilled
 
 
 def partition_of(query_id) -> int:
@@ -305,27 +325,35 @@ class _ScoreJoinedFn(WorkerFn):
                 qid, occurrences[0]["location"], [o["location"] for o in occurrences[1:]]))
         first = occurrences[0] if occurrences else None
         if first is not None and self.config.pending_only:
-            self._waiting.append(_pending_row(first, qid,
-                                              "no policy rollouts yet (--policy none)"))
+            self._unrolled(qid, first)
             return
         known = {qid: first["query"]["doc_ids"]} if first else {}
         if rows:
             rows = yield from self._verified(qid, rows, known)
         if first is None:
             return
-        if not rows and self.loop:  # asked, nothing usable came back: asked again next round
-            self._waiting.append(_pending_row(first, qid, "no valid rollout answered yet"))
-            return
-        if not rows:  # the outside policy never ran this query: it cannot be assessed
-            self._unassessed.append(quarantine_row(
-                Reason.NO_ROLLOUTS, step="rollouts", location=f"{self._source()}#query={qid}",
-                query_id=qid, detail="the rollouts have no valid rollout for this query",
-                raw={"query_id": qid}))
+        if not rows:
+            self._unrolled(qid, first)
             return
         policy_id = rows[0].get("policy_id") or "log"
         self._pending.append((first, rows, policy_id))
         if len(self._pending) >= self.config.batch_size:
             yield from self._flush()
+
+    def _unrolled(self, qid, first: dict) -> None:
+        """Files a query without a usable rollout (`first`: its first occurrence; only its
+        `location`, `position` and `query["source"]` are read): a `pending` row under `--policy
+        none`, or in an LLM policy's loop (asked, nothing usable came back: asked again next
+        round); otherwise a `no_rollouts` quarantine row (the outside policy never ran it)."""
+        if self.config.pending_only or self.loop:
+            why = ("no policy rollouts yet (--policy none)" if self.config.pending_only
+                   else "no valid rollout answered yet")
+            self._waiting.append(_pending_row(first, qid, why))
+            return
+        self._unassessed.append(quarantine_row(
+            Reason.NO_ROLLOUTS, step="rollouts", location=f"{self._source()}#query={qid}",
+            query_id=qid, detail="the rollouts have no valid rollout for this query",
+            raw={"query_id": qid}))
 
     def start_bundle(self):
         self._pending = []  # (first occurrence, verified rows, policy id) of queries to score
@@ -475,7 +503,10 @@ class _ScorePartitionFn(_ScoreJoinedFn):
                 slow.setdefault(row["query_id"], []).append(row)
         for row in extra:
             slow.setdefault(row["query_id"], []).append(row)
-        waiting = [q for q in occurs if q not in fast]
+        bare = [q for q in occurs if q not in fast and q not in slow and len(occurs[q]) == 1]
+        self._bare(queries, bare, [occurs[q][0] for q in bare])
+        bare = set(bare)
+        waiting = [q for q in occurs if q not in fast and q not in bare]
         rows = (queries.take(pa.array([i for q in waiting for i in occurs[q]], pa.int64()))
                 .to_pylist() if waiting else [])
         occurrences: dict = {}
@@ -485,6 +516,22 @@ class _ScorePartitionFn(_ScoreJoinedFn):
             yield from self._query(qid, {"query": occurrences.get(qid, []),
                                          "rollouts": slow.get(qid, [])})
         yield from self._flush()
+
+    def _bare(self, queries: pa.Table, qids: list, rows: list[int]) -> None:
+        """The queries that occur once and have no rollout at all (`rows` of `queries`), filed
+        by `_unrolled` from three columns (no row dicts of their documents): the rows
+        `_query` gives them, at a fraction of the cost when most queries have no rollouts."""
+        if not rows:
+            return
+        taken = queries.take(pa.array(rows, pa.int64()))
+        n = taken.num_rows
+        sources = (taken.column("source").to_pylist() if "source" in taken.column_names
+                   else [None] * n)
+        for qid, source, location, position in zip(
+                qids, sources, taken.column("_location").to_pylist(),
+                taken.column("_position").to_pylist()):
+            self._unrolled(qid, {"query": {"source": source}, "location": location,
+                                 "position": position})
 
     def _fast_queries(self, rollouts: pa.Table, occurs: dict, extra: list
                       ) -> tuple[dict, list]:

@@ -183,41 +183,45 @@ def test_the_join_spills_under_the_run_and_leaves_nothing(yahoo_train, logs, mon
     monkeypatch.setattr(score_module, "spill_partition",
                         lambda *a: spilled.append(real(*a)) or spilled[-1])
     out = logs["root"] / "spilled"
-    _build(yahoo_train, logs["fast"], out)
+    _build(yahoo_train, logs["fast"], out, "--batch-size", "16")  # many reader batches
     names = [p.split("/_tmp/join/")[1] for p in spilled]
     assert {n.split("/")[1].split("-")[0] for n in names} == {"queries", "rollouts"}
     assert len(set(names)) == len(names)  # one file per (read batch, partition)
+    # the featureless queries of a split are gathered (up to QUERY_SPILL_ROWS) before they are
+    # spilled, not one file per reader batch and partition: one small split (201 queries in
+    # batches of 16), one name
+    assert len({n.split("/")[1] for n in names if "/queries-" in n}) == 1
     assert all(".staging-" in p for p in spilled)  # written inside the run being built
     assert not any(os.path.exists(p) for p in spilled)
     assert not (out / "_tmp").exists() and unlisted_files(str(out)) == []
 
 
-def _partition(yahoo_train, folder, queries: list[dict], rollouts: list[dict],
-               first: int = 0) -> tuple:
-    """A join element of one partition: `queries` (Yahoo rows; input positions from `first`
-    on) as featureless rows and their `rollouts`, each side spilled under `folder` as
-    `ReadForLogFn` and `_rollout_rows` do."""
+def _featureless_rows(yahoo_train, queries: list[dict]) -> pa.Table:
+    """`queries` (Yahoo rows) as `ReadForLogFn` hands them to the join: featureless, with their
+    input position and location, no descriptor."""
     table = score_module._featureless(pa.Table.from_pylist(queries, schema=QUERY_SCHEMA))
     n = table.num_rows
-    table = (table.append_column("_position", pa.array([[0, 0, first + i] for i in range(n)],
-                                                       pa.list_(pa.int64())))
-             .append_column("_location", pa.array([f"{yahoo_train}:{first + i}" for i in range(n)]))
-             .append_column("_descriptor", pa.nulls(n, pa.list_(pa.float32())))
-             .append_column("_signature", pa.nulls(n, pa.string())))
-    name = "_".join(q["query_id"] for q in queries[:1])
+    return (table.append_column("_position", pa.array([[0, 0, i] for i in range(n)],
+                                                      pa.list_(pa.int64())))
+            .append_column("_location", pa.array([f"{yahoo_train}:{i}" for i in range(n)]))
+            .append_column("_descriptor", pa.nulls(n, pa.list_(pa.float32())))
+            .append_column("_signature", pa.nulls(n, pa.string())))
+
+
+def _partition(folder, table: pa.Table, rollouts: list[dict]) -> tuple:
+    """A join element of one partition: featureless query rows and their rollouts, each side
+    spilled under `folder` as `ReadForLogFn` and `_rollout_rows` do."""
     element = {"query": [(score_module.QUERIES, score_module.spill_partition(
-        table, str(folder), 0, f"queries-{name}"))], "rollouts": []}
+        table, str(folder), 0, "queries-0"))], "rollouts": []}
     if rollouts:
         log = pa.Table.from_pylist(rollouts, schema=ROLLOUT_SCHEMA)
         element["rollouts"].append((score_module.TABLE, score_module.spill_partition(
-            log, str(folder), 0, f"rollouts-{name}")))
+            log, str(folder), 0, "rollouts-0")))
     return 0, element
 
 
-def _outputs(fn, element) -> tuple[list, list]:
-    """(untagged tables, quarantine tables) one partition element gives."""
-    fn.start_bundle()
-    out = list(fn.process(element))
+def _split(out: list) -> tuple[list, list]:
+    """(untagged tables, quarantine tables) of a DoFn's outputs."""
     tagged = [o for o in out if isinstance(o, TaggedOutput)]
     return ([o for o in out if not isinstance(o, TaggedOutput)],
             [o.value for o in tagged if o.tag == "quarantine"])
@@ -227,19 +231,25 @@ def _outputs(fn, element) -> tuple[list, list]:
 def test_rollout_less_queries_of_a_partition_come_out_as_one_table(yahoo_train, tmp_path,
                                                                    policy):
     """Many queries without rollouts (or all pending, `--policy none`): one quarantine (or
-    pending) table for the partition, whose rows are those each query gives alone."""
+    pending) table for the partition, whose rows are those `_query` gives each query alone
+    (from its row dicts, one element per query)."""
     queries = list(_queries(yahoo_train).values())[:60]
     rollouts = [{"query_id": q["query_id"], "rollout_id": f"{q['query_id']}-{s}",
                  "generation": " > ".join(f"[{k + 1}]" for k in range(len(q["doc_ids"])))}
                 for q in queries[:3] for s in range(2)]
     log = _write(tmp_path / "log.jsonl", rollouts)
     fn = score_module._ScorePartitionFn(CurriculumConfig(rollouts=log, policy=policy))
-    small, quarantine = _outputs(fn, _partition(yahoo_train, tmp_path / "all", queries,
-                                                rollouts))
+    table = _featureless_rows(yahoo_train, queries)
+    fn.start_bundle()
+    small, quarantine = _split(list(fn.process(_partition(tmp_path, table, rollouts))))
     alone_small, alone_quarantine = [], []
-    for i, query in enumerate(queries):
-        mine = [r for r in rollouts if r["query_id"] == query["query_id"]]
-        got = _outputs(fn, _partition(yahoo_train, tmp_path / f"q{i}", [query], mine, i))
+    for row in table.to_pylist():
+        mine = [{f.name: r.get(f.name) for f in ROLLOUT_SCHEMA} for r in rollouts
+                if r["query_id"] == row["query_id"]]
+        fn.start_bundle()
+        out = list(fn._query(row["query_id"], {"query": [score_module._occurrence(row)],
+                                               "rollouts": mine}))
+        got = _split(out + list(fn._flush_unscored()))
         alone_small += got[0]
         alone_quarantine += got[1]
     if policy == "none":
