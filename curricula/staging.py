@@ -168,6 +168,35 @@ def write_shard(tables: list[pa.Table], phase: str, stage: int | None, shard: in
     return _entry(relative, rows, digest, phase, stage, shard)
 
 
+def spill_table(table: pa.Table, root: str, name: str, batch_rows: int | None = None) -> str:
+    """Writes `table` as one Arrow IPC stream at `root/_tmp/NAME`; returns its path.
+
+    What is under `root/_tmp/` is never published: `commit` deletes the folder before the
+    manifest is written, and `abort` removes the whole run location.
+
+    Args:
+      table: any table.
+      root: the run's location (`Publication.root`: local staging folder or `OUT/run-<id>`).
+      name: a path relative to `root/_tmp/` (`/`-separated).
+      batch_rows: at most this many rows per record batch (None: the table's own chunks).
+
+    Returns:
+      The file's path, through `data_contracts.fs` (local or object store).
+    """
+    path = fs.join(root, TMP_FOLDER, name)
+    with fs.open_write(path) as handle:
+        with pa.ipc.new_stream(handle, table.schema) as writer:
+            for batch in table.to_batches(max_chunksize=batch_rows):
+                writer.write_batch(batch)
+    return path
+
+
+def read_spilled(path: str) -> pa.Table:
+    """The table `spill_table` wrote at `path` (read whole)."""
+    with fs.open_read(path) as handle:
+        return pa.ipc.open_stream(handle).read_all()
+
+
 def write_piece(table: pa.Table, phase: str, stage: int | None, shard: int, root: str) -> str:
     """Spills one sorted piece of a shard under `root/_tmp/`; returns its path.
 
@@ -175,13 +204,7 @@ def write_piece(table: pa.Table, phase: str, stage: int | None, shard: int, root
     and a merge reads them one batch at a time.
     """
     name = f"{phase}-{-1 if stage is None else stage}-{shard}/piece-{uuid.uuid4().hex}.arrow"
-    path = fs.join(root, TMP_FOLDER, name)
-    table = sort_table(table, phase)
-    with fs.open_write(path) as handle:
-        with pa.ipc.new_stream(handle, table.schema) as writer:
-            for batch in table.to_batches(max_chunksize=MERGE_READ_ROWS):
-                writer.write_batch(batch)
-    return path
+    return spill_table(sort_table(table, phase), root, name, MERGE_READ_ROWS)
 
 
 def _sort_key_rows(batch: pa.RecordBatch, phase: str) -> list[tuple]:

@@ -108,7 +108,8 @@ def _read_and_score(p: beam.Pipeline, config: CurriculumConfig, root: str, split
             ReadForLogFn(config, root, launcher_pid), space_side).with_outputs(
                 ReadForLogFn.QUARANTINE, ReadForLogFn.STATS, ROLLOUTS, main="keyed")
         small, log_quarantine, stats = read.keyed | "ScoreFromLog" >> ScoreFromLog(
-            config, launcher_pid, generated=read[ROLLOUTS] if config.generate_with else None)
+            config, root, launcher_pid,
+            generated=read[ROLLOUTS] if config.generate_with else None)
         winners = small
         log_stats = [stats]
         quarantines = [read[ReadForLogFn.QUARANTINE], log_quarantine]

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from curricula import diversity as div
 from curricula.routing import informative_demonstrations
+from curricula.staging import read_spilled, spill_table
 from data_contracts.arrays import pad_queries
 from data_contracts.quarantine import quarantine_row, quarantine_table
 from data_contracts.readers import read_rollouts
@@ -26,7 +27,6 @@ from data_contracts.schema import QUERY_SCHEMA, ROLLOUT_SCHEMA
 from data_contracts.teacher import teacher_scores
 from data_contracts.validate import validate_rollouts
 from difficulty.rewards import parse_reward
-from pipelines import coders
 from pipelines.config import CurriculumConfig
 from pipelines.dedupe import duplicate_rows
 from pipelines.progress import count
@@ -37,11 +37,31 @@ from pipelines.workers import WorkerFn
 class ReadForLogFn(_Pass1Fn):
     """Pass 1 with a rollout log: one split read and validated; per query a featureless row
     (doc ids, labels, teacher; `_position`, `_location`, `_descriptor`, `_signature`), as one
-    Arrow table per join partition of each batch (`split_by_partition`).
+    Arrow table per join partition of up to `QUERY_SPILL_ROWS` queries of the split
+    (`split_by_partition`), spilled under the run's `_tmp/` (`spill_partition`): only
+    (partition, (QUERIES, path)) goes through Beam. Readers' batches can be a few queries each
+    (a Parquet row group), so they are gathered first: one file per batch and partition would
+    be thousands of tiny files (object uploads, on a store).
 
     Descriptors depend on features and the teacher only, not on the band, so they are computed
     here for every query with an informative demonstration, before the rollouts are joined.
     """
+
+    def process(self, split, space=None) -> Iterator:
+        self._held: list[pa.Table] = []  # featureless tables of this split not spilled yet
+        yield from super().process(split, space)
+        yield from self._spill_held()
+
+    def _spill_held(self) -> Iterator:
+        """The held featureless rows spilled per partition, named by their first row's input
+        position (unique in the run, the same on a rerun)."""
+        if not self._held:
+            return
+        held, self._held = pa.concat_tables(self._held), []
+        first = held.column("_position")[0].as_py()
+        name = "queries-" + "_".join(str(x) for x in first)
+        for part, table in split_by_partition(held):
+            yield part, (QUERIES, spill_partition(table, self.root, part, name))
 
     def _valid(self, ok: pa.Table, positions: list, locations: list) -> Iterator:
         scores, given = teacher_scores(ok, self.config.teacher)
@@ -62,8 +82,9 @@ class ReadForLogFn(_Pass1Fn):
                        .append_column("_location", pa.array(locations, pa.string()))
                        .append_column("_descriptor", pa.array(descs, pa.list_(pa.float32())))
                        .append_column("_signature", pa.array(sigs, pa.string())))
-        for part, table in split_by_partition(featureless):
-            yield part, (QUERIES, encode_table(table))
+        self._held.append(featureless)
+        if sum(t.num_rows for t in self._held) >= QUERY_SPILL_ROWS:
+            yield from self._spill_held()
         if self.config.generate_with:
             yield from self._generate(ok)
 
@@ -96,26 +117,21 @@ def _featureless(ok: pa.Table) -> pa.Table:
 
 ROLLOUTS = "rollouts"
 # The join of rollouts to queries is per partition of the query ids (a stable crc32 of the id,
-# JOIN_PARTITIONS of them): each element is an Arrow table of one partition's rows (or a list of
-# row dicts, for OpenAI batch results and live generation), tagged with what it holds. Any
-# partition count gives the same bytes (each query is decided from its own rows only).
+# JOIN_PARTITIONS of them), file-backed: each element is (partition, (kind, what)), where `what`
+# is the path of one partition's rows of one read batch spilled as an Arrow IPC stream under
+# the run's `_tmp/join/` (kinds QUERIES, TABLE), or a list of row dicts (ROWS: OpenAI batch
+# results and live generation, which their readers hold whole in memory anyway). Beam holds
+# paths only, so the runner's memory does not grow with the log. Any partition count gives the
+# same bytes (each query is decided from its own rows only).
 JOIN_PARTITIONS = 32
 QUERIES, TABLE, ROWS, PRIORS = "queries", "table", "rows", "priors"
-_CODER = coders.ArrowTableCoder()
+JOIN_FOLDER = "join"  # under the run's _tmp/ (curricula.staging.TMP_FOLDER)
+QUERY_SPILL_ROWS = 16384  # featureless queries gathered per split before they are spilled
 
 
 def partition_of(query_id) -> int:
     """The join partition of a query id: crc32 of its text (UTF-8) mod JOIN_PARTITIONS."""
     return zlib.crc32(str(query_id).encode("utf-8", "surrogatepass")) % JOIN_PARTITIONS
-
-
-def encode_table(table: pa.Table) -> bytes:
-    """A table as one Arrow IPC stream (what the join shuffles; `decode_table` reads it)."""
-    return _CODER.encode(table)
-
-
-def decode_table(encoded: bytes) -> pa.Table:
-    return _CODER.decode(encoded)
 
 
 def split_by_partition(table: pa.Table) -> Iterator[tuple[int, pa.Table]]:
@@ -135,6 +151,22 @@ def split_by_partition(table: pa.Table) -> Iterator[tuple[int, pa.Table]]:
     bounds = np.concatenate([[0], np.flatnonzero(np.diff(ordered)) + 1, [len(order)]])
     for start, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
         yield int(ordered[start]), table.slice(start, stop - start)
+
+
+def spill_partition(table: pa.Table, root: str, part: int, name: str) -> str:
+    """Spills one partition's rows of one read batch for the join; returns the file's path.
+
+    Args:
+      table: the rows (all of partition `part`).
+      root: the run's location (`curricula.staging.Publication.root`).
+      part: the join partition.
+      name: the batch's name, unique within the run and the same on a rerun of the same input
+        (`_ScorePartitionFn` reads a partition's files in name order).
+
+    Returns:
+      `root/_tmp/join/PART/NAME.arrow` (deleted with `_tmp/` at commit).
+    """
+    return spill_table(table, root, f"{JOIN_FOLDER}/{part:05d}/{name}.arrow")
 
 
 def rows_by_partition(rows: list[dict]) -> Iterator[tuple[int, list[dict]]]:
@@ -173,10 +205,11 @@ def _batch_outputs(results, extra: dict | None = None) -> Iterator:
     yield beam.pvalue.TaggedOutput("stats", {"counts": counts, "rounds": rounds})
 
 
-def _rollout_rows(source: tuple[int, str], config: CurriculumConfig) -> Iterator:
+def _rollout_rows(source: tuple[int, str], config: CurriculumConfig, root: str) -> Iterator:
     """One rollout source's rows keyed by join partition: a rollout log (Parquet/JSONL), as
-    Arrow tables of ROLLOUT_SCHEMA, or OpenAI batch output lines (detected by content) read
-    against the requests.json they answer, as row dicts."""
+    paths of Arrow tables of ROLLOUT_SCHEMA spilled under `root/_tmp/join/`
+    (`spill_partition`, one per read batch and partition), or OpenAI batch output lines
+    (detected by content) read against the requests.json they answer, as row dicts."""
     from data_contracts.readers.batch_results import (find_requests, read_batch_results,
                                                       sniff_batch_output)
 
@@ -188,12 +221,13 @@ def _rollout_rows(source: tuple[int, str], config: CurriculumConfig) -> Iterator
         for part, rows in rows_by_partition(results.rollouts.to_pylist()):
             yield part, (ROWS, rows)
         return
-    for table, bad in read_rollouts(path, batch_size=ROLLOUT_BATCH):
+    for batch, (table, bad) in enumerate(read_rollouts(path, batch_size=ROLLOUT_BATCH)):
         count("rollouts_read", table.num_rows + bad.num_rows)
         if bad.num_rows:
             yield beam.pvalue.TaggedOutput("quarantine", bad)
+        name = f"rollouts-{index:04d}-{batch:08d}"
         for part, rows in split_by_partition(table):
-            yield part, (TABLE, encode_table(rows))
+            yield part, (TABLE, spill_partition(rows, root, part, name))
 
 
 ROLLOUT_BATCH = 65536  # rollout rows read (and partitioned) at a time
@@ -227,29 +261,32 @@ def _recorded_prior_rows(_, config: CurriculumConfig) -> Iterator:
 class ScoreFromLog(beam.PTransform):
     """Joins an outside policy's rollouts to featureless queries, verifies them, scores.
 
-    The join is per partition of the query ids (a CoGroupByKey of Arrow tables of rollouts and
-    of featureless query rows, never features, `JOIN_PARTITIONS`); inside a partition the
-    queries whose rollouts are all plain generations in the fast permutation shape are parsed
-    and scored vectorized (`_ScorePartitionFn`), every other query as `_ScoreJoinedFn` decides
-    one query.
+    The join is per partition of the query ids (a CoGroupByKey of the paths of spilled Arrow
+    tables of rollouts and of featureless query rows, never features, `JOIN_PARTITIONS`);
+    inside a partition the queries whose rollouts are all plain generations in the fast
+    permutation shape are parsed and scored vectorized (`_ScorePartitionFn`), every other
+    query as `_ScoreJoinedFn` decides one query.
     The rollouts are every `--rollouts` file's (each round's results pool per query), or the
     rows live generation tagged in pass 1 (`generated`), or none (`--policy none`: every valid
     query becomes a `pending` row). A third stream carries the prior the results' latest
     requests round recorded (`_recorded_prior_rows`), so a query planned under it is banded
     as the planner bands it (difficulty.scoring.score_from_log's `priors`).
+    Rollout logs and query rows are shuffled as files under `root/_tmp/join/`
+    (`spill_partition`); the scoring step reads one partition's files at a time.
     Returns (small rows, quarantine tables, statistics).
     """
 
-    def __init__(self, config: CurriculumConfig, launcher_pid: int | None = None,
+    def __init__(self, config: CurriculumConfig, root: str, launcher_pid: int | None = None,
                  generated=None):
         super().__init__()
-        self.config, self.launcher_pid, self.generated = config, launcher_pid, generated
+        self.config, self.root = config, root
+        self.launcher_pid, self.generated = launcher_pid, generated
 
     def expand(self, keyed_queries):
         cfg = self.config
         rollouts = (keyed_queries.pipeline
                     | "RolloutLog" >> beam.Create(list(enumerate(cfg.rollout_paths())))
-                    | "ReadRollouts" >> beam.FlatMap(_rollout_rows, cfg).with_outputs(
+                    | "ReadRollouts" >> beam.FlatMap(_rollout_rows, cfg, self.root).with_outputs(
                         "quarantine", "stats", main="rows"))
         rows = rollouts.rows
         if self.generated is not None:
@@ -299,7 +336,12 @@ class _ScoreJoinedFn(WorkerFn):
 
     def _query(self, qid, grouped: dict) -> Iterator:
         """One query id's verdict from its occurrences (`grouped["query"]`: dicts of `query`,
-        `position`, `location`, `descriptor`, `signature`) and rollout rows."""
+        `position`, `location`, `descriptor`, `signature`) and rollout rows.
+
+        A verified query waits in `_pending` to be scored, a pending one (`--policy none`, or
+        nothing usable answered yet) in `_waiting` and one without rollouts in `_unassessed`:
+        `_flush` yields each kind as one table, not one element per query.
+        """
         occurrences = sorted(grouped["query"], key=lambda o: o["position"])
         # Sorted by id, then content: which of two rows sharing a rollout id is kept (the first)
         # must not depend on the order the join delivers them in.
@@ -312,32 +354,42 @@ class _ScoreJoinedFn(WorkerFn):
                 qid, occurrences[0]["location"], [o["location"] for o in occurrences[1:]]))
         first = occurrences[0] if occurrences else None
         if first is not None and self.config.pending_only:
-            yield _pending_row(first, qid, "no policy rollouts yet (--policy none)")
+            self._unrolled(qid, first)
             return
         known = {qid: first["query"]["doc_ids"]} if first else {}
         if rows:
             rows = yield from self._verified(qid, rows, known)
         if first is None:
             return
-        if not rows and self.loop:  # asked, nothing usable came back: asked again next round
-            yield _pending_row(first, qid, "no valid rollout answered yet")
-            return
-        if not rows:  # the outside policy never ran this query: it cannot be assessed
-            count(f"quarantine_{Reason.NO_ROLLOUTS}")
-            yield beam.pvalue.TaggedOutput("quarantine", quarantine_table([quarantine_row(
-                Reason.NO_ROLLOUTS, step="rollouts", location=f"{self._source()}#query={qid}",
-                query_id=qid, detail="the rollouts have no valid rollout for this query",
-                raw={"query_id": qid})]))
+        if not rows:
+            self._unrolled(qid, first)
             return
         policy_id = rows[0].get("policy_id") or "log"
         self._pending.append((first, rows, policy_id, self._priors.get(qid)))
         if len(self._pending) >= self.config.batch_size:
             yield from self._flush()
 
+    def _unrolled(self, qid, first: dict) -> None:
+        """Files a query without a usable rollout (`first`: its first occurrence; only its
+        `location`, `position` and `query["source"]` are read): a `pending` row under `--policy
+        none`, or in an LLM policy's loop (asked, nothing usable came back: asked again next
+        round); otherwise a `no_rollouts` quarantine row (the outside policy never ran it)."""
+        if self.config.pending_only or self.loop:
+            why = ("no policy rollouts yet (--policy none)" if self.config.pending_only
+                   else "no valid rollout answered yet")
+            self._waiting.append(_pending_row(first, qid, why))
+            return
+        self._unassessed.append(quarantine_row(
+            Reason.NO_ROLLOUTS, step="rollouts", location=f"{self._source()}#query={qid}",
+            query_id=qid, detail="the rollouts have no valid rollout for this query",
+            raw={"query_id": qid}))
+
     def start_bundle(self):
         # (first occurrence, verified rows, policy id, recorded prior) of queries to score
         self._pending = []
         self._priors = {}  # query id -> (mixture rows, round) of this partition's queries
+        self._waiting = []  # small rows (dicts) of pending queries
+        self._unassessed = []  # quarantine rows (dicts) of queries without a valid rollout
 
     def finish_bundle(self):
         for out in self._flush():
@@ -353,11 +405,14 @@ class _ScoreJoinedFn(WorkerFn):
         A group is the queries with the same policy id, number of documents, number of judged
         labels and whether a generation is parsed: each padded to exactly its own width and
         scored with the columns a lone query would get, so a query's row does not depend on
-        which others share its batch (the same bytes as scoring it alone).
+        which others share its batch (the same bytes as scoring it alone). The pending queries'
+        small rows and the quarantine rows of queries without rollouts come first, one table
+        each (`_flush_unscored`).
         """
         from difficulty.generations import TRUNCATED
         from difficulty.scoring import score_from_log
 
+        yield from self._flush_unscored()
         pending, self._pending = self._pending, []
         groups: dict = {}
         for first, rows, policy_id, prior in pending:
@@ -387,6 +442,20 @@ class _ScoreJoinedFn(WorkerFn):
                                                             pa.string())))
             yield _small_rows(scored, [f["position"] for f in firsts],
                               [f["location"] for f in firsts], self.routing, self.config)
+
+    def _flush_unscored(self) -> Iterator:
+        """One table of the waiting queries' `pending` small rows (SMALL_SCHEMA) and one of the
+        quarantine rows (`no_rollouts`) of the queries without a valid rollout, each only when
+        it has rows; the rows are those a query alone gives, so sorted shards hold the same
+        bytes whatever the batching."""
+        waiting, self._waiting = self._waiting, []
+        unassessed, self._unassessed = self._unassessed, []
+        if waiting:
+            count("pending", len(waiting))
+            yield pa.Table.from_pylist(waiting, schema=SMALL_SCHEMA)
+        if unassessed:
+            count(f"quarantine_{Reason.NO_ROLLOUTS}", len(unassessed))
+            yield beam.pvalue.TaggedOutput("quarantine", quarantine_table(unassessed))
 
     def _verified(self, qid: str, rows: list[dict], known: dict):
         """The rows that pass validation (a generator: quarantine tables are yielded, the kept
@@ -442,14 +511,14 @@ class _ScorePartitionFn(_ScoreJoinedFn):
         _, grouped = element
         self._priors = {qid: (rows, found["round"]) for _, found in grouped.get(PRIORS, ())
                         for qid, rows in found["priors"].items()}
-        queries = _concat([decode_table(data) for kind, data in grouped["query"]])
-        tables, extra = [], []
+        queries = _read_partition([path for _, path in grouped["query"]])
+        paths, extra = [], []
         for kind, data in grouped["rollouts"]:
             if kind == TABLE:
-                tables.append(decode_table(data))
+                paths.append(data)
             else:
                 extra.extend(data)
-        rollouts = _concat(tables)
+        rollouts = _read_partition(paths)
         qids = queries.column("query_id").to_pylist() if queries is not None else []
         occurs: dict = {}
         for i, qid in enumerate(qids):
@@ -469,7 +538,10 @@ class _ScorePartitionFn(_ScoreJoinedFn):
                 slow.setdefault(row["query_id"], []).append(row)
         for row in extra:
             slow.setdefault(row["query_id"], []).append(row)
-        waiting = [q for q in occurs if q not in fast]
+        bare = [q for q in occurs if q not in fast and q not in slow and len(occurs[q]) == 1]
+        self._bare(queries, bare, [occurs[q][0] for q in bare])
+        bare = set(bare)
+        waiting = [q for q in occurs if q not in fast and q not in bare]
         rows = (queries.take(pa.array([i for q in waiting for i in occurs[q]], pa.int64()))
                 .to_pylist() if waiting else [])
         occurrences: dict = {}
@@ -479,6 +551,22 @@ class _ScorePartitionFn(_ScoreJoinedFn):
             yield from self._query(qid, {"query": occurrences.get(qid, []),
                                          "rollouts": slow.get(qid, [])})
         yield from self._flush()
+
+    def _bare(self, queries: pa.Table, qids: list, rows: list[int]) -> None:
+        """The queries that occur once and have no rollout at all (`rows` of `queries`), filed
+        by `_unrolled` from three columns (no row dicts of their documents): the rows
+        `_query` gives them, at a fraction of the cost when most queries have no rollouts."""
+        if not rows:
+            return
+        taken = queries.take(pa.array(rows, pa.int64()))
+        n = taken.num_rows
+        sources = (taken.column("source").to_pylist() if "source" in taken.column_names
+                   else [None] * n)
+        for qid, source, location, position in zip(
+                qids, sources, taken.column("_location").to_pylist(),
+                taken.column("_position").to_pylist()):
+            self._unrolled(qid, {"query": {"source": source}, "location": location,
+                                 "position": position})
 
     def _fast_queries(self, rollouts: pa.Table, occurs: dict, extra: list
                       ) -> tuple[dict, list]:
@@ -555,8 +643,11 @@ class _ScorePartitionFn(_ScoreJoinedFn):
                               self.config)
 
 
-def _concat(tables: list) -> pa.Table | None:
-    return pa.concat_tables(tables) if tables else None
+def _read_partition(paths: list[str]) -> pa.Table | None:
+    """One partition's spilled tables (`spill_partition`) read in path order and concatenated
+    (None when there are none): the same rows in the same order whatever order the join
+    delivered the paths in."""
+    return pa.concat_tables([read_spilled(p) for p in sorted(paths)]) if paths else None
 
 
 def _occurrence(row: dict) -> dict:
@@ -574,12 +665,10 @@ def _in_global_window(value):
     return WindowedValue(value, GlobalWindow().max_timestamp(), [GlobalWindow()])
 
 
-def _pending_row(first: dict, qid: str, why: str) -> pa.Table:
+def _pending_row(first: dict, qid: str, why: str) -> dict:
     """A query without a pass rate yet (`--policy none`, or every request of it failed): its
-    small row in the `pending` phase."""
-    count("pending")
+    small row (a dict in SMALL_SCHEMA's columns) in the `pending` phase."""
     query = first["query"]
-    row = {"query_id": qid, "source": query.get("source"), "location": first["location"],
-           "position": first["position"], "policy_id": "none", "fate": "pending",
-           "reason": f"pending: {why}"}
-    return pa.Table.from_pylist([row], schema=SMALL_SCHEMA)
+    return {"query_id": qid, "source": query.get("source"), "location": first["location"],
+            "position": first["position"], "policy_id": "none", "fate": "pending",
+            "reason": f"pending: {why}"}

@@ -23,14 +23,18 @@ def _run(tmp_path, script: str) -> tuple[str, str, dict]:
 
 @pytest.mark.slow
 def test_log_path_benchmark_writes_its_ratios(tmp_path):
-    """Two sizes, build and raw script agreeing on every query's successes (the script raises
-    otherwise), the time and RSS ratios, cores and load in results.md."""
+    """Three sizes (the log growing at fixed queries, the queries growing with it), build and
+    raw script agreeing on every query's successes (the script raises otherwise), each larger
+    size's time and RSS ratios with its shape, cores and load in results.md."""
     stdout, md, raw = _run(tmp_path, "benchmarks/bench_log_path.py")
     assert "ratio build/raw" in stdout
     assert "build/raw" in md and "peak RSS" in md and "cores, load average" in md
     assert raw["smoke"] is True
     sizes = raw["results"]["sizes"]
-    assert [s["generations"] for s in sizes] == [400, 1600]
+    assert [(s["queries"], s["samples"]) for s in sizes] == [(100, 4), (100, 16), (400, 4)]
+    assert "queries fixed, log x4" in md and "queries x4 with the log" in md
+    ratios = [line for line in md.splitlines() if line.startswith("- ")]
+    assert len(ratios) == 2 and all("peak RSS" in line for line in ratios)  # one per larger
     for size in sizes:
         assert len(size["ratio"]) == size["pairs"] in (1, 2)
         assert size["ratio"] == pytest.approx([b / r for b, r in zip(size["build_s"],
