@@ -305,7 +305,9 @@ class ScoreFromLog(beam.PTransform):
 
 
 class _ScoreJoinedFn(WorkerFn):
-    """One query joined to its rollouts: verified, scored, routed (a small row); or, under
+    """The per-query rules of the join (the base of `_ScorePartitionFn`, which runs them for
+    every query off its fast path): one query joined to its rollouts: verified, scored, routed
+    (a small row); or, under
     `--policy none`, a `pending` row; or a quarantine row saying why it cannot be assessed.
     Verified queries are scored --batch-size at a time (`_flush`; the rest at the bundle's end),
     each row the same as scored alone.
@@ -329,10 +331,6 @@ class _ScoreJoinedFn(WorkerFn):
 
     def _source(self) -> str:
         return ", ".join(self.config.rollout_paths()) or str(self.config.generate_with)
-
-    def process(self, element) -> Iterator:
-        qid, grouped = element
-        yield from self._query(qid, grouped)
 
     def _query(self, qid, grouped: dict) -> Iterator:
         """One query id's verdict from its occurrences (`grouped["query"]`: dicts of `query`,
