@@ -56,3 +56,47 @@ def test_each_round_is_read_once_and_after_the_rounds_it_was_planned_from(two_ro
     rc = _build(tmp_path / "run", *[a for f in files for a in ("--rollouts", str(f))])
     _one_error(capsys, rc, "round")
     assert not (tmp_path / "run" / "manifest.json").exists()
+
+
+def _edit(tmp, res1, tmp_path, edit):
+    folder = tmp_path / "req1"
+    shutil.copytree(res1.parent, folder)
+    record = json.loads((folder / "requests.json").read_text())
+    query = sorted(record["prior_mixtures"])[0]
+    edit(record, query)
+    (folder / "requests.json").write_text(json.dumps(record))
+    return folder / res1.name
+
+
+def _scale_weights(record, query):
+    record["prior_mixtures"][query][0][0] *= 3
+
+
+def _negative_alpha(record, query):
+    record["prior_mixtures"][query][0][1] = -1.0
+
+
+def _zero_weights(record, query):
+    for component in record["prior_mixtures"][query]:
+        component[0] = 0.0
+
+
+def _not_components(record, query):
+    record["prior_mixtures"][query] = "x"
+
+
+def _negative_prior(record, query):
+    record["priors"][query] = [0.0, 2.0]
+
+
+@pytest.mark.parametrize("edit", [_scale_weights, _negative_alpha, _zero_weights,
+                                  _not_components, _negative_prior])
+def test_an_edited_recorded_prior_is_one_error_line(two_rounds, tmp_path, capsys, edit):
+    """A recorded prior the planner could not have written (weights not summing to 1, a
+    non-positive alpha or beta, not [weight, alpha, beta] rows) is refused, by the build and
+    by the next round's export alike, instead of being rescaled or crashing a worker."""
+    tmp, res0, res1 = two_rounds
+    edited = _edit(tmp, res1, tmp_path, edit)
+    capsys.readouterr()
+    rc = _build(tmp_path / "run", "--rollouts", str(res0), "--rollouts", str(edited))
+    _one_error(capsys, rc, "requests.json")
