@@ -100,3 +100,42 @@ def test_an_edited_recorded_prior_is_one_error_line(two_rounds, tmp_path, capsys
     capsys.readouterr()
     rc = _build(tmp_path / "run", "--rollouts", str(res0), "--rollouts", str(edited))
     _one_error(capsys, rc, "requests.json")
+
+
+def _mixed(q: str, sample: int) -> bool:
+    """A simulated policy's pass of one sample: crc32-spread per-query pass rates in [0, 1)."""
+    import zlib
+    return zlib.crc32(f"{q}:{sample}".encode()) % 100 < zlib.crc32(q.encode()) % 100
+
+
+def test_a_query_decided_before_the_prior_is_fitted_is_never_asked_again(tmp_path):
+    """The round that fits the prior (round 1 after a 0.3 reference round) must not re-ask a
+    query round 0's build decided under Beta(1, 1): the fitted prior would otherwise move it
+    back to undecided (1 of 8 here), and the build after it would band it differently."""
+    from tests.pipelines.test_llm_loop import _answer, _ideal_text, _labels, _phase, _requests
+
+    run0 = tmp_path / "run0"
+    assert _build(run0, "--policy", "none") == 0
+    labels = _labels(run0)
+    req0 = tmp_path / "req0"
+    assert export.main([str(run0), "--to", "requests", "--out", str(req0), "--model", "pol",
+                        "--k", str(K), "--reference-share", "0.3"]) == 0
+    _, lines, orders = _requests(req0)
+    answers = []
+    for x in lines:
+        _, _, _, sample, q = x["custom_id"].split(":", 4)
+        answers.append(_answer(x["custom_id"], _ideal_text(orders[q], labels[q],
+                                                           worst=not _mixed(q, int(sample)))))
+    res0 = req0 / "results.jsonl"
+    res0.write_text("".join(json.dumps(a) + "\n" for a in answers))
+    run1 = tmp_path / "run1"
+    assert _build(run1, "--rollouts", str(res0)) == 0
+    decided = {r["query_id"] for r in _phase(run1, "difficulty").to_pylist() if r["decided"]}
+    assert decided, "round 0 decides some queries under Beta(1, 1)"
+    req1 = tmp_path / "req1"
+    assert export.main([str(run1), "--to", "requests", "--out", str(req1), "--model", "pol",
+                        "--k", str(K)]) == 0
+    record = _requests(req1)[0]
+    assert record["planner"]["fitted_in_round"] == 1
+    assert not decided & {q["query_id"] for q in record["queries"]}
+    assert not decided & set(record.get("prior_mixtures", {}))  # their band stays Beta(1, 1)'s
