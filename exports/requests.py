@@ -245,7 +245,9 @@ def next_round(manifest: dict, run: str, k: int, options: PlanOptions = PlanOpti
     server) asks only its undecided queries, in the round after the last it read, each the
     samples the budget planner (`difficulty.planner.plan_round`: the Beta-Binomial
     preposterior rule with the robust per-query prior, bounded by the run's `k_max`) says it
-    needs; a decided or exhausted query is never asked again.
+    needs; a decided or exhausted query is never asked again (a query the build wrote decided
+    stays decided when this round plans under another prior than the build banded it with,
+    e.g. `--prior none` after a learned round).
 
     The learned prior (`options.prior`) is fitted once, on the first round that has measured
     queries (at least 10), and kept: the round's requests.json records the informative prior of
@@ -289,6 +291,9 @@ def next_round(manifest: dict, run: str, k: int, options: PlanOptions = PlanOpti
                                                      "decided"]).to_pylist()}
     successes = np.array([scored.get(q, {}).get("successes") or 0 for q in ids], np.int64)
     trials = np.array([scored.get(q, {}).get("trials") or 0 for q in ids], np.int64)
+    # decided by the build (under the prior then in force): never asked again, as
+    # plan_round's `previous` keeps a decided query decided for the in-pipeline planner
+    decided = np.array([bool(scored.get(q, {}).get("decided")) for q in ids])
     prior = MixturePrior.single(np.ones(len(ids)), np.ones(len(ids)))
     recorded = _recorded_priors(manifest) if options.prior == "learned" else None
     priors = mixtures = None
@@ -307,8 +312,7 @@ def next_round(manifest: dict, run: str, k: int, options: PlanOptions = PlanOpti
                         "reliability": [_rounded(b) for b in fitted.reliability],
                         "mixture_bins": [_rounded(b) for b in fitted.mixture_bins]})
         # a query the build already decided (under Beta(1, 1): no prior was in force) keeps
-        # Beta(1, 1): a prior recorded for it could undo its decision, and it is never asked
-        decided = np.array([bool(scored.get(q, {}).get("decided")) for q in ids])
+        # Beta(1, 1): a prior recorded for it could undo its decision in later builds
         priors = {q: [round(float(a), 9), round(float(b), 9)]
                   for q, a, b, done in zip(ids, alpha, beta, decided)
                   if (a != 1.0 or b != 1.0) and not done}
@@ -323,7 +327,8 @@ def next_round(manifest: dict, run: str, k: int, options: PlanOptions = PlanOpti
     plan = plan_round(ids, successes, trials, bands,
                       PlanConfig(k0=k, k_max=k_max, skip_predicted=options.skip_predicted),
                       round_, prior=prior)
-    statuses = plan.column("status").to_pylist()
+    statuses = ["decided" if done and status == "open" else status
+                for status, done in zip(plan.column("status").to_pylist(), decided)]
     wanted = [(q, list(range(int(m)))) for q, m, status in zip(
         ids, plan.column("next_k").to_pylist(), statuses) if status == "open" and m > 0]
     predicted = {q: band for q, band, status in zip(ids, plan.column("band").to_pylist(),
