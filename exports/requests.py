@@ -251,10 +251,11 @@ def next_round(manifest: dict, run: str, k: int, options: PlanOptions = PlanOpti
 
     The learned prior (`options.prior`) is fitted once, on the first round that has measured
     queries (at least 10), and kept: the round's requests.json records the informative prior of
-    every query not yet decided (one the build decided under Beta(1, 1) keeps it, so the fitted
-    prior never reopens it) (`priors`: the learned Beta; `prior_mixtures`: the empirical-Bayes mixture the planner
-    uses, difficulty.prior.PassRatePrior.mixture_prior, rounded to 9 digits as planned with)
-    and later rounds read it back, so a query decided by its samples and prior stays decided.
+    every query not yet decided (`priors`: the learned Beta; `prior_mixtures`: the
+    empirical-Bayes mixture the planner uses, difficulty.prior.PassRatePrior.mixture_prior,
+    rounded to 9 digits as planned with) and later rounds read it back, so a query decided by
+    its samples and prior stays decided. A query the build already decided under Beta(1, 1)
+    keeps Beta(1, 1), so the fitted prior never reopens it.
 
     Returns:
       (round, wanted: [(query id, [sample indices])] or None for every query, a one-line

@@ -141,7 +141,8 @@ def test_a_query_decided_before_the_prior_is_fitted_is_never_asked_again(tmp_pat
     assert not decided & set(record.get("prior_mixtures", {}))  # their band stays Beta(1, 1)'s
 
 
-def test_prior_none_after_a_learned_round_never_reasks_a_decided_query(loop, tmp_path):  # noqa: F811
+def test_prior_none_after_a_learned_round_never_reasks_a_decided_query(loop,  # noqa: F811
+                                                                        tmp_path):
     """After a learned round, a `--prior none` round plans the undecided queries under
     Beta(1, 1) but never re-asks one the build decided under the recorded prior (12 of 20
     were asked again: 0 of 14 passes is decided with the prior's near-0 component, not under
