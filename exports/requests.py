@@ -245,13 +245,17 @@ def next_round(manifest: dict, run: str, k: int, options: PlanOptions = PlanOpti
     server) asks only its undecided queries, in the round after the last it read, each the
     samples the budget planner (`difficulty.planner.plan_round`: the Beta-Binomial
     preposterior rule with the robust per-query prior, bounded by the run's `k_max`) says it
-    needs; a decided or exhausted query is never asked again.
+    needs; a decided or exhausted query is never asked again (a query the build wrote decided
+    stays decided when this round plans under another prior than the build banded it with,
+    e.g. `--prior none` after a learned round).
 
     The learned prior (`options.prior`) is fitted once, on the first round that has measured
-    queries (at least 10), and kept: the round's requests.json records every informative prior
-    (`priors`: the learned Beta; `prior_mixtures`: the empirical-Bayes mixture the planner
-    uses, difficulty.prior.PassRatePrior.mixture_prior, rounded to 9 digits as planned with)
-    and later rounds read it back, so a query decided by its samples and prior stays decided.
+    queries (at least 10), and kept: the round's requests.json records the informative prior of
+    every query not yet decided (`priors`: the learned Beta; `prior_mixtures`: the
+    empirical-Bayes mixture the planner uses, difficulty.prior.PassRatePrior.mixture_prior,
+    rounded to 9 digits as planned with) and later rounds read it back, so a query decided by
+    its samples and prior stays decided. A query the build already decided under Beta(1, 1)
+    keeps Beta(1, 1), so the fitted prior never reopens it.
 
     Returns:
       (round, wanted: [(query id, [sample indices])] or None for every query, a one-line
@@ -260,7 +264,7 @@ def next_round(manifest: dict, run: str, k: int, options: PlanOptions = PlanOpti
     """
     import numpy as np
 
-    from data_contracts.readers.recorded_priors import normalized
+    from data_contracts.readers.recorded_priors import UNIFORM, normalized
     from difficulty.estimate import BandConfig
     from difficulty.planner import MixturePrior, PlanConfig, plan_round
     from difficulty.prior import fit_prior, query_summaries
@@ -284,9 +288,13 @@ def next_round(manifest: dict, run: str, k: int, options: PlanOptions = PlanOpti
     ids = table.column("query_id").to_pylist()
     difficulty = read_phase(manifest, "difficulty")
     scored = {} if difficulty is None else {
-        r["query_id"]: r for r in difficulty.select(["query_id", "trials", "successes"]).to_pylist()}
+        r["query_id"]: r for r in difficulty.select(["query_id", "trials", "successes",
+                                                     "decided"]).to_pylist()}
     successes = np.array([scored.get(q, {}).get("successes") or 0 for q in ids], np.int64)
     trials = np.array([scored.get(q, {}).get("trials") or 0 for q in ids], np.int64)
+    # decided by the build (under the prior then in force): never asked again, as
+    # plan_round's `previous` keeps a decided query decided for the in-pipeline planner
+    decided = np.array([bool(scored.get(q, {}).get("decided")) for q in ids])
     prior = MixturePrior.single(np.ones(len(ids)), np.ones(len(ids)))
     recorded = _recorded_priors(manifest) if options.prior == "learned" else None
     priors = mixtures = None
@@ -304,12 +312,15 @@ def next_round(manifest: dict, run: str, k: int, options: PlanOptions = PlanOpti
                         else round(fitted.calibrated_mse, 6),
                         "reliability": [_rounded(b) for b in fitted.reliability],
                         "mixture_bins": [_rounded(b) for b in fitted.mixture_bins]})
+        # a query the build already decided (under Beta(1, 1): no prior was in force) keeps
+        # Beta(1, 1): a prior recorded for it could undo its decision in later builds
         priors = {q: [round(float(a), 9), round(float(b), 9)]
-                  for q, a, b in zip(ids, alpha, beta) if a != 1.0 or b != 1.0}
+                  for q, a, b, done in zip(ids, alpha, beta, decided)
+                  if (a != 1.0 or b != 1.0) and not done}
         # the recorded (rounded) mixture is the one planned with, now and in later rounds
         exact = fitted.mixture_prior(features)
-        rows = exact.rows(digits=9)
-        informative = exact.informative()
+        rows = [UNIFORM if done else r for r, done in zip(exact.rows(digits=9), decided)]
+        informative = exact.informative() & ~decided
         mixtures = {q: r for q, r, keep in zip(ids, rows, informative) if keep}
         prior = MixturePrior.from_rows([normalized(r) for r in rows])
     bands = BandConfig(**config["bands"])
@@ -317,7 +328,8 @@ def next_round(manifest: dict, run: str, k: int, options: PlanOptions = PlanOpti
     plan = plan_round(ids, successes, trials, bands,
                       PlanConfig(k0=k, k_max=k_max, skip_predicted=options.skip_predicted),
                       round_, prior=prior)
-    statuses = plan.column("status").to_pylist()
+    statuses = ["decided" if done and status == "open" else status
+                for status, done in zip(plan.column("status").to_pylist(), decided)]
     wanted = [(q, list(range(int(m)))) for q, m, status in zip(
         ids, plan.column("next_k").to_pylist(), statuses) if status == "open" and m > 0]
     predicted = {q: band for q, band, status in zip(ids, plan.column("band").to_pylist(),

@@ -14,6 +14,7 @@ from data_contracts import fs
 from data_contracts.errors import InputError
 from data_contracts.manifest import MANIFEST_NAME, check_out_outside_runs, is_run_folder
 from data_contracts.readers import FORMATS
+from data_contracts.readers.batch_results import check_result_rounds
 from data_contracts.readers.text import TEXT_COLUMN_MAP_NAMES
 from data_contracts.schema import QUERY_SCHEMA
 from data_contracts.teacher import TEACHER_MODES
@@ -55,6 +56,8 @@ def preflight(config: CurriculumConfig, options: PipelineOptions | None = None) 
     for path in config.rollout_paths():
         if not fs.exists(path):
             raise InputError(path, "rollout log not found")
+    check_result_rounds((path, config.requests_for(i))
+                        for i, path in enumerate(config.rollout_paths()))
     check_llm_policy(config)
     parse_reward(config.reward)
     config.policy_spec().validate()

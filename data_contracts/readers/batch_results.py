@@ -168,6 +168,43 @@ def find_requests(results_path: str, requests_path: str | None = None) -> Reques
     return load_requests(requests_path)
 
 
+def check_result_rounds(sources) -> None:
+    """Refuses a set of results files whose rounds do not fit together, before anything is read.
+
+    Each results file (OpenAI batch output, `sniff_batch_output`; a plain rollout log answers no
+    requests and is skipped) answers one round's requests.json. A round's requests are counted
+    once: two files answering the same round (the same file twice, or a requests.json replaced
+    by another round's) would count them twice. A round that `--to requests` planned from a
+    build (its record's `plan` is set) was planned from the results of every earlier round:
+    round R > 0 without round R - 1 would band its queries on part of their samples and plan
+    the next round from the wrong tallies. (A round asked with an explicit `--round` has no
+    `plan` and needs no earlier round.)
+
+    Args:
+      sources: (results file, the requests.json it answers or None for the one beside it).
+
+    Raises:
+      InputError: a round answered by two files, or a planned round without the round before
+        it (or see `find_requests`).
+    """
+    rounds: dict[int, tuple[str, dict]] = {}
+    for path, requests_path in sources:
+        if not sniff_batch_output(path):
+            continue
+        index = find_requests(path, requests_path)
+        round_ = index.record["round"]
+        if round_ in rounds:
+            raise InputError(path, f"answers round {round_}, as {rounds[round_][0]} does "
+                                   f"(requests {index.path}): give each round's results once, "
+                                   "each beside its own requests.json")
+        rounds[round_] = (path, index.record)
+    for round_, (path, record) in sorted(rounds.items()):
+        if round_ > 0 and record.get("plan") is not None and round_ - 1 not in rounds:
+            raise InputError(path, f"round {round_} was planned from the results of rounds "
+                                   f"0..{round_ - 1}; give round {round_ - 1}'s results too "
+                                   "(--rollouts once per round)")
+
+
 def is_batch_output_record(obj: object) -> bool:
     """Whether one parsed JSON line is an OpenAI batch output line (custom_id + response/error)."""
     return isinstance(obj, dict) and "custom_id" in obj and ("response" in obj or "error" in obj)

@@ -12,12 +12,15 @@ band under the same prior.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterable
 
+from data_contracts.errors import InputError
 from data_contracts.readers.batch_results import find_requests, sniff_batch_output
 
 UNIFORM = [[1.0, 1.0, 1.0]]  # Beta(1, 1) as one [weight, alpha, beta] component
+WEIGHT_TOLERANCE = 1e-6  # |sum of a mixture's recorded weights - 1| (9-digit rounding: ~1e-9)
 
 
 def normalized(rows: list[list[float]]) -> list[list[float]]:
@@ -96,17 +99,58 @@ def latest_recorded_priors(sources: Iterable[tuple[str, str | None]], in_force: 
     for path, requests in sources:
         if not sniff_batch_output(path):
             continue
-        record = find_requests(path, requests).record
+        index = find_requests(path, requests)
+        record = index.record
+        if "priors" in record:
+            check_recorded_prior(record, index.path)
         if last is None or record["round"] > last["round"]:
             last = record
-        if isinstance(record.get("priors"), dict) and (
-                latest is None or record["round"] > latest["round"]):
+        if "priors" in record and (latest is None or record["round"] > latest["round"]):
             latest = record
     if latest is None or (in_force and _planned_without_prior(last)):
         return None
     mixtures = latest.get("prior_mixtures")
     return RecordedPriors(int(latest["round"]), latest["priors"],
                           mixtures if isinstance(mixtures, dict) else None)
+
+
+def _positive(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and \
+        math.isfinite(value) and value > 0
+
+
+def check_recorded_prior(record: dict, path: str) -> None:
+    """Refuses a recorded prior that `--to requests` could not have written (an edited
+    requests.json), instead of rescaling it or failing in a worker: `priors` must map query ids
+    to [alpha, beta] and `prior_mixtures` (when present) to [[weight, alpha, beta], ...], every
+    alpha and beta finite and > 0, weights >= 0 summing to 1 within WEIGHT_TOLERANCE.
+
+    Raises:
+      InputError: naming the requests.json, the field and the query.
+    """
+    priors, mixtures = record.get("priors"), record.get("prior_mixtures")
+    if not isinstance(priors, dict):
+        raise InputError(path, "`priors` is not an object {query id: [alpha, beta]}",
+                         column="priors")
+    for query_id, pair in priors.items():
+        if not (isinstance(pair, list) and len(pair) == 2 and all(map(_positive, pair))):
+            raise InputError(path, f"priors[{query_id!r}] is not [alpha, beta] with both "
+                                   "finite and > 0", column="priors")
+    if mixtures is None:
+        return
+    if not isinstance(mixtures, dict):
+        raise InputError(path, "`prior_mixtures` is not an object {query id: [[weight, alpha, "
+                               "beta], ...]}", column="prior_mixtures")
+    for query_id, rows in mixtures.items():
+        ok = isinstance(rows, list) and rows and all(
+            isinstance(r, list) and len(r) == 3 and all(map(_positive, r[1:])) and
+            isinstance(r[0], (int, float)) and not isinstance(r[0], bool) and
+            math.isfinite(r[0]) and r[0] >= 0 for r in rows)
+        if not ok or abs(sum(r[0] for r in rows) - 1.0) > WEIGHT_TOLERANCE:
+            raise InputError(path, f"prior_mixtures[{query_id!r}] is not [[weight, alpha, "
+                                   "beta], ...] with weights >= 0 summing to 1 and every alpha "
+                                   "and beta finite and > 0 (was requests.json edited?)",
+                             column="prior_mixtures")
 
 
 def _planned_without_prior(record: dict) -> bool:
