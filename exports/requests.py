@@ -224,6 +224,29 @@ def _recorded_priors(manifest: dict):
         for i, path in enumerate(paths))
 
 
+def _refuse_dropping_the_prior(manifest: dict) -> None:
+    """`--prior none` once a round of this loop recorded a learned prior: refused.
+
+    The bands the build wrote rest on that prior (a query stops being asked once its samples
+    and the prior decide it), so a round planned without it would either re-ask decided
+    queries or leave queries the build bands under the prior undecided and never asked. A
+    loop's prior is fixed once fitted; the samples still correct it.
+
+    Raises:
+      InputError: a prior is recorded (when the results are gone there is nothing to check
+        against, and `--prior none` is what `_recorded_priors`' error line offers).
+    """
+    try:
+        recorded = _recorded_priors(manifest)
+    except InputError:
+        return
+    if recorded is not None:
+        raise InputError("--prior", f"none: round {recorded.round} of this loop recorded a "
+                                    "learned prior and the run's bands rest on it; plan later "
+                                    "rounds with --prior learned (its samples still correct "
+                                    "it), or start a new loop from a --policy none run")
+
+
 def _rounded(value):
     """Floats rounded to 6 digits, through dicts and lists (the reliability table's record)."""
     if isinstance(value, float):
@@ -297,6 +320,8 @@ def next_round(manifest: dict, run: str, k: int, options: PlanOptions = PlanOpti
     decided = np.array([bool(scored.get(q, {}).get("decided")) for q in ids])
     prior = MixturePrior.single(np.ones(len(ids)), np.ones(len(ids)))
     recorded = _recorded_priors(manifest) if options.prior == "learned" else None
+    if options.prior == "none":
+        _refuse_dropping_the_prior(manifest)
     priors = mixtures = None
     if recorded is not None:
         prior = MixturePrior.from_rows([recorded.rows(q) for q in ids])

@@ -238,7 +238,7 @@ def _recorded_prior_rows(_, config: CurriculumConfig) -> Iterator:
     (PRIORS, {"round": R, "priors": {query id: [[weight, alpha, beta], ...]}})) for the
     queries of that partition with an informative recorded prior (`latest_recorded_priors`,
     the rule the next round's planner reads it back with); nothing without batch results or
-    a recorded prior, or when the latest round was planned with `--prior none`. Read once, here, so each partition's scorer gets only its own queries'
+    a recorded prior. Read once, here, so each partition's scorer gets only its own queries'
     priors.
 
     Raises:
@@ -247,8 +247,8 @@ def _recorded_prior_rows(_, config: CurriculumConfig) -> Iterator:
     from data_contracts.readers.recorded_priors import latest_recorded_priors
 
     paths = config.rollout_paths()
-    recorded = latest_recorded_priors(((path, config.requests_for(i))
-                                       for i, path in enumerate(paths)), in_force=True)
+    recorded = latest_recorded_priors((path, config.requests_for(i))
+                                      for i, path in enumerate(paths))
     if recorded is None:
         return
     parts: dict = {}

@@ -71,15 +71,13 @@ class RecordedPriors:
         return sorted(self.mixtures if self.mixtures is not None else self.priors)
 
 
-def latest_recorded_priors(sources: Iterable[tuple[str, str | None]], in_force: bool = False
+def latest_recorded_priors(sources: Iterable[tuple[str, str | None]]
                            ) -> RecordedPriors | None:
     """The priors of the latest round, among the requests records the batch-output files of
     `sources` answer, whose record has `priors` (None: no round recorded a prior yet).
 
-    `in_force` (the build): None also when the latest round of all was planned with
-    `--prior none` (its record's `planner.prior`): that round's planner banded every query
-    under Beta(1, 1), so the build that reads its results must too. The next `--prior learned`
-    round reads the kept prior again (in_force False: the planner's "fitted once and kept").
+    A loop's prior is fixed once fitted: `--to requests` refuses `--prior none` after a round
+    recorded one (exports.requests), so every later round was planned under it.
 
     Args:
       sources: (rollout file, the requests.json it answers or None for the one beside it), in
@@ -95,7 +93,7 @@ def latest_recorded_priors(sources: Iterable[tuple[str, str | None]], in_force: 
       InputError: a batch-output file's requests.json is missing or is not a requests record
         (find_requests).
     """
-    latest = last = None
+    latest = None
     for path, requests in sources:
         if not sniff_batch_output(path):
             continue
@@ -103,11 +101,9 @@ def latest_recorded_priors(sources: Iterable[tuple[str, str | None]], in_force: 
         record = index.record
         if "priors" in record:
             check_recorded_prior(record, index.path)
-        if last is None or record["round"] > last["round"]:
-            last = record
         if "priors" in record and (latest is None or record["round"] > latest["round"]):
             latest = record
-    if latest is None or (in_force and _planned_without_prior(last)):
+    if latest is None:
         return None
     mixtures = latest.get("prior_mixtures")
     return RecordedPriors(int(latest["round"]), latest["priors"],
@@ -152,8 +148,3 @@ def check_recorded_prior(record: dict, path: str) -> None:
                                    "and beta finite and > 0 (was requests.json edited?)",
                              column="prior_mixtures")
 
-
-def _planned_without_prior(record: dict) -> bool:
-    """Whether a requests record says its round was planned with `--prior none`."""
-    planner = record.get("planner")
-    return isinstance(planner, dict) and planner.get("prior") == "none"

@@ -141,12 +141,12 @@ def test_a_query_decided_before_the_prior_is_fitted_is_never_asked_again(tmp_pat
     assert not decided & set(record.get("prior_mixtures", {}))  # their band stays Beta(1, 1)'s
 
 
-def test_prior_none_after_a_learned_round_never_reasks_a_decided_query(loop,  # noqa: F811
-                                                                        tmp_path):
-    """After a learned round, a `--prior none` round plans the undecided queries under
-    Beta(1, 1) but never re-asks one the build decided under the recorded prior (12 of 20
-    were asked again: 0 of 14 passes is decided with the prior's near-0 component, not under
-    Beta(1, 1)); README: "A decided query is never asked again"."""
+def test_prior_none_after_a_learned_round_is_refused_and_decided_queries_are_not_reasked(
+        loop, tmp_path, capsys):  # noqa: F811
+    """After a round recorded a learned prior, `--prior none` is one error line (the run's
+    bands rest on the prior: planning without it re-asked 12 of 20 queries decided under it,
+    and later builds flipped them undecided); the next learned round never re-asks a query the
+    build decided; README: "A decided query is never asked again"."""
     from tests.pipelines.test_llm_loop import _phase, _requests
     from tests.pipelines.test_llm_loop_prior import _round1
 
@@ -158,7 +158,13 @@ def test_prior_none_after_a_learned_round_never_reasks_a_decided_query(loop,  # 
     decided = {r["query_id"] for r in _phase(run2, "difficulty").to_pylist() if r["decided"]}
     assert decided
     req2 = tmp_path / "req2"
+    capsys.readouterr()
     assert export.main([str(run2), "--to", "requests", "--out", str(req2), "--model", "pol",
-                        "--k", str(K), "--prior", "none"]) == 0
+                        "--k", str(K), "--prior", "none"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "--prior learned" in err[0]
+    assert not req2.exists()
+    assert export.main([str(run2), "--to", "requests", "--out", str(req2), "--model", "pol",
+                        "--k", str(K)]) == 0
     record = _requests(req2)[0]
     assert record["queries"] and not decided & {q["query_id"] for q in record["queries"]}

@@ -268,36 +268,6 @@ def test_a_query_without_an_informative_prior_keeps_the_beta11_band(loop, tmp_pa
         len(rows) - len(gone)
 
 
-def test_a_round_planned_with_prior_none_is_built_under_beta11(loop, tmp_path):
-    """After a learned round, a round exported with --prior none plans every band under
-    Beta(1, 1): the build that reads its results bands them so too (no recorded-prior rule),
-    while a later --prior learned export reads the kept prior again."""
-    from difficulty.estimate import BAND_NAMES, BandConfig, decide
-
-    root, run0, req0, easy, labels = loop
-    res0, run1, req1 = _round1(loop, tmp_path)
-    res1 = _answers(req1, labels, easy)
-    run2 = tmp_path / "run2"
-    assert _build(run2, "--rollouts", str(res0), "--rollouts", str(res1)) == 0
-    req2 = tmp_path / "req2"
-    assert export.main([str(run2), "--to", "requests", "--out", str(req2), "--model", "pol",
-                        "--k", str(K), "--prior", "none"]) == 0
-    assert _requests(req2)[0]["planner"]["prior"] == "none"
-    res2 = _answers(req2, labels, easy)
-    run3 = tmp_path / "run3"
-    assert _build(run3, *[a for r in (res0, res1, res2) for a in ("--rollouts", str(r))]) == 0
-    ids = sorted(_labels(run0))
-    s, t, rows = _tallies(run3, ids)
-    band, prob, decided = decide(s, t, BandConfig(**load_manifest(str(run3))["config"]["bands"]))
-    for i, q in enumerate(ids):
-        if q in rows:
-            assert PRIOR_RULE not in rows[q]["rule"]
-            assert (rows[q]["band"], rows[q]["band_confidence"], rows[q]["decided"]) == \
-                (BAND_NAMES[band[i]], prob[i], decided[i])
-    record = _export(run3, tmp_path / "req3")  # learned again: the kept prior of round 1
-    assert record is None or record["prior_mixtures"] == _requests(req1)[0]["prior_mixtures"]
-
-
 def test_the_latest_round_with_priors_among_batch_output_files_holds_the_prior(tmp_path):
     """latest_recorded_priors: the highest round whose requests.json has `priors`, among the
     files that are batch output; a plain log (even beside a requests.json) has none; a batch
