@@ -373,6 +373,23 @@ def next_round(manifest: dict, run: str, k: int, options: PlanOptions = PlanOpti
     return round_, wanted, note, entries
 
 
+def stale_requests(out: str) -> str | None:
+    """When nothing is asked: a line naming the earlier export an OUT already holds (its
+    requests.jsonl was asked in an earlier round; left in place, since results beside it are
+    read against its requests.json), so a script does not submit it again; None if none."""
+    from data_contracts import fs
+
+    if not fs.isfile(fs.join(out, REQUESTS_FILE)):
+        return None
+    try:
+        round_ = json.loads(fs.read_bytes(fs.join(out, REQUESTS_RECORD))).get("round")
+    except (OSError, ValueError, AttributeError):
+        round_ = None
+    which = f"round {round_}'s" if isinstance(round_, int) else "an earlier round's"
+    return (f"{fs.join(out, REQUESTS_FILE)} is {which} requests, already asked: do not submit "
+            "it again")
+
+
 def export_requests(run: str, out: str, options: RequestOptions,
                     template_path: str | None = None, cut: object = WordCut(300),
                     wanted: list[tuple[str, list[int]]] | None = None,
@@ -398,7 +415,8 @@ def export_requests(run: str, out: str, options: RequestOptions,
         round_, wanted, note, entries = next_round(manifest, run, options.k, plan_options)
         options = replace(options, round=round_)
         if wanted == []:
-            return {"requests": 0, "query_count": 0, "round": round_, "note": note}
+            return {"requests": 0, "query_count": 0, "round": round_, "note": note,
+                    "stale": stale_requests(out)}
     elif options.round is None:
         options = replace(options, round=0)
     lines, record = build_requests(manifest, run, template, options, wanted)

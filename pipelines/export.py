@@ -127,8 +127,9 @@ def main(argv: list[str] | None = None) -> int:
             record = export_requests(args.run, args.out, options, args.template, cut,
                                      preset=args.preset, plan_options=plan)
             if not record["requests"]:
+                stale = f"; {record['stale']}" if record.get("stale") else ""
                 print(f"nothing to ask: every query's band is decided or at k_max "
-                      f"({record['note']}); nothing written")
+                      f"({record['note']}); nothing written{stale}")
                 return 0
             print(f"wrote {args.out}: requests.jsonl ({record['requests']} requests, "
                   f"{record['query_count']} queries, round {record['round']}) and "

@@ -4,6 +4,7 @@ rates, counts reconciled, the next round's requests (undecided queries only)."""
 from __future__ import annotations
 
 import json
+import shutil
 import os
 import random
 import threading
@@ -246,7 +247,22 @@ def test_rounds_pool_and_a_decided_run_asks_nothing(pending_run, round0, tmp_pat
                         "--k", str(K)]) == 0
     printed = capsys.readouterr().out.strip().splitlines()
     assert len(printed) == 1 and printed[0].startswith("nothing to ask")
+    assert "do not submit" not in printed[0]
     assert not (req3 / "requests.jsonl").exists()
+    # an OUT that holds an earlier round's export: kept (results may be read against its
+    # requests.json through --requests), and the one line says its requests.jsonl is stale
+    reused = tmp_path / "reused"
+    reused.mkdir()
+    for name in ("requests.jsonl", "requests.json"):
+        shutil.copy(req1 / name, reused / name)
+    before = (reused / "requests.jsonl").read_bytes()
+    assert export.main([str(run3), "--to", "requests", "--out", str(reused), "--model", "pol",
+                        "--k", str(K)]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert len(printed) == 1 and printed[0].startswith("nothing to ask")
+    assert printed[0].endswith(f"{reused / 'requests.jsonl'} is round 1's requests, already "
+                               "asked: do not submit it again")
+    assert (reused / "requests.jsonl").read_bytes() == before
 
 
 def test_results_for_another_run_is_one_error_line(round0, tmp_path, capsys):
