@@ -37,7 +37,7 @@ records the core count and the load average before and after.
 
 Usage:
   python benchmarks/bench_log_path.py --out runs/bench/log_path   # 100k (3 pairs); 1M twice:
-      # 5,000 x 200 (the log grows, queries fixed: the issue's shape) and 50,000 x 20 (1 pair each)
+      # 5,000 x 200 (the log grows, queries fixed: the issue's shape) and 50,000 x 20 (3 pairs each)
   python benchmarks/bench_log_path.py --smoke --out /tmp/lp      # tiny sizes, seconds
 """
 from __future__ import annotations
@@ -266,7 +266,7 @@ def parse_args(argv):
                         help="comma-separated QUERIESxSAMPLES, smallest first (every ratio is "
                              "against the first); the default covers both shapes: the log "
                              "grows 10x at fixed queries, and the queries grow with it")
-    parser.add_argument("--pairs", default="3,1,1",
+    parser.add_argument("--pairs", default="3,3,3",
                         help="alternating build/raw pairs per size (one number, or one per size)")
     parser.add_argument("--features", type=int, default=46)
     parser.add_argument("--batch-size", type=int, default=256)
