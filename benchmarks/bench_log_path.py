@@ -271,7 +271,7 @@ def parse_args(argv):
     parser.add_argument("--features", type=int, default=46)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
-    add_arguments(parser)  # --out, --smoke (tiny sizes 100x4, 100x16, 400x4; 2, 1, 1 pairs)
+    add_arguments(parser)  # --out, --smoke (tiny sizes 100x4, 100x16, 400x4; 2 pairs each, as the records have spreads)
     parser.add_argument("--workdir", default=None)
     return parser.parse_args(argv)
 
@@ -279,7 +279,7 @@ def parse_args(argv):
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.smoke:
-        args.sizes, args.pairs, args.features = "100x4,100x16,400x4", "2,1,1", 8  # both shapes
+        args.sizes, args.pairs, args.features = "100x4,100x16,400x4", "2,2,2", 8  # both shapes
     sizes = [tuple(int(x) for x in s.lower().split("x")) for s in args.sizes.split(",")]
     pairs = [int(p) for p in args.pairs.split(",")]
     pairs = pairs * len(sizes) if len(pairs) == 1 else pairs
