@@ -175,6 +175,8 @@ def rows_by_partition(rows: list[dict]) -> Iterator[tuple[int, list[dict]]]:
     for row in rows:
         parts.setdefault(partition_of(row.get("query_id")), []).append(row)
     yield from sorted(parts.items(), key=lambda item: item[0])
+
+
 # Reader counts of OpenAI batch results that go into the manifest's counts (results_quarantined
 # is counted from the quarantine rows themselves, `manifest.quarantine_stats`).
 BATCH_COUNTS = ("requests_sent", "requests_answered", "requests_failed", "requests_missing",
@@ -654,6 +656,7 @@ def _occurrence(row: dict) -> dict:
     return {"query": {k: v for k, v in row.items() if not k.startswith("_")},
             "position": row["_position"], "location": row["_location"],
             "descriptor": row["_descriptor"], "signature": row["_signature"]}
+
 
 def _in_global_window(value):
     """`value` as finish_bundle must yield it: a WindowedValue in the global window."""
