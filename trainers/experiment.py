@@ -288,7 +288,7 @@ def build(cfg: ExperimentConfig, tau: float, seed: int, filter_hard: bool, out: 
     return os.path.join(out, "manifest.json")
 
 
-def _train_base(cfg: ExperimentConfig, seed: int) -> dict:
+def train_base(cfg: ExperimentConfig, seed: int) -> dict:
     """The TrainConfig fields every arm shares (budgets, seed, the eval input and its options;
     none for the embedded generator, whose held-out split the trainer makes itself)."""
     base = dict(QUICK if cfg.quick else {}, seed=seed, progress_seconds=60.0)
@@ -302,7 +302,7 @@ def _train_base(cfg: ExperimentConfig, seed: int) -> dict:
 
 def arm_configs(manifests: dict, trained: str, seed: int, cfg: ExperimentConfig) -> dict:
     """{arm: TrainConfig} (the RL-after-BC arms start from the BC arm's bc.pt via --init)."""
-    base = _train_base(cfg, seed)
+    base = train_base(cfg, seed)
     default, nofilter = manifests["default"], manifests["nofilter"]
     bc = os.path.join(trained, "bc", "bc.pt")
     oor = os.path.join(trained, "bc_oor", "bc.pt")
@@ -325,7 +325,7 @@ def equal_compute_configs(manifests: dict, trained: str, seed: int, cfg: Experim
     """{arm: TrainConfig} of the equal-compute arms: RL on the no-filter curriculum with the
     rollout budget its filtered partner spent (`spent`: {filtered arm: RL rollouts}); the step
     cap is the budget itself, which never binds (every step spends at least G >= 2 rollouts)."""
-    base = _train_base(cfg, seed)
+    base = train_base(cfg, seed)
     bc = os.path.join(trained, "bc", "bc.pt")
     start = {"bc_rl_nofilter_eq": dict(init=bc), "rl_nofilter_eq": dict(bc_steps=0)}
     return {arm: TrainConfig(**dict(base, out=os.path.join(trained, arm),
@@ -505,9 +505,9 @@ def _ints(text: str) -> tuple:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
 
 
-def make_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="python -m trainers.experiment", description=__doc__,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """The input flags the experiment and `trainers.studies` share: --input and --eval-input
+    (with their formats), or the embedded generator (--synthetic, --synthetic-queries)."""
     parser.add_argument("--input", default="",
                         help="training queries (any supported format) (required unless "
                              "--synthetic; default: none)")
@@ -522,6 +522,12 @@ def make_parser() -> argparse.ArgumentParser:
                              "training set and its 300-query held-out split (default: none)")
     parser.add_argument("--synthetic-queries", type=int, default=800,
                         help="training queries of --synthetic (default: 800)")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="python -m trainers.experiment", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_input_arguments(parser)
     parser.add_argument("--candidates", default="",
                         help="text inputs: each query's candidates, a TREC run (default: none)")
     parser.add_argument("--qrels", default="",
