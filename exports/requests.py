@@ -269,8 +269,7 @@ def next_round(manifest: dict, run: str, k: int, options: PlanOptions = PlanOpti
     samples the budget planner (`difficulty.planner.plan_round`: the Beta-Binomial
     preposterior rule with the robust per-query prior, bounded by the run's `k_max`) says it
     needs; a decided or exhausted query is never asked again (a query the build wrote decided
-    stays decided when this round plans under another prior than the build banded it with,
-    e.g. `--prior none` after a learned round).
+    stays decided, whatever this round's plan says of it).
 
     The learned prior (`options.prior`) is fitted once, on the first round that has measured
     queries (at least 10), and kept: the round's requests.json records the informative prior of

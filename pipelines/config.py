@@ -123,6 +123,21 @@ class CurriculumConfig:
             return self.requests
         return self.requests[index] if len(self.requests) > 1 else self.requests[0]
 
+    def rollout_sources(self) -> list[tuple[str, str | None]]:
+        """(rollout file, the requests.json it answers or None for the one beside it), in the
+        order given (what data_contracts.readers.batch_results' `sources` take)."""
+        return [(path, self.requests_for(i)) for i, path in enumerate(self.rollout_paths())]
+
+    def asks_again(self) -> bool:
+        """Whether a later round can ask this run's policy for more samples: its rollouts come
+        from a server (`--generate-with`) or from batch results answering requests.json
+        (detected by content); a plain rollout log cannot be asked again, so its undecided
+        queries are not kept pending."""
+        from data_contracts.readers.batch_results import sniff_batch_output
+
+        return bool(self.generate_with) or any(sniff_batch_output(path)
+                                               for path in self.rollout_paths())
+
     @property
     def pending_only(self) -> bool:
         """`--policy none`: read and validate only, no pass rates."""

@@ -37,16 +37,6 @@ from pipelines.space import DatasetSpace
 from pipelines.write import WriteShards, WriteSplitFn, tag
 
 
-def asks_again(config: CurriculumConfig) -> bool:
-    """Whether a later round can ask this run's policy for more samples: its rollouts come from
-    a server (`--generate-with`) or from batch results answering requests.json; a plain rollout
-    log cannot be asked again, so its undecided queries are not kept pending."""
-    from data_contracts.readers.batch_results import sniff_batch_output
-
-    return bool(config.generate_with) or any(sniff_batch_output(path)
-                                             for path in config.rollout_paths())
-
-
 def build(p: beam.Pipeline, config: CurriculumConfig, root: str, splits: list,
           launcher_pid: int | None = None) -> None:
     """Adds the two-pass curriculum pipeline to `p`, writing shards and a summary under `root`.
@@ -65,7 +55,7 @@ def build(p: beam.Pipeline, config: CurriculumConfig, root: str, splits: list,
     selected, before = _diversify(winners, config)
     staged = _order(winners, config)
     pending = winners | "Pending" >> beam.FlatMap(
-        pending_of, asks_again(config)).with_outputs("stats", main="decisions")
+        pending_of, config.asks_again()).with_outputs("stats", main="decisions")
     decisions = ((selected.decisions, staged.decisions, pending.decisions)
                  | "AllDecisions" >> beam.Flatten())
     dropped = ((winners | "RoutedDropped" >> beam.FlatMap(dropped_of), selected.dropped)
@@ -140,7 +130,7 @@ def _diversify(winners, config: CurriculumConfig):
               | "ClusterStats" >> beam.Map(cluster_stats)
               | "SumClusterStats" >> beam.CombineGlobally(SumCounters()))
     selected = assigned | "SelectDemonstrations" >> beam.ParDo(
-        SelectDemonstrationsFn(config, asks_again(config)), beam.pvalue.AsSingleton(centers),
+        SelectDemonstrationsFn(config, config.asks_again()), beam.pvalue.AsSingleton(centers),
         beam.pvalue.AsSingleton(before)).with_outputs("dropped", "stats", main="decisions")
     return selected, before
 

@@ -56,8 +56,7 @@ def preflight(config: CurriculumConfig, options: PipelineOptions | None = None) 
     for path in config.rollout_paths():
         if not fs.exists(path):
             raise InputError(path, "rollout log not found")
-    check_result_rounds((path, config.requests_for(i))
-                        for i, path in enumerate(config.rollout_paths()))
+    check_result_rounds(config.rollout_sources())
     check_llm_policy(config)
     parse_reward(config.reward)
     config.policy_spec().validate()

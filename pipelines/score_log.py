@@ -248,9 +248,7 @@ def _recorded_prior_rows(_, config: CurriculumConfig) -> Iterator:
     """
     from data_contracts.readers.recorded_priors import latest_recorded_priors
 
-    paths = config.rollout_paths()
-    recorded = latest_recorded_priors((path, config.requests_for(i))
-                                      for i, path in enumerate(paths))
+    recorded = latest_recorded_priors(config.rollout_sources())
     if recorded is None:
         return
     parts: dict = {}
@@ -324,12 +322,9 @@ class _ScoreJoinedFn(WorkerFn):
         super().__init__(launcher_pid)
         self.config = config
         self.routing = dataclasses.replace(config.routing, teacher_mode=config.teacher)
-        from data_contracts.readers.batch_results import sniff_batch_output
-
         # an LLM policy's loop (results of requests, a live server): a query with no valid
         # rollout yet is asked again next round, so it is pending, not quarantined
-        self.loop = bool(config.generate_with) or any(
-            sniff_batch_output(p) for p in config.rollout_paths())
+        self.loop = config.asks_again()
 
     def _source(self) -> str:
         return ", ".join(self.config.rollout_paths()) or str(self.config.generate_with)

@@ -29,6 +29,7 @@ import json
 import urllib.parse
 import dataclasses
 from dataclasses import dataclass
+from typing import Iterator
 
 import pyarrow as pa
 
@@ -168,6 +169,20 @@ def find_requests(results_path: str, requests_path: str | None = None) -> Reques
     return load_requests(requests_path)
 
 
+def answered_requests(sources) -> Iterator[tuple[str, RequestIndex]]:
+    """(results file, the requests it answers) of each OpenAI batch-output file among `sources`
+    ((rollout file, its requests.json or None for the one beside it), in order); a file that
+    is not batch output (`sniff_batch_output`: a plain rollout log) answers no requests and is
+    skipped.
+
+    Raises:
+      InputError: a batch-output file's requests.json is missing or invalid (`find_requests`).
+    """
+    for path, requests_path in sources:
+        if sniff_batch_output(path):
+            yield path, find_requests(path, requests_path)
+
+
 def check_result_rounds(sources) -> None:
     """Refuses a set of results files whose rounds do not fit together, before anything is read.
 
@@ -188,10 +203,7 @@ def check_result_rounds(sources) -> None:
         it (or see `find_requests`).
     """
     rounds: dict[int, tuple[str, dict]] = {}
-    for path, requests_path in sources:
-        if not sniff_batch_output(path):
-            continue
-        index = find_requests(path, requests_path)
+    for path, index in answered_requests(sources):
         round_ = index.record["round"]
         if round_ in rounds:
             raise InputError(path, f"answers round {round_}, as {rounds[round_][0]} does "

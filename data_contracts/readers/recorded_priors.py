@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from data_contracts.errors import InputError
-from data_contracts.readers.batch_results import find_requests, sniff_batch_output
+from data_contracts.readers.batch_results import answered_requests
 
 UNIFORM = [[1.0, 1.0, 1.0]]  # Beta(1, 1) as one [weight, alpha, beta] component
 WEIGHT_TOLERANCE = 1e-6  # |sum of a mixture's recorded weights - 1| (9-digit rounding: ~1e-9)
@@ -94,10 +94,7 @@ def latest_recorded_priors(sources: Iterable[tuple[str, str | None]]
         (find_requests).
     """
     latest = None
-    for path, requests in sources:
-        if not sniff_batch_output(path):
-            continue
-        index = find_requests(path, requests)
+    for _, index in answered_requests(sources):
         record = index.record
         if "priors" in record:
             check_recorded_prior(record, index.path)
